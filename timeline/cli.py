@@ -1,0 +1,116 @@
+"""The `timeline` command line: argument parsing, dispatch, and the one place errors become exits.
+
+Command modules are imported only when their command runs, so `timeline query` does not pay
+for Alembic, prompt_toolkit or matplotlib at start-up.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+
+from .errors import QueryError, TimelineError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+# command -> (module, help); each module has configure(parser) and run(args) -> int
+COMMANDS = {
+    "init": ("timeline.commands", "create (or upgrade) a database and load the bundled seeds"),
+    "info": ("timeline.commands", "print the database path, schema revision and log head"),
+    "verify": ("timeline.commands", "recompute the hash chain and check immutability"),
+    "load": ("timeline.commands", "validate and append event files (all or nothing)"),
+    "query": ("timeline.commands", "run one query and print the answer"),
+    "rebuild": ("timeline.commands", "drop and rebuild every projection from the log"),
+}
+
+
+class UsageError(Exception):
+    """Wrong arguments; argparse's message and exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default prints usage and exits 2 itself
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def register(name: str, module: str, help_text: str) -> None:
+    """Add a command implemented in `module` (used by surfaces living in their own modules)."""
+    COMMANDS[name] = (module, help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH_OR_URL", default=argparse.SUPPRESS,
+                        help="database file or SQLAlchemy URL (default: $TIMELINE_DB or the "
+                             "per-user data directory)")
+    parser = _Parser(prog="timeline", parents=[common],
+                     description="An event-sourced, bitemporal timeline database.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"timeline {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        mod = importlib.import_module(module)
+        getattr(mod, f"configure_{name}".replace("-", "_"))(p)
+        p.set_defaults(_module=module, _name=name)
+    return parser
+
+
+def _load_extra_commands() -> None:
+    for name, module, help_text in (
+        ("repl", "timeline.repl", "interactive query shell"),
+        ("sql", "timeline.sqlaccess", "run a read-only SQL SELECT (or the SQL shell)"),
+        ("export", "timeline.export", "write (or verify) a dated projection snapshot"),
+        ("chart", "timeline.chart", "draw a history or total query as an SVG/PNG chart"),
+        ("copy", "timeline.copy", "copy a whole log between databases, verifying the chain"),
+    ):
+        try:
+            if importlib.util.find_spec(module) is not None:
+                register(name, module, help_text)
+        except ModuleNotFoundError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `timeline` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _load_extra_commands()
+    if not argv and sys.stdin.isatty() and sys.stdout.isatty() and "repl" in COMMANDS:
+        argv = ["repl"]
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not getattr(args, "command", None):
+        parser.print_usage(sys.stderr)
+        print("timeline: error: a command is required (see timeline --help)", file=sys.stderr)
+        return EXIT_USAGE
+    if not hasattr(args, "db"):
+        args.db = None
+    mod = importlib.import_module(args._module)
+    try:
+        return int(getattr(mod, f"run_{args._name}".replace("-", "_"))(args) or 0)
+    except QueryError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_FAIL
+    except TimelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

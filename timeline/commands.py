@@ -1,0 +1,146 @@
+"""The core commands: init, info, verify, load, query, rebuild."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import IntegrityError
+
+
+def open_store(args, *, readonly: bool = False, create: bool = False):
+    """Open the database named by --db / $TIMELINE_DB / the default, announcing creation."""
+    from .store import Store, stderr
+
+    return Store.open(args.db, readonly=readonly, create=create, announce=stderr)
+
+
+def configure_init(p: argparse.ArgumentParser) -> None:
+    """Arguments of `timeline init`."""
+    p.add_argument("--no-seeds", action="store_true", help="create an empty log")
+
+
+def run_init(args) -> int:
+    """Create or upgrade the database."""
+    from . import db as dbmod
+    from .store import Store, stderr
+
+    url, path, _ = dbmod.resolve(args.db)
+    if path is not None and not path.exists():
+        store = Store.create(url, path, announce=stderr, seeds=not args.no_seeds)
+    else:
+        store = Store(dbmod.make_engine(url), url, path)
+        from . import migrate
+
+        with dbmod.driver_errors(store.where), store.engine.connect() as conn:
+            rev = migrate.current_revision(conn)
+        if rev is None:
+            store.initialise(announce=stderr, seeds=not args.no_seeds)
+        else:
+            migrate.check_known(rev, store.where)
+            with dbmod.driver_errors(store.where):
+                migrate.upgrade(store.engine)
+            print(f"{store.where}: schema at {migrate.HEAD_REVISION}", file=sys.stderr)
+    head = store.head()
+    print(f"database: {store.where}\nevents: {head.position}\nhead: {head.hash}")
+    return 0
+
+
+def configure_info(p):
+    """Arguments of `timeline info`."""
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run_info(args) -> int:
+    """Print where the database is and the state of its log."""
+    store = open_store(args, readonly=True)
+    head = store.head()
+    info = {"database": store.where, "schema_revision": store.revision(),
+            "events": store.count(), "head_position": head.position, "head_hash": head.hash}
+    if args.format == "json":
+        import json
+
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(k) for k in info)
+        for k, v in info.items():
+            print(f"{k.replace('_', ' ').ljust(width)}  {v}")
+    return 0
+
+
+def configure_verify(p):
+    """Arguments of `timeline verify`."""
+
+
+def run_verify(args) -> int:
+    """Recompute the chain; `ok` or the first altered position."""
+    store = open_store(args, readonly=True)
+    try:
+        head = store.verify()
+    except IntegrityError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: {head.position} events, head position {head.position}, head hash {head.hash}")
+    return 0
+
+
+def configure_load(p):
+    """Arguments of `timeline load`."""
+    p.add_argument("paths", nargs="+", metavar="PATH", help="event files or directories")
+
+
+def run_load(args) -> int:
+    """Validate every file, then append all their events in one transaction."""
+    from pathlib import Path
+
+    from .loader import load_paths
+
+    events = load_paths([Path(p) for p in args.paths])
+    store = open_store(args)
+    res = store.append(events)
+    head = store.head()
+    print(f"appended {len(res.appended)} events ({res.skipped} already in the log); "
+          f"head {head.position} {head.hash}")
+    return 0
+
+
+def configure_query(p):
+    """Arguments of `timeline query`."""
+    p.add_argument("query", help="a query, e.g. \"state of us.tariff.* as of 2025-05-14\"")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+
+def run_query(args) -> int:
+    """Parse, plan, run and print one query."""
+    from .output import render
+    from .parser import parse
+    from .planner import run
+
+    q = parse(args.query)
+    store = open_store(args, readonly=True)
+    with store.connect() as conn:
+        answer = run(conn, q, args.query)
+    print(render(answer, args.format))
+    return 0
+
+
+def configure_rebuild(p):
+    """Arguments of `timeline rebuild`."""
+
+
+def run_rebuild(args) -> int:
+    """Rebuild every projection from the log."""
+    store = open_store(args)
+    progress = _progress_bar if sys.stderr.isatty() else None
+    n = store.rebuild(progress)
+    if progress:
+        print(file=sys.stderr)
+    print(f"rebuilt projections of {n} measures from {store.count()} events")
+    return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 40
+    frac = done / total if total else 1.0
+    bar = "#" * int(frac * width)
+    print(f"\rrebuilding [{bar.ljust(width)}] {done}/{total} events", end="", file=sys.stderr,
+          flush=True)

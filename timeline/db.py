@@ -1,0 +1,121 @@
+"""Where the database is, how to connect to it, and how driver errors become ours."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from .errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def default_db_path() -> Path:
+    """The per-user database file: $XDG_DATA_HOME/timeline/timeline.db or the platform's."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "timeline" / "timeline.db"
+
+
+def user_data_dir() -> Path:
+    """Directory for per-user files (history, default database)."""
+    return default_db_path().parent
+
+
+def resolve(db: str | None) -> tuple[str, Path | None, bool]:
+    """(SQLAlchemy URL, SQLite file path or None, whether it is the default location)."""
+    is_default = False
+    if not db:
+        db = os.environ.get("TIMELINE_DB")
+    if not db:
+        db, is_default = str(default_db_path()), True
+    if "://" in db:
+        url = make_url(db)
+        if url.get_backend_name() == "sqlite":
+            path = Path(url.database) if url.database and url.database != ":memory:" else None
+            return db, path, is_default
+        return db, None, is_default
+    path = Path(db).expanduser().resolve()
+    return f"sqlite:///{path}", path, is_default
+
+
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    """An engine with the pragmas and transaction behaviour the store relies on."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        kwargs = {}
+        if readonly:
+            kwargs["execution_options"] = {"postgresql_readonly": True}
+        return create_engine(url, future=True, **kwargs)
+    if readonly and u.database and u.database != ":memory:":
+        # SQLite's own read-only mode: the file is opened O_RDONLY, so no write can happen
+        ro = Path(u.database).resolve().as_uri() + "?mode=ro"
+        engine = create_engine("sqlite://", creator=lambda: _ro_connect(ro))
+    else:
+        engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if readonly:
+            cur.execute("PRAGMA query_only = ON")
+        else:
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # IMMEDIATE takes the write lock up front, so concurrent appenders queue on the busy
+        # timeout instead of failing later with a deadlock-style SQLITE_BUSY
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _ro_connect(uri: str):
+    import sqlite3
+
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+@contextlib.contextmanager
+def driver_errors(what: str = "database"):
+    """Translate driver and SQLAlchemy errors into the package's StoreError family."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise translate(exc, what) from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{what}: {exc}") from exc
+
+
+def translate(exc: DBAPIError, what: str = "database") -> StoreError:
+    """The StoreError that says what a driver error means to a user."""
+    msg = str(getattr(exc, "orig", exc)).strip()
+    low = msg.lower()
+    if "append-only" in low:
+        return ImmutableLogError(msg.splitlines()[0])
+    if "readonly" in low or "read-only" in low or "query_only" in low or "read only" in low:
+        return ReadOnlyError(f"{what} is read-only: {msg.splitlines()[0]}")
+    if "file is not a database" in low or "not a database" in low:
+        return SchemaError(f"{what} is not a SQLite database (or is encrypted/corrupt)")
+    if "database is locked" in low or "database is busy" in low:
+        return StoreError(f"{what} is busy: another process held the write lock for more than "
+                          f"{BUSY_TIMEOUT_MS // 1000} s; try again")
+    if "disk is full" in low or "disk full" in low or "no space" in low:
+        return StoreError(f"{what}: the disk is full; nothing was written")
+    if "unable to open" in low:
+        return StoreError(f"{what}: unable to open the database file")
+    return StoreError(f"{what}: {msg.splitlines()[0] if msg else exc}")

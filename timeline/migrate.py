@@ -1,0 +1,75 @@
+"""Schema management: Alembic upgrades/downgrades and a cheap revision check."""
+from __future__ import annotations
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import SchemaError
+from .schema import HEAD_REVISION, REVISIONS
+
+
+def _config(connection: Connection):
+    from alembic.config import Config
+
+    from .resources import migrations_path
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_path()))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run migrations up to `revision`."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Run migrations down to `revision`."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.downgrade(_config(conn), revision)
+
+
+def script_revisions() -> list[str]:
+    """Revisions present in migrations/versions, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    from .resources import migrations_path
+
+    script = ScriptDirectory(str(migrations_path()))
+    return [s.revision for s in reversed(list(script.walk_revisions()))]
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The schema revision recorded in the database, or None for an empty database."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def check_known(rev: str, where: str) -> None:
+    """Fail clearly when the database's revision is newer than (or foreign to) this code."""
+    if rev not in REVISIONS:
+        raise SchemaError(f"{where} is at schema revision {rev!r}, which this version of "
+                          f"timeline does not know (newest known: {HEAD_REVISION}); upgrade "
+                          f"timeline")
+
+
+def check(conn: Connection, where: str) -> str:
+    """Fail clearly unless the database is at a revision this code knows; return it."""
+    rev = current_revision(conn)
+    if rev is None:
+        raise SchemaError(f"{where} has no timeline schema; run `timeline init --db {where}`")
+    if rev not in REVISIONS:
+        raise SchemaError(f"{where} is at schema revision {rev!r}, which this version of "
+                          f"timeline does not know (newest known: {HEAD_REVISION}); upgrade "
+                          f"timeline")
+    if rev != HEAD_REVISION:
+        raise SchemaError(f"{where} is at schema revision {rev}; run `timeline init --db "
+                          f"{where}` to upgrade it to {HEAD_REVISION}")
+    return rev

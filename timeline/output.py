@@ -1,0 +1,62 @@
+"""Formatting answers: a readable table, stable JSON, or RFC 4180 CSV."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Sequence
+
+from .planner import Answer
+
+FORMATS = ("table", "json", "csv")
+MAX_CELL = 80
+
+
+def render(answer: Answer, fmt: str = "table") -> str:
+    """The answer in `fmt` (table, json or csv), without a trailing newline."""
+    if fmt == "json":
+        return json.dumps(answer.data, indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        return to_csv(answer.columns, answer.rows)
+    parts = []
+    if answer.text:
+        parts.append(answer.text)
+    if answer.kind in ("state", "explain") and answer.data.get("results") is not None:
+        for r in answer.data["results"]:
+            if r["state"] is None:
+                parts.append(f"{r['measure']}: no state as of {answer.data['as_of']}")
+    if answer.rows or not answer.text:
+        parts.append(grid(answer.columns, answer.rows) if answer.rows else "(no rows)")
+    return "\n\n".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return str(v)
+
+
+def grid(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_cell: int = MAX_CELL) -> str:
+    """A plain-text table with a header rule; long cells are cut with an ellipsis."""
+    cells = [[_fmt(v) for v in row] for row in rows]
+    cells = [[c if len(c) <= max_cell else c[:max_cell - 1] + "…" for c in row] for row in cells]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(columns)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    out = [line(columns), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """RFC 4180 CSV (CRLF line ends, header row), without the final line end."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow(["" if v is None else (_fmt(v) if isinstance(v, (dict, list, float)) else v)
+                    for v in row])
+    return buf.getvalue().rstrip("\r\n")

@@ -1,0 +1,64 @@
+"""Table definitions (SQLAlchemy Core) for reading and writing; Alembic owns their creation."""
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+# Every revision this code knows, oldest first. Kept here so commands can check the schema
+# without importing Alembic (start-up time); a test keeps it equal to migrations/versions.
+REVISIONS = ("0001", "0002", "0003")
+HEAD_REVISION = REVISIONS[-1]
+
+events = Table(
+    "events", metadata,
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("stream", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("effective", String(10), nullable=False),
+    Column("announced", String(10)),
+    Column("known", String(10), nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Cross-stream references: the measures a ruling affects, the streams a retraction reaches.
+event_links = Table(
+    "event_links", metadata,
+    Column("stream", String(200), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("role", String(16), nullable=False),
+)
+
+intervals = Table(
+    "intervals", metadata,
+    Column("stream", String(200), primary_key=True),
+    Column("valid_from", String(10), primary_key=True),
+    Column("valid_to", String(10)),
+    Column("rate", Float),
+    Column("status", String(32)),
+    Column("legal_status", String(32)),
+    Column("state", Text, nullable=False),
+    Column("event_ids", Text, nullable=False),
+)
+
+measures = Table(
+    "measures", metadata,
+    Column("stream", String(200), primary_key=True),
+    Column("kind", String(32)),
+    Column("imposer", String(32)),
+    Column("target", String(32)),
+    Column("scope", Text),
+    Column("title", Text),
+    Column("version", Integer, nullable=False),
+    Column("first_effective", String(10)),
+    Column("tail_date", String(10)),
+    Column("tail_state", Text),
+    Column("pending", Integer, nullable=False),
+)
