@@ -1,0 +1,31 @@
+"""Golden answers from the bundled data, driven by tests/golden/queries.toml."""
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli
+
+CASES = tomllib.loads((Path(__file__).parent / "golden" / "queries.toml").read_text())["case"]
+
+
+def lookup(data, path: str):
+    for part in path.split("."):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["query"] for c in CASES])
+def test_golden(seeded_db, case):
+    r = run_cli("query", "--db", str(seeded_db), "--format", "json", case["query"])
+    if "error" in case:
+        assert r.returncode == 1 and case["error"] in r.stderr
+        return
+    assert r.returncode == 0, r.stderr
+    answer = json.loads(r.stdout)
+    assert answer["query"] == case["query"]
+    for path, want in case["expect"].items():
+        assert lookup(answer, path) == want, path
