@@ -35,7 +35,8 @@ def explain(conn: Connection, inner, text: str, ctx: Context) -> Answer:
         "source": quotes.get(ev.id, {}).get("name"), "quote": quotes.get(ev.id, {}).get("quote"),
         "url": quotes.get(ev.id, {}).get("url"),
     } for stream, ev, gone in contributing]
-    sql = [{"statement": s, "parameters": _params(p)} for s, p in rec.statements]
+    sql = [{"statement": s, "parameters": _params(p)} for s, p in rec.statements
+           if s.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK")]
     data = {"query": text, "plan": answer.plan, "sql": sql, "events": listed,
             "answer": answer.data}
     lines = ["PLAN"] + [f"  - {p}" for p in answer.plan] + ["", "SQL"]
