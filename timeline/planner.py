@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, event, or_, select, type_coerce
+from sqlalchemy import (JSON, Float, Integer, Numeric, String, case, cast, event, func, or_,
+                        select, type_coerce)
 from sqlalchemy.engine import Connection
 
 from . import reader
@@ -52,12 +53,18 @@ class Answer:
 def run(conn: Connection, query, text: str, ctx: Context | None = None) -> Answer:
     """Plan and run a parsed query against an open connection."""
     ctx = ctx or Context()
-    if isinstance(query, ExplainQuery):
-        from .explain import explain
+    try:
+        if isinstance(query, ExplainQuery):
+            from .explain import explain
 
-        return explain(conn, query.query, text, ctx)
-    handler = _HANDLERS[type(query)]
-    return handler(conn, query, text, ctx)
+            return explain(conn, query.query, text, ctx)
+        return _HANDLERS[type(query)](conn, query, text, ctx)
+    except QueryError as exc:
+        if exc.query:
+            raise
+        # date resolution knows the position but not the text: add it so the caret shows
+        raise QueryError(exc.message, query=text, line=exc.line, column=exc.column,
+                         expected=exc.expected, hint=exc.hint) from None
 
 
 def _date(expr: DateExpr | None, ctx: Context, fallback: DateExpr | None = None,
@@ -221,8 +228,20 @@ def run_total(conn, q: TotalQuery, text: str, ctx: Context) -> Answer:
                   ids, used, (as_of, known))
 
 
+def _json_col(col, conn: Connection):
+    """A JSON-text column as JSON: PostgreSQL needs the text cast to jsonb for path operators."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return cast(col, JSONB)
+    return col
+
+
 def _json_path(col, path: list[str], numeric: bool):
     expr = type_coerce(col, JSON)[tuple(path)] if len(path) > 1 else type_coerce(col, JSON)[path[0]]
+    if numeric and getattr(col.type, "__visit_name__", "") == "JSONB":
+        # PostgreSQL refuses to cast a non-number to float: such values compare as NULL
+        return case((func.jsonb_typeof(expr) == "number", expr.as_float()))
     return expr.as_float() if numeric else expr.as_string()
 
 
@@ -240,19 +259,24 @@ def _value(v: Any) -> Any:
 def _condition(cond, columns: dict, json_col, json_prefix: list[str]):
     value = _value(cond.value)
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if cond.field in columns:
-        expr = columns[cond.field]
+    name = cond.field.lower()  # keywords are case-insensitive, so field names are too
+    if name in columns:
+        expr = columns[name]
     else:
-        parts = cond.field.split(".")
+        parts = name.split(".")
         if parts[0] == "payload":
             parts = parts[1:]
             prefix = []
         else:
             prefix = json_prefix
         expr = _json_path(json_col, prefix + parts, numeric)
+    number_col = cond.field in columns and isinstance(expr.type, (Integer, Float, Numeric))
+    if number_col and (cond.op == "contains" or not numeric):
+        # a number column against text compares as text (PostgreSQL has no implicit cast)
+        expr, number_col = cast(expr, String), False
     if cond.op == "contains":
         return _compare(expr, "contains", value)
-    if numeric and cond.field in columns and cond.field not in ("rate", "version", "position"):
+    if numeric and cond.field in columns and not number_col:
         value = str(value)
     return _compare(expr, cond.op, value)
 
@@ -271,11 +295,12 @@ def run_events(conn, q: EventsQuery, text: str, ctx: Context) -> Answer:
         stmt = stmt.where(e.effective <= end)
     cols = {c: e[c] for c in EVENT_COLUMNS}
     cols.update({c: m[c] for c in MEASURE_COLUMNS})
-    cols["source"] = _json_path(e.source, ["name"], False)
-    cols["quote"] = _json_path(e.source, ["quote"], False)
-    cols["title"] = _json_path(e.payload, ["title"], False)
+    source, payload = _json_col(e.source, conn), _json_col(e.payload, conn)
+    cols["source"] = _json_path(source, ["name"], False)
+    cols["quote"] = _json_path(source, ["quote"], False)
+    cols["title"] = _json_path(payload, ["title"], False)
     for cond in q.conditions:
-        stmt = stmt.where(_condition(cond, cols, e.payload, ["set"]))
+        stmt = stmt.where(_condition(cond, cols, payload, ["set"]))
     stmt = stmt.order_by(e.effective, e.known, e.position)
     if q.limit is not None:
         stmt = stmt.limit(q.limit)
@@ -304,7 +329,7 @@ def run_measures(conn, q: MeasuresQuery, text: str, ctx: Context) -> Answer:
                  "first_effective": m.first_effective, "last_change": m.tail_date})
     cols.update({c: cur.c[c] for c in STATE_COLUMNS})
     for cond in q.conditions:
-        stmt = stmt.where(_condition(cond, cols, cur.c.state, []))
+        stmt = stmt.where(_condition(cond, cols, _json_col(cur.c.state, conn), []))
     stmt = stmt.order_by(m.stream)
     results, rows = [], []
     for r in conn.execute(stmt):

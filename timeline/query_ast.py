@@ -1,0 +1,218 @@
+"""The query language's syntax tree: immutable nodes that render back to canonical text.
+
+Positions (`pos`) are excluded from equality and hashing: two queries that differ only
+in layout are the same query, which is what the planner and its caches care about.
+`parse(q.render()).render() == q.render()` holds for every node the parser produces.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field as _field
+from decimal import Decimal
+
+from timeline import dates
+
+# Must agree with WORD in grammar/timeline.lark: strings matching it render unquoted.
+BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.*-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """A 1-based line and column in the query text."""
+
+    line: int
+    column: int
+
+
+def quote(text: str) -> str:
+    """Render a string as a double-quoted query literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_value(value: str | int | float | dt.date) -> str:
+    """Render a condition value so that it parses back to the same type and value."""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" in text or "E" in text:  # the grammar has no exponent syntax
+            text = format(Decimal(text), "f")
+        return text if "." in text else text + ".0"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value if BARE_WORD.fullmatch(value) else quote(value)
+
+
+@dataclass(frozen=True, slots=True)
+class DateExpr:
+    """A date as written: an ISO date, a quoted free-text date or `today`, plus offsets."""
+
+    kind: str  # 'iso' | 'text' | 'today'
+    text: str
+    offsets: tuple[tuple[int, str], ...]
+    pos: Pos = _field(compare=False)
+
+    def resolve(self, today: dt.date) -> dt.date:
+        """The calendar date this expression denotes, given today's date."""
+        return dates.resolve(self.kind, self.text, self.offsets, today,
+                             line=self.pos.line, column=self.pos.column)
+
+    def render(self) -> str:
+        """Canonical text of the date expression."""
+        base = {"iso": self.text, "text": quote(self.text), "today": "today"}[self.kind]
+        parts = [base]
+        for amount, unit in self.offsets:
+            word = unit[:-1] if abs(amount) == 1 else unit
+            parts.append(f"{'-' if amount < 0 else '+'} {abs(amount)} {word}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A measure id or a glob over measure ids (`*` matches any run of characters)."""
+
+    pattern: str
+    pos: Pos = _field(compare=False)
+
+    @property
+    def is_glob(self) -> bool:
+        """True when the pattern contains a `*` wildcard."""
+        return "*" in self.pattern
+
+    def render(self) -> str:
+        """Canonical text of the target."""
+        return self.pattern
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A filter `<field> <op> <value>`."""
+
+    field: str
+    op: str
+    value: str | int | float | dt.date
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical text of the condition."""
+        return f"{self.field} {self.op} {render_value(self.value)}"
+
+
+def _clause(keyword: str, node) -> str:
+    return f" {keyword} {node.render()}" if node is not None else ""
+
+
+def _where(conditions: tuple[Condition, ...]) -> str:
+    if not conditions:
+        return ""
+    return " where " + " and ".join(c.render() for c in conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class StateQuery:
+    """`state of <target> [as of <date>] [known on <date>]`."""
+
+    target: Target
+    as_of: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"state of {self.target.render()}"
+                + _clause("as of", self.as_of) + _clause("known on", self.known_on))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """`history of <target> [from <date>] [to <date>] [known on <date>]`."""
+
+    target: Target
+    start: DateExpr | None
+    end: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"history of {self.target.render()}" + _clause("from", self.start)
+                + _clause("to", self.end) + _clause("known on", self.known_on))
+
+
+@dataclass(frozen=True, slots=True)
+class EventsQuery:
+    """`events [for <target>] [from <date>] [to <date>] [where …] [limit <n>]`."""
+
+    target: Target | None
+    start: DateExpr | None
+    end: DateExpr | None
+    conditions: tuple[Condition, ...]
+    limit: int | None
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        text = ("events" + _clause("for", self.target) + _clause("from", self.start)
+                + _clause("to", self.end) + _where(self.conditions))
+        return text + (f" limit {self.limit}" if self.limit is not None else "")
+
+
+@dataclass(frozen=True, slots=True)
+class DiffQuery:
+    """`diff <target> between <date> and <date> [known on <date>]`."""
+
+    target: Target
+    first: DateExpr
+    second: DateExpr
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"diff {self.target.render()} between {self.first.render()} "
+                f"and {self.second.render()}" + _clause("known on", self.known_on))
+
+
+@dataclass(frozen=True, slots=True)
+class TotalQuery:
+    """`total tariff by <jurisdiction> on <jurisdiction> [as of <date>] [known on <date>]`."""
+
+    imposer: str
+    target: str
+    as_of: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"total tariff by {self.imposer} on {self.target}"
+                + _clause("as of", self.as_of) + _clause("known on", self.known_on))
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuresQuery:
+    """`measures [where <cond> [and <cond>]…]`."""
+
+    conditions: tuple[Condition, ...]
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return "measures" + _where(self.conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainQuery:
+    """`explain <query>`: describe the plan instead of running it."""
+
+    query: StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return "explain " + self.query.render()
+
+
+Query = (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
+         | ExplainQuery)
