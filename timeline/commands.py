@@ -69,6 +69,9 @@ def run_info(args) -> int:
 
 def configure_verify(p):
     """Arguments of `timeline verify`."""
+    p.add_argument("--against", metavar="MANIFEST.json",
+                   help="also check the log still holds the head recorded in an export "
+                        "manifest (or export folder): catches a truncated or rewritten tail")
 
 
 def run_verify(args) -> int:
@@ -76,11 +79,53 @@ def run_verify(args) -> int:
     store = open_store(args, readonly=True)
     try:
         head = store.verify()
+        against = _check_against(store, args.against) if args.against else ""
     except IntegrityError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    print(f"ok: {head.position} events, head position {head.position}, head hash {head.hash}")
+    print(f"ok: {head.position} events, head position {head.position}, head hash {head.hash}"
+          f"{against}")
     return 0
+
+
+def _check_against(store, manifest: str) -> str:
+    """Compare the log with the head an export manifest recorded; raise IntegrityError."""
+    import json
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from . import db as dbmod
+    from .errors import TimelineError
+    from .schema import events
+
+    path = Path(manifest)
+    if path.is_dir():  # an export folder: its manifest.json
+        path = path / "manifest.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        head = doc["head"] if isinstance(doc.get("head"), dict) else \
+            {"position": doc["head_position"], "hash": doc["head_hash"]}
+        pos, want = int(head["position"]), str(head["hash"])
+    except OSError as exc:
+        raise TimelineError(f"cannot read manifest {manifest}: {exc.strerror}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TimelineError(f"{manifest} is not an export manifest (no head position and "
+                            f"hash)") from exc
+    if pos <= 0:
+        return f"; manifest {manifest} records an empty log"
+    with dbmod.driver_errors(store.where), store.connect() as conn:
+        got = conn.execute(select(events.c.hash).where(events.c.position == pos)).scalar()
+        last = store.head(conn).position
+    if got is None:
+        raise IntegrityError(f"log truncated at position {last + 1}: manifest {manifest} "
+                             f"records head position {pos}, the log ends at {last} "
+                             f"({pos - last} events missing)", last + 1)
+    if got != want:
+        raise IntegrityError(f"log altered at or before position {pos}: its hash is {got}, "
+                             f"manifest {manifest} recorded {want} (the chain was rewritten)",
+                             pos)
+    return f"; matches manifest {manifest} at position {pos}"
 
 
 def configure_load(p):
@@ -119,7 +164,7 @@ def run_query(args) -> int:
     store = open_store(args, readonly=True)
     with store.connect() as conn:
         answer = run(conn, q, args.query)
-    print(render(answer, args.format))
+    print(render(answer, args.format, pretty=sys.stdout.isatty()))
     return 0
 
 

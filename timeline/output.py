@@ -12,10 +12,16 @@ FORMATS = ("table", "json", "csv")
 MAX_CELL = 80
 
 
-def render(answer: Answer, fmt: str = "table") -> str:
-    """The answer in `fmt` (table, json or csv), without a trailing newline."""
+def render(answer: Answer, fmt: str = "table", *, pretty: bool = False) -> str:
+    """The answer in `fmt` (table, json or csv), without a trailing newline.
+
+    JSON is one compact line unless `pretty` (the CLI asks for it on a terminal): the C
+    encoder only runs without indentation, and one line per answer suits pipelines.
+    """
     if fmt == "json":
-        return json.dumps(answer.data, indent=2, ensure_ascii=False)
+        if pretty:
+            return json.dumps(answer.data, indent=2, ensure_ascii=False)
+        return json.dumps(answer.data, ensure_ascii=False, separators=(",", ":"))
     if fmt == "csv":
         return to_csv(answer.columns, answer.rows)
     parts = []

@@ -124,10 +124,15 @@ def run_state(conn, q: StateQuery, text: str, ctx: Context) -> Answer:
     """`state of X as of D [known on K]`."""
     as_of = _date(q.as_of, ctx, ctx.as_of, default_today=True)
     known = _date(q.known_on, ctx, ctx.known_on)
-    streams = resolve_targets(conn, q.target, text)
+    first = None
+    if not q.target.is_glob:
+        # one lookup answers a known id; only a miss needs the catalogue (to tell
+        # "no state yet" from "unknown measure")
+        first = reader.state(conn, q.target.pattern, as_of, known)
+    streams = [q.target.pattern] if first is not None else resolve_targets(conn, q.target, text)
     results, rows, ids = [], [], []
     for s in streams:
-        row = reader.state(conn, s, as_of, known)
+        row = first if first is not None else reader.state(conn, s, as_of, known)
         results.append(row.as_dict() if row else
                        {"measure": s, "state": None, "since": None, "until": None, "events": []})
         rows.append(_state_row_cells(row, s))
@@ -357,10 +362,12 @@ class SqlRecorder:
 
     def __enter__(self):
         event.listen(self.conn, "before_cursor_execute", self._hook)
+        self.conn.info[reader.TRACE] = True
         return self
 
     def __exit__(self, *exc):
         event.remove(self.conn, "before_cursor_execute", self._hook)
+        self.conn.info.pop(reader.TRACE, None)
 
     def _hook(self, conn, cursor, statement, parameters, context, executemany):
         self.statements.append((" ".join(statement.split()), parameters))
