@@ -164,7 +164,8 @@ def run_query(args) -> int:
     store = open_store(args, readonly=True)
     with store.connect() as conn:
         answer = run(conn, q, args.query)
-    print(render(answer, args.format, pretty=sys.stdout.isatty()))
+    out = render(answer, args.format, pretty=sys.stdout.isatty())
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return 0
 
 

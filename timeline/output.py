@@ -13,7 +13,7 @@ MAX_CELL = 80
 
 
 def render(answer: Answer, fmt: str = "table", *, pretty: bool = False) -> str:
-    """The answer in `fmt` (table, json or csv), without a trailing newline.
+    """The answer in `fmt` (table, json or csv); only CSV ends with its line end (CRLF).
 
     JSON is one compact line unless `pretty` (the CLI asks for it on a terminal): the C
     encoder only runs without indentation, and one line per answer suits pipelines.
@@ -58,11 +58,11 @@ def grid(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_cell: int = 
 
 
 def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """RFC 4180 CSV (CRLF line ends, header row), without the final line end."""
+    """RFC 4180 CSV: a header row, every record ending in CRLF."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(columns)
     for row in rows:
         w.writerow(["" if v is None else (_fmt(v) if isinstance(v, (dict, list, float)) else v)
                     for v in row])
-    return buf.getvalue().rstrip("\r\n")
+    return buf.getvalue()

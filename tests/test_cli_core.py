@@ -1,0 +1,80 @@
+"""The core commands as a user runs them: default database creation, info, verify, rebuild."""
+from __future__ import annotations
+
+import json
+
+from .conftest import run_cli
+
+
+def test_first_use_creates_the_default_database_from_the_seeds(tmp_path):
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    r = run_cli("info", "--format", "json", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "created" in r.stderr and "seed events loaded" in r.stderr
+    info = json.loads(r.stdout)
+    assert info["database"] == str(tmp_path / "data" / "timeline" / "timeline.db")
+    assert info["events"] >= 80 and info["head_position"] == info["events"]
+    assert len(info["head_hash"]) == 64 and info["schema_revision"] == "0003"
+    again = run_cli("info", env=env, cwd=tmp_path)
+    assert again.returncode == 0 and "created" not in again.stderr  # only the first time
+    v = run_cli("verify", env=env, cwd=tmp_path)
+    assert v.returncode == 0 and v.stdout.startswith("ok") and info["head_hash"] in v.stdout
+
+
+def test_timeline_db_environment_variable_is_honoured(tmp_path, seeded_db):
+    r = run_cli("info", "--format", "json", env={"TIMELINE_DB": str(seeded_db)})
+    assert json.loads(r.stdout)["database"] == str(seeded_db)
+
+
+def test_explicit_missing_database_is_an_error_not_a_creation(tmp_path):
+    missing = tmp_path / "nope.db"
+    r = run_cli("info", "--db", str(missing))
+    assert r.returncode == 1 and "no database at" in r.stderr and not missing.exists()
+
+
+def test_init_creates_then_reports(tmp_path):
+    db = tmp_path / "new.db"
+    r = run_cli("init", "--db", str(db))
+    assert r.returncode == 0 and db.exists() and "head:" in r.stdout
+    r2 = run_cli("init", "--db", str(db))
+    assert r2.returncode == 0 and "schema at 0003" in r2.stderr
+
+
+def test_rebuild_reports_and_keeps_answers(seeded_db):
+    q = ["query", "--db", str(seeded_db), "--format", "json",
+         "total tariff by us on cn as of 2025-04-10"]
+    before = run_cli(*q).stdout
+    r = run_cli("rebuild", "--db", str(seeded_db))
+    assert r.returncode == 0 and "rebuilt projections of" in r.stdout
+    assert run_cli(*q).stdout == before
+
+
+def test_query_formats(seeded_db):
+    q = "state of cn.tariff.retaliatory.us as of 2025-04-10"
+    j = json.loads(run_cli("query", "--db", str(seeded_db), "--format", "json", q).stdout)
+    assert set(j) == {"query", "as_of", "known_on", "results"}
+    assert set(j["results"][0]) == {"measure", "state", "since", "until", "events"}
+    import subprocess
+    import sys
+
+    raw = subprocess.run([sys.executable, "-m", "timeline", "query", "--db", str(seeded_db),
+                          "--format", "csv", q], capture_output=True).stdout
+    assert raw.split(b"\r\n")[0] == b"measure,rate,status,legal_status,since,until,details"
+    assert raw.count(b"\r\n") == 2  # RFC 4180: CRLF after the header and the row
+    table = run_cli("query", "--db", str(seeded_db), q).stdout
+    assert "cn.tariff.retaliatory.us" in table and "84" in table
+
+
+def test_no_state_yet_is_an_answer_not_an_error(seeded_db):
+    q = "state of us.tariff.section-122.global as of 2025-01-01"
+    r = run_cli("query", "--db", str(seeded_db), "--format", "json", q)
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["results"][0]["state"] is None
+    t = run_cli("query", "--db", str(seeded_db), q)
+    assert "no state as of 2025-01-01" in t.stdout
+
+
+def test_usage_errors_exit_2(seeded_db):
+    assert run_cli("query", "--db", str(seeded_db), "--format", "xml", "measures").returncode == 2
+    assert run_cli("frobnicate").returncode == 2
+    assert run_cli().returncode == 2  # no command and no terminal
