@@ -1,0 +1,481 @@
+"""`timeline export`: dated projection snapshots for cron — atomic, deterministic, idempotent.
+
+Everything goes through `write_snapshot` (and `verify_snapshot` to re-check one). A snapshot
+is built in a temporary folder beside its target, every file fsynced, the manifest written
+last, then the folder is renamed into place and `DIR/latest` (a one-line text file naming
+the snapshot folder) is replaced atomically. A crash at any point leaves the previous
+complete snapshot and a valid `latest`; leftovers of a killed run are removed by the next.
+
+Hooks:
+- `EXTRA_WRITERS`: callables `(conn, snapshot_tmp_dir, as_of, known_on) -> list[filename]`
+  run after the built-in files and before the manifest, so their files are hashed and
+  counted in it (e.g. a report writer). `as_of` is an ISO date, `known_on` one or None.
+- `TIMELINE_EXPORT_TEST_DELAY` (environment, seconds): sleep after each file is written.
+  A test hook only: it lets the tests kill an export part-way through.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import TimelineError
+
+MANIFEST = "manifest.json"
+LATEST = "latest"
+MANIFEST_VERSION = 1
+TEST_DELAY_ENV = "TIMELINE_EXPORT_TEST_DELAY"
+EXTRA_WRITERS: list[Callable] = []
+
+INTERVAL_COLUMNS = ("measure", "valid_from", "valid_to", "rate", "status", "legal_status",
+                    "kind", "imposer", "target", "scope", "state", "event_ids")
+STATE_COLUMNS = ("measure", "kind", "imposer", "target", "rate", "status", "legal_status",
+                 "scope", "authority", "since", "until", "state", "event_ids")
+_SNAPSHOT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}(_known_\d{4}-\d{2}-\d{2})?")
+_TMP_PREFIX, _OLD_PREFIX = ".tmp-", ".old-"
+
+
+@dataclass
+class ExportResult:
+    """What `write_snapshot` did: the snapshot folder, whether it wrote, and what it pruned."""
+
+    path: Path
+    written: bool
+    manifest: dict
+    pruned: list[str] = field(default_factory=list)
+
+
+def snapshot_name(as_of: str, known_on: str | None) -> str:
+    """Folder name of a snapshot: `YYYY-MM-DD`, or `YYYY-MM-DD_known_YYYY-MM-DD`."""
+    return as_of if known_on is None else f"{as_of}_known_{known_on}"
+
+
+def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = False,
+                   keep: int | None = None) -> ExportResult:
+    """Write (or find up to date) the snapshot of `store` for the dates under `out_dir`."""
+    out = Path(out_dir)
+    as_of = _iso(as_of) or dt.date.today().isoformat()
+    known_on = _iso(known_on)
+    name = snapshot_name(as_of, known_on)
+    target = out / name
+    from . import db as dbmod
+    from . import migrate
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TimelineError(f"cannot create {out}: {exc.strerror or exc}") from exc
+    with _locked(out):
+        _clean_leftovers(out)
+        with dbmod.driver_errors(store.where), store.connect() as conn:
+            # one read transaction: the head and every file describe the same log
+            head = store.head(conn)
+            current = _read_manifest(target)
+            if (not force and current is not None and current.get("head", {}).get("hash")
+                    == head.hash and current.get("as_of") == as_of
+                    and current.get("known_on") == known_on and not verify_snapshot(target)):
+                return ExportResult(target, False, current)
+            tmp = out / f"{_TMP_PREFIX}{name}-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            try:
+                writers = [_events_writer(store), write_intervals, write_state, *EXTRA_WRITERS]
+                names: list[str] = []
+                for writer in writers:
+                    names += writer(conn, tmp, as_of, known_on)
+                    _test_delay()
+                manifest = _manifest(tmp, names, migrate.current_revision(conn), head, as_of,
+                                     known_on)
+                _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True,
+                                                       ensure_ascii=False) + "\n")
+                _fsync_dir(tmp)
+                _install(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        _write_file(out / ".latest.tmp", name + "\n")
+        os.replace(out / ".latest.tmp", out / LATEST)
+        _fsync_dir(out)
+        pruned = prune(out, keep, protect={name}) if keep else []
+    return ExportResult(target, True, manifest, pruned)
+
+
+def verify_snapshot(path) -> list[str]:
+    """Problems found re-checking a snapshot folder against its manifest (empty: it is intact)."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    if manifest is None:
+        return [f"{path}: no readable {MANIFEST}"]
+    problems = []
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return [f"{path / MANIFEST}: lists no files"]
+    for fname, info in sorted(files.items()):
+        f = path / fname
+        if not f.is_file():
+            problems.append(f"{fname}: missing")
+            continue
+        if _sha256(f) != info.get("sha256"):
+            problems.append(f"{fname}: SHA-256 differs from the manifest (file was changed)")
+        elif f.stat().st_size != info.get("bytes"):
+            problems.append(f"{fname}: size differs from the manifest")
+        elif info.get("rows") is not None and _rows(f) != info["rows"]:
+            problems.append(f"{fname}: row count differs from the manifest")
+    for extra in sorted(p.name for p in path.iterdir() if p.name not in files
+                        and p.name != MANIFEST):
+        problems.append(f"{extra}: not listed in the manifest")
+    if not problems and "events.jsonl" in files:
+        problems += _check_head(path / "events.jsonl", manifest.get("head") or {})
+    return problems
+
+
+def read_latest(out_dir) -> str | None:
+    """The snapshot folder name `DIR/latest` points to, or None."""
+    try:
+        name = (Path(out_dir) / LATEST).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return name if _SNAPSHOT_NAME.fullmatch(name) else None
+
+
+def snapshots(out_dir) -> list[str]:
+    """Names of the complete snapshot folders under `out_dir`, oldest date first."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    return sorted(p.name for p in out.iterdir()
+                  if p.is_dir() and _SNAPSHOT_NAME.fullmatch(p.name) and (p / MANIFEST).is_file())
+
+
+def prune(out_dir, keep: int, protect=frozenset()) -> list[str]:
+    """Delete all but the `keep` newest-dated snapshots (never `latest` or `protect`)."""
+    names = snapshots(out_dir)
+    spared = set(protect) | {read_latest(out_dir)}
+    doomed = [n for n in names[:max(len(names) - keep, 0)] if n not in spared]
+    for n in doomed:
+        # renamed first so that a crash mid-delete never leaves a half snapshot under a
+        # snapshot name; the next run removes the leftover
+        gone = Path(out_dir) / f"{_OLD_PREFIX}pruned-{n}-{os.getpid()}"
+        os.rename(Path(out_dir) / n, gone)
+        shutil.rmtree(gone)
+    return doomed
+
+
+# -- the built-in files ---------------------------------------------------------------------
+def _events_writer(store):
+    def write_events(conn, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+        """events.jsonl: the whole log in position order, one canonical JSON object a line."""
+        with _open(folder / "events.jsonl") as f:
+            for ev in store.iter_events(conn):
+                f.write(json.dumps(ev.as_dict(), sort_keys=True, ensure_ascii=False,
+                                   separators=(",", ":")) + "\n")
+        return ["events.jsonl"]
+    return write_events
+
+
+def write_intervals(conn, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+    """intervals.csv: every interval of every measure, as known on `known_on`."""
+    from . import reader
+
+    cat = _catalogue(conn)
+    with _open(folder / "intervals.csv") as f:
+        w = csv.writer(f, lineterminator="\r\n")
+        w.writerow(INTERVAL_COLUMNS)
+        for stream in reader.all_streams(conn):
+            kind, imposer, target = cat.get(stream, (None, None, None))
+            for r in reader.history(conn, stream, None, None, known_on):
+                s = r.state
+                w.writerow([_cell(v) for v in (
+                    stream, r.valid_from, r.valid_to, s.get("rate"), s.get("status"),
+                    s.get("legal_status"), kind, imposer, target, s.get("scope"), s,
+                    r.event_ids)])
+    return ["intervals.csv"]
+
+
+def write_state(conn, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+    """state.csv: the state of every measure that has one on `as_of`, as known on `known_on`."""
+    from . import reader
+
+    cat = _catalogue(conn)
+    with _open(folder / "state.csv") as f:
+        w = csv.writer(f, lineterminator="\r\n")
+        w.writerow(STATE_COLUMNS)
+        for stream in reader.all_streams(conn):
+            r = reader.state(conn, stream, as_of, known_on)
+            if r is None:
+                continue
+            kind, imposer, target = cat.get(stream, (None, None, None))
+            s = r.state
+            w.writerow([_cell(v) for v in (
+                stream, kind, imposer, target, s.get("rate"), s.get("status"),
+                s.get("legal_status"), s.get("scope"), s.get("authority"), r.valid_from,
+                r.valid_to, s, r.event_ids)])
+    return ["state.csv"]
+
+
+def _catalogue(conn) -> dict[str, tuple]:
+    from sqlalchemy import text
+
+    return {r.stream: (r.kind, r.imposer, r.target) for r in conn.execute(
+        text("SELECT stream, kind, imposer, target FROM measures"))}
+
+
+def _cell(v):
+    """A CSV cell: empty for None, whole floats without `.0`, JSON for dicts and lists."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return str(v)
+
+
+# -- manifest and checks --------------------------------------------------------------------
+def _manifest(folder: Path, names: list[str], revision, head, as_of, known_on) -> dict:
+    from . import __version__
+
+    listed = sorted(set(names))
+    on_disk = sorted(p.name for p in folder.iterdir())
+    if listed != on_disk:
+        raise TimelineError(f"export writers reported {listed} but wrote {on_disk}")
+    files = {n: {"sha256": _sha256(folder / n), "bytes": (folder / n).stat().st_size,
+                 "rows": _rows(folder / n)} for n in listed}
+    return {
+        "manifest_version": MANIFEST_VERSION, "tool": "timeline", "tool_version": __version__,
+        "schema_revision": revision, "head": {"position": head.position, "hash": head.hash},
+        "as_of": as_of, "known_on": known_on,
+        "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": files, "row_counts": {n: files[n]["rows"] for n in listed},
+    }
+
+
+def _rows(path: Path) -> int | None:
+    """Data rows of a CSV (header excluded) or lines of a JSONL file; None for others."""
+    if path.suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as f:
+            return max(sum(1 for _ in csv.reader(f)) - 1, 0)
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            return sum(1 for line in f if line.strip())
+    return None
+
+
+def _check_head(events_file: Path, head: dict) -> list[str]:
+    last = None
+    with events_file.open(encoding="utf-8") as f:
+        for last in f:
+            pass
+    if last is None:
+        return [] if head.get("position") == 0 else ["events.jsonl: empty but head is not"]
+    ev = json.loads(last)
+    if ev.get("position") != head.get("position") or ev.get("hash") != head.get("hash"):
+        return ["events.jsonl: its last event is not the head named in the manifest"]
+    return []
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- files, folders and atomicity -----------------------------------------------------------
+@contextlib.contextmanager
+def _open(path: Path):
+    """A text file opened for writing that is flushed and fsynced when closed."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_file(path: Path, content: str) -> None:
+    with _open(path) as f:
+        f.write(content)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return  # directories cannot be opened for fsync on Windows
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _test_delay() -> None:
+    delay = os.environ.get(TEST_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+def _install(tmp: Path, target: Path) -> None:
+    """Move the finished folder to `target`, replacing an older snapshot of the same name."""
+    if not target.exists():
+        os.rename(tmp, target)
+    elif _exchange(tmp, target):
+        shutil.rmtree(tmp)  # tmp now holds the replaced snapshot
+    else:
+        # Without an atomic swap there is a moment with no `target`; the old folder is
+        # kept under a recognisable name so that the next run can put it back
+        old = target.parent / f"{_OLD_PREFIX}{target.name}-{os.getpid()}"
+        os.rename(target, old)
+        os.rename(tmp, target)
+        shutil.rmtree(old)
+    _fsync_dir(target.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux renameat2(RENAME_EXCHANGE); False if unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Remove what killed runs left behind; restore a snapshot caught mid-replacement."""
+    for p in sorted(out.iterdir()):
+        if p.name.startswith(_TMP_PREFIX) or p.name == ".latest.tmp":
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        elif p.name.startswith(_OLD_PREFIX):
+            m = re.fullmatch(rf"{re.escape(_OLD_PREFIX)}(.+)-\d+", p.name)
+            original = out / m.group(1) if m else None
+            if original is not None and _SNAPSHOT_NAME.fullmatch(original.name) \
+                    and not original.exists():
+                os.rename(p, original)
+            else:
+                shutil.rmtree(p)
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """Hold DIR/.lock for the whole export so that overlapping cron runs cannot interleave."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; exports must not overlap
+        yield
+        return
+    with open(out / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TimelineError(f"another export into {out} is running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _iso(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return _parse_iso(str(value)).isoformat()
+
+
+def _parse_iso(text: str) -> dt.date:
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise TimelineError(f"invalid date {text!r}: write it as YYYY-MM-DD") from None
+
+
+# -- the command ----------------------------------------------------------------------------
+def configure_export(p) -> None:
+    """Arguments of `timeline export`."""
+    import argparse
+
+    def iso(text):
+        """argparse type: an ISO date, normalised."""
+        try:
+            return _parse_iso(text).isoformat()
+        except TimelineError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def positive(text):
+        """argparse type: a whole number of at least 1."""
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"--keep needs a whole number >= 1, not {text!r}")
+        return int(text)
+
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--out", metavar="DIR", help="folder holding the dated snapshots")
+    what.add_argument("--verify", metavar="SNAPSHOT_DIR",
+                      help="re-check a snapshot (or DIR, meaning its latest) against its manifest")
+    p.add_argument("--as-of", type=iso, metavar="DATE", help="state date (default: today)")
+    p.add_argument("--known-on", type=iso, metavar="DATE",
+                   help="use only what was public by this date for state.csv and intervals.csv")
+    p.add_argument("--force", action="store_true", help="rewrite even when up to date")
+    p.add_argument("--keep", type=positive, metavar="N",
+                   help="keep only the N newest-dated snapshots")
+
+
+def run_export(args) -> int:
+    """Write a snapshot (exit 0, also when up to date) or verify one (exit 1 on a mismatch)."""
+    if args.verify:
+        if args.as_of or args.known_on or args.force or args.keep:
+            print("timeline export: error: --verify takes no other options", file=sys.stderr)
+            return 2
+        path = Path(args.verify)
+        if not (path / MANIFEST).exists() and read_latest(path):
+            path = path / read_latest(path)
+        problems = verify_snapshot(path)
+        for problem in problems:
+            print(f"FAILED: {path}: {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        n = len(_read_manifest(path)["files"])
+        print(f"ok: {path} matches its manifest ({n} files)")
+        return 0
+    from .commands import open_store
+
+    store = open_store(args, readonly=True)
+    try:
+        res = write_snapshot(store, args.out, args.as_of, args.known_on, args.force, args.keep)
+    finally:
+        store.close()
+    head = res.manifest["head"]
+    if not res.written:
+        print(f"up to date: {res.path} (head {head['position']} {head['hash'][:12]})")
+        return 0
+    counts = ", ".join(f"{n} {r}" for n, r in sorted(res.manifest["row_counts"].items())
+                       if r is not None)
+    print(f"wrote {res.path}: {counts} (head {head['position']} {head['hash'][:12]})")
+    for name in res.pruned:
+        print(f"pruned {Path(args.out) / name}")
+    return 0

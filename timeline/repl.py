@@ -1,0 +1,526 @@
+"""`timeline repl`: the interactive query shell, its meta-commands and its piped mode.
+
+One `Session` runs statements (queries, SQL or `\\meta` commands) and prints their results;
+`interact` drives it from a prompt_toolkit prompt, `Session.run_piped` from a script on
+standard input. prompt_toolkit is imported only for a terminal session, so piped input
+works without it and `timeline --help` does not pay for it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from .errors import QueryError, TimelineError
+
+FORMATS = ("table", "json", "csv")
+INSTALL_HINT = "pip install 'timeline[repl]'"
+
+
+@dataclass(frozen=True)
+class MetaCommand:
+    """A backslash command: its name, usage line, one-line summary and implementation."""
+
+    name: str
+    usage: str
+    summary: str
+    func: Callable[["Session", str], None]
+
+
+META: dict[str, MetaCommand] = {}
+ALIASES: dict[str, str] = {}
+
+
+def meta(name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()):
+    """Register the decorated function as the meta-command `\\name`."""
+    def register(func):
+        """Record `func` under the command's name and aliases."""
+        META[name] = MetaCommand(name, usage, summary, func)
+        for alias in aliases:
+            ALIASES[alias] = name
+        return func
+    return register
+
+
+class Quit(Exception):
+    """Raised by `\\quit` to end the session."""
+
+
+class Session:
+    """Session state (format, timing, default dates, mode) and the statement runner."""
+
+    def __init__(self, store, *, mode: str = "query", fmt: str = "table",
+                 today: dt.date | None = None, out=None, err=None, interactive: bool = False):
+        self.store, self.mode, self.format = store, mode, fmt
+        self.today = today or dt.date.today()
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.interactive = interactive
+        self.timing = False
+        self.as_of = None  # DateExpr: used by queries that have no `as of`
+        self.known_on = None  # DateExpr: used by queries that have no `known on`
+        self._catalogue = None
+
+    # -- state shown to the user ---------------------------------------------------------
+    def prompt_text(self) -> str:
+        """The prompt, showing the session's default dates, e.g. `timeline[asof …]> `."""
+        name = "timeline sql" if self.mode == "sql" else "timeline"
+        parts = []
+        if self.as_of is not None:
+            parts.append(f"asof {self.as_of.resolve(self.today).isoformat()}")
+        if self.known_on is not None:
+            parts.append(f"known {self.known_on.resolve(self.today).isoformat()}")
+        return f"{name}[{' '.join(parts)}]> " if parts else f"{name}> "
+
+    def catalogue(self):
+        """The completion catalogue, read from the database once and cached."""
+        if self._catalogue is None:
+            from . import db as dbmod
+            from .completion import load_catalogue
+
+            with dbmod.driver_errors(self.store.where), self.store.connect() as conn:
+                self._catalogue = load_catalogue(conn)
+        return self._catalogue
+
+    def context(self):
+        """The planner Context carrying today's date and the session's default dates."""
+        from .planner import Context
+
+        return Context(today=self.today, as_of=self.as_of, known_on=self.known_on)
+
+    # -- running statements --------------------------------------------------------------
+    def execute(self, statement: str) -> bool:
+        """Run one statement and print its result or error; False if it failed."""
+        statement = statement.strip()
+        if not statement:
+            return True
+        started = time.perf_counter()
+        try:
+            if statement.startswith("\\"):
+                self._meta(statement)
+            elif statement.lower().rstrip(";").strip() in ("quit", "exit"):
+                raise Quit
+            elif self.mode == "sql":
+                self.run_sql(statement)
+            else:
+                self.run_query(statement)
+        except Quit:
+            raise
+        except QueryError as exc:
+            print(exc.render(), file=self.err)
+            return False
+        except TimelineError as exc:
+            print(f"error: {exc}", file=self.err)
+            return False
+        except Exception as exc:  # noqa: BLE001 - a bug must not end the user's session
+            print(f"internal error ({type(exc).__name__}): {exc}", file=self.err)
+            return False
+        if self.timing and _timed(statement):
+            print(f"Time: {time.perf_counter() - started:.3f} s", file=self.out)
+        return True
+
+    def _meta(self, statement: str) -> None:
+        parts = statement[1:].rstrip(";").strip().split(None, 1)
+        name = ALIASES.get(parts[0].lower(), parts[0].lower()) if parts else ""
+        arg = parts[1] if len(parts) > 1 else ""
+        if name not in META:
+            from .parser import suggest
+
+            guess = suggest(name, META)
+            raise TimelineError(f"unknown command \\{name}"
+                                + (f"; did you mean \\{guess}?" if guess else "; see \\help"))
+        META[name].func(self, arg.strip())
+
+    def run_query(self, text: str, explain: bool = False) -> None:
+        """Parse, plan and run one query of the query language, then print the answer."""
+        from . import db as dbmod
+        from .output import render
+        from .parser import parse
+        from .planner import run
+        from .query_ast import ExplainQuery
+
+        text = text.strip().rstrip(";").rstrip()
+        q = parse(text)
+        if explain and not isinstance(q, ExplainQuery):
+            q = ExplainQuery(q, q.pos)
+        with dbmod.driver_errors(self.store.where), self.store.connect() as conn:
+            answer = run(conn, q, text, self.context())
+        self.show(render(answer, self.format, pretty=self.interactive))
+
+    def run_sql(self, text: str) -> None:
+        """Run one read-only SQL statement and print its rows."""
+        from .sqlaccess import render_rows, run_select
+
+        columns, rows = run_select(self.store, text)
+        self.show(render_rows(columns, rows, self.format, pretty=self.interactive))
+
+    def show(self, text: str) -> None:
+        """Print a result, through a pager when it is taller than the terminal."""
+        if self.interactive and _isatty(self.out):
+            import shutil
+
+            size = shutil.get_terminal_size()
+            # long lines wrap, so count the screen rows they take, not the text lines
+            rows = sum(max(1, -(-len(line) // max(size.columns, 1)))
+                       for line in text.split("\n"))
+            if rows > size.lines - 2:
+                import pydoc
+
+                pydoc.pager(text)
+                return
+        # a blank line after a table keeps consecutive results apart; JSON and CSV stay
+        # exactly as rendered (CSV ends with its own CRLF) so that they pipe into tools
+        if self.format == "table":
+            text += "\n"
+        self.out.write(text if text.endswith("\n") else text + "\n")
+
+    def run_piped(self, script: str) -> int:
+        """Run every statement of a script (piped input); 1 if any failed, else 0."""
+        failed = False
+        try:
+            for statement in split_script(script, self.mode):
+                if not self.execute(statement):
+                    failed = True
+        except Quit:
+            pass
+        return 1 if failed else 0
+
+
+def _timed(statement: str) -> bool:
+    """Queries and the meta-commands that run one are timed; settings are not."""
+    if not statement.startswith("\\"):
+        return True
+    name = statement[1:].split(" ", 1)[0].lower()
+    return name in ("sql", "explain", "measures")
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- splitting text into statements ---------------------------------------------------------
+def split_statements(text: str, mode: str = "query") -> tuple[list[str], str]:
+    """Statements ended by `;` outside strings (and SQL comments), plus the unfinished rest."""
+    done, buf, quote, i, n = [], [], None, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote:
+            buf.append(ch)
+            if quote == "*/":
+                if text.startswith("*/", i):
+                    buf.append("/")
+                    i += 1
+                    quote = None
+            elif quote == "\n":
+                if ch == "\n":
+                    quote = None
+            elif ch == "\\" and mode == "query" and i + 1 < n:
+                buf.append(text[i + 1])  # the query language escapes quotes with a backslash
+                i += 1
+            elif ch == quote:
+                quote = None
+        elif ch == ";":
+            done.append("".join(buf).strip())
+            buf = []
+        else:
+            buf.append(ch)
+            if ch in "'\"":
+                quote = ch
+            elif mode == "sql" and ch == "`":
+                quote = "`"
+            elif mode == "sql" and ch == "[":
+                quote = "]"
+            elif mode == "sql" and text.startswith("--", i):
+                quote = "\n"
+            elif mode == "sql" and text.startswith("/*", i):
+                buf.append("*")
+                i += 1
+                quote = "*/"
+        i += 1
+    return [s for s in done if s], "".join(buf)
+
+
+def statement_complete(text: str, mode: str = "query") -> bool:
+    """Whether Enter should run the buffer: a `;` ends it, so do a blank line and a meta-command."""
+    stripped = text.strip()
+    if not stripped or stripped.startswith("\\"):
+        return True
+    if stripped.lower() in ("quit", "exit"):
+        return True
+    lines = text.split("\n")
+    if len(lines) > 1 and not lines[-1].strip():
+        return True
+    statements, rest = split_statements(text, mode)
+    return bool(statements) and not rest.strip()
+
+
+def split_script(script: str, mode: str = "query") -> list[str]:
+    """A script's statements: ended by `;` or a blank line; a `\\` line is one meta-command."""
+    out: list[str] = []
+    buf: list[str] = []
+
+    def flush():
+        """Emit the buffered lines as statements (a blank line ends a statement)."""
+        statements, rest = split_statements("\n".join(buf), mode)
+        out.extend(statements)
+        if rest.strip():
+            out.append(rest.strip())
+        buf.clear()
+
+    for line in script.splitlines():
+        if line.strip().startswith("\\"):
+            flush()
+            out.append(line.strip())
+        elif not line.strip():
+            flush()
+        else:
+            buf.append(line)
+            statements, rest = split_statements("\n".join(buf), mode)
+            if statements:
+                out.extend(statements)
+                buf[:] = [rest] if rest.strip() else []
+    flush()
+    return out
+
+
+# -- meta-commands --------------------------------------------------------------------------
+HELP_TOPICS = {
+    "state": "state of <measure|glob> [as of <date>] [known on <date>]\n"
+             "  The state in force on a date, e.g. state of us.tariff.* as of 2025-05-14",
+    "history": "history of <measure|glob> [from <date>] [to <date>] [known on <date>]\n"
+               "  Every interval of a measure's state, e.g. history of cn.tariff.retaliatory.us",
+    "events": "events [for <measure|glob>] [from <date>] [to <date>] [where …] [limit <n>]\n"
+              "  The log, e.g. events for us.tariff.* where type = amended limit 5",
+    "diff": "diff <measure|glob> between <date> and <date> [known on <date>]\n"
+            "  Field changes between two dates",
+    "total": "total tariff by <imposer> on <target> [as of <date>] [known on <date>]\n"
+             "  Sum of all-goods tariffs in force, e.g. total tariff by us on cn as of 2025-04-10",
+    "measures": "measures [where <field> <op> <value> [and …]]\n"
+                "  The catalogue with each measure's state today,\n"
+                "  e.g. measures where kind = tariff",
+    "explain": "explain <query>\n  The plan, the SQL it ran and every contributing event with "
+               "its source",
+    "dates": "Dates: 2025-04-10, \"April 10, 2025\", today, with offsets: today - 2 weeks\n"
+             "  \\asof and \\known set defaults for queries that do not say `as of`/`known on`",
+    "where": "where <field> <op> <value> [and …]; ops: = != < <= > >= contains\n"
+             "  Fields: event columns (type, effective, known, source, title, …) or state "
+             "fields (rate, status, …)",
+    "sql": "\\sql <SELECT …> runs read-only SQL against the views v_events, v_measures,\n"
+           "  v_intervals and v_state_today (see docs/sql.md); `timeline sql` opens a SQL shell",
+}
+
+
+@meta("help", "\\help [topic]", "this help, or help on a query kind or command", ("?", "h"))
+def _help(s: Session, arg: str) -> None:
+    topic = arg.lstrip("\\").lower()
+    if not topic:
+        lines = ["Queries end with ';' or a blank line. Tab completes; Ctrl-C cancels the line; "
+                 "Ctrl-D quits.", "", "Queries:"]
+        if s.mode == "sql":
+            lines[:0] = ["SQL mode: statements are read-only SQL over v_events, v_measures, "
+                         "v_intervals and v_state_today (see docs/sql.md); \\q leaves.", ""]
+        lines += ["  " + HELP_TOPICS[k].splitlines()[0]
+                  for k in ("state", "history", "events", "diff", "total", "measures", "explain")]
+        lines += ["", "Commands:"]
+        width = max(len(c.usage) for c in META.values())
+        lines += [f"  {c.usage.ljust(width)}  {c.summary}" for c in META.values()]
+        lines += ["", "\\help <topic> for more: " + ", ".join(HELP_TOPICS)]
+        s.show("\n".join(lines))
+    elif topic in HELP_TOPICS:
+        s.show(HELP_TOPICS[topic])
+    elif ALIASES.get(topic, topic) in META:
+        c = META[ALIASES.get(topic, topic)]
+        s.show(f"{c.usage}\n  {c.summary}")
+    else:
+        raise TimelineError(f"no help on {arg!r}; topics: " + ", ".join(HELP_TOPICS))
+
+
+@meta("measures", "\\measures [glob]", "list measures (a glob, or any part of the id)")
+def _measures(s: Session, arg: str) -> None:
+    import fnmatch
+
+    from . import db as dbmod
+    from .output import render
+    from .parser import parse
+    from .planner import run
+
+    s._catalogue = None  # the catalogue may have grown since the session began
+    with dbmod.driver_errors(s.store.where), s.store.connect() as conn:
+        answer = run(conn, parse("measures"), "measures", s.context())
+    if arg:
+        pattern = arg if "*" in arg else f"*{arg}*"
+        keep = [i for i, r in enumerate(answer.rows) if fnmatch.fnmatchcase(r[0], pattern)]
+        answer = replace(answer, rows=[answer.rows[i] for i in keep],
+                         data={**answer.data, "results": [answer.data["results"][i]
+                                                          for i in keep]})
+    s.show(render(answer, s.format, pretty=s.interactive))
+
+
+@meta("format", "\\format table|json|csv", "how results are printed")
+def _format(s: Session, arg: str) -> None:
+    if not arg:
+        print(f"format: {s.format}", file=s.out)
+        return
+    if arg.lower() not in FORMATS:
+        raise TimelineError(f"unknown format {arg!r}; choose table, json or csv")
+    s.format = arg.lower()
+    print(f"format: {s.format}", file=s.out)
+
+
+@meta("timing", "\\timing on|off", "print how long each statement took")
+def _timing(s: Session, arg: str) -> None:
+    if arg.lower() not in ("", "on", "off"):
+        raise TimelineError("usage: \\timing on|off")
+    s.timing = (not s.timing) if not arg else arg.lower() == "on"
+    print(f"timing: {'on' if s.timing else 'off'}", file=s.out)
+
+
+def _date_default(s: Session, arg: str, attr: str, clause: str) -> None:
+    from .parser import parse_date
+
+    if not arg:
+        value = getattr(s, attr)
+        print(f"{clause}: " + (value.resolve(s.today).isoformat() if value else "off"),
+              file=s.out)
+        return
+    if arg.lower() == "off":
+        setattr(s, attr, None)
+        print(f"{clause}: off", file=s.out)
+        return
+    expr = parse_date(arg)
+    day = expr.resolve(s.today)
+    setattr(s, attr, expr)
+    print(f"{clause}: {day.isoformat()} (for queries without '{clause}')", file=s.out)
+
+
+@meta("asof", "\\asof <date>|off", "default 'as of' date for state and total queries")
+def _asof(s: Session, arg: str) -> None:
+    _date_default(s, arg, "as_of", "as of")
+
+
+@meta("known", "\\known <date>|off", "default 'known on' date: answer with what was public then")
+def _known(s: Session, arg: str) -> None:
+    _date_default(s, arg, "known_on", "known on")
+
+
+@meta("sql", "\\sql <SELECT …>", "run one read-only SQL statement against the views")
+def _sql(s: Session, arg: str) -> None:
+    if not arg:
+        raise TimelineError("usage: \\sql SELECT … (e.g. \\sql SELECT * FROM v_measures)")
+    s.run_sql(arg)
+
+
+@meta("explain", "\\explain <query>", "show a query's plan, SQL and contributing events")
+def _explain(s: Session, arg: str) -> None:
+    if not arg:
+        raise TimelineError("usage: \\explain <query>, e.g. \\explain total tariff by us on cn")
+    s.run_query(arg, explain=True)
+
+
+@meta("quit", "\\quit", "leave (also \\q, Ctrl-D)", ("q", "exit"))
+def _quit(s: Session, arg: str) -> None:
+    raise Quit
+
+
+# -- the command ----------------------------------------------------------------------------
+def configure_repl(p) -> None:
+    """Arguments of `timeline repl`."""
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--as-of", metavar="DATE", help="default 'as of' date (like \\asof)")
+    p.add_argument("--known-on", metavar="DATE", help="default 'known on' date (like \\known)")
+
+
+def run_repl(args) -> int:
+    """Start an interactive session on a terminal, or run piped statements."""
+    from .commands import open_store
+    from .parser import parse_date
+
+    mode = getattr(args, "mode", "query")
+    interactive = sys.stdin.isatty()
+    if interactive and not prompt_toolkit_available():
+        raise TimelineError(f"the interactive shell needs prompt_toolkit: {INSTALL_HINT}\n"
+                            f"(piped input works without it: printf 'measures;\\n' | "
+                            f"timeline repl)")
+    store = open_store(args, readonly=True)
+    session = Session(store, mode=mode, fmt=getattr(args, "format", None) or "table",
+                      interactive=interactive)
+    if getattr(args, "as_of", None):
+        session.as_of = parse_date(args.as_of)
+        session.as_of.resolve(session.today)
+    if getattr(args, "known_on", None):
+        session.known_on = parse_date(args.known_on)
+        session.known_on.resolve(session.today)
+    try:
+        if not interactive:
+            return session.run_piped(sys.stdin.read())
+        return interact(session)
+    finally:
+        store.close()
+
+
+def prompt_toolkit_available() -> bool:
+    """Whether prompt_toolkit can be imported."""
+    try:
+        import prompt_toolkit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def history_path():
+    """The history file in the user data directory (created on demand)."""
+    from .db import user_data_dir
+
+    path = user_data_dir() / "history"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def interact(session: Session, *, input=None, output=None, history=None) -> int:
+    """The prompt loop; `input`/`output`/`history` are for tests (pipe input, DummyOutput)."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.application import get_app
+    from prompt_toolkit.completion import DynamicCompleter
+    from prompt_toolkit.filters import Condition
+    from prompt_toolkit.history import FileHistory
+
+    from .completion import make_completer
+    from .lexer import make_lexer, make_style
+
+    completer = make_completer(session.catalogue, lambda: session.mode)
+    prompt = PromptSession(
+        message=lambda: [("class:prompt", session.prompt_text())],
+        # Enter inserts a newline until the buffer holds a complete statement
+        multiline=Condition(lambda: not statement_complete(get_app().current_buffer.text,
+                                                           session.mode)),
+        prompt_continuation=lambda width, line, wrap: [("class:continuation",
+                                                        "...".rjust(width - 2) + "  ")],
+        completer=DynamicCompleter(lambda: completer),
+        lexer=make_lexer(lambda: session.mode), style=make_style(),
+        history=history if history is not None else FileHistory(str(history_path())),
+        enable_history_search=True, input=input, output=output)
+    from . import __version__
+
+    print(f"timeline {__version__} on {session.store.where} ({session.mode} mode). "
+          f"\\help for help, Ctrl-D to quit.", file=session.out)
+    while True:
+        try:
+            text = prompt.prompt()
+        except KeyboardInterrupt:
+            continue  # Ctrl-C drops the line being typed
+        except EOFError:
+            break
+        try:
+            # a pasted block may hold several statements and meta-commands
+            for statement in split_script(text, session.mode):
+                session.execute(statement)
+        except KeyboardInterrupt:
+            print("cancelled", file=session.err)
+        except Quit:
+            break
+    return 0
