@@ -35,6 +35,9 @@ def upgrade() -> None:
                {j('source', 'quote')} AS source_quote,
                {j('source', 'url')} AS source_url,
                {j('source', 'file')} AS source_file,
+               {j('source', 'reference')} AS source_reference,
+               {j('source', 'document')} AS source_document,
+               source,
                prev_hash, hash
         FROM events
     """)
@@ -44,9 +47,10 @@ def upgrade() -> None:
                version AS events, first_effective, tail_date AS last_change
         FROM measures
     """)
-    op.execute("""
+    op.execute(f"""
         CREATE VIEW v_intervals AS
         SELECT i.stream AS measure, m.kind, m.imposer, m.target,
+               {j('i.state', 'scope')} AS scope,
                i.valid_from, i.valid_to, i.rate, i.status, i.legal_status,
                i.state, i.event_ids
         FROM intervals i JOIN measures m ON m.stream = i.stream
