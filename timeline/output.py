@@ -27,10 +27,13 @@ def render(answer: Answer, fmt: str = "table", *, pretty: bool = False) -> str:
     parts = []
     if answer.text:
         parts.append(answer.text)
-    if answer.kind in ("state", "explain") and answer.data.get("results") is not None:
-        for r in answer.data["results"]:
-            if r["state"] is None:
-                parts.append(f"{r['measure']}: no state as of {answer.data['as_of']}")
+    results = answer.data.get("results") if answer.kind == "state" else \
+        answer.data.get("answer", {}).get("results") if answer.kind == "explain" else None
+    as_of = answer.data.get("as_of") or answer.data.get("answer", {}).get("as_of")
+    missing = [f"{r['measure']}: no state as of {as_of}"
+               for r in results or () if "state" in r and r["state"] is None]
+    if missing:
+        parts.append("\n".join(missing))
     if answer.rows or not answer.text:
         parts.append(grid(answer.columns, answer.rows) if answer.rows else "(no rows)")
     return "\n\n".join(parts)
