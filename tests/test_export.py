@@ -43,7 +43,8 @@ def test_snapshot_contents(ro_store, tmp_path):
     snap = tmp_path / "out" / "2025-04-10"
     assert res.written and res.path == snap
     assert sorted(p.name for p in snap.iterdir()) == ["events.jsonl", "intervals.csv",
-                                                      "manifest.json", "state.csv"]
+                                                      "manifest.json", "report.html",
+                                                      "state.csv"]
     assert read_latest(tmp_path / "out") == "2025-04-10"
     assert (tmp_path / "out" / "latest").read_text() == "2025-04-10\n"
 

@@ -42,8 +42,22 @@ def register(name: str, module: str, help_text: str) -> None:
     COMMANDS[name] = (module, help_text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser."""
+def _chosen(argv: list[str]) -> str | None:
+    """The command named in argv, found without parsing (skips --db and its value)."""
+    skip = False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok == "--db":
+            skip = True
+        elif not tok.startswith("-"):
+            return tok if tok in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with `only`, just that command's module is imported to configure
+    it, so a command's start-up never pays for another command's imports."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="PATH_OR_URL", default=argparse.SUPPRESS,
                         help="database file or SQLAlchemy URL (default: $TIMELINE_DB or the "
@@ -56,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
-        mod = importlib.import_module(module)
-        getattr(mod, f"configure_{name}".replace("-", "_"))(p)
+        if only is None or name == only:
+            mod = importlib.import_module(module)
+            getattr(mod, f"configure_{name}".replace("-", "_"))(p)
         p.set_defaults(_module=module, _name=name)
     return parser
 
@@ -83,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     _load_extra_commands()
     if not argv and sys.stdin.isatty() and sys.stdout.isatty() and "repl" in COMMANDS:
         argv = ["repl"]
-    parser = build_parser()
+    parser = build_parser(_chosen(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 META_ARGS: dict[str, tuple[str, ...]] = {
     "help": (), "measures": (), "format": ("table", "json", "csv"), "timing": ("on", "off"),
     "known": ("today", "off"), "asof": ("today", "off"), "sql": (), "explain": (),
-    "quit": (), "q": (),
+    "chart": (), "quit": (), "q": (),
 }
 HELP_TOPICS = ("state", "history", "events", "diff", "total", "measures", "explain", "dates",
                "where", "sql", "meta")
@@ -190,7 +190,7 @@ def _suggest_meta(text: str, cat: Catalogue, mode: str) -> list[str]:
         return _filter(["\\" + n for n in META_ARGS if n != "q"], text)
     name = name.lower()
     rest = rest.lstrip()
-    if name == "explain":
+    if name in ("explain", "chart"):
         return _suggest_query(rest, cat)
     if name == "sql":
         return _suggest_sql(rest, cat)

@@ -479,3 +479,14 @@ def run_export(args) -> int:
     for name in res.pruned:
         print(f"pruned {Path(args.out) / name}")
     return 0
+
+
+# -- extra files: report.html, the page for people (charts, state table, cited sources) ---
+def _write_report(conn, out_dir, as_of, known_on) -> list[str]:
+    """Write report.html (imported on use: the CLI imports this module to build its parser)."""
+    from .report import write_report
+
+    return write_report(conn, out_dir, as_of, known_on)
+
+
+EXTRA_WRITERS.append(_write_report)

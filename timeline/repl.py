@@ -147,7 +147,16 @@ class Session:
             q = ExplainQuery(q, q.pos)
         with dbmod.driver_errors(self.store.where), self.store.connect() as conn:
             answer = run(conn, q, text, self.context())
-        self.show(render(answer, self.format, pretty=self.interactive))
+        shown = render(answer, self.format, pretty=self.interactive)
+        if answer.kind == "history" and self.format == "table" and self.interactive \
+                and _isatty(self.out):
+            # a sparkline of each measure's rate: the shape of the history at a glance
+            from .sparkline import history_sparklines
+
+            lines = history_sparklines(answer.data)
+            if lines:
+                shown += "\n\n" + "\n".join(lines)
+        self.show(shown)
 
     def run_sql(self, text: str) -> None:
         """Run one read-only SQL statement and print its rows."""
@@ -193,7 +202,7 @@ def _timed(statement: str) -> bool:
     if not statement.startswith("\\"):
         return True
     name = statement[1:].split(" ", 1)[0].lower()
-    return name in ("sql", "explain", "measures")
+    return name in ("sql", "explain", "measures", "chart")
 
 
 def _isatty(stream) -> bool:
@@ -420,6 +429,19 @@ def _explain(s: Session, arg: str) -> None:
     if not arg:
         raise TimelineError("usage: \\explain <query>, e.g. \\explain total tariff by us on cn")
     s.run_query(arg, explain=True)
+
+
+@meta("chart", "\\chart <query>", "draw a history or total query into a temporary SVG file")
+def _chart(s: Session, arg: str) -> None:
+    if not arg:
+        raise TimelineError("usage: \\chart <history or total query>, e.g. "
+                            "\\chart total tariff by us on cn")
+    from . import db as dbmod
+    from .chart import chart_to_tempfile
+
+    with dbmod.driver_errors(s.store.where), s.store.connect() as conn:
+        path = chart_to_tempfile(conn, arg, s.today)
+    print(path, file=s.out)
 
 
 @meta("quit", "\\quit", "leave (also \\q, Ctrl-D)", ("q", "exit"))

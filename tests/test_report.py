@@ -1,0 +1,271 @@
+"""report.html: well-formed, self-contained, deterministic, and every value cites its events."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from types import SimpleNamespace
+
+import pytest
+
+from tests.backends import backend, make_db  # noqa: F401
+from timeline import chart, reader
+from timeline.report import REPORT, event_item, render_report, write_report
+
+needs_mpl = pytest.mark.skipif(not chart.available(), reason="matplotlib (the chart extra) "
+                               "is not installed")
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
+AS_OF = "2025-06-12"
+
+
+class _Balance(HTMLParser):
+    """Checks that every non-void element is closed in order, as an HTML parser reads it."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.attrs = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.attrs += [(tag, k, v) for k, v in attrs]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.attrs += [(tag, k, v) for k, v in attrs]
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'} at "
+                               f"{self.getpos()}")
+        else:
+            self.stack.pop()
+
+
+@pytest.fixture
+def conn(seeded_store):
+    with seeded_store.connect() as c:
+        yield c
+
+
+@pytest.fixture
+def page(conn, tmp_path) -> str:
+    assert write_report(conn, tmp_path, AS_OF, None) == [REPORT]
+    return (tmp_path / REPORT).read_text(encoding="utf-8")
+
+
+def _root(page: str):
+    return ET.fromstring(page.split("\n", 1)[1])  # after <!DOCTYPE html>
+
+
+def _ids(root) -> dict:
+    return {el.get("id"): el for el in root.iter() if el.get("id")}
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def test_report_is_well_formed_html(page):
+    assert page.startswith("<!DOCTYPE html>\n<html lang=\"en\">")
+    checker = _Balance()
+    checker.feed(page)
+    checker.close()
+    assert checker.errors == [] and checker.stack == []
+    _root(page)  # also well-formed XML: every element closed, every attribute quoted
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "duplicate ids"
+
+
+def test_report_has_no_external_resources(page):
+    checker = _Balance()
+    checker.feed(page)
+    for tag, name, value in checker.attrs:
+        if name.startswith("xmlns"):
+            continue  # namespace names identify, they are never fetched
+        assert "http:" not in (value or "") and "https:" not in (value or ""), (tag, name)
+        if name in ("src", "href", "xlink:href", "action", "srcset", "poster"):
+            assert (value or "").startswith("#"), (tag, name, value)
+    tags = {t for t, _, _ in checker.attrs} | set(re.findall(r"<([a-zA-Z]+)[\s>/]", page))
+    assert not tags & {"script", "link", "img", "iframe", "object", "embed", "base", "image"}
+    assert "@import" not in page
+    assert re.findall(r"url\(([^)]*)\)", page) and all(
+        u.startswith("#") for u in re.findall(r"url\(([^)]*)\)", page))
+
+
+def test_every_link_lands_on_the_page(page):
+    root = _root(page)
+    ids = _ids(root)
+    targets = [v for el in root.iter() for k, v in el.attrib.items()
+               if _local(k) == "href"]
+    assert targets
+    missing = sorted({t for t in targets if t[1:] not in ids})
+    assert missing == []
+
+
+@needs_mpl
+def test_report_inlines_both_total_charts(page):
+    ids = _ids(_root(page))
+    for pair in ("us-cn", "cn-us"):
+        svg = ids[f"chart-total-{pair}"]
+        assert _local(svg.tag) == "svg"
+        assert f"chart-total-{pair}-series-total" in ids
+    assert "chart-total-us-cn-band-us.tariff.ieepa-reciprocal.cn" in ids
+    assert "chart-total-cn-us-band-cn.tariff.retaliatory.us" in ids
+
+
+def test_state_table_lists_every_measure(conn, page):
+    ids = _ids(_root(page))
+    rows = ids["state-table"].findall("./tbody/tr")
+    streams = reader.all_streams(conn)
+    assert [r.get("id") for r in rows] == [f"m-{s}" for s in streams]
+    assert len(streams) == 39
+    assert "no state on 2025-06-12" in "".join(ids["m-agreement.us-cn.busan"].itertext())
+
+
+def _cell_links(row, column: int) -> tuple[str, list[str]]:
+    cell = row.findall("./td")[column]
+    return "".join(cell.itertext()), [a.get("href") for a in cell.iter("a")]
+
+
+def test_values_link_to_the_events_that_set_them(page):
+    ids = _ids(_root(page))
+    rate_text, links = _cell_links(ids["m-cn.tariff.retaliatory.us"], 2)
+    assert rate_text.startswith("10")
+    # the rate was set by the Geneva cut, not by whatever event touched the measure last
+    source = ids[links[0][1:]]
+    assert "Geneva: China cuts its tariff on US goods from 125% to 10%" in "".join(
+        source.itertext())
+    legal_text, links = _cell_links(ids["m-us.tariff.ieepa-reciprocal.cn"], 4)
+    assert legal_text.startswith("stayed")
+    # 'stayed' since the administrative stay; the en banc stay of 2025-06-10 kept it so
+    assert "Federal Circuit administratively stays the CIT judgment" in "".join(
+        ids[links[0][1:]].itertext())
+    # every value cell of every measure with a state is a link
+    for row in ids["state-table"].findall("./tbody/tr"):
+        cells = row.findall("./td")
+        if len(cells) < 8:
+            continue
+        for cell in cells[2:6]:
+            if "".join(cell.itertext()).strip():
+                assert cell.find(".//a") is not None, (row.get("id"), ET.tostring(cell))
+
+
+def test_sources_give_dates_source_and_verbatim_quote(conn, page):
+    ids = _ids(_root(page))
+    items = ids["sources"].findall(".//li")
+    assert items and all(li.get("id", "").startswith("ev-") for li in items)
+    quoted = [li for li in items if li.find("blockquote") is not None]
+    assert quoted
+    (ev,) = [li for li in items if "Trump–Xi phone call" in "".join(li.itertext())]
+    text = "".join(ev.itertext())
+    assert "effective 2025-06-05" in text and "known 2025-06-05" in text
+    assert "Source: US, China hold trade talks in London" in text
+    row = conn.exec_driver_sql("SELECT source FROM events WHERE id = ?",
+                               (ev.get("id")[3:],)).one()
+    assert json.loads(row.source)["quote"] == "".join(ev.find("blockquote").itertext())
+    # numbered by effective date, as the superscript links say
+    effective = [re.search(r"effective (\d{4}-\d\d-\d\d)", "".join(li.itertext())).group(1)
+                 for li in items]
+    assert effective == sorted(effective)
+
+
+def test_developments_cover_the_30_days_before_the_as_of_date(page):
+    ids = _ids(_root(page))
+    text = "".join(ids["developments-table"].itertext())
+    assert "Trump–Xi phone call" in text  # 2025-06-05
+    assert "Second day of the London talks" in text  # 2025-06-10
+    assert "Geneva: US suspends 24 points" in text  # 2025-05-14
+    assert "Geneva Joint Statement" not in text  # 2025-05-12: 31 days before
+    assert "US assures Nvidia" not in text  # 2025-07-14: after the as-of date
+
+
+def test_no_developments_is_said(conn):
+    page = render_report(conn, "2024-06-01")
+    assert "No developments recorded in these 30 days." in page
+
+
+def test_totals_tables(page):
+    ids = _ids(_root(page))
+    us = "".join(ids["table-total-us-cn"].itertext())
+    assert "total on 2025-06-12" in us and "30 %" in us
+    assert "not in the total: steel and aluminium imports" in us
+    assert "125 %" not in "".join(ids["table-total-cn-us"].itertext())
+    for table in ("table-total-us-cn", "table-total-cn-us"):
+        for row in ids[table].findall("./tbody/tr"):
+            assert row.findall("./td")[1].find("a") is not None  # rates and totals cite events
+
+
+def test_known_on_report_answers_with_what_was_known(conn):
+    ids = _ids(_root(render_report(conn, "2025-08-13", "2025-06-10")))
+    rate, _ = _cell_links(ids["m-us.tariff.ieepa-reciprocal.cn"], 2)
+    assert rate.startswith("34")
+    assert "34 %" in "".join(ids["table-total-us-cn"].itertext())
+
+
+def test_report_is_deterministic(conn, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    write_report(conn, a, AS_OF, None)
+    write_report(conn, b, AS_OF, None)
+    assert (a / REPORT).read_bytes() == (b / REPORT).read_bytes()
+
+
+def test_report_without_matplotlib_notes_each_chart(conn, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    page = render_report(conn, AS_OF)
+    assert "<svg" not in page
+    ids = _ids(_root(page))
+    for pair in ("us-cn", "cn-us"):
+        note = "".join(ids[f"fig-total-{pair}"].itertext())
+        assert "Chart not drawn" in note and "pip install 'timeline[chart]'" in note
+    assert "state-table" in ids
+
+
+def test_source_urls_are_text_not_links():
+    row = SimpleNamespace(
+        id="e1", effective="2025-01-02", announced=None, known="2025-01-03", type="statement",
+        stream="diplomacy.us-cn", payload=json.dumps({"title": "A <statement> & more"}),
+        source=json.dumps({"name": "Example", "url": "https://example.org/x?a=1&b=2",
+                           "quote": "said \"so\""}))
+    item = event_item(1, row)
+    assert "href" not in item
+    assert "https://example.org/x?a=1&amp;b=2</code>" in item
+    assert "A &lt;statement&gt; &amp; more" in item
+    ET.fromstring(item)
+
+
+def test_export_snapshot_with_the_report_writer(seeded_store, tmp_path, monkeypatch):
+    """As the export runs it: hashed in the manifest, identical across two exports."""
+    export = pytest.importorskip("timeline.export")
+    monkeypatch.setattr(export, "EXTRA_WRITERS", [write_report])
+    first = export.write_snapshot(seeded_store, tmp_path / "a", AS_OF)
+    second = export.write_snapshot(seeded_store, tmp_path / "b", AS_OF)
+    info = first.manifest["files"][REPORT]
+    assert re.fullmatch(r"[0-9a-f]{64}", info["sha256"])
+    assert info == second.manifest["files"][REPORT]
+    assert (first.path / REPORT).read_bytes() == (second.path / REPORT).read_bytes()
+    assert export.verify_snapshot(first.path) == []
+
+
+def test_same_report_on_every_backend(make_db, seeded_store):
+    """PostgreSQL (when configured) gives the page SQLite gives, apart from the log head."""
+    from timeline.store import Store
+
+    store = Store.open(make_db(), readonly=True)
+    try:
+        with store.connect() as c:
+            page = render_report(c, AS_OF, "2025-06-10")
+    finally:
+        store.close()
+    with seeded_store.connect() as c:
+        reference = render_report(c, AS_OF, "2025-06-10")
+
+    def mask(p):
+        # the head hash covers recorded_at, which differs between two loads of the seeds
+        return re.sub(r"log head: [^.]*</code>", "", p)
+    assert mask(page) == mask(reference)
