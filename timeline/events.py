@@ -100,16 +100,20 @@ class Event:
         }
 
 
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON text: sorted keys, no spaces, dates as ISO strings."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_json_default)
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+# One encoder for the hot paths: json.dumps would build a new one on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=_json_default)
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON text: sorted keys, no spaces, dates as ISO strings."""
+    return _CANONICAL.encode(value)
 
 
 def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:

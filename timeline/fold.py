@@ -2,10 +2,14 @@
 
 Pure functions, no database. The projection maintainer, the rebuild, `known on` queries and
 the property tests all call `fold`, so there is exactly one definition of the semantics.
+
+States are updated copy-on-write: a field is replaced, never mutated in place (lists such
+as `scheduled` and `disputed` are rebuilt), so an interval's snapshot is a shallow copy of
+the running state. Values taken from payloads are shared, not copied: callers must treat
+states as read-only.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -66,8 +70,7 @@ def superseded_ids(events: Iterable[FoldEvent], known_on: str | None = None) -> 
 
 def _apply_fields(state: dict, values: dict | None, unset: Sequence[str] | None) -> None:
     if values:
-        for key, value in values.items():
-            state[key] = copy.deepcopy(value)
+        state.update(values)
     for key in unset or ():
         state.pop(key, None)
 
@@ -81,10 +84,10 @@ def apply_event(state: dict, ev: FoldEvent, stream: str) -> None:
         return
     if p.get("disputed"):
         claims = dict(p.get("set") or {})
-        state.setdefault("disputed", []).append({
+        state["disputed"] = state.get("disputed", []) + [{
             "event": ev.id, "claims": claims, "source": ev.source_name,
             **({"note": p["note"]} if p.get("note") else {}),
-        })
+        }]
         return
     implied = EVENT_TYPES[ev.type][1]
     if implied:
@@ -129,7 +132,7 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
     # a retraction changes no state itself: it only removes what it supersedes
     evs = sorted((e for e in events if e.id not in excluded and e.type != "retraction"),
                  key=order_key)
-    state = copy.deepcopy(start_state) if start_state else {}
+    state = dict(start_state) if start_state else {}
     intervals: list[Interval] = []
     tail_date, tail_state = None, None
     i, n = 0, len(evs)
@@ -139,7 +142,11 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
         next_sched = pending[0]["on"] if pending else None
         day = min(d for d in (next_ev, next_sched) if d is not None) if (next_ev or next_sched) \
             else None
-        if day is None or (until is not None and day > until):
+        if day is None:
+            break
+        if until is not None and day > until:
+            if intervals:
+                intervals[-1].valid_to = day  # the next change is known, just not applied
             break
         applied: list[str] = []
         _apply_due(state, day, applied)
@@ -150,7 +157,7 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
                 applied.append(evs[i].id)
             had_event = True
             i += 1
-        snapshot = copy.deepcopy(state)
+        snapshot = dict(state)
         if intervals:
             intervals[-1].valid_to = day
         intervals.append(Interval(stream, day, None, snapshot, applied))
