@@ -95,7 +95,7 @@ def append_batches(store, drawn):
     return ids
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(__import__("os").environ.get("TIMELINE_PROPERTY_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_incremental_equals_rebuild_and_pure_fold(drawn):
     with tempfile.TemporaryDirectory() as tmp:

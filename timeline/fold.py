@@ -11,7 +11,7 @@ states as read-only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from .events import EVENT_TYPES, SUPERSEDING_TYPES, TERMINAL_TYPES, canonical_json
 
@@ -52,6 +52,7 @@ class FoldResult:
     intervals: list[Interval]
     tail_date: str | None
     tail_state: dict | None
+    converged_at: str | None = None
 
 
 def order_key(ev: FoldEvent) -> tuple:
@@ -121,12 +122,16 @@ def _apply_due(state: dict, day: str, applied: list[str]) -> None:
 
 
 def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None = None,
-         excluded: set[str] | None = None, until: str | None = None) -> FoldResult:
+         excluded: set[str] | None = None, until: str | None = None,
+         converge: Callable[[str, dict, list[str]], bool] | None = None,
+         converge_after: str | None = None) -> FoldResult:
     """Fold `events` (those touching `stream`) into intervals.
 
     `start_state` is the state in force before the first event given (for incremental
     re-folds); `excluded` are superseded ids; `until` stops after that day (inclusive),
-    which bounds the work of point queries.
+    which bounds the work of point queries. `converge(day, state, event_ids)` lets an
+    incremental re-fold stop at the first day after `converge_after` whose interval equals
+    the stored one: from there on nothing can differ, since no changed event lies beyond.
     """
     excluded = excluded or set()
     # a retraction changes no state itself: it only removes what it supersedes
@@ -160,6 +165,9 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
         snapshot = dict(state)
         if intervals:
             intervals[-1].valid_to = day
+        if converge is not None and (converge_after is None or day > converge_after) \
+                and converge(day, snapshot, applied):
+            return FoldResult(intervals, tail_date, tail_state, converged_at=day)
         intervals.append(Interval(stream, day, None, snapshot, applied))
         if had_event:
             tail_date, tail_state = day, snapshot

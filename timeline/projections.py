@@ -157,7 +157,7 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
             mr.tail_date, mr.tail_state = res.tail_date, res.tail_state
             mr.pending = sum(1 for iv in res.intervals if iv.valid_from > res.tail_date)
         else:
-            _refold_from(conn, stream, d0, mr)
+            _refold_from(conn, stream, d0, max(own_dates + withdrawn), mr)
     i = intervals.c
     if fast_deletes:
         conn.execute(delete(intervals).where(i.stream == bindparam("s"),
@@ -188,25 +188,44 @@ def _save_measures(conn: Connection, mrs: list[MeasureRow]) -> None:
         mr.exists = True
 
 
-def _refold_from(conn: Connection, stream: str, d0: str, mr: MeasureRow) -> None:
-    """Re-fold one stream from day `d0` on, starting from the state in force the day before."""
+def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: MeasureRow) -> None:
+    """Re-fold one stream from day `d0`, starting from the state in force the day before.
+
+    `horizon` is the latest day any changed event touches; past it the re-fold stops at the
+    first interval equal to the stored one, so a retroactive event rewrites only the
+    intervals it actually changes.
+    """
     i = intervals.c
     prev = conn.execute(
         select(i.valid_from, i.state).where(i.stream == stream, i.valid_from < d0)
         .order_by(i.valid_from.desc()).limit(1)
     ).first()
     start = json.loads(prev.state) if prev else None
+    stored = {r.valid_from: (r.state, r.event_ids) for r in conn.execute(
+        select(i.valid_from, i.state, i.event_ids).where(i.stream == stream, i.valid_from >= d0))}
+
+    def same_as_stored(day: str, state: dict, ids: list[str]) -> bool:
+        row = stored.get(day)
+        return row is not None and row[1] == canonical_json(ids) and \
+            row[0] == canonical_json(state)
+
     touching = touching_events(conn, stream, since=d0)
     excluded = superseded_ids(touching)
     later = [e for e in touching if e.effective >= d0]
-    res = fold(stream, later, start_state=start, excluded=excluded)
-    conn.execute(delete(intervals).where(i.stream == stream, i.valid_from >= d0))
+    res = fold(stream, later, start_state=start, excluded=excluded,
+               converge=same_as_stored, converge_after=horizon)
+    stop = res.converged_at
+    gone = delete(intervals).where(i.stream == stream, i.valid_from >= d0)
+    conn.execute(gone.where(i.valid_from < stop) if stop else gone)
     if prev is not None:
+        first = res.intervals[0].valid_from if res.intervals else stop
         conn.execute(update(intervals).where(i.stream == stream, i.valid_from == prev.valid_from)
-                     .values(valid_to=res.intervals[0].valid_from if res.intervals else None))
+                     .values(valid_to=first))
     if res.intervals:
         conn.execute(insert(intervals), _interval_rows(res.intervals))
-    if res.tail_date is not None:
+    if stop and mr.tail_date is not None and mr.tail_date >= stop:
+        pass  # the stored tail lies in the unchanged part
+    elif res.tail_date is not None:
         mr.tail_date, mr.tail_state = res.tail_date, res.tail_state
     else:
         mr.tail_date = _last_event_day(conn, stream, d0, excluded)
@@ -215,10 +234,9 @@ def _refold_from(conn: Connection, stream: str, d0: str, mr: MeasureRow) -> None
             mr.tail_state = json.loads(conn.execute(
                 select(i.state).where(i.stream == stream, i.valid_from == mr.tail_date)
             ).scalar_one())
-    after = mr.tail_date or ""
     mr.pending = conn.execute(
         text("SELECT COUNT(*) FROM intervals WHERE stream = :s AND valid_from > :d"),
-        {"s": stream, "d": after},
+        {"s": stream, "d": mr.tail_date},
     ).scalar_one() if mr.tail_date else 0
 
 
@@ -242,7 +260,9 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
         f"JOIN events e ON e.position = l.position ORDER BY 1"
     )
     current, batch = None, []
-    for r in conn.execution_options(stream_results=True, yield_per=5000).execute(sql):
+    # per-statement options: conn.execution_options() would switch every later statement
+    # on this connection (the inserts too) to server-side cursors on PostgreSQL
+    for r in conn.execute(sql, execution_options={"stream_results": True, "yield_per": 5000}):
         if r.k != current:
             if current is not None:
                 yield current, batch
