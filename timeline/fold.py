@@ -10,6 +10,7 @@ states as read-only.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -27,7 +28,14 @@ class FoldEvent:
     effective: str
     known: str
     payload: dict
-    source_name: str = ""
+    source: dict | str = ""  # the citation, or its stored JSON text (decoded on demand)
+
+    @property
+    def source_name(self) -> str:
+        """The citation's source name (only disputed reports need it, so it is lazy)."""
+        src = json.loads(self.source) if isinstance(self.source, str) and self.source else \
+            self.source
+        return src.get("name", "") if isinstance(src, dict) else ""
 
 
 @dataclass(slots=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
 from .events import SUPERSEDING_TYPES, canonical_json
@@ -19,6 +20,35 @@ from .schema import event_links, events, intervals, measures
 
 CHUNK = 500
 _EVENT_COLS = "e.position, e.id, e.stream, e.type, e.effective, e.known, e.payload, e.source"
+INTERVAL_COLS = ("stream", "valid_from", "valid_to", "rate", "status", "legal_status", "state",
+                 "event_ids")
+MEASURE_COLS = ("stream", "kind", "imposer", "target", "scope", "title", "version",
+                "first_effective", "tail_date", "tail_state", "pending")
+
+
+@lru_cache(maxsize=None)
+def _for_driver(statement: str, paramstyle: str) -> str:
+    return statement if paramstyle == "qmark" else statement.replace("?", "%s")
+
+
+def run_sql(conn: Connection, statement: str, params=()):
+    """Run SQL written with `?` placeholders straight through the driver.
+
+    The append and rebuild paths run thousands of small statements and executemany
+    batches; Core's per-row parameter processing cost more than SQLite itself there.
+    A list of tuples runs as executemany.
+    """
+    return conn.exec_driver_sql(_for_driver(statement, conn.dialect.paramstyle), params)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+INSERT_INTERVAL = f"INSERT INTO intervals ({', '.join(INTERVAL_COLS)}) VALUES ({_marks(8)})"
+INSERT_MEASURE = f"INSERT INTO measures ({', '.join(MEASURE_COLS)}) VALUES ({_marks(11)})"
+UPDATE_MEASURE = ("UPDATE measures SET " + ", ".join(f"{c} = ?" for c in MEASURE_COLS[1:])
+                  + " WHERE stream = ?")
 
 
 @dataclass(slots=True)
@@ -40,26 +70,22 @@ def load_measures(conn: Connection, streams: Iterable[str]) -> dict[str, Measure
     """Catalogue rows for `streams` (missing ones come back as empty rows)."""
     wanted = sorted(set(streams))
     out = {s: MeasureRow(s) for s in wanted}
-    m = measures.c
     for i in range(0, len(wanted), CHUNK):
-        rows = conn.execute(
-            select(m.stream, m.version, m.title, m.first_effective, m.tail_date, m.tail_state,
-                   m.pending).where(m.stream.in_(wanted[i:i + CHUNK]))
-        )
+        part = wanted[i:i + CHUNK]
+        rows = run_sql(conn, "SELECT stream, version, title, first_effective, tail_date, "
+                             f"tail_state, pending FROM measures WHERE stream IN "
+                             f"({_marks(len(part))})", tuple(part))
         for r in rows:
-            out[r.stream] = MeasureRow(r.stream, r.version, r.title, r.first_effective,
-                                       r.tail_date,
-                                       json.loads(r.tail_state) if r.tail_state else None,
-                                       r.pending, True)
+            out[r[0]] = MeasureRow(r[0], r[1], r[2], r[3], r[4],
+                                   json.loads(r[5]) if r[5] else None, r[6], True)
     return out
 
 
 def to_fold_event(row) -> FoldEvent:
     """FoldEvent from a row with position, id, stream, type, effective, known, payload, source."""
-    src = row.source if isinstance(row.source, dict) else json.loads(row.source)
     payload = row.payload if isinstance(row.payload, dict) else json.loads(row.payload)
     return FoldEvent(row.position, row.id, row.stream, row.type, row.effective, row.known,
-                     payload, src.get("name", ""))
+                     payload, row.source)
 
 
 def touching_events(conn: Connection, stream: str, *, since: str | None = None,
@@ -69,25 +95,24 @@ def touching_events(conn: Connection, stream: str, *, since: str | None = None,
     Retractions and corrections are always included, whatever their dates, because they
     withdraw events regardless of when they take effect.
     """
-    conds, params = [], {"s": stream}
+    conds, params = [], []
     if since is not None:
-        conds.append("e.effective >= :since")
-        params["since"] = since
+        conds.append("e.effective >= ?")
+        params.append(since)
     if until is not None:
-        conds.append("e.effective <= :until")
-        params["until"] = until
+        conds.append("e.effective <= ?")
+        params.append(until)
     where = ""
     if conds:
         where = " AND (" + " AND ".join(conds) + " OR e.type IN ('retraction', 'correction'))"
     if known_on is not None:
-        where += " AND e.known <= :k"
-        params["k"] = known_on
-    sql = text(
-        f"SELECT {_EVENT_COLS} FROM events e WHERE e.stream = :s{where} "
-        f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
-        f"JOIN events e ON e.position = l.position WHERE l.stream = :s{where}"
-    )
-    return [to_fold_event(r) for r in conn.execute(sql, params)]
+        where += " AND e.known <= ?"
+        params.append(known_on)
+    sql = (f"SELECT {_EVENT_COLS} FROM events e WHERE e.stream = ?{where} "
+           f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
+           f"JOIN events e ON e.position = l.position WHERE l.stream = ?{where}")
+    rows = run_sql(conn, sql, (stream, *params, stream, *params))
+    return [FoldEvent(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
 
 
 def _derive(stream: str, state: dict | None) -> dict:
@@ -99,24 +124,23 @@ def _derive(stream: str, state: dict | None) -> dict:
             "scope": state.get("scope")}
 
 
-def _interval_rows(ivs: list[Interval]) -> list[dict]:
-    return [{
-        "stream": iv.stream, "valid_from": iv.valid_from, "valid_to": iv.valid_to,
-        "rate": iv.state.get("rate") if isinstance(iv.state.get("rate"), (int, float)) else None,
-        "status": iv.state.get("status"), "legal_status": iv.state.get("legal_status"),
-        "state": canonical_json(iv.state), "event_ids": canonical_json(iv.event_ids),
-    } for iv in ivs]
+def _interval_rows(ivs: list[Interval]) -> list[tuple]:
+    out = []
+    for iv in ivs:
+        st = iv.state
+        rate = st.get("rate")
+        out.append((iv.stream, iv.valid_from, iv.valid_to,
+                    rate if isinstance(rate, (int, float)) and not isinstance(rate, bool)
+                    else None, st.get("status"), st.get("legal_status"),
+                    canonical_json(st), canonical_json(iv.event_ids)))
+    return out
 
 
-def _measure_row(mr: MeasureRow) -> dict:
+def _measure_row(mr: MeasureRow) -> tuple:
     d = _derive(mr.stream, mr.tail_state)
-    return {
-        "stream": mr.stream, "kind": d["kind"], "imposer": d["imposer"], "target": d["target"],
-        "scope": d["scope"], "title": mr.title, "version": mr.version,
-        "first_effective": mr.first_effective, "tail_date": mr.tail_date,
-        "tail_state": canonical_json(mr.tail_state) if mr.tail_state is not None else None,
-        "pending": mr.pending,
-    }
+    return (mr.stream, d["kind"], d["imposer"], d["target"], d["scope"], mr.title, mr.version,
+            mr.first_effective, mr.tail_date,
+            canonical_json(mr.tail_state) if mr.tail_state is not None else None, mr.pending)
 
 
 def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureRow],
@@ -149,25 +173,21 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
             # appended at the end of valid time: fold on from the stored tail, no reads
             res = fold(stream, evs, start_state=mr.tail_state)
             if mr.pending:
-                fast_deletes.append({"s": stream, "d": mr.tail_date})
+                fast_deletes.append((stream, mr.tail_date))
             if not brand_new:
-                fast_updates.append({"s": stream, "d": mr.tail_date,
-                                     "to": res.intervals[0].valid_from})
+                fast_updates.append((res.intervals[0].valid_from, stream, mr.tail_date))
             fast_inserts.extend(res.intervals)
             mr.tail_date, mr.tail_state = res.tail_date, res.tail_state
             mr.pending = sum(1 for iv in res.intervals if iv.valid_from > res.tail_date)
         else:
             _refold_from(conn, stream, d0, max(own_dates + withdrawn), mr)
-    i = intervals.c
     if fast_deletes:
-        conn.execute(delete(intervals).where(i.stream == bindparam("s"),
-                                             i.valid_from > bindparam("d")), fast_deletes)
+        run_sql(conn, "DELETE FROM intervals WHERE stream = ? AND valid_from > ?", fast_deletes)
     if fast_updates:
-        conn.execute(update(intervals).where(i.stream == bindparam("s"),
-                                             i.valid_from == bindparam("d"))
-                     .values(valid_to=bindparam("to")), fast_updates)
+        run_sql(conn, "UPDATE intervals SET valid_to = ? WHERE stream = ? AND valid_from = ?",
+                fast_updates)
     if fast_inserts:
-        conn.execute(insert(intervals), _interval_rows(fast_inserts))
+        run_sql(conn, INSERT_INTERVAL, _interval_rows(fast_inserts))
     _save_measures(conn, [rows[s] for s in by_stream])
 
 
@@ -175,15 +195,9 @@ def _save_measures(conn: Connection, mrs: list[MeasureRow]) -> None:
     fresh = [_measure_row(m) for m in mrs if not m.exists]
     known = [_measure_row(m) for m in mrs if m.exists]
     if fresh:
-        conn.execute(insert(measures), fresh)
+        run_sql(conn, INSERT_MEASURE, fresh)
     if known:
-        m = measures.c
-        cols = [c for c in known[0] if c != "stream"]
-        conn.execute(
-            update(measures).where(m.stream == bindparam("b_stream"))
-            .values({c: bindparam("v_" + c) for c in cols}),
-            [{"b_stream": r["stream"], **{"v_" + c: r[c] for c in cols}} for r in known],
-        )
+        run_sql(conn, UPDATE_MEASURE, [r[1:] + (r[0],) for r in known])
     for mr in mrs:
         mr.exists = True
 
@@ -195,14 +209,12 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
     first interval equal to the stored one, so a retroactive event rewrites only the
     intervals it actually changes.
     """
-    i = intervals.c
-    prev = conn.execute(
-        select(i.valid_from, i.state).where(i.stream == stream, i.valid_from < d0)
-        .order_by(i.valid_from.desc()).limit(1)
-    ).first()
-    start = json.loads(prev.state) if prev else None
-    stored = {r.valid_from: (r.state, r.event_ids) for r in conn.execute(
-        select(i.valid_from, i.state, i.event_ids).where(i.stream == stream, i.valid_from >= d0))}
+    prev = run_sql(conn, "SELECT valid_from, state FROM intervals WHERE stream = ? AND "
+                         "valid_from < ? ORDER BY valid_from DESC LIMIT 1", (stream, d0)).first()
+    start = json.loads(prev[1]) if prev else None
+    stored = {r[0]: (r[1], r[2]) for r in run_sql(
+        conn, "SELECT valid_from, state, event_ids FROM intervals WHERE stream = ? AND "
+              "valid_from >= ?", (stream, d0))}
 
     def same_as_stored(day: str, state: dict, ids: list[str]) -> bool:
         row = stored.get(day)
@@ -215,14 +227,17 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
     res = fold(stream, later, start_state=start, excluded=excluded,
                converge=same_as_stored, converge_after=horizon)
     stop = res.converged_at
-    gone = delete(intervals).where(i.stream == stream, i.valid_from >= d0)
-    conn.execute(gone.where(i.valid_from < stop) if stop else gone)
+    if stop:
+        run_sql(conn, "DELETE FROM intervals WHERE stream = ? AND valid_from >= ? AND "
+                      "valid_from < ?", (stream, d0, stop))
+    else:
+        run_sql(conn, "DELETE FROM intervals WHERE stream = ? AND valid_from >= ?", (stream, d0))
     if prev is not None:
         first = res.intervals[0].valid_from if res.intervals else stop
-        conn.execute(update(intervals).where(i.stream == stream, i.valid_from == prev.valid_from)
-                     .values(valid_to=first))
+        run_sql(conn, "UPDATE intervals SET valid_to = ? WHERE stream = ? AND valid_from = ?",
+                (first, stream, prev[0]))
     if res.intervals:
-        conn.execute(insert(intervals), _interval_rows(res.intervals))
+        run_sql(conn, INSERT_INTERVAL, _interval_rows(res.intervals))
     if stop and mr.tail_date is not None and mr.tail_date >= stop:
         pass  # the stored tail lies in the unchanged part
     elif res.tail_date is not None:
@@ -231,13 +246,12 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
         mr.tail_date = _last_event_day(conn, stream, d0, excluded)
         mr.tail_state = None
         if mr.tail_date is not None:
-            mr.tail_state = json.loads(conn.execute(
-                select(i.state).where(i.stream == stream, i.valid_from == mr.tail_date)
-            ).scalar_one())
-    mr.pending = conn.execute(
-        text("SELECT COUNT(*) FROM intervals WHERE stream = :s AND valid_from > :d"),
-        {"s": stream, "d": mr.tail_date},
-    ).scalar_one() if mr.tail_date else 0
+            mr.tail_state = json.loads(run_sql(
+                conn, "SELECT state FROM intervals WHERE stream = ? AND valid_from = ?",
+                (stream, mr.tail_date)).scalar_one())
+    mr.pending = run_sql(
+        conn, "SELECT COUNT(*) FROM intervals WHERE stream = ? AND valid_from > ?",
+        (stream, mr.tail_date)).scalar_one() if mr.tail_date else 0
 
 
 def _last_event_day(conn: Connection, stream: str, before: str, excluded: set[str]) -> str | None:
@@ -296,17 +310,17 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
         done += len(own)
         streams += 1
         if len(iv_buf) >= 5000:
-            conn.execute(insert(intervals), iv_buf)
+            run_sql(conn, INSERT_INTERVAL, iv_buf)
             iv_buf.clear()
             if progress:
                 progress(done, total)
         if len(m_buf) >= 5000:
-            conn.execute(insert(measures), m_buf)
+            run_sql(conn, INSERT_MEASURE, m_buf)
             m_buf.clear()
     if iv_buf:
-        conn.execute(insert(intervals), iv_buf)
+        run_sql(conn, INSERT_INTERVAL, iv_buf)
     if m_buf:
-        conn.execute(insert(measures), m_buf)
+        run_sql(conn, INSERT_MEASURE, m_buf)
     if progress:
         progress(total, total)
     return streams

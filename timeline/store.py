@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 
 from . import db as dbmod
@@ -21,9 +21,17 @@ from .errors import ConcurrencyError, EventValidationError, IntegrityError, Stor
 from .events import (EVENT_TYPES, GENESIS_HASH, SCHEMA_VERSION, SUPERSEDING_TYPES, Event,
                      NewEvent, canonical_json, chain_hash, uuid7, validate)
 from .fold import FoldEvent
-from .schema import event_links, events
+from .projections import run_sql
+from .schema import events
 
 CHUNK = 500
+EVENT_COLS = ("position", "id", "stream", "version", "type", "schema_version", "effective",
+              "announced", "known", "recorded_at", "payload", "source", "prev_hash", "hash")
+INSERT_EVENT = (f"INSERT INTO events ({', '.join(EVENT_COLS)}) "
+                f"VALUES ({', '.join('?' * len(EVENT_COLS))})")
+# PostgreSQL: the key of the transaction-level advisory lock that serialises writers (SQLite
+# serialises them with BEGIN IMMEDIATE); see docs/guarantees.md for why.
+PG_WRITE_LOCK = 0x74696D656C696E65  # "timeline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +193,12 @@ class Store:
             raise ReadOnlyError(f"{self.where} is open read-only")
         for ev in new:
             validate(ev)
+            if ev.id is not None and not (isinstance(ev.id, str) and 0 < len(ev.id) <= 36):
+                # the id column is text(36) on every backend
+                _fail(ev, "id", f"must be text of 1 to 36 characters (a UUID), got {ev.id!r}")
         offered = [ev if ev.id else _with_id(ev, uuid7()) for ev in new]
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
+            _write_lock(conn)
             return self._append_in(conn, offered, dict(expected_versions or {}))
 
     def _append_in(self, conn: Connection, offered: list[NewEvent],
@@ -239,16 +251,17 @@ class Store:
             row["hash"] = prev = chain_hash(prev, row)
             ev_rows.append(row)
             for s in ev.payload.get("affects", ()):
-                link_rows.append({"stream": s, "position": pos, "role": "affects"})
+                link_rows.append((s, pos, "affects"))
             for s in sorted({sup_rows[i][0] for i in ev.payload.get("supersedes", ())}
                             - {ev.stream}):
-                link_rows.append({"stream": s, "position": pos, "role": "supersedes"})
+                link_rows.append((s, pos, "supersedes"))
             fold_events.append(FoldEvent(pos, ev.id, ev.stream, ev.type, eff, row["known"],
-                                         json.loads(row["payload"]), ev.source["name"]))
+                                         ev.payload, ev.source))
             stored.append(row)
-        conn.execute(insert(events), ev_rows)
+        run_sql(conn, INSERT_EVENT, [tuple(r[c] for c in EVENT_COLS) for r in ev_rows])
         if link_rows:
-            conn.execute(insert(event_links), link_rows)
+            run_sql(conn, "INSERT INTO event_links (stream, position, role) VALUES (?, ?, ?)",
+                    link_rows)
         withdrawn: dict[str, list[str]] = {}
         for i in sup_ids:
             stream, eff = sup_rows[i]
@@ -285,7 +298,14 @@ class Store:
     def rebuild(self, progress=None) -> int:
         """Rebuild every projection from the log in one transaction; returns streams folded."""
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
+            _write_lock(conn)
             return projections.rebuild(conn, progress)
+
+
+def _write_lock(conn: Connection) -> None:
+    """PostgreSQL: queue behind any other writer until this transaction ends (no-op on SQLite)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
 
 
 def row_to_event(r) -> Event:
@@ -304,8 +324,9 @@ def _with_id(ev: NewEvent, new_id: str) -> NewEvent:
 def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(ids), CHUNK):
-        found.update(conn.execute(select(events.c.id).where(events.c.id.in_(ids[i:i + CHUNK])))
-                     .scalars())
+        part = tuple(ids[i:i + CHUNK])
+        found.update(r[0] for r in run_sql(
+            conn, f"SELECT id FROM events WHERE id IN ({', '.join('?' * len(part))})", part))
     return found
 
 
@@ -350,7 +371,10 @@ def _check_references(batch: list[NewEvent], rows, sup_rows) -> None:
             if eff < start and ev.type not in SUPERSEDING_TYPES:
                 _fail(ev, "effective", f"{eff} is before measure {ev.stream!r} exists "
                                        f"(its first event is effective {start})")
-        for s in ev.payload.get("affects", ()):
+        affects = list(ev.payload.get("affects", ()))
+        if len(set(affects)) != len(affects):  # one link row per measure
+            _fail(ev, "affects", "names the same measure more than once")
+        for s in affects:
             if not rows[s].exists and s not in new_streams:
                 _fail(ev, "affects", f"unknown measure {s!r}")
         for i in ev.payload.get("supersedes", ()):
@@ -368,7 +392,9 @@ def _check_triggers(conn: Connection, dialect: str) -> None:
         wanted = {f"{t}_no_{v}" for t in ("events", "event_links") for v in ("update", "delete")}
     else:
         names = set(conn.execute(text(
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")).scalars())
+            # on this schema's log tables only; a disabled trigger protects nothing
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D' AND "
+            "tgrelid IN (to_regclass('events'), to_regclass('event_links'))")).scalars())
         wanted = {f"{t}_no_{v}" for t in ("events", "event_links") for v in ("change", "truncate")}
     missing = sorted(wanted - names)
     if missing:
