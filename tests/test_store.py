@@ -162,3 +162,12 @@ def test_open_refuses_a_newer_schema(seeded_db):
 
     with pytest.raises(SchemaError, match="9999"):
         Store.open(str(seeded_db))
+
+
+def test_two_read_only_connections_have_their_own_transactions(seeded_db):
+    store = Store.open(str(seeded_db), readonly=True)
+    with store.connect() as a, store.connect() as b:
+        a.execute(text("SELECT COUNT(*) FROM events")).scalar()
+        assert b.execute(text("SELECT COUNT(*) FROM events")).scalar() == store.count()
+        assert a.connection.dbapi_connection is not b.connection.dbapi_connection
+    store.close()

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = int(os.environ.get("TIMELINE_BUSY_TIMEOUT_MS") or 30_000)
 
 
 def default_db_path() -> Path:
@@ -54,12 +55,19 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
     if u.get_backend_name() != "sqlite":
         kwargs = {}
         if readonly:
-            kwargs["execution_options"] = {"postgresql_readonly": True}
+            # PostgreSQL: every transaction READ ONLY, and one snapshot per transaction so a
+            # reader that runs several statements sees one consistent state of the log
+            kwargs["execution_options"] = {"postgresql_readonly": True,
+                                           "isolation_level": "REPEATABLE READ"}
         return create_engine(url, future=True, **kwargs)
     if readonly and u.database and u.database != ":memory:":
         # SQLite's own read-only mode: the file is opened O_RDONLY, so no write can happen
         ro = Path(u.database).resolve().as_uri() + "?mode=ro"
-        engine = create_engine("sqlite://", creator=lambda: _ro_connect(ro))
+        # an explicit QueuePool: the "sqlite://" URL would get SingletonThreadPool, which
+        # hands every connection of a thread the same driver connection (so a second
+        # reader would join the first one's transaction)
+        engine = create_engine("sqlite://", creator=lambda: _ro_connect(ro),
+                               poolclass=QueuePool)
     else:
         engine = create_engine(url)
 
@@ -113,9 +121,14 @@ def translate(exc: DBAPIError, what: str = "database") -> StoreError:
         return SchemaError(f"{what} is not a SQLite database (or is encrypted/corrupt)")
     if "database is locked" in low or "database is busy" in low:
         return StoreError(f"{what} is busy: another process held the write lock for more than "
-                          f"{BUSY_TIMEOUT_MS // 1000} s; try again")
+                          f"{BUSY_TIMEOUT_MS / 1000:g} s; try again")
     if "disk is full" in low or "disk full" in low or "no space" in low:
         return StoreError(f"{what}: the disk is full; nothing was written")
+    if "disk i/o error" in low:
+        return StoreError(f"{what}: disk I/O error (the disk may be full, the file over a size "
+                          f"limit, or the device failing); the transaction was rolled back")
     if "unable to open" in low:
-        return StoreError(f"{what}: unable to open the database file")
+        return StoreError(f"{what}: unable to open the database file (is it, or its directory, "
+                          f"read-only? SQLite must be able to create its -wal and -shm files "
+                          f"next to it)")
     return StoreError(f"{what}: {msg.splitlines()[0] if msg else exc}")
