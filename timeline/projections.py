@@ -124,23 +124,30 @@ def _derive(stream: str, state: dict | None) -> dict:
             "scope": state.get("scope")}
 
 
-def _interval_rows(ivs: list[Interval]) -> list[tuple]:
+def _interval_rows(ivs: list[Interval], memo: dict | None = None) -> list[tuple]:
+    """Rows for INSERT_INTERVAL; `memo` collects id(state) -> JSON so the catalogue row can
+    reuse the tail state's serialisation instead of encoding it a second time."""
     out = []
     for iv in ivs:
         st = iv.state
         rate = st.get("rate")
+        text_ = canonical_json(st)
+        if memo is not None:
+            memo[id(st)] = text_
         out.append((iv.stream, iv.valid_from, iv.valid_to,
                     rate if isinstance(rate, (int, float)) and not isinstance(rate, bool)
                     else None, st.get("status"), st.get("legal_status"),
-                    canonical_json(st), canonical_json(iv.event_ids)))
+                    text_, canonical_json(iv.event_ids)))
     return out
 
 
-def _measure_row(mr: MeasureRow) -> tuple:
+def _measure_row(mr: MeasureRow, memo: dict | None = None) -> tuple:
     d = _derive(mr.stream, mr.tail_state)
+    tail = None
+    if mr.tail_state is not None:
+        tail = (memo or {}).get(id(mr.tail_state)) or canonical_json(mr.tail_state)
     return (mr.stream, d["kind"], d["imposer"], d["target"], d["scope"], mr.title, mr.version,
-            mr.first_effective, mr.tail_date,
-            canonical_json(mr.tail_state) if mr.tail_state is not None else None, mr.pending)
+            mr.first_effective, mr.tail_date, tail, mr.pending)
 
 
 def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureRow],
@@ -186,14 +193,15 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
     if fast_updates:
         run_sql(conn, "UPDATE intervals SET valid_to = ? WHERE stream = ? AND valid_from = ?",
                 fast_updates)
+    memo: dict[int, str] = {}
     if fast_inserts:
-        run_sql(conn, INSERT_INTERVAL, _interval_rows(fast_inserts))
-    _save_measures(conn, [rows[s] for s in by_stream])
+        run_sql(conn, INSERT_INTERVAL, _interval_rows(fast_inserts, memo))
+    _save_measures(conn, [rows[s] for s in by_stream], memo)
 
 
-def _save_measures(conn: Connection, mrs: list[MeasureRow]) -> None:
-    fresh = [_measure_row(m) for m in mrs if not m.exists]
-    known = [_measure_row(m) for m in mrs if m.exists]
+def _save_measures(conn: Connection, mrs: list[MeasureRow], memo: dict | None = None) -> None:
+    fresh = [_measure_row(m, memo) for m in mrs if not m.exists]
+    known = [_measure_row(m, memo) for m in mrs if m.exists]
     if fresh:
         run_sql(conn, INSERT_MEASURE, fresh)
     if known:
@@ -209,12 +217,14 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
     first interval equal to the stored one, so a retroactive event rewrites only the
     intervals it actually changes.
     """
-    prev = run_sql(conn, "SELECT valid_from, state FROM intervals WHERE stream = ? AND "
-                         "valid_from < ? ORDER BY valid_from DESC LIMIT 1", (stream, d0)).first()
+    # the interval in force the day before d0 and every stored interval from d0 on, in one read
+    rows = run_sql(conn, "SELECT valid_from, state, event_ids FROM intervals WHERE stream = ? "
+                         "AND valid_from >= coalesce((SELECT max(valid_from) FROM intervals "
+                         "WHERE stream = ? AND valid_from < ?), ?) ORDER BY valid_from",
+                   (stream, stream, d0, d0)).all()
+    prev = rows[0] if rows and rows[0][0] < d0 else None
     start = json.loads(prev[1]) if prev else None
-    stored = {r[0]: (r[1], r[2]) for r in run_sql(
-        conn, "SELECT valid_from, state, event_ids FROM intervals WHERE stream = ? AND "
-              "valid_from >= ?", (stream, d0))}
+    stored = {r[0]: (r[1], r[2]) for r in rows if r[0] >= d0}
 
     def same_as_stored(day: str, state: dict, ids: list[str]) -> bool:
         row = stored.get(day)
@@ -249,9 +259,18 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
             mr.tail_state = json.loads(run_sql(
                 conn, "SELECT state FROM intervals WHERE stream = ? AND valid_from = ?",
                 (stream, mr.tail_date)).scalar_one())
-    mr.pending = run_sql(
-        conn, "SELECT COUNT(*) FROM intervals WHERE stream = ? AND valid_from > ?",
-        (stream, mr.tail_date)).scalar_one() if mr.tail_date else 0
+    # the stream's intervals now: those before d0 (unchanged), the re-folded ones, and the
+    # stored ones from the convergence day on
+    starts = [r[0] for r in rows if r[0] < d0] + [iv.valid_from for iv in res.intervals] + \
+        ([d for d in stored if d >= stop] if stop else [])
+    if not mr.tail_date:
+        mr.pending = 0
+    elif starts and mr.tail_date >= starts[0]:
+        mr.pending = sum(1 for d in starts if d > mr.tail_date)
+    else:  # the tail lies before what was read: count what follows it
+        mr.pending = run_sql(
+            conn, "SELECT COUNT(*) FROM intervals WHERE stream = ? AND valid_from > ?",
+            (stream, mr.tail_date)).scalar_one()
 
 
 def _last_event_day(conn: Connection, stream: str, before: str, excluded: set[str]) -> str | None:
@@ -305,8 +324,9 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
         )
         mr.pending = sum(1 for iv in res.intervals
                          if res.tail_date is not None and iv.valid_from > res.tail_date)
-        iv_buf.extend(_interval_rows(res.intervals))
-        m_buf.append(_measure_row(mr))
+        memo: dict[int, str] = {}
+        iv_buf.extend(_interval_rows(res.intervals, memo))
+        m_buf.append(_measure_row(mr, memo))
         done += len(own)
         streams += 1
         if len(iv_buf) >= 5000:
