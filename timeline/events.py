@@ -152,14 +152,18 @@ def content_id(ev: NewEvent) -> str:
     return uuid7(max(ms, 0), digest)
 
 
-def _fail(ev: NewEvent, fieldname: str, message: str) -> None:
+def reject(ev: NewEvent, fieldname: str, message: str) -> None:
+    """Raise EventValidationError for `ev`, naming its file and line (from `origin`) and field."""
     file, line = None, None
     if ev.origin:
         file, _, line_s = ev.origin.rpartition(":")
         line = int(line_s) if line_s.isdigit() else None
         file = file or ev.origin
-    label = ev.id or f"{ev.stream or '?'} {ev.type or '?'} {ev.effective or '?'}"
+    label = f"{ev.stream or '?'} {ev.type or '?'} {ev.effective or '?'}"
     raise EventValidationError(message, file=file, event=label, field=fieldname, line=line)
+
+
+_fail = reject
 
 
 def _check_state_fields(ev: NewEvent, where: str, values: Any) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from . import db as dbmod
 from . import migrate, projections
 from .errors import ConcurrencyError, EventValidationError, IntegrityError, StoreError
+from .events import reject as _fail
 from .events import (EVENT_TYPES, GENESIS_HASH, SCHEMA_VERSION, SUPERSEDING_TYPES, Event,
                      NewEvent, canonical_json, chain_hash, uuid7, validate)
 from .fold import FoldEvent
@@ -339,15 +340,6 @@ def _superseded(conn: Connection, ids: list[str], batch: list[NewEvent]) -> dict
                               .where(events.c.id.in_(missing[i:i + CHUNK]))):
             out[r.id] = (r.stream, r.effective)
     return out
-
-
-def _fail(ev: NewEvent, field: str, message: str) -> None:
-    file, line = None, None
-    if ev.origin:
-        file, _, line_s = ev.origin.rpartition(":")
-        line = int(line_s) if line_s.isdigit() else None
-    raise EventValidationError(message, file=file or ev.origin, line=line,
-                               event=f"{ev.stream} {ev.type} {ev.effective}", field=field)
 
 
 def _check_references(batch: list[NewEvent], rows, sup_rows) -> None:
