@@ -71,7 +71,8 @@ def configure_verify(p):
     """Arguments of `timeline verify`."""
     p.add_argument("--against", metavar="MANIFEST.json",
                    help="also check the log still holds the head recorded in an export "
-                        "manifest (or export folder): catches a truncated or rewritten tail")
+                        "manifest (a manifest.json, a snapshot folder, or the export folder "
+                        "for its latest snapshot): catches a truncated or rewritten tail")
 
 
 def run_verify(args) -> int:
@@ -100,7 +101,11 @@ def _check_against(store, manifest: str) -> str:
     from .schema import events
 
     path = Path(manifest)
-    if path.is_dir():  # an export folder: its manifest.json
+    if path.is_dir():  # a snapshot folder, or the export folder (its latest snapshot)
+        if not (path / "manifest.json").exists():
+            from .export import read_latest
+
+            path = path / (read_latest(path) or "")
         path = path / "manifest.json"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

@@ -249,5 +249,8 @@ def validate(ev: NewEvent) -> None:
               f"unknown citation key; expected one of {', '.join(SOURCE_KEYS)}")
     if not isinstance(s.get("name"), str) or not s["name"].strip():
         _fail(ev, "source.name", "missing: name the document or public source")
+    for key in SOURCE_KEYS:
+        if key in s and not isinstance(s[key], str):
+            _fail(ev, "source." + key, f"must be text, got {s[key]!r}")
     if s.get("file") and not s.get("quote"):
         _fail(ev, "source.quote", "a citation of a source file needs a verbatim quote")

@@ -1,0 +1,195 @@
+"""Run the same tests against SQLite and PostgreSQL.
+
+Test modules import the `backend` and `make_db` fixtures from here. The PostgreSQL half runs
+when TIMELINE_TEST_POSTGRES_URL names a server database we may create databases from (e.g.
+postgresql+psycopg://postgres@127.0.0.1:5432/test); it creates one fresh database
+`timeline_test_<random>` per test session, gives every test its own schema in it, and drops
+the database at the end of the session. Without the variable the PostgreSQL half is skipped
+with the reason below.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from timeline.store import Store
+
+PG_URL = os.environ.get("TIMELINE_TEST_POSTGRES_URL", "").strip()
+NO_PG = ("PostgreSQL half skipped: set TIMELINE_TEST_POSTGRES_URL (e.g. "
+         "postgresql+psycopg://postgres@127.0.0.1:5432/test) to run it; .ci/run does when "
+         "pg_isready answers")
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql",
+                 marks=[pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason=NO_PG)]),
+]
+
+
+def only_postgres(test):
+    """Mark a test as PostgreSQL-only (`-m postgres` selects them; skipped without a URL)."""
+    return pytest.mark.postgres(pytest.mark.skipif(not PG_URL, reason=NO_PG)(test))
+
+
+class PgSession:
+    """One scratch database for the whole test session; one schema per test database."""
+
+    _instance: "PgSession | None" = None
+
+    def __init__(self, admin_url: str):
+        admin = make_url(admin_url)
+        if admin.get_backend_name() != "postgresql":
+            raise pytest.UsageError(f"TIMELINE_TEST_POSTGRES_URL is not a PostgreSQL URL: "
+                                    f"{admin_url}")
+        if admin.drivername == "postgresql":
+            admin = admin.set(drivername="postgresql+psycopg")
+        self.admin = create_engine(admin, isolation_level="AUTOCOMMIT")
+        self.name: str | None = f"timeline_test_{secrets.token_hex(4)}"
+        self.schemas: list[str] = []
+        try:
+            with self.admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{self.name}"'))
+            self.url = admin.set(database=self.name)
+        except Exception:  # no CREATEDB right: use the given database, one schema per test
+            self.name, self.url = None, admin
+        self.engine = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        self.n = 0
+        atexit.register(self.drop)
+
+    @classmethod
+    def get(cls) -> "PgSession":
+        """The session's scratch database (created on first use)."""
+        if cls._instance is None:
+            cls._instance = cls(PG_URL)
+        return cls._instance
+
+    def new_url(self) -> str:
+        """URL of a new, empty schema (the test's own database)."""
+        self.n += 1
+        schema = f"t{self.n}_{secrets.token_hex(2)}"
+        with self.engine.connect() as c:
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+        self.schemas.append(schema)
+        url = self.url.update_query_dict({"options": f"-csearch_path={schema}"})
+        return url.render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        """Drop the scratch database (connections still open are closed by the server)."""
+        self.engine.dispose()
+        with self.admin.connect() as c:
+            if self.name:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            else:
+                for schema in self.schemas:
+                    c.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        self.admin.dispose()
+
+
+def new_db(backend: str, tmp_path: Path, *, seeded: bool, template: Path | None = None,
+           name: str = "db") -> str:
+    """URL of a new migrated database on `backend` (with the bundled seeds if `seeded`)."""
+    if backend == "sqlite":
+        path = tmp_path / f"{name}-{secrets.token_hex(3)}.db"
+        if seeded and template is not None:
+            shutil.copy(template, path)
+        else:
+            Store.create(f"sqlite:///{path}", path, seeds=seeded).close()
+        return f"sqlite:///{path}"
+    url = PgSession.get().new_url()
+    Store.create(url, None, seeds=seeded).close()
+    return url
+
+
+def blank_url(backend: str, tmp_path: Path, name: str = "blank") -> str:
+    """URL of a database with nothing in it (no schema) on `backend`."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / f'{name}-{secrets.token_hex(3)}.db'}"
+    return PgSession.get().new_url()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """"sqlite" or "postgresql"."""
+    return request.param
+
+
+@pytest.fixture
+def make_db(backend, tmp_path, _seeded_template):
+    """Factory: make_db(seeded=True) -> URL of a fresh database on the test's backend."""
+    def make(seeded: bool = True, name: str = "db") -> str:
+        return new_db(backend, tmp_path, seeded=seeded, template=_seeded_template, name=name)
+    return make
+
+
+def raw_engine(url: str):
+    """A plain engine with none of the store's settings (for tampering and raw SQL)."""
+    return create_engine(url)
+
+
+def dump_projections(store: Store) -> tuple[list, list]:
+    """Every row of intervals and measures, in key order, for comparison with a rebuild."""
+    with store.connect() as c:
+        ivs = [tuple(r) for r in c.execute(text(
+            "SELECT stream, valid_from, valid_to, rate, status, legal_status, state, event_ids "
+            "FROM intervals ORDER BY stream, valid_from"))]
+        ms = [tuple(r) for r in c.execute(text(
+            "SELECT stream, kind, imposer, target, scope, title, version, first_effective, "
+            "tail_date, tail_state, pending FROM measures ORDER BY stream"))]
+    return ivs, ms
+
+
+def projections_match_rebuild(store: Store) -> bool:
+    """Whether the maintained projections equal a full rebuild from the log."""
+    before = dump_projections(store)
+    store.rebuild()
+    return dump_projections(store) == before
+
+
+def normalise(answer_json: str) -> str:
+    """A query answer with the per-database fields (times and hashes) removed."""
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items()
+                    if k not in ("recorded_at", "hash", "prev_hash", "sql")}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+    return json.dumps(strip(json.loads(answer_json)), sort_keys=True)
+
+
+def new_event(stream: str, type_: str, effective: str, *, title: str | None = None,
+              known: str | None = None, id: str | None = None, **payload):
+    """A NewEvent for API appends (source: a test citation)."""
+    import datetime as dt
+
+    from timeline.events import NewEvent
+
+    p = {"title": title or f"{type_} {stream} {effective}", **payload}
+    return NewEvent(stream, type_, dt.date.fromisoformat(effective), p, {"name": "test"},
+                    known=dt.date.fromisoformat(known) if known else None, id=id)
+
+
+def run_main(*argv: str):
+    """Run the CLI in this process: (exit code, stdout, stderr).
+
+    Much faster than a subprocess; an exception escaping `main` fails the test just as a
+    traceback would. Use conftest.run_cli where the real process matters.
+    """
+    import contextlib
+    import io
+    import subprocess
+
+    from timeline import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in argv])
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
