@@ -11,7 +11,7 @@ import importlib.util
 import os
 import sys
 
-from .errors import QueryError, TimelineError
+from .errors import TimelineError, describe
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -112,11 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     mod = importlib.import_module(args._module)
     try:
         return int(getattr(mod, f"run_{args._name}".replace("-", "_"))(args) or 0)
-    except QueryError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_FAIL
     except TimelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(describe(exc), file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

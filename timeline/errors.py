@@ -81,3 +81,8 @@ class QueryError(TimelineError):
         if self.hint:
             out.append(self.hint)
         return "\n".join(out)
+
+
+def describe(exc: TimelineError) -> str:
+    """How a user sees an error: a query error with its caret, anything else as `error: …`."""
+    return exc.render() if isinstance(exc, QueryError) else f"error: {exc}"

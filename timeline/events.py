@@ -163,94 +163,92 @@ def reject(ev: NewEvent, fieldname: str, message: str) -> None:
     raise EventValidationError(message, file=file, event=label, field=fieldname, line=line)
 
 
-_fail = reject
-
 
 def _check_state_fields(ev: NewEvent, where: str, values: Any) -> None:
     if not isinstance(values, Mapping):
-        _fail(ev, where, "must be a table of field = value")
+        reject(ev, where, "must be a table of field = value")
     for key, value in values.items():
         name = f"{where}.{key}"
         if key in ("rate", "suspended_points", "value") and (
                 isinstance(value, bool) or not isinstance(value, (int, float))):
-            _fail(ev, name, f"must be a number, got {value!r}")
+            reject(ev, name, f"must be a number, got {value!r}")
         if key == "status" and value not in STATUSES:
-            _fail(ev, name, f"must be one of {', '.join(STATUSES)}; got {value!r}")
+            reject(ev, name, f"must be one of {', '.join(STATUSES)}; got {value!r}")
         if key == "legal_status" and value not in LEGAL_STATUSES:
-            _fail(ev, name, f"must be one of {', '.join(LEGAL_STATUSES)}; got {value!r}")
+            reject(ev, name, f"must be one of {', '.join(LEGAL_STATUSES)}; got {value!r}")
         if key == "kind" and value not in KINDS:
-            _fail(ev, name, f"must be one of {', '.join(KINDS)}; got {value!r}")
+            reject(ev, name, f"must be one of {', '.join(KINDS)}; got {value!r}")
 
 
 def validate(ev: NewEvent) -> None:
     """Check one event on its own (references to other events are checked by the store)."""
     if not isinstance(ev.stream, str) or not STREAM_RE.match(ev.stream):
-        _fail(ev, "stream", f"not a measure id (lowercase dotted path): {ev.stream!r}")
+        reject(ev, "stream", f"not a measure id (lowercase dotted path): {ev.stream!r}")
     if ev.type not in EVENT_TYPES:
-        _fail(ev, "type", f"unknown event type {ev.type!r}; expected one of "
+        reject(ev, "type", f"unknown event type {ev.type!r}; expected one of "
                           f"{', '.join(EVENT_TYPES)}")
     for name in ("effective", "known", "announced"):
         value = getattr(ev, name)
         if value is None and name != "effective":
             continue
         if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
-            _fail(ev, name, f"must be a date (YYYY-MM-DD), got {value!r}")
+            reject(ev, name, f"must be a date (YYYY-MM-DD), got {value!r}")
     p = ev.payload
     if not isinstance(p, Mapping):
-        _fail(ev, "payload", "must be a table")
+        reject(ev, "payload", "must be a table")
     unknown = set(p) - set(PAYLOAD_KEYS)
     if unknown:
-        _fail(ev, sorted(unknown)[0], f"unknown key; expected one of {', '.join(PAYLOAD_KEYS)}")
+        reject(ev, sorted(unknown)[0], f"unknown key; expected one of {', '.join(PAYLOAD_KEYS)}")
     if not isinstance(p.get("title"), str) or not p["title"].strip():
-        _fail(ev, "title", "missing: every event needs a short title")
+        reject(ev, "title", "missing: every event needs a short title")
     if "set" in p:
         _check_state_fields(ev, "set", p["set"])
     if "unset" in p and not (isinstance(p["unset"], list)
                              and all(isinstance(k, str) for k in p["unset"])):
-        _fail(ev, "unset", "must be a list of field names")
+        reject(ev, "unset", "must be a list of field names")
     if "precision" in p and p["precision"] not in PRECISIONS:
-        _fail(ev, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        reject(ev, "precision", f"must be one of {', '.join(PRECISIONS)}")
     if "disputed" in p and not isinstance(p["disputed"], bool):
-        _fail(ev, "disputed", "must be true or false")
+        reject(ev, "disputed", "must be true or false")
     if "schedule" in p:
         if not isinstance(p["schedule"], list):
-            _fail(ev, "schedule", "must be an array of { on = DATE, set = {…} }")
+            reject(ev, "schedule", "must be an array of { on = DATE, set = {…} }")
         for i, item in enumerate(p["schedule"]):
             where = f"schedule[{i}]"
             if not isinstance(item, Mapping) or not isinstance(item.get("on"), str):
-                _fail(ev, where + ".on", "each scheduled change needs an `on` date")
+                reject(ev, where + ".on", "each scheduled change needs an `on` date")
             if item["on"] <= ev.effective.isoformat():
-                _fail(ev, where + ".on", f"scheduled date {item['on']} must be after "
+                reject(ev, where + ".on", f"scheduled date {item['on']} must be after "
                                          f"the event's effective date {ev.effective}")
             if set(item) - {"on", "set", "unset"}:
-                _fail(ev, where, "only `on`, `set` and `unset` are allowed")
+                reject(ev, where, "only `on`, `set` and `unset` are allowed")
             _check_state_fields(ev, where + ".set", item.get("set", {}))
     if "affects" in p:
         if not (isinstance(p["affects"], list) and p["affects"]
                 and all(isinstance(s, str) and STREAM_RE.match(s) for s in p["affects"])):
-            _fail(ev, "affects", "must be a non-empty list of measure ids")
+            reject(ev, "affects", "must be a non-empty list of measure ids")
         if "affects_set" not in p:
-            _fail(ev, "affects_set", "required with `affects`: the fields set on those measures")
+            reject(ev, "affects_set", "required with `affects`: the fields set on those measures")
     if "affects_set" in p:
         if "affects" not in p:
-            _fail(ev, "affects", "required with `affects_set`")
+            reject(ev, "affects", "required with `affects_set`")
         _check_state_fields(ev, "affects_set", p["affects_set"])
     if ev.type in SUPERSEDING_TYPES:
         sup = p.get("supersedes")
         if not (isinstance(sup, list) and sup and all(isinstance(s, str) for s in sup)):
-            _fail(ev, "supersedes", f"a {ev.type} must name the event ids it supersedes")
+            reject(ev, "supersedes", f"a {ev.type} must name the event ids it supersedes")
     elif "supersedes" in p:
-        _fail(ev, "supersedes", "only retraction and correction events supersede others")
+        reject(ev, "supersedes", "only retraction and correction events supersede others")
     s = ev.source
     if not isinstance(s, Mapping):
-        _fail(ev, "source", "missing: every event must cite its source")
+        reject(ev, "source", "missing: every event must cite its source")
     if set(s) - set(SOURCE_KEYS):
-        _fail(ev, "source." + sorted(set(s) - set(SOURCE_KEYS))[0],
+        reject(ev, "source." + sorted(set(s) - set(SOURCE_KEYS))[0],
               f"unknown citation key; expected one of {', '.join(SOURCE_KEYS)}")
     if not isinstance(s.get("name"), str) or not s["name"].strip():
-        _fail(ev, "source.name", "missing: name the document or public source")
+        reject(ev, "source.name", "missing: name the document or public source")
     for key in SOURCE_KEYS:
         if key in s and not isinstance(s[key], str):
-            _fail(ev, "source." + key, f"must be text, got {s[key]!r}")
+            reject(ev, "source." + key, f"must be text, got {s[key]!r}")
     if s.get("file") and not s.get("quote"):
-        _fail(ev, "source.quote", "a citation of a source file needs a verbatim quote")
+        reject(ev, "source.quote", "a citation of a source file needs a verbatim quote")

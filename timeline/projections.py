@@ -112,7 +112,7 @@ def touching_events(conn: Connection, stream: str, *, since: str | None = None,
            f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
            f"JOIN events e ON e.position = l.position WHERE l.stream = ?{where}")
     rows = run_sql(conn, sql, (stream, *params, stream, *params))
-    return [FoldEvent(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
+    return [to_fold_event(r) for r in rows]
 
 
 def _derive(stream: str, state: dict | None) -> dict:

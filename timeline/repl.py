@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from .errors import QueryError, TimelineError
+from .errors import TimelineError, describe
 
 FORMATS = ("table", "json", "csv")
 INSTALL_HINT = "pip install 'timeline[repl]'"
@@ -108,11 +108,8 @@ class Session:
                 self.run_query(statement)
         except Quit:
             raise
-        except QueryError as exc:
-            print(exc.render(), file=self.err)
-            return False
         except TimelineError as exc:
-            print(f"error: {exc}", file=self.err)
+            print(describe(exc), file=self.err)
             return False
         except Exception as exc:  # noqa: BLE001 - a bug must not end the user's session
             print(f"internal error ({type(exc).__name__}): {exc}", file=self.err)
