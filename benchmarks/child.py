@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     from benchmarks.measure import vm_hwm_kb
 
     if what == "rebuild":
-        from timeline.store import Store
+        from timeline.store.store import Store
 
         store = Store.open(str(db))
         events = store.count()

@@ -191,7 +191,7 @@ def generate(events: int, streams: int, seed: int = DEFAULT_SEED) -> Workload:
 
 def new_events(rows: Sequence[Row]) -> list:
     """The rows as `timeline.events.NewEvent`s (what the public append API takes)."""
-    from timeline.events import NewEvent
+    from timeline.log.events import NewEvent
 
     d = dt.date.fromisoformat
     return [NewEvent(r.stream, r.type, d(r.effective), json.loads(r.payload),

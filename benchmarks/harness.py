@@ -39,23 +39,23 @@ REPO = Path(__file__).resolve().parent.parent
 
 def ours_create(path: Path):
     """A Store over a fresh SQLite file, schema only (no seeds)."""
-    from timeline.store import Store
+    from timeline.store.store import Store
 
     return Store.create(f"sqlite:///{path}", path, seeds=False)
 
 
 def ours_open_readonly(path: Path):
     """The store as the CLI opens it for queries."""
-    from timeline.store import Store
+    from timeline.store.store import Store
 
     return Store.open(str(path), readonly=True)
 
 
 def make_e2e(conn):
     """fn(text): parse, plan, run, format to JSON: the query language end to end."""
-    from timeline.output import render
-    from timeline.parser import parse
-    from timeline.planner import Context, run
+    from timeline.surfaces.output import render
+    from timeline.query.parser import parse
+    from timeline.query.planner import Context, run
 
     def e2e(text: str) -> str:
         return render(run(conn, parse(text), text, Context()), "json")
@@ -233,7 +233,7 @@ def as_of_rounds(ours_db: Path, raw_db: Path, pairs: list, rounds: int,
                  es: "ref.EsStore | None") -> dict:
     """As-of point query through the storage API vs the raw indexed lookup (and the
     eventsourcing latest-event select), `rounds` rounds over the same pairs."""
-    from timeline import reader
+    from timeline.projections import reader
 
     store = ours_open_readonly(ours_db)
     raw = ref.raw_connect(raw_db)
@@ -262,7 +262,7 @@ def measure_queries(tmp: Path, w: Workload, es_on: bool, rounds: int, samples: i
                     e2e_samples: int, known_samples: int, seed: int, log: Log,
                     growth_at: int | None = None) -> dict:
     """Figures 3-5 on the full databases."""
-    from timeline import reader
+    from timeline.projections import reader
 
     pairs = query_pairs(w.rows, samples, seed + 2)
     es = ref.EsStore(tmp / "es.db") if es_on else None
@@ -638,8 +638,9 @@ def run(a) -> dict:
     # import every timeline module the parent measures now, so that edits to the working
     # tree during a long run cannot change the code under test half way (child processes
     # import afresh: the code hash is taken again at the end and a change is reported)
-    import timeline.output, timeline.parser, timeline.planner, timeline.reader  # noqa: F401,E401
-    import timeline.store  # noqa: F401
+    import timeline.surfaces.output, timeline.query.parser, timeline.query.planner  # noqa: F401,E401
+    import timeline.projections.reader  # noqa: F401
+    import timeline.store.store  # noqa: F401
     code = code_version()
     log(f"timeline code: HEAD {code['head']}{' + local changes' if code['dirty'] else ''}, "
         f"sources {code['timeline_sources_sha256']}")

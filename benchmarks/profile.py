@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prof = cProfile.Profile()
     if a.figure in ("append", "single", "rebuild"):
-        from timeline.store import Store
+        from timeline.store.store import Store
 
         store = Store.open(str(work))
         evs = new_events(tail)
@@ -109,15 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         s, d = query_pairs(w.rows, 1, a.seed + 4)[0]
 
         def fn():
-            from timeline.cli import main as cli_main
+            from timeline.surfaces.cli import main as cli_main
             with contextlib.redirect_stdout(io.StringIO()):
                 cli_main(["query", f"state of {s} as of {d}", "--format", "json", "--db",
                           str(work)])
-        if "timeline.cli" in sys.modules or "sqlalchemy" in sys.modules:
+        if "timeline.surfaces.cli" in sys.modules or "sqlalchemy" in sys.modules:
             print("note: modules already imported in this process are not re-imported; "
                   "use `python -X importtime` for import costs", file=sys.stderr)
     else:
-        from timeline import reader
+        from timeline.projections import reader
 
         store = ours_open_readonly(work)
         conn = store.connect()

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from timeline.store import Store
+from timeline.store.store import Store
 
 PG_URL = os.environ.get("TIMELINE_TEST_POSTGRES_URL", "").strip()
 NO_PG = ("PostgreSQL half skipped: set TIMELINE_TEST_POSTGRES_URL (e.g. "
@@ -170,7 +170,7 @@ def new_event(stream: str, type_: str, effective: str, *, title: str | None = No
     """A NewEvent for API appends (source: a test citation)."""
     import datetime as dt
 
-    from timeline.events import NewEvent
+    from timeline.log.events import NewEvent
 
     p = {"title": title or f"{type_} {stream} {effective}", **payload}
     return NewEvent(stream, type_, dt.date.fromisoformat(effective), p, {"name": "test"},
@@ -187,7 +187,7 @@ def run_main(*argv: str):
     import io
     import subprocess
 
-    from timeline import cli
+    from timeline.surfaces import cli
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

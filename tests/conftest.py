@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from timeline.store import Store
+from timeline.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,5 +69,5 @@ def run_cli(*args: str, input: str | None = None, env: dict | None = None,
     import os
 
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "timeline.cli", *args], input=input,
+    return subprocess.run([sys.executable, "-m", "timeline", *args], input=input,
                           capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)

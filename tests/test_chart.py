@@ -11,9 +11,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.conftest import run_cli
-from timeline import chart, cli
+from timeline.surfaces import chart
+from timeline.surfaces import cli
 from timeline.errors import QueryError
-from timeline.sparkline import BLOCKS, history_sparklines, rate_values, sparkline
+from timeline.surfaces.sparkline import BLOCKS, history_sparklines, rate_values, sparkline
 
 SVG = "{http://www.w3.org/2000/svg}"
 TODAY = dt.date(2026, 3, 31)
@@ -261,8 +262,8 @@ def test_sparkline_scales_between_min_and_max():
 
 
 def test_history_sparklines_from_a_history_answer(conn):
-    from timeline.parser import parse
-    from timeline.planner import Context, run
+    from timeline.query.parser import parse
+    from timeline.query.planner import Context, run
 
     text = "history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to 2025-06-30"
     data = run(conn, parse(text), text, Context(today=TODAY)).data
@@ -290,7 +291,7 @@ def test_repl_prints_sparklines_under_history_on_a_terminal(seeded_store, monkey
     import os
     import shutil
 
-    from timeline.repl import Session
+    from timeline.surfaces.repl import Session
 
     class TTY(io.StringIO):
         def isatty(self):

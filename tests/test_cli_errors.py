@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from timeline import cli
+from timeline.surfaces import cli
 
 from .backends import run_main
 from .conftest import run_cli

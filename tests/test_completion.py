@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from timeline.completion import (META_ARGS, Catalogue, load_catalogue, make_completer,
+from timeline.surfaces.completion import (META_ARGS, Catalogue, load_catalogue, make_completer,
                                  partial_word, suggest)
-from timeline.lexer import query_keywords, tokens
+from timeline.surfaces.lexer import query_keywords, tokens
 from timeline.resources import grammar_path
 
 
@@ -94,7 +94,7 @@ def test_meta_commands_and_their_arguments(cat):
 
 
 def test_meta_table_matches_the_repl_commands():
-    from timeline.repl import ALIASES, META
+    from timeline.surfaces.repl import ALIASES, META
 
     assert set(META) | {"q"} == set(META_ARGS)
     assert ALIASES["q"] == "quit"

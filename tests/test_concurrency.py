@@ -21,9 +21,9 @@ import time
 import pytest
 from sqlalchemy import text
 
-from timeline.fold import fold, superseded_ids
-from timeline.projections import touching_events
-from timeline.store import Store
+from timeline.projections.fold import fold, superseded_ids
+from timeline.projections.maintain import touching_events
+from timeline.store.store import Store
 
 from .backends import backend, make_db, new_event, projections_match_rebuild  # noqa: F401
 from .conftest import run_cli
@@ -37,8 +37,8 @@ WRITER = r'''
 import datetime as dt, json, random, sys
 from sqlalchemy import text
 from timeline.errors import ConcurrencyError
-from timeline.events import NewEvent
-from timeline.store import Store
+from timeline.log.events import NewEvent
+from timeline.store.store import Store
 
 url, wid, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 streams, out = json.loads(sys.argv[4]), sys.argv[5]

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from timeline import dates
+from timeline.query import dates
 from timeline.errors import QueryError
-from timeline.parser import parse_date
-from timeline.query_ast import DateExpr, Pos
+from timeline.query.parser import parse_date
+from timeline.query.syntax import DateExpr, Pos
 
 D = dt.date
 TODAY = D(2025, 6, 15)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from timeline import export
-from timeline.events import NewEvent
-from timeline.export import read_latest, verify_snapshot, write_snapshot
-from timeline.store import Store
+from timeline.surfaces import export
+from timeline.log.events import NewEvent
+from timeline.surfaces.export import read_latest, verify_snapshot, write_snapshot
+from timeline.store.store import Store
 
 
 @pytest.fixture
@@ -256,7 +256,7 @@ def test_a_writer_that_lies_about_its_files_fails_the_export(ro_store, tmp_path,
 # -- atomicity ------------------------------------------------------------------------------
 def _start_slow_export(db: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, export.TEST_DELAY_ENV: "600"}  # far longer than the test waits
-    return subprocess.Popen([sys.executable, "-m", "timeline.cli", "export", "--db", str(db),
+    return subprocess.Popen([sys.executable, "-m", "timeline", "export", "--db", str(db),
                              "--out", str(out), *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

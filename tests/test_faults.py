@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from timeline.store import Store
+from timeline.store.store import Store
 
 from .backends import (BACKENDS, PG_URL, NO_PG, new_db, new_event,  # noqa: F401
                        projections_match_rebuild)
@@ -35,8 +35,8 @@ TRIALS = int(os.environ.get("TIMELINE_CRASH_TRIALS") or (200 if LONG else 20))
 
 CHILD = r'''
 import datetime as dt, os, random, sys
-from timeline.events import NewEvent, uuid7
-from timeline.store import Store
+from timeline.log.events import NewEvent, uuid7
+from timeline.store.store import Store
 
 url, mode, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rnd = random.Random(seed)
@@ -109,7 +109,7 @@ def _settle(url: str) -> None:
     """
     if not url.startswith("postgresql"):
         return
-    from timeline.store import _write_lock
+    from timeline.store.store import _write_lock
 
     store = Store.open(url)
     with store.engine.begin() as c:
@@ -246,7 +246,7 @@ def test_disk_full_file_size_limit(seeded_db, tmp_path):
 
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    r = subprocess.run([sys.executable, "-m", "timeline.cli", "load", "--db", str(seeded_db),
+    r = subprocess.run([sys.executable, "-m", "timeline", "load", "--db", str(seeded_db),
                         str(big)], capture_output=True, text=True, preexec_fn=small_files,
                        timeout=120)
     _assert_clean_failure(r, seeded_db, before, "disk is full", "disk may be full")

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from timeline.errors import EventValidationError
-from timeline.loader import load_paths
-from timeline.store import Store
+from timeline.log.loader import load_paths
+from timeline.store.store import Store
 
 from .conftest import run_cli
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 from sqlalchemy import text
 
-from timeline.store import Store
+from timeline.store.store import Store
 
 from .conftest import run_cli
 

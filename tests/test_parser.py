@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from timeline.errors import QueryError
-from timeline.parser import _lark, parse, suggest
-from timeline.query_ast import (Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
+from timeline.query.parser import _lark, parse, suggest
+from timeline.query.syntax import (Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
                                 HistoryQuery, MeasuresQuery, Pos, StateQuery, Target,
                                 TotalQuery)
 

@@ -11,16 +11,16 @@ import json
 import pytest
 from sqlalchemy import inspect, text
 
-from timeline import db as dbmod
-from timeline import migrate
+from timeline.log import db as dbmod
+from timeline.log import migrate
 from timeline.errors import (ConcurrencyError, EventValidationError, ImmutableLogError,
                              ReadOnlyError)
-from timeline.loader import load_paths
-from timeline.parser import parse
-from timeline.planner import Context, run
+from timeline.log.loader import load_paths
+from timeline.query.parser import parse
+from timeline.query.planner import Context, run
 from timeline.resources import seeds_path
-from timeline.schema import HEAD_REVISION
-from timeline.store import Store
+from timeline.log.schema import HEAD_REVISION
+from timeline.store.store import Store
 
 from .backends import (PG_URL, NO_PG, PgSession, backend, blank_url, dump_projections,  # noqa: F401
                        make_db, new_db, new_event, normalise, only_postgres,

@@ -9,11 +9,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import text
 
-from timeline import reader
-from timeline.events import NewEvent
-from timeline.fold import FoldEvent, fold, superseded_ids
-from timeline.projections import touching_events
-from timeline.store import Store
+from timeline.projections import reader
+from timeline.log.events import NewEvent
+from timeline.projections.fold import FoldEvent, fold, superseded_ids
+from timeline.projections.maintain import touching_events
+from timeline.store.store import Store
 
 STREAMS = ["x.tariff.a.cn", "x.tariff.b.cn", "x.case.c"]
 BASE = dt.date(2025, 1, 1)

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from tests.conftest import run_cli
-from timeline.repl import Session, interact, split_script, split_statements, statement_complete
-from timeline.store import Store
+from timeline.surfaces.repl import Session, interact, split_script, split_statements, statement_complete
+from timeline.store.store import Store
 
 TODAY = dt.date(2025, 6, 1)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -92,7 +92,7 @@ def test_history_is_kept_in_the_user_data_dir(ro_store, tmp_path, monkeypatch):
     session, out, _ = _session(ro_store, interactive=True)
     from prompt_toolkit.history import FileHistory
 
-    from timeline.repl import history_path
+    from timeline.surfaces.repl import history_path
 
     path = history_path()
     assert path == tmp_path / "xdg" / "timeline" / "history"
@@ -102,7 +102,7 @@ def test_history_is_kept_in_the_user_data_dir(ro_store, tmp_path, monkeypatch):
 
 def test_interactive_without_prompt_toolkit_says_how_to_install(seeded_db, monkeypatch,
                                                                 capsys):
-    from timeline import cli
+    from timeline.surfaces import cli
 
     class TTY(io.StringIO):
         def isatty(self):
@@ -126,7 +126,7 @@ def test_pty_session_with_tab_completion_and_pager(seeded_db, tmp_path):
     _set_size(slave, rows=30, cols=200)
     env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm",
            "XDG_DATA_HOME": str(tmp_path / "xdg"), "PAGER": "sed s/^/PAGED:/"}
-    proc = subprocess.Popen([sys.executable, "-m", "timeline.cli", "repl", "--db",
+    proc = subprocess.Popen([sys.executable, "-m", "timeline", "repl", "--db",
                              str(seeded_db)], stdin=slave, stdout=slave, stderr=slave,
                             env=env, start_new_session=True)
     os.close(slave)

@@ -11,8 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from tests.backends import backend, make_db  # noqa: F401
-from timeline import chart, reader
-from timeline.report import REPORT, event_item, render_report, write_report
+from timeline.surfaces import chart
+from timeline.projections import reader
+from timeline.surfaces.report import REPORT, event_item, render_report, write_report
 
 needs_mpl = pytest.mark.skipif(not chart.available(), reason="matplotlib (the chart extra) "
                                "is not installed")
@@ -241,7 +242,7 @@ def test_source_urls_are_text_not_links():
 
 def test_export_snapshot_with_the_report_writer(seeded_store, tmp_path, monkeypatch):
     """As the export runs it: hashed in the manifest, identical across two exports."""
-    export = pytest.importorskip("timeline.export")
+    export = pytest.importorskip("timeline.surfaces.export")
     monkeypatch.setattr(export, "EXTRA_WRITERS", [write_report])
     first = export.write_snapshot(seeded_store, tmp_path / "a", AS_OF)
     second = export.write_snapshot(seeded_store, tmp_path / "b", AS_OF)
@@ -254,7 +255,7 @@ def test_export_snapshot_with_the_report_writer(seeded_store, tmp_path, monkeypa
 
 def test_same_report_on_every_backend(make_db, seeded_store):
     """PostgreSQL (when configured) gives the page SQLite gives, apart from the log head."""
-    from timeline.store import Store
+    from timeline.store.store import Store
 
     store = Store.open(make_db(), readonly=True)
     try:

@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from timeline import chart
-from timeline.report import REPORT, write_report
+from timeline.surfaces import chart
+from timeline.surfaces.report import REPORT, write_report
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "/usr/bin/chromium")
 # No network, no first-run work, no background services: the page must render from the file

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from timeline.loader import expand, fold_text, load_paths
+from timeline.log.loader import expand, fold_text, load_paths
 from timeline.resources import seeds_path
 
 SEEDS = seeds_path()
@@ -68,7 +68,7 @@ def test_damaged_file_is_documented_and_its_quotes_verify():
 
 
 def test_catalogue_holds_the_required_measures(seeded_store):
-    from timeline import reader
+    from timeline.projections import reader
 
     with seeded_store.connect() as c:
         streams = set(reader.all_streams(c))

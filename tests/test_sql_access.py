@@ -9,10 +9,10 @@ import json
 import pytest
 
 from tests.conftest import run_cli
-from timeline import sqlaccess
+from timeline.surfaces import sqlaccess
 from timeline.errors import ReadOnlyError, TimelineError
-from timeline.sqlaccess import run_select, split_sql
-from timeline.store import Store
+from timeline.surfaces.sqlaccess import run_select, split_sql
+from timeline.store.store import Store
 
 VIEWS = ("v_events", "v_measures", "v_intervals", "v_state_today")
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import inspect
 
 from tests.conftest import REPO
-from timeline.sqlaccess import run_select
-from timeline.store import Store
+from timeline.surfaces.sqlaccess import run_select
+from timeline.store.store import Store
 
 DOC = REPO / "docs" / "sql.md"
 VIEWS = ("v_events", "v_measures", "v_intervals", "v_state_today")
@@ -50,8 +50,8 @@ def test_every_example_runs_and_gives_sensible_results(ro_store, sql):
 
 
 def test_the_total_example_matches_the_query_language(ro_store):
-    from timeline.parser import parse
-    from timeline.planner import run
+    from timeline.query.parser import parse
+    from timeline.query.planner import run
 
     total = next(s for s in _examples() if "SUM(rate) AS total" in s)
     assert run_select(ro_store, total)[1][0][0] == 145
@@ -61,8 +61,8 @@ def test_the_total_example_matches_the_query_language(ro_store):
 
 
 def test_as_of_example_matches_the_planner(ro_store):
-    from timeline.parser import parse
-    from timeline.planner import run
+    from timeline.query.parser import parse
+    from timeline.query.planner import run
 
     as_of = next(s for s in _examples() if "'2025-05-14'" in s and "v_intervals" in s)
     got = {r[0]: r[1] for r in run_select(ro_store, as_of)[1]}

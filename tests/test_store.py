@@ -7,11 +7,11 @@ import sqlite3
 import pytest
 from sqlalchemy import text
 
-from timeline import migrate
+from timeline.log import migrate
 from timeline.errors import ConcurrencyError, EventValidationError, ImmutableLogError, IntegrityError
-from timeline.events import NewEvent
-from timeline.schema import HEAD_REVISION, REVISIONS
-from timeline.store import Store
+from timeline.log.events import NewEvent
+from timeline.log.schema import HEAD_REVISION, REVISIONS
+from timeline.store.store import Store
 
 D = dt.date.fromisoformat
 SRC = {"name": "unit test"}
@@ -93,7 +93,7 @@ def test_raw_sqlite_cannot_update_or_delete_the_log(seeded_db, sql):
 
 
 def test_store_reports_immutability_as_package_error(seeded_store):
-    from timeline.db import driver_errors
+    from timeline.log.db import driver_errors
 
     with pytest.raises(ImmutableLogError, match="append-only"):
         with driver_errors(), seeded_store.engine.begin() as c:

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from timeline.errors import IntegrityError
-from timeline.events import chain_hash
-from timeline.store import Store
+from timeline.log.events import chain_hash
+from timeline.store.store import Store
 
 from .backends import backend, make_db, new_event, raw_engine, run_main  # noqa: F401
 from .conftest import run_cli

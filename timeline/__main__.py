@@ -1,6 +1,6 @@
 """`python -m timeline` runs the command line."""
 import sys
 
-from timeline.cli import main
+from timeline.surfaces.cli import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ import io
 import json
 from typing import Any, Sequence
 
-from .planner import Answer
+from timeline.query.planner import Answer
 
 FORMATS = ("table", "json", "csv")
 MAX_CELL = 80

@@ -8,8 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import EventValidationError
-from .events import NewEvent, content_id, validate
+from timeline.errors import EventValidationError
+from timeline.log.events import NewEvent, content_id, validate
 
 ENVELOPE = ("stream", "type", "effective", "announced", "known", "id", "source")
 PAYLOAD = ("title", "set", "unset", "schedule", "affects", "affects_set", "supersedes",

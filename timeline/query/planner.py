@@ -14,11 +14,11 @@ from sqlalchemy import (JSON, Float, Integer, Numeric, String, case, cast, event
                         select, type_coerce)
 from sqlalchemy.engine import Connection
 
-from . import reader
-from .errors import QueryError
-from .query_ast import (DateExpr, DiffQuery, EventsQuery, ExplainQuery, HistoryQuery,
+from timeline.projections import reader
+from timeline.errors import QueryError
+from timeline.query.syntax import (DateExpr, DiffQuery, EventsQuery, ExplainQuery, HistoryQuery,
                         MeasuresQuery, StateQuery, Target, TotalQuery)
-from .schema import events, intervals, measures
+from timeline.log.schema import events, intervals, measures
 
 EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "announced",
                  "known", "recorded_at")
@@ -55,7 +55,7 @@ def run(conn: Connection, query, text: str, ctx: Context | None = None) -> Answe
     ctx = ctx or Context()
     try:
         if isinstance(query, ExplainQuery):
-            from .explain import explain
+            from timeline.query.explain import explain
 
             return explain(conn, query.query, text, ctx)
         return _HANDLERS[type(query)](conn, query, text, ctx)
@@ -81,7 +81,7 @@ def resolve_targets(conn: Connection, target: Target, text: str) -> list[str]:
         return reader.match_streams(conn, target.pattern)
     if reader.stream_exists(conn, target.pattern):
         return [target.pattern]
-    from .parser import suggest
+    from timeline.query.parser import suggest
 
     guess = suggest(target.pattern, reader.all_streams(conn))
     raise QueryError(f"unknown measure {target.pattern!r}", query=text, line=target.pos.line,
@@ -309,7 +309,7 @@ def run_events(conn, q: EventsQuery, text: str, ctx: Context) -> Answer:
     stmt = stmt.order_by(e.effective, e.known, e.position)
     if q.limit is not None:
         stmt = stmt.limit(q.limit)
-    from .store import row_to_event
+    from timeline.store.store import row_to_event
 
     evs = [row_to_event(r) for r in conn.execute(stmt)]
     results = [{**ev.as_dict(), "title": ev.title} for ev in evs]

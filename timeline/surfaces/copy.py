@@ -13,7 +13,7 @@ import argparse
 
 from sqlalchemy import func, insert, select
 
-from .errors import IntegrityError, StoreError
+from timeline.errors import IntegrityError, StoreError
 
 BATCH = 5000
 
@@ -29,7 +29,7 @@ def configure_copy(p: argparse.ArgumentParser) -> None:
 
 def run_copy(args) -> int:
     """Copy the log, rebuild the target's projections, verify both chains."""
-    from .store import Store
+    from timeline.store.store import Store
 
     source = Store.open(args.source, readonly=True)
     try:
@@ -55,9 +55,9 @@ def run_copy(args) -> int:
 
 def open_target(db: str):
     """The target store: created (schema only) when missing, migrated when schemaless."""
-    from . import db as dbmod
-    from . import migrate
-    from .store import Store
+    from timeline.log import db as dbmod
+    from timeline.log import migrate
+    from timeline.store.store import Store
 
     url, path, _ = dbmod.resolve(db)
     if path is not None and not path.exists():
@@ -75,11 +75,11 @@ def open_target(db: str):
 
 def copy_log(source, target):
     """Copy events and links in one target transaction; returns (source head, links copied)."""
-    from . import db as dbmod
-    from . import projections
-    from .events import GENESIS_HASH, chain_hash
-    from .schema import event_links, events
-    from .store import Head, _write_lock
+    from timeline.log import db as dbmod
+    from timeline.projections import maintain as projections
+    from timeline.log.events import GENESIS_HASH, chain_hash
+    from timeline.log.schema import event_links, events
+    from timeline.store.store import Head, _write_lock
 
     with dbmod.driver_errors(source.where), source.connect() as src, \
             dbmod.driver_errors(target.where), target.engine.begin() as dst:

@@ -19,9 +19,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.lark import PostLex
 from lark.lexer import PatternStr
 
-from timeline import dates
+from timeline.query import dates
 from timeline.errors import QueryError
-from timeline.query_ast import (Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
+from timeline.query.syntax import (Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
                                 HistoryQuery, MeasuresQuery, Pos, Query, StateQuery, Target,
                                 TotalQuery)
 from timeline.resources import grammar_path

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from .errors import TimelineError, describe
+from timeline.errors import TimelineError, describe
 
 FORMATS = ("table", "json", "csv")
 INSTALL_HINT = "pip install 'timeline[repl]'"
@@ -77,8 +77,8 @@ class Session:
     def catalogue(self):
         """The completion catalogue, read from the database once and cached."""
         if self._catalogue is None:
-            from . import db as dbmod
-            from .completion import load_catalogue
+            from timeline.log import db as dbmod
+            from timeline.surfaces.completion import load_catalogue
 
             with dbmod.driver_errors(self.store.where), self.store.connect() as conn:
                 self._catalogue = load_catalogue(conn)
@@ -86,7 +86,7 @@ class Session:
 
     def context(self):
         """The planner Context carrying today's date and the session's default dates."""
-        from .planner import Context
+        from timeline.query.planner import Context
 
         return Context(today=self.today, as_of=self.as_of, known_on=self.known_on)
 
@@ -123,7 +123,7 @@ class Session:
         name = ALIASES.get(parts[0].lower(), parts[0].lower()) if parts else ""
         arg = parts[1] if len(parts) > 1 else ""
         if name not in META:
-            from .parser import suggest
+            from timeline.query.parser import suggest
 
             guess = suggest(name, META)
             raise TimelineError(f"unknown command \\{name}"
@@ -132,11 +132,11 @@ class Session:
 
     def run_query(self, text: str, explain: bool = False) -> None:
         """Parse, plan and run one query of the query language, then print the answer."""
-        from . import db as dbmod
-        from .output import render
-        from .parser import parse
-        from .planner import run
-        from .query_ast import ExplainQuery
+        from timeline.log import db as dbmod
+        from timeline.surfaces.output import render
+        from timeline.query.parser import parse
+        from timeline.query.planner import run
+        from timeline.query.syntax import ExplainQuery
 
         text = text.strip().rstrip(";").rstrip()
         q = parse(text)
@@ -148,7 +148,7 @@ class Session:
         if answer.kind == "history" and self.format == "table" and self.interactive \
                 and _isatty(self.out):
             # a sparkline of each measure's rate: the shape of the history at a glance
-            from .sparkline import history_sparklines
+            from timeline.surfaces.sparkline import history_sparklines
 
             lines = history_sparklines(answer.data)
             if lines:
@@ -157,7 +157,7 @@ class Session:
 
     def run_sql(self, text: str) -> None:
         """Run one read-only SQL statement and print its rows."""
-        from .sqlaccess import render_rows, run_select
+        from timeline.surfaces.sqlaccess import render_rows, run_select
 
         columns, rows = run_select(self.store, text)
         self.show(render_rows(columns, rows, self.format, pretty=self.interactive))
@@ -350,10 +350,10 @@ def _help(s: Session, arg: str) -> None:
 def _measures(s: Session, arg: str) -> None:
     import fnmatch
 
-    from . import db as dbmod
-    from .output import render
-    from .parser import parse
-    from .planner import run
+    from timeline.log import db as dbmod
+    from timeline.surfaces.output import render
+    from timeline.query.parser import parse
+    from timeline.query.planner import run
 
     s._catalogue = None  # the catalogue may have grown since the session began
     with dbmod.driver_errors(s.store.where), s.store.connect() as conn:
@@ -387,7 +387,7 @@ def _timing(s: Session, arg: str) -> None:
 
 
 def _date_default(s: Session, arg: str, attr: str, clause: str) -> None:
-    from .parser import parse_date
+    from timeline.query.parser import parse_date
 
     if not arg:
         value = getattr(s, attr)
@@ -433,8 +433,8 @@ def _chart(s: Session, arg: str) -> None:
     if not arg:
         raise TimelineError("usage: \\chart <history or total query>, e.g. "
                             "\\chart total tariff by us on cn")
-    from . import db as dbmod
-    from .chart import chart_to_tempfile
+    from timeline.log import db as dbmod
+    from timeline.surfaces.chart import chart_to_tempfile
 
     with dbmod.driver_errors(s.store.where), s.store.connect() as conn:
         path = chart_to_tempfile(conn, arg, s.today)
@@ -456,8 +456,8 @@ def configure_repl(p) -> None:
 
 def run_repl(args) -> int:
     """Start an interactive session on a terminal, or run piped statements."""
-    from .commands import open_store
-    from .parser import parse_date
+    from timeline.surfaces.commands import open_store
+    from timeline.query.parser import parse_date
 
     mode = getattr(args, "mode", "query")
     interactive = sys.stdin.isatty()
@@ -493,7 +493,7 @@ def prompt_toolkit_available() -> bool:
 
 def history_path():
     """The history file in the user data directory (created on demand)."""
-    from .db import user_data_dir
+    from timeline.log.db import user_data_dir
 
     path = user_data_dir() / "history"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -508,8 +508,8 @@ def interact(session: Session, *, input=None, output=None, history=None) -> int:
     from prompt_toolkit.filters import Condition
     from prompt_toolkit.history import FileHistory
 
-    from .completion import make_completer
-    from .lexer import make_lexer, make_style
+    from timeline.surfaces.completion import make_completer
+    from timeline.surfaces.lexer import make_lexer, make_style
 
     completer = make_completer(session.catalogue, lambda: session.mode)
     prompt = PromptSession(
@@ -523,7 +523,7 @@ def interact(session: Session, *, input=None, output=None, history=None) -> int:
         lexer=make_lexer(lambda: session.mode), style=make_style(),
         history=history if history is not None else FileHistory(str(history_path())),
         enable_history_search=True, input=input, output=output)
-    from . import __version__
+    from timeline import __version__
 
     print(f"timeline {__version__} on {session.store.where} ({session.mode} mode). "
           f"\\help for help, Ctrl-D to quit.", file=session.out)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field as _field
 from decimal import Decimal
 
-from timeline import dates
+from timeline.query import dates
 
 # Must agree with WORD in grammar/timeline.lark: strings matching it render unquoted.
 BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.*-]*")

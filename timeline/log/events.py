@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import EventValidationError
+from timeline.errors import EventValidationError
 
 SCHEMA_VERSION = 1
 GENESIS_HASH = "0" * 64

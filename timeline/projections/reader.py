@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import String, bindparam, text
 from sqlalchemy.engine import Connection
 
-from .fold import Interval, fold, state_at as _fold_state_at, superseded_ids
-from .projections import touching_events
+from timeline.projections.fold import Interval, fold, state_at as _fold_state_at, superseded_ids
+from timeline.projections.maintain import touching_events
 
 # Hot-path statements are built once so SQLAlchemy's compiled cache is hit every time.
 SQL_STATE_AT = text(

@@ -15,15 +15,16 @@ from typing import Iterator, Mapping, Sequence
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 
-from . import db as dbmod
-from . import migrate, projections
-from .errors import ConcurrencyError, EventValidationError, IntegrityError, StoreError
-from .events import reject as _fail
-from .events import (EVENT_TYPES, GENESIS_HASH, SCHEMA_VERSION, SUPERSEDING_TYPES, Event,
+from timeline.log import db as dbmod
+from timeline.log import migrate
+from timeline.projections import maintain as projections
+from timeline.errors import ConcurrencyError, EventValidationError, IntegrityError, StoreError
+from timeline.log.events import reject as _fail
+from timeline.log.events import (EVENT_TYPES, GENESIS_HASH, SCHEMA_VERSION, SUPERSEDING_TYPES, Event,
                      NewEvent, canonical_json, chain_hash, uuid7, validate)
-from .fold import FoldEvent
-from .projections import run_sql
-from .schema import events
+from timeline.projections.fold import FoldEvent
+from timeline.projections.maintain import run_sql
+from timeline.log.schema import events
 
 CHUNK = 500
 EVENT_COLS = ("position", "id", "stream", "version", "type", "schema_version", "effective",
@@ -105,8 +106,8 @@ class Store:
             migrate.upgrade(self.engine)
         n = 0
         if seeds:
-            from .loader import load_paths
-            from .resources import seeds_path
+            from timeline.log.loader import load_paths
+            from timeline.resources import seeds_path
 
             n = len(self.append(load_paths([seeds_path()])).appended)
         if announce:
@@ -190,7 +191,7 @@ class Store:
                expected_versions: Mapping[str, int] | None = None) -> AppendResult:
         """Append a batch atomically; already-present ids are skipped (idempotent)."""
         if self.readonly:
-            from .errors import ReadOnlyError
+            from timeline.errors import ReadOnlyError
             raise ReadOnlyError(f"{self.where} is open read-only")
         for ev in new:
             validate(ev)

@@ -4,14 +4,14 @@ from __future__ import annotations
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import SchemaError
-from .schema import HEAD_REVISION, REVISIONS
+from timeline.errors import SchemaError
+from timeline.log.schema import HEAD_REVISION, REVISIONS
 
 
 def _config(connection: Connection):
     from alembic.config import Config
 
-    from .resources import migrations_path
+    from timeline.resources import migrations_path
 
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_path()))
@@ -39,7 +39,7 @@ def script_revisions() -> list[str]:
     """Revisions present in migrations/versions, oldest first."""
     from alembic.script import ScriptDirectory
 
-    from .resources import migrations_path
+    from timeline.resources import migrations_path
 
     script = ScriptDirectory(str(migrations_path()))
     return [s.revision for s in reversed(list(script.walk_revisions()))]

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import IntegrityError
+from timeline.errors import IntegrityError
 
 
 def open_store(args, *, readonly: bool = False, create: bool = False):
     """Open the database named by --db / $TIMELINE_DB / the default, announcing creation."""
-    from .store import Store, stderr
+    from timeline.store.store import Store, stderr
 
     return Store.open(args.db, readonly=readonly, create=create, announce=stderr)
 
@@ -21,15 +21,15 @@ def configure_init(p: argparse.ArgumentParser) -> None:
 
 def run_init(args) -> int:
     """Create or upgrade the database."""
-    from . import db as dbmod
-    from .store import Store, stderr
+    from timeline.log import db as dbmod
+    from timeline.store.store import Store, stderr
 
     url, path, _ = dbmod.resolve(args.db)
     if path is not None and not path.exists():
         store = Store.create(url, path, announce=stderr, seeds=not args.no_seeds)
     else:
         store = Store(dbmod.make_engine(url), url, path)
-        from . import migrate
+        from timeline.log import migrate
 
         with dbmod.driver_errors(store.where), store.engine.connect() as conn:
             rev = migrate.current_revision(conn)
@@ -96,14 +96,14 @@ def _check_against(store, manifest: str) -> str:
 
     from sqlalchemy import select
 
-    from . import db as dbmod
-    from .errors import TimelineError
-    from .schema import events
+    from timeline.log import db as dbmod
+    from timeline.errors import TimelineError
+    from timeline.log.schema import events
 
     path = Path(manifest)
     if path.is_dir():  # a snapshot folder, or the export folder (its latest snapshot)
         if not (path / "manifest.json").exists():
-            from .export import read_latest
+            from timeline.surfaces.export import read_latest
 
             path = path / (read_latest(path) or "")
         path = path / "manifest.json"
@@ -142,7 +142,7 @@ def run_load(args) -> int:
     """Validate every file, then append all their events in one transaction."""
     from pathlib import Path
 
-    from .loader import load_paths
+    from timeline.log.loader import load_paths
 
     events = load_paths([Path(p) for p in args.paths])
     store = open_store(args)
@@ -161,9 +161,9 @@ def configure_query(p):
 
 def run_query(args) -> int:
     """Parse, plan, run and print one query."""
-    from .output import render
-    from .parser import parse
-    from .planner import run
+    from timeline.surfaces.output import render
+    from timeline.query.parser import parse
+    from timeline.query.planner import run
 
     q = parse(args.query)
     store = open_store(args, readonly=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import TimelineError
+from timeline.errors import TimelineError
 
 MANIFEST = "manifest.json"
 LATEST = "latest"
@@ -68,8 +68,8 @@ def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = Fals
     known_on = _iso(known_on)
     name = snapshot_name(as_of, known_on)
     target = out / name
-    from . import db as dbmod
-    from . import migrate
+    from timeline.log import db as dbmod
+    from timeline.log import migrate
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,7 @@ def _events_writer(store):
 
 def write_intervals(conn, folder: Path, as_of: str, known_on: str | None) -> list[str]:
     """intervals.csv: every interval of every measure, as known on `known_on`."""
-    from . import reader
+    from timeline.projections import reader
 
     cat = _catalogue(conn)
     with _open(folder / "intervals.csv") as f:
@@ -204,7 +204,7 @@ def write_intervals(conn, folder: Path, as_of: str, known_on: str | None) -> lis
 
 def write_state(conn, folder: Path, as_of: str, known_on: str | None) -> list[str]:
     """state.csv: the state of every measure that has one on `as_of`, as known on `known_on`."""
-    from . import reader
+    from timeline.projections import reader
 
     cat = _catalogue(conn)
     with _open(folder / "state.csv") as f:
@@ -245,7 +245,7 @@ def _cell(v):
 
 # -- manifest and checks --------------------------------------------------------------------
 def _manifest(folder: Path, names: list[str], revision, head, as_of, known_on) -> dict:
-    from . import __version__
+    from timeline import __version__
 
     listed = sorted(set(names))
     on_disk = sorted(p.name for p in folder.iterdir())
@@ -462,7 +462,7 @@ def run_export(args) -> int:
         n = len(_read_manifest(path)["files"])
         print(f"ok: {path} matches its manifest ({n} files)")
         return 0
-    from .commands import open_store
+    from timeline.surfaces.commands import open_store
 
     store = open_store(args, readonly=True)
     try:
@@ -484,7 +484,7 @@ def run_export(args) -> int:
 # -- extra files: report.html, the page for people (charts, state table, cited sources) ---
 def _write_report(conn, out_dir, as_of, known_on) -> list[str]:
     """Write report.html (imported on use: the CLI imports this module to build its parser)."""
-    from .report import write_report
+    from timeline.surfaces.report import write_report
 
     return write_report(conn, out_dir, as_of, known_on)
 

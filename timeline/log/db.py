@@ -11,7 +11,7 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from .errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
+from timeline.errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
 
 BUSY_TIMEOUT_MS = int(os.environ.get("TIMELINE_BUSY_TIMEOUT_MS") or 30_000)
 

@@ -16,8 +16,8 @@ import os
 import re
 from pathlib import Path
 
-from . import reader
-from .errors import TimelineError
+from timeline.projections import reader
+from timeline.errors import TimelineError
 
 REPORT = "report.html"
 WINDOW_DAYS = 30
@@ -166,9 +166,9 @@ def _inline_svg(svg: bytes, prefix: str) -> str:
 
 def _chart_section(conn, imposer: str, target: str, heading: str, as_of: str,
                    known_on: str | None, cited: _Cited) -> str:
-    from . import chart
-    from .planner import Context, run
-    from .parser import parse
+    from timeline.surfaces import chart
+    from timeline.query.planner import Context, run
+    from timeline.query.parser import parse
 
     query = f"total tariff by {imposer} on {target}" + (
         f" known on {known_on}" if known_on else "")
@@ -209,7 +209,7 @@ def _chart_section(conn, imposer: str, target: str, heading: str, as_of: str,
 def _catalogue(conn) -> dict[str, tuple]:
     from sqlalchemy import select
 
-    from .schema import measures
+    from timeline.log.schema import measures
 
     m = measures.c
     return {r.stream: (r.kind, r.title) for r in conn.execute(
@@ -246,7 +246,7 @@ def _events(conn, ids) -> dict[str, object]:
     """Event rows by id (queried in chunks: the list is bound, never spliced into SQL)."""
     from sqlalchemy import select
 
-    from .schema import events
+    from timeline.log.schema import events
 
     out = {}
     ids = list(ids)
@@ -259,7 +259,7 @@ def _events(conn, ids) -> dict[str, object]:
 def _withdrawn(conn, known_on: str | None) -> set[str]:
     from sqlalchemy import select
 
-    from .schema import events
+    from timeline.log.schema import events
 
     e = events.c
     stmt = select(e.payload).where(e.type.in_(("retraction", "correction")))
@@ -271,7 +271,7 @@ def _withdrawn(conn, known_on: str | None) -> set[str]:
 def _developments_section(conn, as_of: str, known_on: str | None, cited: _Cited) -> str:
     from sqlalchemy import select
 
-    from .schema import events
+    from timeline.log.schema import events
 
     e = events.c
     start = (dt.date.fromisoformat(as_of) - dt.timedelta(days=WINDOW_DAYS)).isoformat()

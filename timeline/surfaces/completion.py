@@ -123,7 +123,7 @@ def _accepts(prefix: str) -> set[str] | None:
     """Terminal names the grammar accepts after `prefix`, or None if the prefix is invalid."""
     from lark.exceptions import LarkError
 
-    from .parser import _lark
+    from timeline.query.parser import _lark
 
     try:
         ip = _lark().parse_interactive(prefix, start="start")
@@ -141,7 +141,7 @@ def _query_kind(text: str) -> str:
 
 
 def _suggest_query(text: str, cat: Catalogue) -> list[str]:
-    from .parser import _terminal_words
+    from timeline.query.parser import _terminal_words
 
     word = _WORD.search(text).group(0)
     prefix = text[:len(text) - len(word)]
@@ -230,8 +230,8 @@ def load_catalogue(conn) -> Catalogue:
     """Read measure ids, titles, jurisdictions and the SQL views' columns from the database."""
     from sqlalchemy import inspect, text
 
-    from .events import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
-    from .planner import EVENT_COLUMNS, MEASURE_COLUMNS, STATE_COLUMNS
+    from timeline.log.events import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
+    from timeline.query.planner import EVENT_COLUMNS, MEASURE_COLUMNS, STATE_COLUMNS
 
     rows = conn.execute(text("SELECT stream, title, imposer, target FROM measures "
                              "ORDER BY stream")).all()

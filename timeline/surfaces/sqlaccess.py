@@ -12,7 +12,7 @@ import contextlib
 import re
 import sys
 
-from .errors import ReadOnlyError, TimelineError
+from timeline.errors import ReadOnlyError, TimelineError
 
 FORMATS = ("table", "json", "csv")
 
@@ -49,12 +49,12 @@ def configure_sql(p) -> None:
 def run_sql(args) -> int:
     """Run one read-only statement and print its rows, or open the REPL in SQL mode."""
     if args.query is None:
-        from .repl import run_repl
+        from timeline.surfaces.repl import run_repl
 
         args.mode = "sql"
         return run_repl(args)
     statement = single_statement(args.query)
-    from .commands import open_store
+    from timeline.surfaces.commands import open_store
 
     store = open_store(args, readonly=True)
     try:
@@ -153,7 +153,7 @@ def run_select(store, sql: str) -> tuple[list[str], list[tuple]]:
     """Run one statement on a read-only connection of `store`: (column names, rows)."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from . import db as dbmod
+    from timeline.log import db as dbmod
 
     statement = single_statement(sql)
     if _verb(statement) == "VACUUM":
@@ -214,7 +214,7 @@ def _refusal(where: str, what: str) -> ReadOnlyError:
 def render_rows(columns: list[str], rows: list[tuple], fmt: str = "table", *,
                 pretty: bool = False) -> str:
     """Rows as a table, JSON (a list of objects) or RFC 4180 CSV, as `output.render` does."""
-    from .output import grid, to_csv
+    from timeline.surfaces.output import grid, to_csv
 
     if fmt == "json":
         import json

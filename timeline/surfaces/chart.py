@@ -21,7 +21,7 @@ import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import TimelineError
+from timeline.errors import TimelineError
 
 INSTALL_HINT = "pip install 'timeline[chart]'"
 FORMATS = (".svg", ".png")
@@ -85,7 +85,7 @@ class ChartData:
 
 # -- gathering the data ---------------------------------------------------------------------
 def _iso_expr(day: str):
-    from .query_ast import DateExpr, Pos
+    from timeline.query.syntax import DateExpr, Pos
 
     return DateExpr("iso", day, (), Pos(1, 1))
 
@@ -94,7 +94,7 @@ def _resolve(text: str | None, today: dt.date) -> str | None:
     """An option's date (any query-language date expression) as an ISO string."""
     if text is None:
         return None
-    from .parser import parse_date
+    from timeline.query.parser import parse_date
 
     return parse_date(text).resolve(today).isoformat()
 
@@ -102,8 +102,8 @@ def _resolve(text: str | None, today: dt.date) -> str | None:
 def build(conn, query_text: str, *, today: dt.date, known_on=(), start: str | None = None,
           end: str | None = None) -> ChartData:
     """The series, bands and markers of a chart of `query_text` (history or total)."""
-    from .parser import parse
-    from .query_ast import HistoryQuery, TotalQuery
+    from timeline.query.parser import parse
+    from timeline.query.syntax import HistoryQuery, TotalQuery
 
     query = parse(query_text)
     known = [_resolve(k, today) for k in known_on]
@@ -166,7 +166,7 @@ def _runs(points: list[tuple[str, float | None]]) -> list[tuple[str, float | Non
 
 
 def _build_history(conn, q, text, today, known, start, end) -> ChartData:
-    from .planner import Context, run
+    from timeline.query.planner import Context, run
 
     q = replace(q, start=_iso_expr(start) if start else q.start,
                 end=_iso_expr(end) if end else q.end)
@@ -211,7 +211,7 @@ def _build_history(conn, q, text, today, known, start, end) -> ChartData:
 def _tariff_streams(conn, imposer: str) -> list[str]:
     from sqlalchemy import select
 
-    from .schema import measures
+    from timeline.log.schema import measures
 
     m = measures.c
     return list(conn.execute(select(m.stream).where(m.kind == "tariff", m.imposer == imposer)
@@ -220,7 +220,7 @@ def _tariff_streams(conn, imposer: str) -> list[str]:
 
 def _default_start(conn, q, streams: list[str], end: str, known: str | None) -> str:
     """1 January of the year the first all-goods tariff of the pair took effect."""
-    from . import reader
+    from timeline.projections import reader
 
     firsts = [r.valid_from for s in streams for r in reader.history(conn, s, None, end, known)
               if r.state.get("status") == "in_force" and r.state.get("scope") == "all goods"
@@ -232,8 +232,8 @@ def _default_start(conn, q, streams: list[str], end: str, known: str | None) -> 
 
 def _totals(conn, q, text, ctx, streams, start, end, known):
     """[(date, answer data)] at `start` and at every change of any tariff of the imposer."""
-    from . import reader
-    from .planner import run
+    from timeline.projections import reader
+    from timeline.query.planner import run
 
     days = {start}
     for s in streams:
@@ -245,7 +245,7 @@ def _totals(conn, q, text, ctx, streams, start, end, known):
 
 
 def _build_total(conn, q, text, today, known, start, end) -> ChartData:
-    from .planner import Context
+    from timeline.query.planner import Context
 
     ctx = Context(today=today)
     main_known = q.known_on.resolve(today).isoformat() if q.known_on else None
@@ -290,7 +290,7 @@ def markers(conn, start: str, end: str, known_on: str | None = None) -> list[Mar
     """Non-rate developments effective in [start, end] (known by `known_on`), numbered."""
     from sqlalchemy import select
 
-    from .schema import events
+    from timeline.log.schema import events
 
     e = events.c
     stmt = select(e.id, e.effective, e.type, e.stream, e.payload).where(
@@ -508,7 +508,7 @@ def configure_chart(p) -> None:
 
 def run_chart(args) -> int:
     """Draw one history or total query into an SVG or PNG file."""
-    from .commands import open_store
+    from timeline.surfaces.commands import open_store
 
     path = Path(args.output)
     _format(path)

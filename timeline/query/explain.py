@@ -6,10 +6,10 @@ import json
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from .fold import order_key, superseded_ids
-from .planner import Answer, Context, SqlRecorder, run
-from .projections import touching_events
-from .schema import events
+from timeline.projections.fold import order_key, superseded_ids
+from timeline.query.planner import Answer, Context, SqlRecorder, run
+from timeline.projections.maintain import touching_events
+from timeline.log.schema import events
 
 CHUNK = 500
 

@@ -11,18 +11,18 @@ import importlib.util
 import os
 import sys
 
-from .errors import TimelineError, describe
+from timeline.errors import TimelineError, describe
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 # command -> (module, help); each module has configure(parser) and run(args) -> int
 COMMANDS = {
-    "init": ("timeline.commands", "create (or upgrade) a database and load the bundled seeds"),
-    "info": ("timeline.commands", "print the database path, schema revision and log head"),
-    "verify": ("timeline.commands", "recompute the hash chain and check immutability"),
-    "load": ("timeline.commands", "validate and append event files (all or nothing)"),
-    "query": ("timeline.commands", "run one query and print the answer"),
-    "rebuild": ("timeline.commands", "drop and rebuild every projection from the log"),
+    "init": ("timeline.surfaces.commands", "create (or upgrade) a database and load the bundled seeds"),
+    "info": ("timeline.surfaces.commands", "print the database path, schema revision and log head"),
+    "verify": ("timeline.surfaces.commands", "recompute the hash chain and check immutability"),
+    "load": ("timeline.surfaces.commands", "validate and append event files (all or nothing)"),
+    "query": ("timeline.surfaces.commands", "run one query and print the answer"),
+    "rebuild": ("timeline.surfaces.commands", "drop and rebuild every projection from the log"),
 }
 
 
@@ -64,7 +64,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                              "per-user data directory)")
     parser = _Parser(prog="timeline", parents=[common],
                      description="An event-sourced, bitemporal timeline database.")
-    from . import __version__
+    from timeline import __version__
 
     parser.add_argument("--version", action="version", version=f"timeline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -79,11 +79,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _load_extra_commands() -> None:
     for name, module, help_text in (
-        ("repl", "timeline.repl", "interactive query shell"),
-        ("sql", "timeline.sqlaccess", "run a read-only SQL SELECT (or the SQL shell)"),
-        ("export", "timeline.export", "write (or verify) a dated projection snapshot"),
-        ("chart", "timeline.chart", "draw a history or total query as an SVG/PNG chart"),
-        ("copy", "timeline.copy", "copy a whole log between databases, verifying the chain"),
+        ("repl", "timeline.surfaces.repl", "interactive query shell"),
+        ("sql", "timeline.surfaces.sqlaccess", "run a read-only SQL SELECT (or the SQL shell)"),
+        ("export", "timeline.surfaces.export", "write (or verify) a dated projection snapshot"),
+        ("chart", "timeline.surfaces.chart", "draw a history or total query as an SVG/PNG chart"),
+        ("copy", "timeline.surfaces.copy", "copy a whole log between databases, verifying the chain"),
     ):
         try:
             if importlib.util.find_spec(module) is not None:

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from .events import EVENT_TYPES, SUPERSEDING_TYPES, TERMINAL_TYPES, canonical_json
+from timeline.log.events import EVENT_TYPES, SUPERSEDING_TYPES, TERMINAL_TYPES, canonical_json
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ _SQL_TOKEN = re.compile(r"""
 @functools.cache
 def query_keywords() -> frozenset[str]:
     """Every keyword of the query language, read from grammar/timeline.lark."""
-    from .resources import grammar_path
+    from timeline.resources import grammar_path
 
     grammar = grammar_path().read_text(encoding="utf-8")
     return frozenset(w.lower() for w in re.findall(r'"([A-Za-z]+)"i', grammar))
