@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from timeline.errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
 
 BUSY_TIMEOUT_MS = int(os.environ.get("TIMELINE_BUSY_TIMEOUT_MS") or 30_000)
+# How many ids one bound IN list carries: under SQLite's and psycopg's parameter limits.
+IN_CHUNK = 500
+# Execution option that marks a read transaction (a deferred BEGIN on SQLite, so that a
+# reader of a writable database does not take the write lock).
+READ_OPTION = "timeline_read"
 
 
 def default_db_path() -> Path:
@@ -87,29 +93,45 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
     def _on_begin(conn):
         # IMMEDIATE takes the write lock up front, so concurrent appenders queue on the busy
         # timeout instead of failing later with a deadlock-style SQLITE_BUSY
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        reading = readonly or conn.get_execution_options().get(READ_OPTION)
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
 
 
 def _ro_connect(uri: str):
-    import sqlite3
-
     return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
 @contextlib.contextmanager
+def read_transaction(conn):
+    """One read transaction on `conn`: a single snapshot, never the write lock."""
+    if conn.dialect.name == "postgresql":
+        # every statement of the reader sees the same snapshot, and none can write
+        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    else:
+        conn.execution_options(**{READ_OPTION: True})
+    with conn.begin():
+        yield conn
+
+
+@contextlib.contextmanager
 def driver_errors(what: str = "database"):
-    """Translate driver and SQLAlchemy errors into the package's StoreError family."""
+    """Translate driver and SQLAlchemy errors into the package's StoreError family.
+
+    Raw sqlite3 errors are translated too: the hot read path runs on the driver's cursor.
+    """
     try:
         yield
     except DBAPIError as exc:
         raise translate(exc, what) from exc
     except SQLAlchemyError as exc:
         raise StoreError(f"{what}: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise translate(exc, what) from exc
 
 
-def translate(exc: DBAPIError, what: str = "database") -> StoreError:
+def translate(exc: Exception, what: str = "database") -> StoreError:
     """The StoreError that says what a driver error means to a user."""
     msg = str(getattr(exc, "orig", exc)).strip()
     low = msg.lower()

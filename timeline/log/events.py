@@ -64,6 +64,11 @@ class NewEvent:
     id: str | None = None
     origin: str | None = field(default=None, compare=False)  # "file:line" for error messages
 
+    def with_id(self, new_id: str) -> "NewEvent":
+        """The same event with `id` set."""
+        return NewEvent(self.stream, self.type, self.effective, self.payload, self.source,
+                        self.known, self.announced, new_id, self.origin)
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -98,6 +103,14 @@ class Event:
             "recorded_at": self.recorded_at, "payload": self.payload, "source": self.source,
             "prev_hash": self.prev_hash, "hash": self.hash,
         }
+
+
+def row_to_event(r) -> Event:
+    """Event from a row of the events table (a Row or a mapping)."""
+    d = r._asdict() if hasattr(r, "_asdict") else dict(r)
+    d["payload"] = json.loads(d["payload"])
+    d["source"] = json.loads(d["source"])
+    return Event(**d)
 
 
 def _json_default(value: Any) -> Any:

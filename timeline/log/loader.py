@@ -79,7 +79,7 @@ def load_file(path: Path) -> list[NewEvent]:
         ev = _to_event(item, origin, n + 1)
         validate(ev)
         _check_citation(ev, path)
-        out.append(ev if ev.id else _with_id(ev))
+        out.append(ev if ev.id else ev.with_id(content_id(ev)))
     return out
 
 
@@ -152,11 +152,6 @@ def _to_event(item: Any, origin: str, n: int) -> NewEvent:
         announced=_date(item.get("announced"), origin, n, "announced", stream),
         payload=payload, source=_jsonable(item["source"]), id=item.get("id"), origin=origin,
     )
-
-
-def _with_id(ev: NewEvent) -> NewEvent:
-    return NewEvent(ev.stream, ev.type, ev.effective, ev.payload, ev.source, ev.known,
-                    ev.announced, content_id(ev), ev.origin)
 
 
 _TEXT_CACHE: dict[Path, str] = {}

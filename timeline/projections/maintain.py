@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from timeline.log.events import SUPERSEDING_TYPES, canonical_json
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
-from timeline.log.schema import event_links, events, intervals, measures
+from timeline.log.schema import intervals, measures
 
 CHUNK = 500
 _EVENT_COLS = "e.position, e.id, e.stream, e.type, e.effective, e.known, e.payload, e.source"

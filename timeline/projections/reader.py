@@ -1,18 +1,37 @@
-"""Read access to the projections and the log: the storage API queries are planned onto.
+"""The read boundary: every query the upper layers run against the log and its projections.
 
-Default-knowledge reads are single indexed lookups on `intervals`; `known on` reads fold one
-stream's events with `timeline.fold`, so both share one definition of the semantics.
+A `Reader` wraps one connection inside one read transaction, so everything it returns
+describes one consistent snapshot of the log. It is handed out by `Store.reading()`, which
+also translates driver errors (those of the raw-cursor fast path included) into the
+package's StoreError family. Default-knowledge reads are indexed lookups on `intervals`;
+`known on` reads fold one stream's events with `timeline.projections.fold`, so both share
+one definition of the semantics.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import String, bindparam, text
+from sqlalchemy import (JSON, Float, Integer, Numeric, String, bindparam, case, cast, event,
+                        func, inspect, or_, select, text, type_coerce)
 from sqlalchemy.engine import Connection
 
-from timeline.projections.fold import Interval, fold, state_at as _fold_state_at, superseded_ids
+from timeline.log.chain import Head
+from timeline.log.db import IN_CHUNK
+from timeline.log.events import GENESIS_HASH, SUPERSEDING_TYPES, Event, row_to_event
+from timeline.log.migrate import current_revision
+from timeline.log.schema import events, intervals, measures
+from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
+from timeline.projections.fold import state_at as _fold_state_at
 from timeline.projections.maintain import touching_events
+
+# The fields queries may filter on, by where they live. Completion offers the same names.
+EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "announced",
+                 "known", "recorded_at")
+MEASURE_COLUMNS = ("kind", "imposer", "target", "scope", "title")
+STATE_COLUMNS = ("rate", "status", "legal_status")
 
 # Hot-path statements are built once so SQLAlchemy's compiled cache is hit every time.
 SQL_STATE_AT = text(
@@ -28,6 +47,11 @@ SQL_STREAM_EXISTS = text("SELECT 1 FROM measures WHERE stream = :s")
 SQL_STREAMS_LIKE = text(
     "SELECT stream FROM measures WHERE stream LIKE :p ESCAPE '\\' ORDER BY stream")
 SQL_ALL_STREAMS = text("SELECT stream FROM measures ORDER BY stream")
+SQL_HEAD = text("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+_RAW_STATE_AT = (
+    "SELECT valid_from, valid_to, state, event_ids FROM intervals "
+    "WHERE stream = ? AND valid_from <= ? ORDER BY valid_from DESC LIMIT 1")
+TRACE = "timeline.trace_sql"  # set while `explain` records: it must see every statement
 
 
 class StateRow:
@@ -73,80 +97,315 @@ class StateRow:
                 "until": self.valid_to, "events": self.event_ids}
 
 
-def _row(stream: str, r) -> StateRow:
-    return StateRow(stream, r[0], r[1], r[2], r[3])
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    """One measure of the catalogue (the `measures` projection)."""
+
+    stream: str
+    kind: str | None
+    imposer: str | None
+    target: str | None
+    scope: str | None
+    title: str | None
+    version: int
+    first_effective: str | None
+    last_change: str | None
 
 
 def _from_interval(iv: Interval) -> StateRow:
     return StateRow(iv.stream, iv.valid_from, iv.valid_to, iv.state, list(iv.event_ids))
 
 
-TRACE = "timeline.trace_sql"  # set by `explain`, which must see every statement
-_RAW_STATE_AT = (
-    "SELECT valid_from, valid_to, state, event_ids FROM intervals "
-    "WHERE stream = ? AND valid_from <= ? ORDER BY valid_from DESC LIMIT 1")
+def chunks(items: Sequence, size: int = IN_CHUNK) -> Iterator[list]:
+    """`items` in lists of at most `size`: bound IN lists stay under the drivers' limits."""
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
-def state_at(conn: Connection, stream: str, day: str) -> StateRow | None:
-    """The state in force on `day` with everything in the log known: one indexed lookup."""
-    if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
-        # the hottest read: straight to the driver's cursor (same connection, same
-        # transaction), skipping SQLAlchemy's per-execute bookkeeping (~20 us of ~25)
-        r = conn.connection.dbapi_connection.execute(_RAW_STATE_AT, (stream, day)).fetchone()
+class Reader:
+    """Read queries over one snapshot of a timeline database (see the module docstring)."""
+
+    def __init__(self, conn: Connection, where: str = "database"):
+        self.conn, self.where = conn, where
+
+    @property
+    def dialect(self) -> str:
+        """The SQLAlchemy dialect name (sqlite, postgresql)."""
+        return self.conn.dialect.name
+
+    # -- the log ---------------------------------------------------------------------------
+    def head(self) -> Head:
+        """Position and hash of the last event."""
+        row = self.conn.execute(SQL_HEAD).first()
+        return Head(row.position, row.hash) if row else Head(0, GENESIS_HASH)
+
+    def count(self) -> int:
+        """Number of events in the log."""
+        return self.conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
+
+    def revision(self) -> str | None:
+        """The schema revision recorded in the database."""
+        return current_revision(self.conn)
+
+    def hash_at(self, position: int) -> str | None:
+        """The stored hash of the event at `position`, or None past the end."""
+        return self.conn.execute(select(events.c.hash).where(events.c.position == position)
+                                 ).scalar()
+
+    def event_rows(self, batch: int = 5000) -> Iterator[dict]:
+        """Every row of the events table as stored, in position order (for chain checks)."""
+        for r in self.conn.execute(select(events).order_by(events.c.position),
+                                   execution_options={"yield_per": batch}):
+            yield r._asdict()
+
+    def link_rows(self, batch: int = 5000) -> Iterator[dict]:
+        """Every row of the event_links table, in (position, stream) order."""
+        from timeline.log.schema import event_links
+
+        for r in self.conn.execute(select(event_links).order_by(event_links.c.position,
+                                                                event_links.c.stream),
+                                   execution_options={"yield_per": batch}):
+            yield r._asdict()
+
+    def iter_events(self, *, after: int = 0, batch: int = 5000) -> Iterator[Event]:
+        """Every event in position order, read in batches."""
+        pos = after
+        while True:
+            rows = self.conn.execute(select(events).where(events.c.position > pos)
+                                     .order_by(events.c.position).limit(batch)).all()
+            if not rows:
+                return
+            for r in rows:
+                yield row_to_event(r)
+            pos = rows[-1].position
+
+    def events_by_id(self, ids: Iterable[str]) -> dict[str, Event]:
+        """Stored events by id (ids not in the log are absent from the result)."""
+        out: dict[str, Event] = {}
+        for part in chunks(list(dict.fromkeys(ids))):
+            for r in self.conn.execute(select(events).where(events.c.id.in_(part))):
+                out[r.id] = row_to_event(r)
+        return out
+
+    def withdrawn_ids(self, known_on: str | None = None) -> set[str]:
+        """Ids withdrawn by retractions and corrections (those known by `known_on`)."""
+        e = events.c
+        stmt = select(e.payload).where(e.type.in_(SUPERSEDING_TYPES))
+        if known_on:
+            stmt = stmt.where(e.known <= known_on)
+        return {i for (p,) in self.conn.execute(stmt) for i in json.loads(p).get("supersedes", ())}
+
+    def effective_between(self, start: str, end: str, *, known_on: str | None = None,
+                          types: Sequence[str] | None = None,
+                          exclude_types: Sequence[str] = ()) -> list[Event]:
+        """Events effective in [start, end] (known by `known_on`), withdrawn ones left out."""
+        e = events.c
+        stmt = select(events).where(e.effective >= start, e.effective <= end)
+        if types is not None:
+            stmt = stmt.where(e.type.in_(list(types)))
+        if exclude_types:
+            stmt = stmt.where(e.type.notin_(list(exclude_types)))
+        if known_on:
+            stmt = stmt.where(e.known <= known_on)
+        gone = self.withdrawn_ids(known_on)
+        return [row_to_event(r) for r in self.conn.execute(
+            stmt.order_by(e.effective, e.known, e.position)) if r.id not in gone]
+
+    def touching_events(self, stream: str, *, until: str | None = None,
+                        known_on: str | None = None) -> list[FoldEvent]:
+        """Events that touch `stream` (its own and those linking to it), optionally bounded."""
+        return touching_events(self.conn, stream, until=until, known_on=known_on)
+
+    def events(self, *, streams: Sequence[str] | None = None, start: str | None = None,
+               end: str | None = None, conditions: Sequence[tuple[str, str, Any]] = (),
+               limit: int | None = None) -> list[Event]:
+        """The `events` query: filters as bound parameters, ordered by effective, known, position."""
+        e, m = events.c, measures.c
+        stmt = select(events).outerjoin(measures, m.stream == e.stream)
+        if streams is not None:
+            stmt = stmt.where(e.stream.in_(list(streams)))
+        if start:
+            stmt = stmt.where(e.effective >= start)
+        if end:
+            stmt = stmt.where(e.effective <= end)
+        cols = {c: e[c] for c in EVENT_COLUMNS}
+        cols.update({c: m[c] for c in MEASURE_COLUMNS})
+        source, payload = self._json_col(e.source), self._json_col(e.payload)
+        cols["source"] = _json_path(source, ["name"], False)
+        cols["quote"] = _json_path(source, ["quote"], False)
+        cols["title"] = _json_path(payload, ["title"], False)
+        for cond in conditions:
+            stmt = stmt.where(_condition(cond, cols, payload, ["set"]))
+        stmt = stmt.order_by(e.effective, e.known, e.position)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [row_to_event(r) for r in self.conn.execute(stmt)]
+
+    # -- the projections -------------------------------------------------------------------
+    def state_at(self, stream: str, day: str) -> StateRow | None:
+        """The state in force on `day` with everything in the log known: one indexed lookup."""
+        conn = self.conn
+        if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
+            # the hottest read: straight to the driver's cursor (same connection, same
+            # transaction), skipping SQLAlchemy's per-execute bookkeeping (~20 us of ~25);
+            # its driver errors are translated by Store.reading() like all others
+            r = conn.connection.dbapi_connection.execute(_RAW_STATE_AT, (stream, day)).fetchone()
+        else:
+            r = conn.execute(SQL_STATE_AT, {"s": stream, "d": day}).first()
+        if r is None or (r[1] is not None and r[1] <= day):
+            return None
+        return StateRow(stream, r[0], r[1], r[2], r[3])
+
+    def fold_known(self, stream: str, known_on: str, until: str | None = None) -> list[Interval]:
+        """Intervals of `stream` as they were known on `known_on` (up to `until`, inclusive)."""
+        evs = touching_events(self.conn, stream, until=until, known_on=known_on)
+        return fold(stream, evs, excluded=superseded_ids(evs, known_on), until=until).intervals
+
+    def state(self, stream: str, day: str, known_on: str | None = None) -> StateRow | None:
+        """State on `day`, as known on `known_on` (everything when None)."""
+        if known_on is None:
+            return self.state_at(stream, day)
+        iv = _fold_state_at(self.fold_known(stream, known_on, until=day), day)
+        return _from_interval(iv) if iv else None
+
+    def history(self, stream: str, start: str | None = None, end: str | None = None,
+                known_on: str | None = None) -> list[StateRow]:
+        """Intervals of `stream` overlapping [start, end], as known on `known_on`."""
+        if known_on is None:
+            rows = self.conn.execute(SQL_HISTORY, {"s": stream, "start": start, "end": end})
+            return [StateRow(stream, r[0], r[1], r[2], r[3]) for r in rows]
+        return [_from_interval(iv) for iv in self.fold_known(stream, known_on, until=end)
+                if start is None or iv.valid_to is None or iv.valid_to > start]
+
+    def stream_exists(self, stream: str) -> bool:
+        """Whether the catalogue knows `stream`."""
+        return self.conn.execute(SQL_STREAM_EXISTS, {"s": stream}).first() is not None
+
+    def match_streams(self, pattern: str) -> list[str]:
+        """Streams matching a glob (`*` matches any run of characters, dots included)."""
+        if pattern == "*":
+            return self.all_streams()
+        like = (pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                .replace("*", "%"))
+        return list(self.conn.execute(SQL_STREAMS_LIKE, {"p": like}).scalars())
+
+    def all_streams(self) -> list[str]:
+        """Every stream in the catalogue."""
+        return list(self.conn.execute(SQL_ALL_STREAMS).scalars())
+
+    def catalogue(self) -> list[CatalogueEntry]:
+        """Every measure of the catalogue, by id."""
+        m = measures.c
+        return [CatalogueEntry(r.stream, r.kind, r.imposer, r.target, r.scope, r.title,
+                               r.version, r.first_effective, r.tail_date)
+                for r in self.conn.execute(select(measures).order_by(m.stream))]
+
+    def tariff_streams(self, imposer: str) -> list[str]:
+        """Ids of the tariff measures `imposer` imposes."""
+        m = measures.c
+        return list(self.conn.execute(select(m.stream).where(
+            m.kind == "tariff", m.imposer == imposer).order_by(m.stream)).scalars())
+
+    def measures_on(self, day: str, conditions: Sequence[tuple[str, str, Any]] = ()) -> list[dict]:
+        """The catalogue joined with each measure's interval in force on `day`, filtered."""
+        m, i = measures.c, intervals.c
+        cur = select(intervals).where(i.valid_from <= day,
+                                      or_(i.valid_to.is_(None), i.valid_to > day)).subquery()
+        stmt = select(measures, cur.c.rate, cur.c.status, cur.c.legal_status, cur.c.state) \
+            .outerjoin(cur, cur.c.stream == m.stream)
+        cols = {c: m[c] for c in MEASURE_COLUMNS}
+        cols.update({"measure": m.stream, "stream": m.stream, "events": m.version,
+                     "first_effective": m.first_effective, "last_change": m.tail_date})
+        cols.update({c: cur.c[c] for c in STATE_COLUMNS})
+        for cond in conditions:
+            stmt = stmt.where(_condition(cond, cols, self._json_col(cur.c.state), []))
+        return [{"measure": r.stream, "kind": r.kind, "imposer": r.imposer, "target": r.target,
+                 "scope": r.scope, "title": r.title, "events": r.version,
+                 "first_effective": r.first_effective, "last_change": r.tail_date,
+                 "rate": r.rate, "status": r.status, "legal_status": r.legal_status}
+                for r in self.conn.execute(stmt.order_by(m.stream))]
+
+    def table_columns(self) -> dict[str, list[str]]:
+        """Columns of every table and view (for SQL completion), alembic's own left out."""
+        insp = inspect(self.conn)
+        out: dict[str, list[str]] = {}
+        for name in list(insp.get_view_names()) + list(insp.get_table_names()):
+            if name != "alembic_version":
+                out[name] = [c["name"] for c in insp.get_columns(name)]
+        return out
+
+    # -- explain ---------------------------------------------------------------------------
+    def recording(self) -> "SqlRecorder":
+        """A context that records every SQL statement this reader runs (for `explain`)."""
+        return SqlRecorder(self.conn)
+
+    def _json_col(self, col):
+        """A JSON-text column as JSON: PostgreSQL needs the text cast to jsonb for paths."""
+        if self.dialect != "postgresql":
+            return col
+        # imported here: the PostgreSQL dialect package costs SQLite users ~40 ms of start-up
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return cast(col, JSONB)
+
+
+class SqlRecorder:
+    """Collects the SQL statements (with parameters) run on a connection."""
+
+    def __init__(self, conn: Connection):
+        self.conn, self.statements = conn, []
+
+    def __enter__(self):
+        event.listen(self.conn, "before_cursor_execute", self._hook)
+        self.conn.info[TRACE] = True
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.conn, "before_cursor_execute", self._hook)
+        self.conn.info.pop(TRACE, None)
+
+    def _hook(self, conn, cursor, statement, parameters, context, executemany):
+        self.statements.append((" ".join(statement.split()), parameters))
+
+
+# -- filters: `where` conditions compiled to bound SQL expressions ----------------------------
+def _json_path(col, path: list[str], numeric: bool):
+    expr = type_coerce(col, JSON)[tuple(path)] if len(path) > 1 else type_coerce(col, JSON)[path[0]]
+    if numeric and getattr(col.type, "__visit_name__", "") == "JSONB":
+        # PostgreSQL refuses to cast a non-number to float: such values compare as NULL
+        return case((func.jsonb_typeof(expr) == "number", expr.as_float()))
+    return expr.as_float() if numeric else expr.as_string()
+
+
+def _compare(expr, op: str, value: Any):
+    if op == "contains":
+        return expr.contains(str(value), autoescape=True)
+    return {"=": expr.__eq__, "!=": expr.__ne__, "<": expr.__lt__, "<=": expr.__le__,
+            ">": expr.__gt__, ">=": expr.__ge__}[op](value)
+
+
+def _condition(cond, columns: dict, json_col, json_prefix: list[str]):
+    """One (field, op, value) condition as a SQL expression; user text is only ever bound."""
+    field_, op, value = cond
+    value = value.isoformat() if isinstance(value, dt.date) else value
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    name = field_.lower()  # keywords are case-insensitive, so field names are too
+    if name in columns:
+        expr = columns[name]
     else:
-        r = conn.execute(SQL_STATE_AT, {"s": stream, "d": day}).first()
-    if r is None or (r[1] is not None and r[1] <= day):
-        return None
-    return _row(stream, r)
-
-
-def fold_known(conn: Connection, stream: str, known_on: str,
-               until: str | None = None) -> list[Interval]:
-    """Intervals of `stream` as they were known on `known_on` (up to `until`, inclusive)."""
-    evs = touching_events(conn, stream, until=until, known_on=known_on)
-    return fold(stream, evs, excluded=superseded_ids(evs, known_on), until=until).intervals
-
-
-def state_known(conn: Connection, stream: str, day: str, known_on: str) -> StateRow | None:
-    """The state in force on `day` counting only what was public by `known_on`."""
-    iv = _fold_state_at(fold_known(conn, stream, known_on, until=day), day)
-    return _from_interval(iv) if iv else None
-
-
-def state(conn: Connection, stream: str, day: str, known_on: str | None = None) -> StateRow | None:
-    """State on `day`, as known on `known_on` (everything when None)."""
-    if known_on is None:
-        return state_at(conn, stream, day)
-    return state_known(conn, stream, day, known_on)
-
-
-def history(conn: Connection, stream: str, start: str | None, end: str | None,
-            known_on: str | None = None) -> list[StateRow]:
-    """Intervals of `stream` overlapping [start, end], as known on `known_on`."""
-    if known_on is None:
-        rows = conn.execute(SQL_HISTORY, {"s": stream, "start": start, "end": end})
-        return [_row(stream, r) for r in rows]
-    out = []
-    for iv in fold_known(conn, stream, known_on, until=end):
-        if start is None or iv.valid_to is None or iv.valid_to > start:
-            out.append(_from_interval(iv))
-    return out
-
-
-def stream_exists(conn: Connection, stream: str) -> bool:
-    """Whether the catalogue knows `stream`."""
-    return conn.execute(SQL_STREAM_EXISTS, {"s": stream}).first() is not None
-
-
-def match_streams(conn: Connection, pattern: str) -> list[str]:
-    """Streams matching a glob (`*` matches any run of characters, dots included)."""
-    if pattern == "*":
-        return list(conn.execute(SQL_ALL_STREAMS).scalars())
-    like = (pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            .replace("*", "%"))
-    return list(conn.execute(SQL_STREAMS_LIKE, {"p": like}).scalars())
-
-
-def all_streams(conn: Connection) -> list[str]:
-    """Every stream in the catalogue."""
-    return list(conn.execute(SQL_ALL_STREAMS).scalars())
+        parts = name.split(".")
+        if parts[0] == "payload":
+            parts, prefix = parts[1:], []
+        else:
+            prefix = json_prefix
+        expr = _json_path(json_col, prefix + parts, numeric)
+    number_col = field_ in columns and isinstance(expr.type, (Integer, Float, Numeric))
+    if number_col and (op == "contains" or not numeric):
+        # a number column against text compares as text (PostgreSQL has no implicit cast)
+        expr, number_col = cast(expr, String), False
+    if op == "contains":
+        return _compare(expr, "contains", value)
+    if numeric and field_ in columns and not number_col:
+        value = str(value)
+    return _compare(expr, op, value)

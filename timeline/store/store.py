@@ -1,32 +1,41 @@
-"""The event store: the only module that writes the log.
+"""The Store: the one writer of the log, and the door every read goes through.
 
 Appends are one transaction per batch: validation, optimistic concurrency, the hash chain,
-the cross-stream links and the projections all commit together or not at all.
+the cross-stream links and the projections all commit together or not at all. Reads go
+through `Store.reading()`, which hands out a `Reader` over one snapshot and translates
+driver errors in one place.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from timeline.errors import ConcurrencyError, IntegrityError, ReadOnlyError, StoreError
 from timeline.log import db as dbmod
 from timeline.log import migrate
-from timeline.projections import maintain as projections
-from timeline.errors import ConcurrencyError, EventValidationError, IntegrityError, StoreError
+from timeline.log.chain import ChainChecker, Head
+from timeline.log.db import IN_CHUNK
+from timeline.log.events import (EVENT_TYPES, SCHEMA_VERSION, SUPERSEDING_TYPES, Event,
+                                 NewEvent, canonical_json, chain_hash, uuid7, validate)
 from timeline.log.events import reject as _fail
-from timeline.log.events import (EVENT_TYPES, GENESIS_HASH, SCHEMA_VERSION, SUPERSEDING_TYPES, Event,
-                     NewEvent, canonical_json, chain_hash, uuid7, validate)
+from timeline.log.loader import load_paths
+from timeline.log.schema import event_links, events
+from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
 from timeline.projections.maintain import run_sql
-from timeline.log.schema import events
+from timeline.projections.reader import Reader
+from timeline.resources import seeds_path
 
-CHUNK = 500
+__all__ = ["Store", "AppendResult", "Head", "stderr"]
+
 EVENT_COLS = ("position", "id", "stream", "version", "type", "schema_version", "effective",
               "announced", "known", "recorded_at", "payload", "source", "prev_hash", "hash")
 INSERT_EVENT = (f"INSERT INTO events ({', '.join(EVENT_COLS)}) "
@@ -34,6 +43,9 @@ INSERT_EVENT = (f"INSERT INTO events ({', '.join(EVENT_COLS)}) "
 # PostgreSQL: the key of the transaction-level advisory lock that serialises writers (SQLite
 # serialises them with BEGIN IMMEDIATE); see docs/guarantees.md for why.
 PG_WRITE_LOCK = 0x74696D656C696E65  # "timeline"
+COPY_BATCH = 5000
+
+Announce = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +56,9 @@ class AppendResult:
     skipped: int
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
-    """The log's head: position and hash of its last event (0 and the genesis hash if empty)."""
-
-    position: int
-    hash: str
+def stderr(msg: str) -> None:
+    """Print a notice on standard error."""
+    print(msg, file=sys.stderr)
 
 
 class Store:
@@ -61,55 +70,78 @@ class Store:
     # -- opening -------------------------------------------------------------------------
     @classmethod
     def open(cls, db: str | None = None, *, readonly: bool = False, create: bool = False,
-             announce=None) -> "Store":
-        """Open a database; create it (migrations + bundled seeds) where asked or default."""
+             seeds: bool = True, upgrade: bool = False, announce: Announce | None = None
+             ) -> "Store":
+        """Open a database: the one open-or-create path of every command and the API.
+
+        A missing SQLite file is created (migrations, then the bundled seeds unless
+        `seeds=False`) when `create` is set or it is the default database; a database
+        without a schema is initialised when `create` is set; an older schema is migrated
+        when `upgrade` is set and refused otherwise.
+        """
         url, path, is_default = dbmod.resolve(db)
-        where = str(path) if path else url
+        if path is not None and path.is_dir():
+            raise StoreError(f"{path} is a directory, not a database file")
         if path is not None and not path.exists():
             if not (create or is_default):
                 raise StoreError(f"no database at {path}; create it with "
                                  f"`timeline init --db {path}`")
-            store = cls.create(url, path, announce=announce)
-            if readonly:
-                store.engine.dispose()
-                return cls(dbmod.make_engine(url, readonly=True), url, path, True)
-            return store
+            store = cls._create_file(url, path, announce=announce, seeds=seeds)
+            if not readonly:
+                return store
+            store.close()
+            return cls(dbmod.make_engine(url, readonly=True), url, path, True)
         store = cls(dbmod.make_engine(url, readonly=readonly), url, path, readonly)
-        with dbmod.driver_errors(where), store.engine.connect() as conn:
-            if create and migrate.current_revision(conn) is None and not readonly:
-                conn.close()
-                store.initialise(announce=announce)
+        try:
+            with dbmod.driver_errors(store.where), store.engine.connect() as conn:
+                rev = migrate.current_revision(conn)
+            if rev is None and create and not readonly:
+                store.initialise(announce=announce, seeds=seeds)
+            elif rev is not None and upgrade and not readonly and rev != migrate.HEAD_REVISION:
+                migrate.check_known(rev, store.where)
+                with dbmod.driver_errors(store.where):
+                    migrate.upgrade(store.engine)
+                if announce:
+                    announce(f"{store.where}: schema upgraded from {rev} to "
+                             f"{migrate.HEAD_REVISION}")
             else:
-                migrate.check(conn, where)
+                with dbmod.driver_errors(store.where), store.engine.connect() as conn:
+                    migrate.check(conn, store.where)
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
-    def create(cls, url: str, path: Path | None, *, announce=None,
+    def create(cls, url: str, path: Path | None = None, *, announce: Announce | None = None,
                seeds: bool = True) -> "Store":
-        """Create a new database file with the schema and (by default) the bundled seeds."""
-        if path is not None:
+        """Create a database (schema, then the bundled seeds unless `seeds=False`); the same
+        path as `open(url, create=True)`. `path` is accepted for older callers and unused."""
+        return cls.open(url, create=True, seeds=seeds, announce=announce)
+
+    @classmethod
+    def _create_file(cls, url: str, path: Path, *, announce: Announce | None,
+                     seeds: bool) -> "Store":
+        """Create a new SQLite file with the schema and (by default) the bundled seeds."""
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
         store = cls(dbmod.make_engine(url), url, path)
         try:
             store.initialise(announce=announce, seeds=seeds)
         except BaseException:
-            store.engine.dispose()
-            if path is not None:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(path) + suffix).unlink(missing_ok=True)
+            store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
             raise
         return store
 
-    def initialise(self, *, announce=None, seeds: bool = True) -> int:
+    def initialise(self, *, announce: Announce | None = None, seeds: bool = True) -> int:
         """Run migrations to head and load the bundled seeds; returns events appended."""
         with dbmod.driver_errors(self.where):
             migrate.upgrade(self.engine)
-        n = 0
-        if seeds:
-            from timeline.log.loader import load_paths
-            from timeline.resources import seeds_path
-
-            n = len(self.append(load_paths([seeds_path()])).appended)
+        n = len(self.append(load_paths([seeds_path()])).appended) if seeds else 0
         if announce:
             announce(f"timeline: created {self.where} (schema {migrate.HEAD_REVISION}, "
                      f"{n} seed events loaded)")
@@ -129,76 +161,64 @@ class Store:
         """Release connections."""
         self.engine.dispose()
 
-    def connect(self) -> Connection:
-        """A read connection (a transaction begins on first use)."""
-        return self.engine.connect()
+    # -- reading -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """A Reader over one consistent snapshot; driver errors become StoreErrors here."""
+        with dbmod.driver_errors(self.where):
+            with self.engine.connect() as conn:
+                with dbmod.read_transaction(conn):
+                    yield Reader(conn, self.where)
 
-    # -- reading the log -----------------------------------------------------------------
-    def head(self, conn: Connection | None = None) -> Head:
+    def head(self) -> Head:
         """Position and hash of the last event."""
-        def q(c):
-            row = c.execute(select(events.c.position, events.c.hash)
-                            .order_by(events.c.position.desc()).limit(1)).first()
-            return Head(row.position, row.hash) if row else Head(0, GENESIS_HASH)
-        if conn is not None:
-            return q(conn)
-        with dbmod.driver_errors(self.where), self.engine.connect() as c:
-            return q(c)
+        with self.reading() as r:
+            return r.head()
 
     def count(self) -> int:
         """Number of events in the log."""
-        with dbmod.driver_errors(self.where), self.engine.connect() as c:
-            return c.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
+        with self.reading() as r:
+            return r.count()
 
     def revision(self) -> str | None:
         """The schema revision."""
-        with dbmod.driver_errors(self.where), self.engine.connect() as c:
-            return migrate.current_revision(c)
+        with self.reading() as r:
+            return r.revision()
 
-    def iter_events(self, conn: Connection | None = None, *, after: int = 0,
-                    batch: int = 5000) -> Iterator[Event]:
-        """Every event in position order, read in batches."""
-        own = conn is None
-        c = self.engine.connect() if own else conn
-        try:
-            pos = after
-            while True:
-                rows = c.execute(select(events).where(events.c.position > pos)
-                                 .order_by(events.c.position).limit(batch)).all()
-                if not rows:
-                    return
-                for r in rows:
-                    yield row_to_event(r)
-                pos = rows[-1].position
-        finally:
-            if own:
-                c.close()
-
-    def get_events(self, ids: Sequence[str], conn: Connection | None = None) -> list[Event]:
+    def get_events(self, ids: Sequence[str]) -> list[Event]:
         """Stored events by id, in log order."""
-        def q(c):
-            out = []
-            for i in range(0, len(ids), CHUNK):
-                out += c.execute(select(events).where(events.c.id.in_(list(ids[i:i + CHUNK])))).all()
-            return sorted((row_to_event(r) for r in out), key=lambda e: e.position)
-        if conn is not None:
-            return q(conn)
-        with self.engine.connect() as c:
-            return q(c)
+        with self.reading() as r:
+            return sorted(r.events_by_id(ids).values(), key=lambda e: e.position)
+
+    def iter_events(self) -> Iterator[Event]:
+        """Every event in position order (one snapshot, read in batches)."""
+        with self.reading() as r:
+            yield from r.iter_events()
+
+    @contextlib.contextmanager
+    def user_sql(self) -> Iterator[Connection]:
+        """The connection `timeline sql` runs a user's statement on: read-only stores only.
+
+        This is the one place a connection leaves the store, because running the user's own
+        SQL is that surface's purpose; its guards are in `timeline.store.readonly_sql`.
+        """
+        if not self.readonly:
+            raise ReadOnlyError("timeline sql needs a store opened read-only")
+        with dbmod.driver_errors(self.where), self.engine.connect() as conn:
+            yield conn
 
     # -- appending -----------------------------------------------------------------------
     def append(self, new: Sequence[NewEvent],
                expected_versions: Mapping[str, int] | None = None) -> AppendResult:
         """Append a batch atomically; already-present ids are skipped (idempotent)."""
         if self.readonly:
-            from timeline.errors import ReadOnlyError
             raise ReadOnlyError(f"{self.where} is open read-only")
         for ev in new:
             validate(ev)
             if ev.id is not None and not (isinstance(ev.id, str) and 0 < len(ev.id) <= 36):
                 # the id column is text(36) on every backend
                 _fail(ev, "id", f"must be text of 1 to 36 characters (a UUID), got {ev.id!r}")
-        offered = [ev if ev.id else _with_id(ev, uuid7()) for ev in new]
+        offered = [ev if ev.id else ev.with_id(uuid7()) for ev in new]
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
             _write_lock(conn)
             return self._append_in(conn, offered, dict(expected_versions or {}))
@@ -217,7 +237,7 @@ class Store:
         referenced = {s for e in batch for s in e.payload.get("affects", ())}
         sup_ids = [i for e in batch if e.type in SUPERSEDING_TYPES for i in e.payload["supersedes"]]
         sup_rows = _superseded(conn, sup_ids, batch)
-        rows = projections.load_measures(
+        rows = maintain.load_measures(
             conn, own_streams | referenced | {r[0] for r in sup_rows.values()} | set(expected))
         for stream, want in expected.items():
             if rows[stream].version != want:
@@ -226,12 +246,12 @@ class Store:
             return AppendResult([], skipped)
         _check_references(batch, rows, sup_rows)
 
-        head = self.head(conn)
+        head = _head(conn)
         now = dt.datetime.now(dt.timezone.utc)
         recorded_at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         today = now.date().isoformat()
         prev, pos = head.hash, head.position
-        ev_rows, link_rows, stored, fold_events = [], [], [], []
+        ev_rows, link_rows, fold_events = [], [], []
         for ev in batch:
             pos += 1
             mr = rows[ev.stream]
@@ -259,7 +279,6 @@ class Store:
                 link_rows.append((s, pos, "supersedes"))
             fold_events.append(FoldEvent(pos, ev.id, ev.stream, ev.type, eff, row["known"],
                                          ev.payload, ev.source))
-            stored.append(row)
         run_sql(conn, INSERT_EVENT, [tuple(r[c] for c in EVENT_COLS) for r in ev_rows])
         if link_rows:
             run_sql(conn, "INSERT INTO event_links (stream, position, role) VALUES (?, ?, ?)",
@@ -268,40 +287,70 @@ class Store:
         for i in sup_ids:
             stream, eff = sup_rows[i]
             withdrawn.setdefault(stream, []).append(eff)
-        projections.apply_batch(conn, fold_events, rows, withdrawn)
+        maintain.apply_batch(conn, fold_events, rows, withdrawn)
         return AppendResult([Event(**{**r, "payload": json.loads(r["payload"]),
-                                      "source": json.loads(r["source"])}) for r in stored],
+                                      "source": json.loads(r["source"])}) for r in ev_rows],
                             skipped)
+
+    def copy_from(self, source: "Store") -> tuple[Head, int]:
+        """Copy `source`'s whole log, rows as they are, into this empty store.
+
+        Positions, ids, versions, recorded_at and hashes are kept, so the copy carries the
+        same hash chain; the source's chain is checked row by row as it is read, and the
+        events, links and rebuilt projections commit in one transaction. Returns the head
+        copied and the number of links.
+        """
+        if self.readonly:
+            raise ReadOnlyError(f"{self.where} is open read-only")
+        checker = ChainChecker("source log")
+        with source.reading() as src, \
+                dbmod.driver_errors(self.where), self.engine.begin() as dst:
+            _write_lock(dst)
+            present = dst.execute(select(func.count()).select_from(events)).scalar_one()
+            if present:
+                raise StoreError(f"{self.where} already holds {present} events; copy needs "
+                                 f"an empty target (nothing was written)")
+            buf: list[dict] = []
+            for row in src.event_rows(COPY_BATCH):
+                try:
+                    checker.check(row)
+                except IntegrityError as exc:
+                    raise IntegrityError(f"{exc}; nothing was copied", exc.position) from None
+                buf.append(row)
+                if len(buf) >= COPY_BATCH:
+                    dst.execute(insert(events), buf)
+                    buf.clear()
+            if buf:
+                dst.execute(insert(events), buf)
+            links, buf = 0, []
+            for row in src.link_rows(COPY_BATCH):
+                buf.append(row)
+                links += 1
+                if len(buf) >= COPY_BATCH:
+                    dst.execute(insert(event_links), buf)
+                    buf.clear()
+            if buf:
+                dst.execute(insert(event_links), buf)
+            maintain.rebuild(dst)
+        return checker.head, links
 
     # -- verification --------------------------------------------------------------------
     def verify(self) -> Head:
         """Recompute the hash chain and check the immutability triggers; raise at the first fault."""
-        with dbmod.driver_errors(self.where), self.engine.connect() as conn:
-            _check_triggers(conn, self.dialect)
-            prev, expected_pos = GENESIS_HASH, 1
-            for r in conn.execution_options(yield_per=10_000).execute(
-                    select(events).order_by(events.c.position)):
-                row = r._asdict()
-                if row["position"] != expected_pos:
-                    raise IntegrityError(
-                        f"log altered at position {expected_pos}: expected position "
-                        f"{expected_pos}, found {row['position']} (a row was deleted)",
-                        expected_pos)
-                if row["prev_hash"] != prev:
-                    raise IntegrityError(f"log altered at position {row['position']}: prev_hash "
-                                         f"does not match the previous event's hash",
-                                         row["position"])
-                if chain_hash(prev, row) != row["hash"]:
-                    raise IntegrityError(f"log altered at position {row['position']}: its hash "
-                                         f"does not match its contents", row["position"])
-                prev, expected_pos = row["hash"], expected_pos + 1
-            return Head(expected_pos - 1, prev)
+        checker = ChainChecker()
+        with self.reading() as r:
+            _check_triggers(r.conn, self.dialect)
+            for row in r.event_rows(10_000):
+                checker.check(row)
+        return checker.head
 
     def rebuild(self, progress=None) -> int:
         """Rebuild every projection from the log in one transaction; returns streams folded."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.where} is open read-only")
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
             _write_lock(conn)
-            return projections.rebuild(conn, progress)
+            return maintain.rebuild(conn, progress)
 
 
 def _write_lock(conn: Connection) -> None:
@@ -310,23 +359,16 @@ def _write_lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
 
 
-def row_to_event(r) -> Event:
-    """Event from a row of the events table."""
-    d = r._asdict() if hasattr(r, "_asdict") else dict(r)
-    d["payload"] = json.loads(d["payload"])
-    d["source"] = json.loads(d["source"])
-    return Event(**d)
-
-
-def _with_id(ev: NewEvent, new_id: str) -> NewEvent:
-    return NewEvent(ev.stream, ev.type, ev.effective, ev.payload, ev.source, ev.known,
-                    ev.announced, new_id, ev.origin)
+def _head(conn: Connection) -> Head:
+    with_row = run_sql(conn, "SELECT position, hash FROM events ORDER BY position DESC "
+                             "LIMIT 1").first()
+    return Head(with_row[0], with_row[1]) if with_row else ChainChecker().head
 
 
 def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
-    for i in range(0, len(ids), CHUNK):
-        part = tuple(ids[i:i + CHUNK])
+    for i in range(0, len(ids), IN_CHUNK):
+        part = tuple(ids[i:i + IN_CHUNK])
         found.update(r[0] for r in run_sql(
             conn, f"SELECT id FROM events WHERE id IN ({', '.join('?' * len(part))})", part))
     return found
@@ -334,11 +376,12 @@ def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
 
 def _superseded(conn: Connection, ids: list[str], batch: list[NewEvent]) -> dict[str, tuple]:
     """id -> (stream, effective) for superseded ids found in the log or the batch."""
-    out = {e.id: (e.stream, e.effective.isoformat()) for e in batch if e.id in set(ids)}
+    wanted = set(ids)
+    out = {e.id: (e.stream, e.effective.isoformat()) for e in batch if e.id in wanted}
     missing = [i for i in ids if i not in out]
-    for i in range(0, len(missing), CHUNK):
+    for i in range(0, len(missing), IN_CHUNK):
         for r in conn.execute(select(events.c.id, events.c.stream, events.c.effective)
-                              .where(events.c.id.in_(missing[i:i + CHUNK]))):
+                              .where(events.c.id.in_(missing[i:i + IN_CHUNK]))):
             out[r.id] = (r.stream, r.effective)
     return out
 
@@ -394,7 +437,3 @@ def _check_triggers(conn: Connection, dialect: str) -> None:
         raise IntegrityError(f"immutability triggers missing: {', '.join(missing)} — the log "
                              f"can be altered without trace", None)
 
-
-def stderr(msg: str) -> None:
-    """Print a notice on standard error."""
-    print(msg, file=sys.stderr)

@@ -1,0 +1,17 @@
+"""Running any parsed query, `explain` included: the query layer's one entry point."""
+from __future__ import annotations
+
+from timeline.projections.reader import Reader
+from timeline.query.explain import explain
+from timeline.query.planner import Answer, Context, answer
+from timeline.query.syntax import ExplainQuery
+
+__all__ = ["run", "Answer", "Context"]
+
+
+def run(r: Reader, query, text: str, ctx: Context | None = None) -> Answer:
+    """Plan and run a parsed query (any form) over one Reader snapshot."""
+    ctx = ctx or Context()
+    if isinstance(query, ExplainQuery):
+        return explain(r, query.query, text, ctx)
+    return answer(r, query, text, ctx)
