@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import os
 import sys
 import tempfile
@@ -22,6 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from timeline.errors import TimelineError
+from timeline.projections.reader import Reader
+from timeline.query.execute import run
+from timeline.query.parser import parse, parse_date
+from timeline.query.planner import Context
+from timeline.query.syntax import DateExpr, HistoryQuery, Pos, TotalQuery
+from timeline.surfaces.common import open_timeline
 
 INSTALL_HINT = "pip install 'timeline[chart]'"
 FORMATS = (".svg", ".png")
@@ -85,8 +90,6 @@ class ChartData:
 
 # -- gathering the data ---------------------------------------------------------------------
 def _iso_expr(day: str):
-    from timeline.query.syntax import DateExpr, Pos
-
     return DateExpr("iso", day, (), Pos(1, 1))
 
 
@@ -94,33 +97,28 @@ def _resolve(text: str | None, today: dt.date) -> str | None:
     """An option's date (any query-language date expression) as an ISO string."""
     if text is None:
         return None
-    from timeline.query.parser import parse_date
-
     return parse_date(text).resolve(today).isoformat()
 
 
-def build(conn, query_text: str, *, today: dt.date, known_on=(), start: str | None = None,
+def build(r: Reader, query_text: str, *, today: dt.date, known_on=(), start: str | None = None,
           end: str | None = None) -> ChartData:
     """The series, bands and markers of a chart of `query_text` (history or total)."""
-    from timeline.query.parser import parse
-    from timeline.query.syntax import HistoryQuery, TotalQuery
-
     query = parse(query_text)
     known = [_resolve(k, today) for k in known_on]
     start, end = _resolve(start, today), _resolve(end, today)
     if start and end and start >= end:
         raise ChartError(f"--from {start} must be before --to {end}")
     if isinstance(query, HistoryQuery):
-        data = _build_history(conn, query, query_text, today, known, start, end)
+        data = _build_history(r, query, query_text, today, known, start, end)
     elif isinstance(query, TotalQuery):
-        data = _build_total(conn, query, query_text, today, known, start, end)
+        data = _build_total(r, query, query_text, today, known, start, end)
     else:
         kind = type(query).__name__.removesuffix("Query").lower()
         raise ChartError(f"cannot chart a {kind} query: charts draw `history of <measure>` "
                          f"or `total tariff by <a> on <b>` queries")
     # with `known on` in the query, mark only the developments public by then
     main_known = query.known_on.resolve(today).isoformat() if query.known_on else None
-    data.markers = markers(conn, data.start, data.end, main_known)
+    data.markers = markers(r, data.start, data.end, main_known)
     return data
 
 
@@ -165,13 +163,11 @@ def _runs(points: list[tuple[str, float | None]]) -> list[tuple[str, float | Non
     return out
 
 
-def _build_history(conn, q, text, today, known, start, end) -> ChartData:
-    from timeline.query.planner import Context, run
-
+def _build_history(rd: Reader, q, text, today, known, start, end) -> ChartData:
     q = replace(q, start=_iso_expr(start) if start else q.start,
                 end=_iso_expr(end) if end else q.end)
     ctx = Context(today=today)
-    main = run(conn, q, text, ctx).data
+    main = run(rd, q, text, ctx).data
     results = main["results"]
     froms = [iv["valid_from"] for r in results for iv in r["intervals"]]
     lo = main["from"] or (min(froms) if froms else today.isoformat())
@@ -193,7 +189,7 @@ def _build_history(conn, q, text, today, known, start, end) -> ChartData:
         raise ChartError(f"nothing to draw: no measure of {q.target.render()!r} has a rate "
                          f"in force between {lo} and {hi}")
     for n, k in enumerate(known):
-        other = run(conn, replace(q, known_on=_iso_expr(k)), text, ctx).data["results"]
+        other = run(rd, replace(q, known_on=_iso_expr(k)), text, ctx).data["results"]
         for r in other:
             points = _steps(r["intervals"], lo, hi)
             main_points = next((s.points for s in data.series
@@ -208,21 +204,9 @@ def _build_history(conn, q, text, today, known, start, end) -> ChartData:
     return data
 
 
-def _tariff_streams(conn, imposer: str) -> list[str]:
-    from sqlalchemy import select
-
-    from timeline.log.schema import measures
-
-    m = measures.c
-    return list(conn.execute(select(m.stream).where(m.kind == "tariff", m.imposer == imposer)
-                             .order_by(m.stream)).scalars())
-
-
-def _default_start(conn, q, streams: list[str], end: str, known: str | None) -> str:
+def _default_start(rd: Reader, q, streams: list[str], end: str, known: str | None) -> str:
     """1 January of the year the first all-goods tariff of the pair took effect."""
-    from timeline.projections import reader
-
-    firsts = [r.valid_from for s in streams for r in reader.history(conn, s, None, end, known)
+    firsts = [r.valid_from for s in streams for r in rd.history(s, None, end, known)
               if r.state.get("status") == "in_force" and r.state.get("scope") == "all goods"
               and r.state.get("target") in (q.target, "all")]
     if not firsts:
@@ -230,34 +214,29 @@ def _default_start(conn, q, streams: list[str], end: str, known: str | None) -> 
     return min(firsts)[:4] + "-01-01"
 
 
-def _totals(conn, q, text, ctx, streams, start, end, known):
+def _totals(rd: Reader, q, text, ctx, streams, start, end, known):
     """[(date, answer data)] at `start` and at every change of any tariff of the imposer."""
-    from timeline.projections import reader
-    from timeline.query.planner import run
-
     days = {start}
     for s in streams:
-        for r in reader.history(conn, s, start, end, known):
-            days.update(d for d in (r.valid_from, r.valid_to) if d and start < d < end)
+        for row in rd.history(s, start, end, known):
+            days.update(d for d in (row.valid_from, row.valid_to) if d and start < d < end)
     kq = _iso_expr(known) if known else None
-    return [(d, run(conn, replace(q, as_of=_iso_expr(d), known_on=kq), text, ctx).data)
+    return [(d, run(rd, replace(q, as_of=_iso_expr(d), known_on=kq), text, ctx).data)
             for d in sorted(days)]
 
 
-def _build_total(conn, q, text, today, known, start, end) -> ChartData:
-    from timeline.query.planner import Context
-
+def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
     ctx = Context(today=today)
     main_known = q.known_on.resolve(today).isoformat() if q.known_on else None
     hi = end or (q.as_of.resolve(today).isoformat() if q.as_of else today.isoformat())
-    streams = _tariff_streams(conn, q.imposer)
-    lo = start or _default_start(conn, q, streams, hi, main_known)
+    streams = r.tariff_streams(q.imposer)
+    lo = start or _default_start(r, q, streams, hi, main_known)
     if lo >= hi:
         raise ChartError(f"the chart would start on {lo}, after its end {hi}: give --from")
     title = f"total tariff by {q.imposer} on {q.target}" + (
         f" known on {main_known}" if main_known else "")
     data = ChartData("total", title, lo, hi)
-    totals = _totals(conn, q, text, ctx, streams, lo, hi, main_known)
+    totals = _totals(r, q, text, ctx, streams, lo, hi, main_known)
     order: list[str] = []  # bands stack in order of first appearance: oldest at the bottom
     for _, d in totals:
         order += [c["measure"] for c in d["components"] if c["measure"] not in order]
@@ -268,7 +247,7 @@ def _build_total(conn, q, text, today, known, start, end) -> ChartData:
     data.series.append(Series("series-total", "total (sum of all-goods tariffs)",
                               [(day, float(d["total"])) for day, d in totals], "#000000"))
     for n, k in enumerate(known):
-        kt = _totals(conn, q, text, ctx, streams, lo, hi, k)
+        kt = _totals(r, q, text, ctx, streams, lo, hi, k)
         if _runs([(day, d["total"]) for day, d in kt]) == _runs(data.series[0].points):
             data.notes.append(f"total as known on {k}: the same as drawn")
             continue
@@ -286,23 +265,11 @@ def _num(v) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
-def markers(conn, start: str, end: str, known_on: str | None = None) -> list[Marker]:
+def markers(r: Reader, start: str, end: str, known_on: str | None = None) -> list[Marker]:
     """Non-rate developments effective in [start, end] (known by `known_on`), numbered."""
-    from sqlalchemy import select
-
-    from timeline.log.schema import events
-
-    e = events.c
-    stmt = select(e.id, e.effective, e.type, e.stream, e.payload).where(
-        e.type.in_(MARKER_TYPES), e.effective >= start, e.effective <= end)
-    gone = select(e.payload).where(e.type.in_(("retraction", "correction")))
-    if known_on:
-        stmt, gone = stmt.where(e.known <= known_on), gone.where(e.known <= known_on)
-    withdrawn = {i for (p,) in conn.execute(gone) for i in json.loads(p).get("supersedes", ())}
-    rows = conn.execute(stmt.order_by(e.effective, e.known, e.position)).all()
-    out = [r for r in rows if r.id not in withdrawn]
-    return [Marker(n, r.effective, r.type, r.stream, json.loads(r.payload).get("title", ""),
-                   r.id) for n, r in enumerate(out, 1)]
+    evs = r.effective_between(start, end, known_on=known_on, types=MARKER_TYPES)
+    return [Marker(n, ev.effective, ev.type, ev.stream, ev.title, ev.id)
+            for n, ev in enumerate(evs, 1)]
 
 
 # -- drawing --------------------------------------------------------------------------------
@@ -459,13 +426,13 @@ def _format(path: Path) -> str:
     return suffix[1:]
 
 
-def write_chart(conn, query_text: str, path, *, today: dt.date, known_on=(),
+def write_chart(r: Reader, query_text: str, path, *, today: dt.date, known_on=(),
                 start: str | None = None, end: str | None = None) -> ChartData:
     """Draw `query_text` into `path` (.svg or .png), replacing it atomically."""
     path = Path(path)
     fmt = _format(path)
     _matplotlib()  # fail before running any query when the extra is missing
-    data = build(conn, query_text, today=today, known_on=known_on, start=start, end=end)
+    data = build(r, query_text, today=today, known_on=known_on, start=start, end=end)
     content = render(data, fmt)
     # written beside the target and renamed, so a failure never leaves half a chart
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -481,12 +448,12 @@ def write_chart(conn, query_text: str, path, *, today: dt.date, known_on=(),
     return data
 
 
-def chart_to_tempfile(conn, query_text: str, today: dt.date) -> Path:
+def chart_to_tempfile(r: Reader, query_text: str, today: dt.date) -> Path:
     """Draw `query_text` into a new temporary SVG file (for the REPL's `\\chart`) and return it."""
     fd, name = tempfile.mkstemp(prefix="timeline-chart-", suffix=".svg")
     os.close(fd)
     try:
-        write_chart(conn, query_text, name, today=today)
+        write_chart(r, query_text, name, today=today)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -508,18 +475,12 @@ def configure_chart(p) -> None:
 
 def run_chart(args) -> int:
     """Draw one history or total query into an SVG or PNG file."""
-    from timeline.surfaces.commands import open_store
-
     path = Path(args.output)
     _format(path)
     _matplotlib()
-    store = open_store(args, readonly=True)
-    try:
-        with store.connect() as conn:
-            data = write_chart(conn, args.query, path, today=dt.date.today(),
-                               known_on=args.known_on, start=args.start, end=args.end)
-    finally:
-        store.close()
+    with open_timeline(args, readonly=True) as tl, tl.store.reading() as r:
+        data = write_chart(r, args.query, path, today=dt.date.today(),
+                           known_on=args.known_on, start=args.start, end=args.end)
     for note in data.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {path}: {len(data.series) + len(data.bands)} series, "

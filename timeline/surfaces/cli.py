@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 
@@ -15,19 +14,22 @@ from timeline.errors import TimelineError, describe
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
-# command -> (module, help); each module has configure(parser) and run(args) -> int
+# The one table of commands: name -> (module, help). Each module has configure_<name>(parser)
+# and run_<name>(args) -> exit code; only the chosen command's module is imported.
+_CORE = "timeline.surfaces.commands"
 COMMANDS = {
-    "init": ("timeline.surfaces.commands", "create (or upgrade) a database and load the bundled seeds"),
-    "info": ("timeline.surfaces.commands", "print the database path, schema revision and log head"),
-    "verify": ("timeline.surfaces.commands", "recompute the hash chain and check immutability"),
-    "load": ("timeline.surfaces.commands", "validate and append event files (all or nothing)"),
-    "query": ("timeline.surfaces.commands", "run one query and print the answer"),
-    "rebuild": ("timeline.surfaces.commands", "drop and rebuild every projection from the log"),
+    "init": (_CORE, "create (or upgrade) a database and load the bundled seeds"),
+    "info": (_CORE, "print the database path, schema revision and log head"),
+    "verify": (_CORE, "recompute the hash chain and check immutability"),
+    "load": (_CORE, "validate and append event files (all or nothing)"),
+    "query": (_CORE, "run one query and print the answer"),
+    "rebuild": (_CORE, "drop and rebuild every projection from the log"),
+    "repl": ("timeline.surfaces.repl", "interactive query shell"),
+    "sql": ("timeline.surfaces.sqlaccess", "run a read-only SQL SELECT (or the SQL shell)"),
+    "export": ("timeline.surfaces.export", "write (or verify) a dated projection snapshot"),
+    "chart": ("timeline.surfaces.chart", "draw a history or total query as an SVG/PNG chart"),
+    "copy": ("timeline.surfaces.copy", "copy a whole log between databases, verifying the chain"),
 }
-
-
-class UsageError(Exception):
-    """Wrong arguments; argparse's message and exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,11 +37,6 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
-
-
-def register(name: str, module: str, help_text: str) -> None:
-    """Add a command implemented in `module` (used by surfaces living in their own modules)."""
-    COMMANDS[name] = (module, help_text)
 
 
 def _chosen(argv: list[str]) -> str | None:
@@ -56,8 +53,9 @@ def _chosen(argv: list[str]) -> str | None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; with `only`, just that command's module is imported to configure
-    it, so a command's start-up never pays for another command's imports."""
+    """The argument parser. Only the module of the command `only` is imported, to add that
+    command's own arguments: a command never pays for another's imports, and `--help` and
+    `--version` pay for none (the command list comes from COMMANDS)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="PATH_OR_URL", default=argparse.SUPPRESS,
                         help="database file or SQLAlchemy URL (default: $TIMELINE_DB or the "
@@ -70,32 +68,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
-        if only is None or name == only:
+        if name == only:
             mod = importlib.import_module(module)
             getattr(mod, f"configure_{name}".replace("-", "_"))(p)
         p.set_defaults(_module=module, _name=name)
     return parser
 
 
-def _load_extra_commands() -> None:
-    for name, module, help_text in (
-        ("repl", "timeline.surfaces.repl", "interactive query shell"),
-        ("sql", "timeline.surfaces.sqlaccess", "run a read-only SQL SELECT (or the SQL shell)"),
-        ("export", "timeline.surfaces.export", "write (or verify) a dated projection snapshot"),
-        ("chart", "timeline.surfaces.chart", "draw a history or total query as an SVG/PNG chart"),
-        ("copy", "timeline.surfaces.copy", "copy a whole log between databases, verifying the chain"),
-    ):
-        try:
-            if importlib.util.find_spec(module) is not None:
-                register(name, module, help_text)
-        except ModuleNotFoundError:
-            pass
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `timeline` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    _load_extra_commands()
     if not argv and sys.stdin.isatty() and sys.stdout.isatty() and "repl" in COMMANDS:
         argv = ["repl"]
     parser = build_parser(_chosen(argv))

@@ -11,6 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lark.exceptions import LarkError
+
+from timeline.log.events import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
+from timeline.projections.reader import EVENT_COLUMNS, MEASURE_COLUMNS, STATE_COLUMNS, Reader
+from timeline.query.parser import _lark, _terminal_words
+
 # Meta-commands and their argument words; repl.py registers the commands themselves and
 # a test keeps the two lists equal.
 META_ARGS: dict[str, tuple[str, ...]] = {
@@ -121,10 +127,6 @@ def _filter(candidates, word: str, substring=()) -> list[str]:
 
 def _accepts(prefix: str) -> set[str] | None:
     """Terminal names the grammar accepts after `prefix`, or None if the prefix is invalid."""
-    from lark.exceptions import LarkError
-
-    from timeline.query.parser import _lark
-
     try:
         ip = _lark().parse_interactive(prefix, start="start")
         ip.exhaust_lexer()
@@ -141,8 +143,6 @@ def _query_kind(text: str) -> str:
 
 
 def _suggest_query(text: str, cat: Catalogue) -> list[str]:
-    from timeline.query.parser import _terminal_words
-
     word = _WORD.search(text).group(0)
     prefix = text[:len(text) - len(word)]
     names = _accepts(prefix)
@@ -226,31 +226,20 @@ def _suggest_sql(text: str, cat: Catalogue) -> list[str]:
     return _filter(columns + keywords + tables, word)
 
 
-def load_catalogue(conn) -> Catalogue:
+def load_catalogue(r: Reader) -> Catalogue:
     """Read measure ids, titles, jurisdictions and the SQL views' columns from the database."""
-    from sqlalchemy import inspect, text
-
-    from timeline.log.events import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
-    from timeline.query.planner import EVENT_COLUMNS, MEASURE_COLUMNS, STATE_COLUMNS
-
-    rows = conn.execute(text("SELECT stream, title, imposer, target FROM measures "
-                             "ORDER BY stream")).all()
-    juris = sorted({j for r in rows for j in (r.imposer, r.target) if j})
+    rows = r.catalogue()
+    juris = sorted({j for m in rows for j in (m.imposer, m.target) if j})
     state_fields = list(STATE_COLUMNS) + ["suspended_points", "authority", "value", "unit",
                                           "period", "scope"]
     event_fields = sorted(set(EVENT_COLUMNS) | set(MEASURE_COLUMNS) | {"source", "quote", "title"}
                           | set(state_fields))
     measure_fields = sorted(set(MEASURE_COLUMNS) | set(STATE_COLUMNS) | set(state_fields)
                             | {"measure", "events", "first_effective", "last_change"})
-    insp = inspect(conn)
-    tables: dict[str, list[str]] = {}
-    for name in list(insp.get_view_names()) + list(insp.get_table_names()):
-        if name == "alembic_version":
-            continue
-        tables[name] = [c["name"] for c in insp.get_columns(name)]
+    tables = r.table_columns()
     values = {"status": list(STATUSES), "legal_status": list(LEGAL_STATUSES),
               "kind": list(KINDS), "type": list(EVENT_TYPES), "imposer": juris, "target": juris}
-    return Catalogue([r.stream for r in rows], {r.stream: r.title or "" for r in rows}, juris,
+    return Catalogue([m.stream for m in rows], {m.stream: m.title or "" for m in rows}, juris,
                      event_fields, measure_fields, values, tables)
 
 

@@ -7,14 +7,15 @@ the snapshot folder) is replaced atomically. A crash at any point leaves the pre
 complete snapshot and a valid `latest`; leftovers of a killed run are removed by the next.
 
 Hooks:
-- `EXTRA_WRITERS`: callables `(conn, snapshot_tmp_dir, as_of, known_on) -> list[filename]`
+- `EXTRA_WRITERS`: callables `(reader, snapshot_tmp_dir, as_of, known_on) -> list[filename]`
   run after the built-in files and before the manifest, so their files are hashed and
-  counted in it (e.g. a report writer). `as_of` is an ISO date, `known_on` one or None.
+  counted in it (report.html's writer is the first). `as_of` is an ISO date, `known_on` one or None.
 - `TIMELINE_EXPORT_TEST_DELAY` (environment, seconds): sleep after each file is written.
   A test hook only: it lets the tests kill an export part-way through.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import datetime as dt
@@ -29,10 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from timeline import __version__
 from timeline.errors import TimelineError
+from timeline.projections.reader import Reader
+from timeline.surfaces.common import open_timeline
+from timeline.surfaces.manifest import (LATEST, MANIFEST, SNAPSHOT_NAME, read_latest,  # noqa: F401
+                                        read_manifest)
+from timeline.surfaces.report import write_report
 
-MANIFEST = "manifest.json"
-LATEST = "latest"
 MANIFEST_VERSION = 1
 TEST_DELAY_ENV = "TIMELINE_EXPORT_TEST_DELAY"
 EXTRA_WRITERS: list[Callable] = []
@@ -41,7 +46,6 @@ INTERVAL_COLUMNS = ("measure", "valid_from", "valid_to", "rate", "status", "lega
                     "kind", "imposer", "target", "scope", "state", "event_ids")
 STATE_COLUMNS = ("measure", "kind", "imposer", "target", "rate", "status", "legal_status",
                  "scope", "authority", "since", "until", "state", "event_ids")
-_SNAPSHOT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}(_known_\d{4}-\d{2}-\d{2})?")
 _TMP_PREFIX, _OLD_PREFIX = ".tmp-", ".old-"
 
 
@@ -68,19 +72,17 @@ def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = Fals
     known_on = _iso(known_on)
     name = snapshot_name(as_of, known_on)
     target = out / name
-    from timeline.log import db as dbmod
-    from timeline.log import migrate
-
+    store = getattr(store, "store", store)  # a Timeline or its Store
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TimelineError(f"cannot create {out}: {exc.strerror or exc}") from exc
     with _locked(out):
         _clean_leftovers(out)
-        with dbmod.driver_errors(store.where), store.connect() as conn:
+        with store.reading() as r:
             # one read transaction: the head and every file describe the same log
-            head = store.head(conn)
-            current = _read_manifest(target)
+            head = r.head()
+            current = read_manifest(target)
             if (not force and current is not None and current.get("head", {}).get("hash")
                     == head.hash and current.get("as_of") == as_of
                     and current.get("known_on") == known_on and not verify_snapshot(target)):
@@ -89,13 +91,12 @@ def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = Fals
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             try:
-                writers = [_events_writer(store), write_intervals, write_state, *EXTRA_WRITERS]
+                writers = [write_events, write_intervals, write_state, *EXTRA_WRITERS]
                 names: list[str] = []
                 for writer in writers:
-                    names += writer(conn, tmp, as_of, known_on)
+                    names += writer(r, tmp, as_of, known_on)
                     _test_delay()
-                manifest = _manifest(tmp, names, migrate.current_revision(conn), head, as_of,
-                                     known_on)
+                manifest = _manifest(tmp, names, r.revision(), head, as_of, known_on)
                 _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True,
                                                        ensure_ascii=False) + "\n")
                 _fsync_dir(tmp)
@@ -113,7 +114,7 @@ def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = Fals
 def verify_snapshot(path) -> list[str]:
     """Problems found re-checking a snapshot folder against its manifest (empty: it is intact)."""
     path = Path(path)
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
     if manifest is None:
         return [f"{path}: no readable {MANIFEST}"]
     problems = []
@@ -139,22 +140,13 @@ def verify_snapshot(path) -> list[str]:
     return problems
 
 
-def read_latest(out_dir) -> str | None:
-    """The snapshot folder name `DIR/latest` points to, or None."""
-    try:
-        name = (Path(out_dir) / LATEST).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return name if _SNAPSHOT_NAME.fullmatch(name) else None
-
-
 def snapshots(out_dir) -> list[str]:
     """Names of the complete snapshot folders under `out_dir`, oldest date first."""
     out = Path(out_dir)
     if not out.is_dir():
         return []
     return sorted(p.name for p in out.iterdir()
-                  if p.is_dir() and _SNAPSHOT_NAME.fullmatch(p.name) and (p / MANIFEST).is_file())
+                  if p.is_dir() and SNAPSHOT_NAME.fullmatch(p.name) and (p / MANIFEST).is_file())
 
 
 def prune(out_dir, keep: int, protect=frozenset()) -> list[str]:
@@ -172,62 +164,53 @@ def prune(out_dir, keep: int, protect=frozenset()) -> list[str]:
 
 
 # -- the built-in files ---------------------------------------------------------------------
-def _events_writer(store):
-    def write_events(conn, folder: Path, as_of: str, known_on: str | None) -> list[str]:
-        """events.jsonl: the whole log in position order, one canonical JSON object a line."""
-        with _open(folder / "events.jsonl") as f:
-            for ev in store.iter_events(conn):
-                f.write(json.dumps(ev.as_dict(), sort_keys=True, ensure_ascii=False,
-                                   separators=(",", ":")) + "\n")
-        return ["events.jsonl"]
-    return write_events
+def write_events(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+    """events.jsonl: the whole log in position order, one canonical JSON object a line."""
+    with _open(folder / "events.jsonl") as f:
+        for ev in r.iter_events():
+            f.write(json.dumps(ev.as_dict(), sort_keys=True, ensure_ascii=False,
+                               separators=(",", ":")) + "\n")
+    return ["events.jsonl"]
 
 
-def write_intervals(conn, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+def write_intervals(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
     """intervals.csv: every interval of every measure, as known on `known_on`."""
-    from timeline.projections import reader
-
-    cat = _catalogue(conn)
+    cat = _catalogue(r)
     with _open(folder / "intervals.csv") as f:
         w = csv.writer(f, lineterminator="\r\n")
         w.writerow(INTERVAL_COLUMNS)
-        for stream in reader.all_streams(conn):
+        for stream in r.all_streams():
             kind, imposer, target = cat.get(stream, (None, None, None))
-            for r in reader.history(conn, stream, None, None, known_on):
-                s = r.state
+            for row in r.history(stream, None, None, known_on):
+                s = row.state
                 w.writerow([_cell(v) for v in (
-                    stream, r.valid_from, r.valid_to, s.get("rate"), s.get("status"),
+                    stream, row.valid_from, row.valid_to, s.get("rate"), s.get("status"),
                     s.get("legal_status"), kind, imposer, target, s.get("scope"), s,
-                    r.event_ids)])
+                    row.event_ids)])
     return ["intervals.csv"]
 
 
-def write_state(conn, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+def write_state(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
     """state.csv: the state of every measure that has one on `as_of`, as known on `known_on`."""
-    from timeline.projections import reader
-
-    cat = _catalogue(conn)
+    cat = _catalogue(r)
     with _open(folder / "state.csv") as f:
         w = csv.writer(f, lineterminator="\r\n")
         w.writerow(STATE_COLUMNS)
-        for stream in reader.all_streams(conn):
-            r = reader.state(conn, stream, as_of, known_on)
-            if r is None:
+        for stream in r.all_streams():
+            row = r.state(stream, as_of, known_on)
+            if row is None:
                 continue
             kind, imposer, target = cat.get(stream, (None, None, None))
-            s = r.state
+            s = row.state
             w.writerow([_cell(v) for v in (
                 stream, kind, imposer, target, s.get("rate"), s.get("status"),
-                s.get("legal_status"), s.get("scope"), s.get("authority"), r.valid_from,
-                r.valid_to, s, r.event_ids)])
+                s.get("legal_status"), s.get("scope"), s.get("authority"), row.valid_from,
+                row.valid_to, s, row.event_ids)])
     return ["state.csv"]
 
 
-def _catalogue(conn) -> dict[str, tuple]:
-    from sqlalchemy import text
-
-    return {r.stream: (r.kind, r.imposer, r.target) for r in conn.execute(
-        text("SELECT stream, kind, imposer, target FROM measures"))}
+def _catalogue(r: Reader) -> dict[str, tuple]:
+    return {m.stream: (m.kind, m.imposer, m.target) for m in r.catalogue()}
 
 
 def _cell(v):
@@ -245,8 +228,6 @@ def _cell(v):
 
 # -- manifest and checks --------------------------------------------------------------------
 def _manifest(folder: Path, names: list[str], revision, head, as_of, known_on) -> dict:
-    from timeline import __version__
-
     listed = sorted(set(names))
     on_disk = sorted(p.name for p in folder.iterdir())
     if listed != on_disk:
@@ -284,14 +265,6 @@ def _check_head(events_file: Path, head: dict) -> list[str]:
     if ev.get("position") != head.get("position") or ev.get("hash") != head.get("hash"):
         return ["events.jsonl: its last event is not the head named in the manifest"]
     return []
-
-
-def _read_manifest(folder: Path) -> dict | None:
-    try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _sha256(path: Path) -> str:
@@ -372,7 +345,7 @@ def _clean_leftovers(out: Path) -> None:
         elif p.name.startswith(_OLD_PREFIX):
             m = re.fullmatch(rf"{re.escape(_OLD_PREFIX)}(.+)-\d+", p.name)
             original = out / m.group(1) if m else None
-            if original is not None and _SNAPSHOT_NAME.fullmatch(original.name) \
+            if original is not None and SNAPSHOT_NAME.fullmatch(original.name) \
                     and not original.exists():
                 os.rename(p, original)
             else:
@@ -418,8 +391,6 @@ def _parse_iso(text: str) -> dt.date:
 # -- the command ----------------------------------------------------------------------------
 def configure_export(p) -> None:
     """Arguments of `timeline export`."""
-    import argparse
-
     def iso(text):
         """argparse type: an ISO date, normalised."""
         try:
@@ -459,16 +430,11 @@ def run_export(args) -> int:
             print(f"FAILED: {path}: {problem}", file=sys.stderr)
         if problems:
             return 1
-        n = len(_read_manifest(path)["files"])
+        n = len(read_manifest(path)["files"])
         print(f"ok: {path} matches its manifest ({n} files)")
         return 0
-    from timeline.surfaces.commands import open_store
-
-    store = open_store(args, readonly=True)
-    try:
-        res = write_snapshot(store, args.out, args.as_of, args.known_on, args.force, args.keep)
-    finally:
-        store.close()
+    with open_timeline(args, readonly=True) as tl:
+        res = write_snapshot(tl, args.out, args.as_of, args.known_on, args.force, args.keep)
     head = res.manifest["head"]
     if not res.written:
         print(f"up to date: {res.path} (head {head['position']} {head['hash'][:12]})")
@@ -481,12 +447,5 @@ def run_export(args) -> int:
     return 0
 
 
-# -- extra files: report.html, the page for people (charts, state table, cited sources) ---
-def _write_report(conn, out_dir, as_of, known_on) -> list[str]:
-    """Write report.html (imported on use: the CLI imports this module to build its parser)."""
-    from timeline.surfaces.report import write_report
-
-    return write_report(conn, out_dir, as_of, known_on)
-
-
-EXTRA_WRITERS.append(_write_report)
+# report.html, the page for people (charts, state table, cited sources), is in every snapshot
+EXTRA_WRITERS.append(write_report)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import re
 
+from timeline.resources import grammar_path
+
 STYLE = {
     "keyword": "bold ansiblue",
     "date": "ansimagenta",
@@ -57,8 +59,6 @@ _SQL_TOKEN = re.compile(r"""
 @functools.cache
 def query_keywords() -> frozenset[str]:
     """Every keyword of the query language, read from grammar/timeline.lark."""
-    from timeline.resources import grammar_path
-
     grammar = grammar_path().read_text(encoding="utf-8")
     return frozenset(w.lower() for w in re.findall(r'"([A-Za-z]+)"i', grammar))
 

@@ -69,3 +69,20 @@ def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         w.writerow(["" if v is None else (_fmt(v) if isinstance(v, (dict, list, float)) else v)
                     for v in row])
     return buf.getvalue()
+
+
+def render_rows(columns: list[str], rows: list[tuple], fmt: str = "table", *,
+                pretty: bool = False) -> str:
+    """Rows as a table, JSON (a list of objects) or RFC 4180 CSV, as `output.render` does."""
+    if fmt == "json":
+        # like output.render: one compact line for pipelines, indented for a person
+        return json.dumps([dict(zip(columns, r)) for r in rows], ensure_ascii=False,
+                          default=str, **({"indent": 2} if pretty else
+                                          {"separators": (",", ":")}))
+    if fmt == "csv":
+        return to_csv(columns, rows)
+    if not columns:
+        return "(statement returned no columns)"
+    if not rows:
+        return grid(columns, []) + "\n(no rows)"
+    return grid(columns, rows) + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"

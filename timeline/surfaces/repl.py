@@ -8,14 +8,25 @@ works without it and `timeline --help` does not pay for it.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
+import pydoc
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from timeline import __version__, api
 from timeline.errors import TimelineError, describe
-
-FORMATS = ("table", "json", "csv")
+from timeline.log.db import user_data_dir
+from timeline.query.parser import parse_date, suggest
+from timeline.query.planner import Context
+from timeline.surfaces.common import open_timeline
+from timeline.surfaces.chart import chart_to_tempfile
+from timeline.surfaces.completion import load_catalogue, make_completer
+from timeline.surfaces.lexer import make_lexer, make_style
+from timeline.surfaces.output import FORMATS, render, render_rows
+from timeline.surfaces.sparkline import history_sparklines
 INSTALL_HINT = "pip install 'timeline[repl]'"
 
 
@@ -51,9 +62,11 @@ class Quit(Exception):
 class Session:
     """Session state (format, timing, default dates, mode) and the statement runner."""
 
-    def __init__(self, store, *, mode: str = "query", fmt: str = "table",
+    def __init__(self, tl, *, mode: str = "query", fmt: str = "table",
                  today: dt.date | None = None, out=None, err=None, interactive: bool = False):
-        self.store, self.mode, self.format = store, mode, fmt
+        # a Timeline, or a Store (wrapped: the session only asks through the public API)
+        self.tl = tl if isinstance(tl, api.Timeline) else api.Timeline(tl)
+        self.store, self.mode, self.format = self.tl.store, mode, fmt
         self.today = today or dt.date.today()
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -77,17 +90,12 @@ class Session:
     def catalogue(self):
         """The completion catalogue, read from the database once and cached."""
         if self._catalogue is None:
-            from timeline.log import db as dbmod
-            from timeline.surfaces.completion import load_catalogue
-
-            with dbmod.driver_errors(self.store.where), self.store.connect() as conn:
-                self._catalogue = load_catalogue(conn)
+            with self.store.reading() as r:
+                self._catalogue = load_catalogue(r)
         return self._catalogue
 
     def context(self):
         """The planner Context carrying today's date and the session's default dates."""
-        from timeline.query.planner import Context
-
         return Context(today=self.today, as_of=self.as_of, known_on=self.known_on)
 
     # -- running statements --------------------------------------------------------------
@@ -123,8 +131,6 @@ class Session:
         name = ALIASES.get(parts[0].lower(), parts[0].lower()) if parts else ""
         arg = parts[1] if len(parts) > 1 else ""
         if name not in META:
-            from timeline.query.parser import suggest
-
             guess = suggest(name, META)
             raise TimelineError(f"unknown command \\{name}"
                                 + (f"; did you mean \\{guess}?" if guess else "; see \\help"))
@@ -132,24 +138,13 @@ class Session:
 
     def run_query(self, text: str, explain: bool = False) -> None:
         """Parse, plan and run one query of the query language, then print the answer."""
-        from timeline.log import db as dbmod
-        from timeline.surfaces.output import render
-        from timeline.query.parser import parse
-        from timeline.query.planner import run
-        from timeline.query.syntax import ExplainQuery
-
         text = text.strip().rstrip(";").rstrip()
-        q = parse(text)
-        if explain and not isinstance(q, ExplainQuery):
-            q = ExplainQuery(q, q.pos)
-        with dbmod.driver_errors(self.store.where), self.store.connect() as conn:
-            answer = run(conn, q, text, self.context())
+        answer = self.tl.query(text, today=self.today, as_of=self.as_of,
+                               known_on=self.known_on, explain=explain).answer
         shown = render(answer, self.format, pretty=self.interactive)
         if answer.kind == "history" and self.format == "table" and self.interactive \
                 and _isatty(self.out):
             # a sparkline of each measure's rate: the shape of the history at a glance
-            from timeline.surfaces.sparkline import history_sparklines
-
             lines = history_sparklines(answer.data)
             if lines:
                 shown += "\n\n" + "\n".join(lines)
@@ -157,23 +152,17 @@ class Session:
 
     def run_sql(self, text: str) -> None:
         """Run one read-only SQL statement and print its rows."""
-        from timeline.surfaces.sqlaccess import render_rows, run_select
-
-        columns, rows = run_select(self.store, text)
+        columns, rows = self.tl.sql(text)
         self.show(render_rows(columns, rows, self.format, pretty=self.interactive))
 
     def show(self, text: str) -> None:
         """Print a result, through a pager when it is taller than the terminal."""
         if self.interactive and _isatty(self.out):
-            import shutil
-
             size = shutil.get_terminal_size()
             # long lines wrap, so count the screen rows they take, not the text lines
             rows = sum(max(1, -(-len(line) // max(size.columns, 1)))
                        for line in text.split("\n"))
             if rows > size.lines - 2:
-                import pydoc
-
                 pydoc.pager(text)
                 return
         # a blank line after a table keeps consecutive results apart; JSON and CSV stay
@@ -348,16 +337,8 @@ def _help(s: Session, arg: str) -> None:
 
 @meta("measures", "\\measures [glob]", "list measures (a glob, or any part of the id)")
 def _measures(s: Session, arg: str) -> None:
-    import fnmatch
-
-    from timeline.log import db as dbmod
-    from timeline.surfaces.output import render
-    from timeline.query.parser import parse
-    from timeline.query.planner import run
-
     s._catalogue = None  # the catalogue may have grown since the session began
-    with dbmod.driver_errors(s.store.where), s.store.connect() as conn:
-        answer = run(conn, parse("measures"), "measures", s.context())
+    answer = s.tl.query("measures", today=s.today).answer
     if arg:
         pattern = arg if "*" in arg else f"*{arg}*"
         keep = [i for i, r in enumerate(answer.rows) if fnmatch.fnmatchcase(r[0], pattern)]
@@ -387,8 +368,6 @@ def _timing(s: Session, arg: str) -> None:
 
 
 def _date_default(s: Session, arg: str, attr: str, clause: str) -> None:
-    from timeline.query.parser import parse_date
-
     if not arg:
         value = getattr(s, attr)
         print(f"{clause}: " + (value.resolve(s.today).isoformat() if value else "off"),
@@ -433,11 +412,8 @@ def _chart(s: Session, arg: str) -> None:
     if not arg:
         raise TimelineError("usage: \\chart <history or total query>, e.g. "
                             "\\chart total tariff by us on cn")
-    from timeline.log import db as dbmod
-    from timeline.surfaces.chart import chart_to_tempfile
-
-    with dbmod.driver_errors(s.store.where), s.store.connect() as conn:
-        path = chart_to_tempfile(conn, arg, s.today)
+    with s.store.reading() as r:
+        path = chart_to_tempfile(r, arg, s.today)
     print(path, file=s.out)
 
 
@@ -456,17 +432,14 @@ def configure_repl(p) -> None:
 
 def run_repl(args) -> int:
     """Start an interactive session on a terminal, or run piped statements."""
-    from timeline.surfaces.commands import open_store
-    from timeline.query.parser import parse_date
-
     mode = getattr(args, "mode", "query")
     interactive = sys.stdin.isatty()
     if interactive and not prompt_toolkit_available():
         raise TimelineError(f"the interactive shell needs prompt_toolkit: {INSTALL_HINT}\n"
                             f"(piped input works without it: printf 'measures;\\n' | "
                             f"timeline repl)")
-    store = open_store(args, readonly=True)
-    session = Session(store, mode=mode, fmt=getattr(args, "format", None) or "table",
+    tl = open_timeline(args, readonly=True)
+    session = Session(tl, mode=mode, fmt=getattr(args, "format", None) or "table",
                       interactive=interactive)
     if getattr(args, "as_of", None):
         session.as_of = parse_date(args.as_of)
@@ -479,7 +452,7 @@ def run_repl(args) -> int:
             return session.run_piped(sys.stdin.read())
         return interact(session)
     finally:
-        store.close()
+        tl.close()
 
 
 def prompt_toolkit_available() -> bool:
@@ -493,8 +466,6 @@ def prompt_toolkit_available() -> bool:
 
 def history_path():
     """The history file in the user data directory (created on demand)."""
-    from timeline.log.db import user_data_dir
-
     path = user_data_dir() / "history"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
@@ -508,9 +479,6 @@ def interact(session: Session, *, input=None, output=None, history=None) -> int:
     from prompt_toolkit.filters import Condition
     from prompt_toolkit.history import FileHistory
 
-    from timeline.surfaces.completion import make_completer
-    from timeline.surfaces.lexer import make_lexer, make_style
-
     completer = make_completer(session.catalogue, lambda: session.mode)
     prompt = PromptSession(
         message=lambda: [("class:prompt", session.prompt_text())],
@@ -523,8 +491,6 @@ def interact(session: Session, *, input=None, output=None, history=None) -> int:
         lexer=make_lexer(lambda: session.mode), style=make_style(),
         history=history if history is not None else FileHistory(str(history_path())),
         enable_history_search=True, input=input, output=output)
-    from timeline import __version__
-
     print(f"timeline {__version__} on {session.store.where} ({session.mode} mode). "
           f"\\help for help, Ctrl-D to quit.", file=session.out)
     while True:

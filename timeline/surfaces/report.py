@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 import os
 import re
 from pathlib import Path
 
-from timeline.projections import reader
 from timeline.errors import TimelineError
+from timeline.projections.reader import Reader, StateRow
+from timeline.query.execute import run
+from timeline.query.parser import parse
+from timeline.query.planner import Context
+from timeline.surfaces import chart
 
 REPORT = "report.html"
 WINDOW_DAYS = 30
@@ -109,7 +112,7 @@ class _Cited:
                                                                  "?"), page)
 
 
-def _provenance(rows: list[reader.StateRow]) -> dict[str, tuple[str, list[str]]]:
+def _provenance(rows: list[StateRow]) -> dict[str, tuple[str, list[str]]]:
     """For each field of the last interval: when it last changed, and the events that did it."""
     prov: dict[str, tuple[str, list[str]]] = {}
     prev: dict = {}
@@ -121,13 +124,13 @@ def _provenance(rows: list[reader.StateRow]) -> dict[str, tuple[str, list[str]]]
     return prov
 
 
-def _current(conn, stream: str, as_of: str, known_on: str | None):
+def _current(r: Reader, stream: str, as_of: str, known_on: str | None):
     """The interval of `stream` in force on `as_of` and the provenance of its fields."""
-    hist = reader.history(conn, stream, None, as_of, known_on)
-    now = [r for r in hist if r.valid_from <= as_of and (r.valid_to is None or r.valid_to > as_of)]
+    hist = r.history(stream, None, as_of, known_on)
+    now = [h for h in hist if h.valid_from <= as_of and (h.valid_to is None or h.valid_to > as_of)]
     if not now:
         return None, {}
-    return now[0], _provenance([r for r in hist if r.valid_from <= now[0].valid_from])
+    return now[0], _provenance([h for h in hist if h.valid_from <= now[0].valid_from])
 
 
 def _detail(key: str, value, prov: dict, cited: "_Cited") -> str:
@@ -164,18 +167,14 @@ def _inline_svg(svg: bytes, prefix: str) -> str:
     return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)
 
 
-def _chart_section(conn, imposer: str, target: str, heading: str, as_of: str,
+def _chart_section(r: Reader, imposer: str, target: str, heading: str, as_of: str,
                    known_on: str | None, cited: _Cited) -> str:
-    from timeline.surfaces import chart
-    from timeline.query.planner import Context, run
-    from timeline.query.parser import parse
-
     query = f"total tariff by {imposer} on {target}" + (
         f" known on {known_on}" if known_on else "")
     slug = f"total-{imposer}-{target}"
     out = [f'<h3 id="{slug}">{_e(heading)}</h3>']
     try:
-        data = chart.build(conn, query, today=dt.date.fromisoformat(as_of), end=as_of)
+        data = chart.build(r, query, today=dt.date.fromisoformat(as_of), end=as_of)
         svg = chart.render(data, "svg", svg_id=f"chart-{slug}")
         out.append(f'<figure id="fig-{slug}" aria-label="{_e(data.title)}">'
                    f'{_inline_svg(svg, f"chart-{slug}")}<figcaption class="muted">'
@@ -185,11 +184,11 @@ def _chart_section(conn, imposer: str, target: str, heading: str, as_of: str,
         out.append(f'<p class="note" id="fig-{slug}">Chart not drawn: {_e(exc)}</p>')
     text = f"total tariff by {imposer} on {target} as of {as_of}" + (
         f" known on {known_on}" if known_on else "")
-    ans = run(conn, parse(text), text, Context(today=dt.date.fromisoformat(as_of))).data
+    ans = run(r, parse(text), text, Context(today=dt.date.fromisoformat(as_of))).data
     rows, total_ids = [], []
     for c in ans["components"] + ans["also_applies"]:
         # link the rate to the events that set it, not to whatever last touched the measure
-        since, ids = _current(conn, c["measure"], as_of, known_on)[1].get(
+        since, ids = _current(r, c["measure"], as_of, known_on)[1].get(
             "rate", (c["since"], c["events"]))
         scope = "all goods" if c in ans["components"] else f"not in the total: {c['scope']}"
         total_ids += ids if c in ans["components"] else []
@@ -206,22 +205,16 @@ def _chart_section(conn, imposer: str, target: str, heading: str, as_of: str,
     return "\n".join(out)
 
 
-def _catalogue(conn) -> dict[str, tuple]:
-    from sqlalchemy import select
-
-    from timeline.log.schema import measures
-
-    m = measures.c
-    return {r.stream: (r.kind, r.title) for r in conn.execute(
-        select(m.stream, m.kind, m.title).order_by(m.stream))}
+def _catalogue(r: Reader) -> dict[str, tuple]:
+    return {m.stream: (m.kind, m.title) for m in r.catalogue()}
 
 
-def _state_section(conn, as_of: str, known_on: str | None, cited: _Cited) -> str:
-    cat = _catalogue(conn)
+def _state_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
+    cat = _catalogue(r)
     rows = []
-    for stream in reader.all_streams(conn):
+    for stream in r.all_streams():
         kind, title = cat.get(stream, (None, None))
-        cur, prov = _current(conn, stream, as_of, known_on)
+        cur, prov = _current(r, stream, as_of, known_on)
         head = (f'<td><b>{_e(stream)}</b><br/><span class="muted">{_e(title)}</span></td>'
                 f'<td>{_e(kind)}</td>')
         if cur is None:
@@ -242,55 +235,20 @@ def _state_section(conn, as_of: str, known_on: str | None, cited: _Cited) -> str
             '</tr></thead><tbody>\n' + "\n".join(rows) + "\n</tbody></table>")
 
 
-def _events(conn, ids) -> dict[str, object]:
-    """Event rows by id (queried in chunks: the list is bound, never spliced into SQL)."""
-    from sqlalchemy import select
-
-    from timeline.log.schema import events
-
-    out = {}
-    ids = list(ids)
-    for i in range(0, len(ids), 500):
-        for r in conn.execute(select(events).where(events.c.id.in_(ids[i:i + 500]))):
-            out[r.id] = r
-    return out
-
-
-def _withdrawn(conn, known_on: str | None) -> set[str]:
-    from sqlalchemy import select
-
-    from timeline.log.schema import events
-
-    e = events.c
-    stmt = select(e.payload).where(e.type.in_(("retraction", "correction")))
-    if known_on:
-        stmt = stmt.where(e.known <= known_on)
-    return {i for (p,) in conn.execute(stmt) for i in json.loads(p).get("supersedes", ())}
-
-
-def _developments_section(conn, as_of: str, known_on: str | None, cited: _Cited) -> str:
-    from sqlalchemy import select
-
-    from timeline.log.schema import events
-
-    e = events.c
+def _developments_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
     start = (dt.date.fromisoformat(as_of) - dt.timedelta(days=WINDOW_DAYS)).isoformat()
-    stmt = select(e.id, e.effective, e.known, e.type, e.stream, e.payload).where(
-        e.effective > start, e.effective <= as_of, e.type.notin_(("retraction", "correction")))
-    if known_on:
-        stmt = stmt.where(e.known <= known_on)
-    gone = _withdrawn(conn, known_on)
-    rows = [r for r in conn.execute(stmt.order_by(e.effective, e.known, e.position))
-            if r.id not in gone]
+    after = (dt.date.fromisoformat(start) + dt.timedelta(days=1)).isoformat()
+    rows = r.effective_between(after, as_of, known_on=known_on,
+                               exclude_types=("retraction", "correction"))
     intro = (f'<p class="muted">Events effective after {_e(start)} up to and including '
              f'{_e(as_of)}.</p>')
     if not rows:
         return intro + f'<p id="developments-none">No developments recorded in these ' \
                        f'{WINDOW_DAYS} days.</p>'
     body = "".join(
-        f'<tr><td class="date">{_e(r.effective)}</td><td>{_e(r.type)}</td><td>{_e(r.stream)}</td>'
-        f'<td>{cited.links(json.loads(r.payload).get("title", ""), [r.id])}</td></tr>'
-        for r in rows)
+        f'<tr><td class="date">{_e(ev.effective)}</td><td>{_e(ev.type)}</td>'
+        f'<td>{_e(ev.stream)}</td><td>{cited.links(ev.title, [ev.id])}</td></tr>'
+        for ev in rows)
     return (intro + '<table id="developments-table"><thead><tr><th>effective</th><th>type</th>'
             '<th>measure</th><th>development</th></tr></thead><tbody>' + body
             + "</tbody></table>")
@@ -298,7 +256,7 @@ def _developments_section(conn, as_of: str, known_on: str | None, cited: _Cited)
 
 def event_item(number: int, row) -> str:
     """One cited event as a list item: dates, type, measure, title, source and quote."""
-    payload, source = json.loads(row.payload), json.loads(row.source)
+    payload, source = row.payload, row.source
     dates = [f"effective {row.effective}"]
     if row.announced:
         dates.append(f"announced {row.announced}")
@@ -324,30 +282,27 @@ def event_item(number: int, row) -> str:
     return "".join(parts) + "</li>"
 
 
-def _sources_section(conn, cited: _Cited) -> tuple[str, list[str]]:
+def _sources_section(r: Reader, cited: _Cited) -> tuple[str, list[str]]:
     """The list of cited events in log order (effective date, then position), and that order."""
-    rows = _events(conn, cited.ids)
+    rows = r.events_by_id(cited.ids)
     order = sorted(rows, key=lambda i: (rows[i].effective, rows[i].known, rows[i].position))
     items = [event_item(n, rows[i]) for n, i in enumerate(order, 1)]
     return ('<p class="muted">Every event this page links to, by effective date, numbered as in '
             'the links.</p><ol class="events">\n' + "\n".join(items) + "\n</ol>", order)
 
 
-def render_report(conn, as_of: str, known_on: str | None = None) -> str:
+def render_report(r: Reader, as_of: str, known_on: str | None = None) -> str:
     """The whole report page as a string."""
-    from sqlalchemy import text
-
-    head = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-                        ).first()
+    head = r.head()
     cited = _Cited()
     knowledge = (f"as known on {known_on}" if known_on else "with everything in the log")
-    charts = "\n".join(_chart_section(conn, a, b, h, as_of, known_on, cited)
+    charts = "\n".join(_chart_section(r, a, b, h, as_of, known_on, cited)
                        for a, b, h in TOTALS)
-    state = _state_section(conn, as_of, known_on, cited)
-    developments = _developments_section(conn, as_of, known_on, cited)
-    sources, order = _sources_section(conn, cited)
+    state = _state_section(r, as_of, known_on, cited)
+    developments = _developments_section(r, as_of, known_on, cited)
+    sources, order = _sources_section(r, cited)
     log = (f"log head: position {head.position}, hash <code>{_e(head.hash[:16])}</code>"
-           if head else "the log is empty")
+           if head.position else "the log is empty")
     title = f"US–China tariff timeline on {as_of}"
     return cited.number(f"""<!DOCTYPE html>
 <html lang="en">
@@ -386,13 +341,13 @@ events that set it, listed with their sources at the end of the page.</p>
 """, order)
 
 
-def write_report(conn, out_dir, as_of: str, known_on: str | None = None) -> list[str]:
+def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None) -> list[str]:
     """Write `report.html` into `out_dir` (an export writer) and return its file name."""
     if isinstance(as_of, dt.date):
         as_of = as_of.isoformat()
     if isinstance(known_on, dt.date):
         known_on = known_on.isoformat()
-    page = render_report(conn, as_of, known_on)
+    page = render_report(r, as_of, known_on)
     path = Path(out_dir) / REPORT
     try:
         with path.open("w", encoding="utf-8", newline="\n") as f:

@@ -1,0 +1,220 @@
+"""The public Python API: open a timeline, ask it questions, load events, verify it.
+
+The command line, the REPL and the export are built on these same calls::
+
+    import timeline
+    with timeline.open() as tl:
+        a = tl.query("total tariff by us on cn as of 2025-04-10")
+        a.total, a.rows
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from timeline.errors import QueryError, TimelineError
+from timeline.log.chain import Head
+from timeline.log.events import Event, NewEvent
+from timeline.log.loader import load_paths
+from timeline.query.execute import run
+from timeline.query.parser import parse, parse_date
+from timeline.query.planner import Answer, Context
+from timeline.query.syntax import DateExpr, ExplainQuery
+from timeline.store.readonly_sql import run_select
+from timeline.store.store import AppendResult, Store
+
+__all__ = ["open", "init", "Timeline", "Result", "LoadResult", "Head"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """The answer to one query.
+
+    `data` is the stable JSON shape the CLI prints with `--format json`; `rows` are the
+    answer's table rows as dicts (for a `total`, the components without the TOTAL line);
+    `total` is the summed rate of a `total` query and None for every other form.
+    """
+
+    query: str
+    answer: Answer
+
+    @property
+    def kind(self) -> str:
+        """The query form: state, history, diff, total, events, measures or explain."""
+        return self.answer.kind
+
+    @property
+    def data(self) -> dict:
+        """The answer in its stable JSON shape (a dict)."""
+        return self.answer.data
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of `rows`."""
+        return list(self.answer.columns)
+
+    @property
+    def rows(self) -> list[dict]:
+        """The answer's rows, each a dict of `columns` (summary lines left out)."""
+        body = self.answer.rows[:len(self.answer.rows) - self.answer.summary_rows]
+        return [dict(zip(self.answer.columns, r)) for r in body]
+
+    @property
+    def total(self) -> float | int | None:
+        """The total rate of a `total` query; None for other forms."""
+        return self.data.get("total") if self.kind == "total" else None
+
+    def to_pandas(self):
+        """`rows` as a pandas DataFrame (needs pandas: pip install 'timeline[pandas]')."""
+        try:
+            import pandas as pd  # optional extra: only this method needs it
+        except ImportError:
+            raise TimelineError("to_pandas needs pandas, which is not installed: "
+                                "pip install 'timeline[pandas]'") from None
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def __repr__(self) -> str:
+        extra = f", total={self.total!r}" if self.kind == "total" else ""
+        return f"<Result {self.kind} of {self.query!r}: {len(self.rows)} rows{extra}>"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What `Timeline.load` did: events appended, ids already in the log, the new head."""
+
+    appended: list[Event]
+    skipped: int
+    head: Head
+
+
+class Timeline:
+    """An open timeline database (use `timeline.open`)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the database's connections."""
+        self.store.close()
+
+    def __enter__(self) -> "Timeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.store.readonly else "read-write"
+        return f"<Timeline {self.store.where} ({mode})>"
+
+    @property
+    def where(self) -> str:
+        """The database file path or URL."""
+        return self.store.where
+
+    @property
+    def head(self) -> Head:
+        """Position and hash of the log's last event."""
+        return self.store.head()
+
+    # -- questions --------------------------------------------------------------------------
+    def query(self, text: str, *, today: dt.date | None = None,
+              as_of: str | dt.date | None = None, known_on: str | dt.date | None = None,
+              explain: bool = False) -> Result:
+        """Run one query of the query language; `as_of`/`known_on` apply where it has none.
+
+        `today` fixes the date that "today" and a missing `as of` mean (default: the real
+        today); `explain=True` answers as `explain <query>` does.
+        """
+        q = parse(text)
+        if explain and not isinstance(q, ExplainQuery):
+            q = ExplainQuery(q, q.pos)
+        ctx = Context(today=today or dt.date.today(), as_of=_date_expr(as_of),
+                      known_on=_date_expr(known_on))
+        with self.store.reading() as r:
+            return Result(text, run(r, q, text, ctx))
+
+    def state(self, measure: str, as_of: str | dt.date | None = None,
+              known_on: str | dt.date | None = None) -> dict | None:
+        """The state of one measure on `as_of` (default today), as known on `known_on`.
+
+        Returns `{"measure", "state", "since", "until", "events"}`, or None when the
+        measure has no state on that date; an unknown measure is a QueryError.
+        """
+        if not isinstance(measure, str) or "*" in measure:
+            raise QueryError(f"state() takes one measure id, not {measure!r}; use query() "
+                             f"for patterns")
+        text = f"state of {measure}"
+        res = self.query(text, as_of=as_of, known_on=known_on)
+        result = res.data["results"][0]
+        return result if result["state"] is not None else None
+
+    def sql(self, statement: str) -> tuple[list[str], list[tuple]]:
+        """Run one read-only SQL statement over the documented views: (columns, rows)."""
+        if self.store.readonly:
+            return run_select(self.store, statement)
+        ro = Store.open(self.store.url, readonly=True)
+        try:
+            return run_select(ro, statement)
+        finally:
+            ro.close()
+
+    # -- changes and checks -----------------------------------------------------------------
+    def load(self, paths: Iterable[str | Path]) -> LoadResult:
+        """Validate event files (TOML or JSON; folders expand) and append them all or none."""
+        events = load_paths([Path(p) for p in paths])
+        return self._result(self.store.append(events))
+
+    def append(self, events: Sequence[NewEvent],
+               expected_versions: dict[str, int] | None = None) -> LoadResult:
+        """Append events built in Python, atomically (optimistic concurrency per stream)."""
+        return self._result(self.store.append(list(events), expected_versions))
+
+    def verify(self) -> Head:
+        """Recompute the hash chain and check immutability; IntegrityError on a fault."""
+        return self.store.verify()
+
+    def copy_from(self, source: "Timeline") -> tuple[Head, int]:
+        """Copy `source`'s whole log, hash chain intact, into this empty timeline; returns
+        the head copied and the number of cross-measure links."""
+        return self.store.copy_from(source.store)
+
+    def rebuild(self) -> int:
+        """Recompute every projection from the log; returns the number of measures."""
+        return self.store.rebuild()
+
+    def _result(self, res: AppendResult) -> LoadResult:
+        return LoadResult(res.appended, res.skipped, self.store.head())
+
+
+def open(db: str | Path | None = None, *, readonly: bool = False, create: bool = False,
+         announce: Callable[[str], None] | None = None) -> Timeline:  # noqa: A001
+    """Open a timeline: a SQLite file path, a SQLAlchemy URL, or the default database.
+
+    The default database (``$TIMELINE_DB`` or the per-user data directory) is created from
+    the bundled seeds on first use; another missing file only with `create=True`.
+    `announce` receives a one-line notice when a database is created.
+    """
+    return Timeline(Store.open(None if db is None else str(db), readonly=readonly,
+                               create=create, announce=announce))
+
+
+def init(db: str | Path | None = None, *, seeds: bool = True,
+         announce: Callable[[str], None] | None = None) -> Timeline:
+    """Create a timeline (schema, then the bundled seeds unless `seeds=False`), or bring an
+    existing one's schema up to date; returns it open for reading and writing."""
+    return Timeline(Store.open(None if db is None else str(db), create=True, seeds=seeds,
+                               upgrade=True, announce=announce))
+
+
+def _date_expr(value):
+    """A date option (ISO text, any query-language date, or a date) as a DateExpr."""
+    if value is None or isinstance(value, DateExpr):
+        return value
+    if isinstance(value, dt.date):
+        value = value.isoformat()
+    return parse_date(str(value))
+

@@ -1,0 +1,64 @@
+"""Export manifests read back: the snapshot `latest` names, and a live log checked against
+the head a manifest recorded (`timeline verify --against`)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from timeline.errors import IntegrityError, TimelineError
+
+MANIFEST = "manifest.json"
+LATEST = "latest"
+SNAPSHOT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}(_known_\d{4}-\d{2}-\d{2})?")
+
+
+def read_latest(out_dir) -> str | None:
+    """The snapshot folder name `DIR/latest` points to, or None."""
+    try:
+        name = (Path(out_dir) / LATEST).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return name if SNAPSHOT_NAME.fullmatch(name) else None
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """A snapshot folder's manifest as a dict, or None when it is missing or unreadable."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_against_manifest(tl, manifest: str) -> str:
+    """Compare the log with the head an export manifest recorded; raise IntegrityError."""
+    path = Path(manifest)
+    if path.is_dir():  # a snapshot folder, or the export folder (its latest snapshot)
+        if not (path / MANIFEST).exists():
+            path = path / (read_latest(path) or "")
+        path = path / MANIFEST
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        head = doc["head"] if isinstance(doc.get("head"), dict) else \
+            {"position": doc["head_position"], "hash": doc["head_hash"]}
+        pos, want = int(head["position"]), str(head["hash"])
+    except OSError as exc:
+        raise TimelineError(f"cannot read manifest {manifest}: {exc.strerror}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise TimelineError(f"{manifest} is not an export manifest (no head position and "
+                            f"hash)") from exc
+    if pos <= 0:
+        return f"; manifest {manifest} records an empty log"
+    with tl.store.reading() as r:
+        got = r.hash_at(pos)
+        last = r.head().position
+    if got is None:
+        raise IntegrityError(f"log truncated at position {last + 1}: manifest {manifest} "
+                             f"records head position {pos}, the log ends at {last} "
+                             f"({pos - last} events missing)", last + 1)
+    if got != want:
+        raise IntegrityError(f"log altered at or before position {pos}: its hash is {got}, "
+                             f"manifest {manifest} recorded {want} (the chain was rewritten)",
+                             pos)
+    return f"; matches manifest {manifest} at position {pos}"
