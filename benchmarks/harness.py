@@ -52,10 +52,10 @@ def ours_open_readonly(path: Path):
 
 
 def make_e2e(conn):
-    """fn(text): parse, plan, run, format to JSON: the query language end to end."""
+    """fn(text): parse, plan, run, format to JSON on one open Reader: the language end to end."""
     from timeline.surfaces.output import render
     from timeline.query.parser import parse
-    from timeline.query.planner import Context, run
+    from timeline.query.execute import Context, run
 
     def e2e(text: str) -> str:
         return render(run(conn, parse(text), text, Context()), "json")
@@ -233,15 +233,13 @@ def as_of_rounds(ours_db: Path, raw_db: Path, pairs: list, rounds: int,
                  es: "ref.EsStore | None") -> dict:
     """As-of point query through the storage API vs the raw indexed lookup (and the
     eventsourcing latest-event select), `rounds` rounds over the same pairs."""
-    from timeline.projections import reader
-
     store = ours_open_readonly(ours_db)
     raw = ref.raw_connect(raw_db)
     out: dict[str, list] = {"ours_p50": [], "ours_p99": [], "raw_p50": [], "raw_p99": [],
                             "es_p50": [], "es_p99": [], "ratio": []}
-    with store.connect() as conn:
+    with store.reading() as rd:
         for _ in range(rounds):
-            o = latencies_ns(lambda s, d: _decoded(reader.state_at(conn, s, d)), pairs)
+            o = latencies_ns(lambda s, d: _decoded(rd.state_at(s, d)), pairs)
             r = latencies_ns(lambda s, d: ref.raw_as_of(raw, s, d), pairs)
             out["ours_p50"].append(percentile(o, 50) / 1000)
             out["ours_p99"].append(percentile(o, 99) / 1000)
@@ -262,8 +260,6 @@ def measure_queries(tmp: Path, w: Workload, es_on: bool, rounds: int, samples: i
                     e2e_samples: int, known_samples: int, seed: int, log: Log,
                     growth_at: int | None = None) -> dict:
     """Figures 3-5 on the full databases."""
-    from timeline.projections import reader
-
     pairs = query_pairs(w.rows, samples, seed + 2)
     es = ref.EsStore(tmp / "es.db") if es_on else None
     log(f"  as-of point query: {len(pairs):,} pairs x {rounds} rounds")
@@ -303,12 +299,12 @@ def measure_queries(tmp: Path, w: Workload, es_on: bool, rounds: int, samples: i
     # a second Store, not a second connection of the same one: the read-only engine's
     # pool hands every connection of a thread the same driver connection
     store_api = ours_open_readonly(tmp / "ours.db")
-    with store.connect() as conn, store_api.connect() as conn_api:
+    with store.reading() as conn, store_api.reading() as conn_api:
         e2e = make_e2e(conn)
         # a wrong answer would make the timings meaningless: check one against the API
         s0, d0 = pairs[0]
         got = json.loads(e2e(texts[0]))["results"][0]
-        want = reader.state_at(conn, s0, d0)
+        want = conn.state_at(s0, d0)
         assert (got["since"], got["state"]) == ((want.valid_from, want.state) if want
                                                 else (None, None)), "e2e answer mismatch"
         for _ in range(rounds):
@@ -319,8 +315,7 @@ def measure_queries(tmp: Path, w: Workload, es_on: bool, rounds: int, samples: i
             # pairwise, alternating which goes first, each on its own connection (its own
             # SQLite page cache), so that neither runs on pages the other just read
             t, u = paired_latencies(lambda s, d, k, q: e2e(q),
-                                    lambda s, d, k, q: _decoded(reader.state(conn_api, s, d,
-                                                                             k)),
+                                    lambda s, d, k, q: _decoded(conn_api.state(s, d, k)),
                                     [(*tr, q) for tr, q in zip(triples, ktexts)], warmup=50)
             res["known_p50"].append(percentile(t, 50) / 1000)
             res["known_p99"].append(percentile(t, 99) / 1000)

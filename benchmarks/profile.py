@@ -117,13 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             print("note: modules already imported in this process are not re-imported; "
                   "use `python -X importtime` for import costs", file=sys.stderr)
     else:
-        from timeline.projections import reader
-
         store = ours_open_readonly(work)
-        conn = store.connect()
+        reading = store.reading()
+        conn = reading.__enter__()  # one Reader for the whole profile
         pairs = query_pairs(w.rows, a.samples, a.seed + 2)
         if a.figure == "asof":
-            fn = lambda: [reader.state_at(conn, s, d) for s, d in pairs]  # noqa: E731
+            fn = lambda: [conn.state_at(s, d) for s, d in pairs]  # noqa: E731
         elif a.figure == "e2e":
             e2e = make_e2e(conn)
             texts = [f"state of {s} as of {d}" for s, d in pairs]
