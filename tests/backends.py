@@ -10,6 +10,7 @@ with the reason below.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import json
 import os
 import secrets
@@ -20,6 +21,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from timeline.query.execute import Context, run
+from timeline.query.parser import parse
 from timeline.store.store import Store
 
 PG_URL = os.environ.get("TIMELINE_TEST_POSTGRES_URL", "").strip()
@@ -129,6 +132,24 @@ def make_db(backend, tmp_path, _seeded_template):
     return make
 
 
+# Contract-test modules import these to run their `empty_store` / `seeded_store` tests on
+# every backend (they override conftest's SQLite-only fixtures of the same names).
+@pytest.fixture(name="empty_store")
+def any_empty_store(make_db):
+    """A store with the schema and no events, on each backend."""
+    store = Store.open(make_db(seeded=False))
+    yield store
+    store.close()
+
+
+@pytest.fixture(name="seeded_store")
+def any_seeded_store(make_db):
+    """A store holding the bundled seeds, on each backend."""
+    store = Store.open(make_db(seeded=True))
+    yield store
+    store.close()
+
+
 def raw_engine(url: str):
     """A plain engine with none of the store's settings (for tampering and raw SQL)."""
     return create_engine(url)
@@ -136,7 +157,7 @@ def raw_engine(url: str):
 
 def dump_projections(store: Store) -> tuple[list, list]:
     """Every row of intervals and measures, in key order, for comparison with a rebuild."""
-    with store.connect() as c:
+    with store.engine.connect() as c:
         ivs = [tuple(r) for r in c.execute(text(
             "SELECT stream, valid_from, valid_to, rate, status, legal_status, state, event_ids "
             "FROM intervals ORDER BY stream, valid_from"))]
@@ -193,3 +214,69 @@ def run_main(*argv: str):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main([str(a) for a in argv])
     return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+
+
+# every query form, with globs, known-on, edge dates and every condition kind
+QUERIES = [
+    "state of us.tariff.* as of 2025-05-14",
+    "state of * as of 2025-05-14",
+    "state of us.tariff.ieepa-reciprocal.cn as of 2025-04-10 known on 2025-04-08",
+    "state of us.tariff.ieepa-reciprocal.cn as of 0001-01-01",
+    "state of us.tariff.ieepa-reciprocal.cn as of 9999-12-31",
+    "state of *.zz as of 2025-05-14",
+    "history of cn.tariff.retaliatory.us",
+    "history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to 2025-06-01",
+    "history of case.ieepa-tariffs known on 2025-06-01",
+    "history of us.tariff.* to 2025-03-01",
+    "history of us.* from 0001-01-01 to 9999-12-31",
+    "diff cn.tariff.retaliatory.us between 2025-04-01 and 2025-06-01",
+    "diff us.tariff.* between 2025-04-01 and 2025-06-01 known on 2025-05-01",
+    "total tariff by us on cn as of 2025-04-10",
+    "total tariff by cn on us as of 2025-04-12 known on 2025-04-09",
+    "events",
+    "events limit 0",
+    "events for us.* from 2025-01-01 where type = imposed and rate >= 10.5 limit 20",
+    "events where rate > 20 limit 3",
+    "events where title contains '%'",
+    "events where title contains 'tariff' and effective < 2025-04-15",
+    "events where source contains 'Bloomberg'",
+    "events where quote contains 'Xi'",
+    "events where kind = tariff and imposer = cn",
+    "events where payload.title contains 'China'",
+    "events where title > 5",
+    "events where version = 'abc'",
+    "events where version contains '1'",
+    "events where version >= 2",
+    "events where position < 10",
+    "events where status = in_force",
+    "events where known = 2025-04-09",
+    "events where rate = 'x'",
+    "events from 0001-01-01 to 9999-12-31 limit 5",
+    "measures",
+    "measures where status = in_force and imposer = us",
+    "measures where rate > 10",
+    "measures where rate = 'ten'",
+    "measures where events > 2",
+    "measures where scope contains 'all'",
+    "measures where authority contains 'IEEPA'",
+    "measures where suspended_points >= 24",
+    "measures where title contains '_'",
+    "explain state of cn.tariff.retaliatory.us as of 2025-05-01",
+    "explain events where rate > 20 limit 3",
+    "explain measures",
+    "explain total tariff by us on cn as of 2025-04-10",
+]
+QUERY_TODAY = dt.date(2026, 1, 1)
+
+
+def answers(url: str) -> dict[str, str]:
+    store = Store.open(url, readonly=True)
+    out = {}
+    try:
+        with store.reading() as conn:
+            for q in QUERIES:
+                answer = run(conn, parse(q), q, Context(today=QUERY_TODAY))
+                out[q] = normalise(json.dumps(answer.data, default=str))
+    finally:
+        store.close()
+    return out

@@ -38,7 +38,7 @@ def _styles(el) -> list[str]:
 
 @pytest.fixture
 def conn(seeded_store):
-    with seeded_store.connect() as c:
+    with seeded_store.reading() as c:
         yield c
 
 
@@ -263,7 +263,7 @@ def test_sparkline_scales_between_min_and_max():
 
 def test_history_sparklines_from_a_history_answer(conn):
     from timeline.query.parser import parse
-    from timeline.query.planner import Context, run
+    from timeline.query.execute import Context, run
 
     text = "history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to 2025-06-30"
     data = run(conn, parse(text), text, Context(today=TODAY)).data

@@ -13,13 +13,13 @@ from timeline.resources import grammar_path
 
 @pytest.fixture
 def cat(seeded_store) -> Catalogue:
-    with seeded_store.connect() as conn:
+    with seeded_store.reading() as conn:
         return load_catalogue(conn)
 
 
 def test_catalogue_reads_measures_views_and_jurisdictions(cat, seeded_store):
-    with seeded_store.connect() as conn:
-        n = conn.exec_driver_sql("SELECT COUNT(*) FROM measures").scalar_one()
+    with seeded_store.reading() as conn:
+        n = conn.conn.exec_driver_sql("SELECT COUNT(*) FROM measures").scalar_one()
     assert len(cat.measures) == n and "us.tariff.ieepa-fentanyl.cn" in cat.measures
     assert {"v_events", "v_measures", "v_intervals", "v_state_today"} <= set(cat.tables)
     assert "source_quote" in cat.tables["v_events"]

@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import text
 
 from timeline.projections.fold import fold, superseded_ids
-from timeline.projections.maintain import touching_events
 from timeline.store.store import Store
 
 from .backends import backend, make_db, new_event, projections_match_rebuild  # noqa: F401
@@ -53,8 +52,8 @@ for i in range(n):
     ev = NewEvent(s, "amended", day, {"title": f"w{wid} #{i}", "set": {"rate": i % 50,
                   "writer": wid}}, {"name": "concurrency test"})
     while True:
-        with store.connect() as c:
-            v = c.execute(text("SELECT version FROM measures WHERE stream = :s"),
+        with store.reading() as c:
+            v = c.conn.execute(text("SELECT version FROM measures WHERE stream = :s"),
                           {"s": s}).scalar_one()
         try:
             res = store.append([ev], expected_versions={s: v})
@@ -73,22 +72,23 @@ with open(out, "w") as f:  # a file, not stdout: a full pipe would block the wri
 
 def _snapshot_is_consistent(store: Store, stream: str) -> tuple[int, bool]:
     """In one read transaction: head, and whether the projections equal a fold of the log."""
-    with store.connect() as c:
-        head = c.execute(text("SELECT COALESCE(MAX(position), 0) FROM events")).scalar_one()
-        version = c.execute(text("SELECT version FROM measures WHERE stream = :s"),
+    with store.reading() as c:
+        head = c.conn.execute(text("SELECT COALESCE(MAX(position), 0) FROM events")).scalar_one()
+        version = c.conn.execute(text("SELECT version FROM measures WHERE stream = :s"),
                             {"s": stream}).scalar_one()
-        own = c.execute(text("SELECT COUNT(*) FROM events WHERE stream = :s"),
+        own = c.conn.execute(text("SELECT COUNT(*) FROM events WHERE stream = :s"),
                         {"s": stream}).scalar_one()
         stored = [(r.valid_from, r.valid_to, json.loads(r.state), json.loads(r.event_ids))
-                  for r in c.execute(text(
+                  for r in c.conn.execute(text(
                       "SELECT valid_from, valid_to, state, event_ids FROM intervals "
                       "WHERE stream = :s ORDER BY valid_from"), {"s": stream})]
-        evs = touching_events(c, stream)
+        evs = c.touching_events(stream)
     folded = [(iv.valid_from, iv.valid_to, iv.state, list(iv.event_ids))
               for iv in fold(stream, evs, excluded=superseded_ids(evs)).intervals]
     return head, version == own and stored == folded
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_nothing_and_readers_see_consistent_snapshots(
         make_db, backend, tmp_path):
     url = make_db(seeded=False)
@@ -125,8 +125,8 @@ def test_concurrent_writers_lose_nothing_and_readers_see_consistent_snapshots(
     done = [tuple(d) for r in results for d in r["done"]]
     conflicts = sum(r["conflicts"] for r in results)
     assert len(done) == WRITERS * APPENDS
-    with store.connect() as c:
-        rows = c.execute(text("SELECT id, stream, version, position FROM events "
+    with store.reading() as c:
+        rows = c.conn.execute(text("SELECT id, stream, version, position FROM events "
                               "ORDER BY position")).all()
     assert len(rows) == len(STREAMS) + WRITERS * APPENDS
     by_stream: dict[str, list[int]] = {}
@@ -178,7 +178,7 @@ def test_held_write_lock_is_a_clear_busy_message(seeded_db, tmp_path, argv):
 
 
 def test_busy_timeout_is_overridable():
-    r = subprocess.run([sys.executable, "-c", "from timeline import db; "
+    r = subprocess.run([sys.executable, "-c", "from timeline.log import db; "
                         "print(db.BUSY_TIMEOUT_MS)"], capture_output=True, text=True,
                        env={**os.environ, "TIMELINE_BUSY_TIMEOUT_MS": "1234"})
     assert r.stdout.strip() == "1234"

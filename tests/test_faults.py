@@ -5,8 +5,8 @@ and reports every commit through a pipe; the test SIGKILLs it at a random moment
 kill the database must open, the chain must verify, every batch must be wholly present or
 wholly absent, no reported commit may be missing, and the projections must equal a rebuild.
 
-TIMELINE_LONG_TESTS=1 runs more trials (and the PostgreSQL variant when
-TIMELINE_TEST_POSTGRES_URL is set).
+Both backends run (PostgreSQL when TIMELINE_TEST_POSTGRES_URL is set), PostgreSQL with fewer
+kills; TIMELINE_LONG_TESTS=1 runs 200 of each.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from .conftest import run_cli
 
 LONG = os.environ.get("TIMELINE_LONG_TESTS") == "1"
 TRIALS = int(os.environ.get("TIMELINE_CRASH_TRIALS") or (200 if LONG else 20))
+PG_TRIALS = TRIALS if LONG else 6  # a server round trip per kill: fewer in the quick run
 
 CHILD = r'''
 import datetime as dt, os, random, sys
@@ -125,17 +126,15 @@ def _open_and_check(url: str) -> Store:
     return store
 
 
-def _crash_backends():
-    return BACKENDS if LONG else BACKENDS[:1]
-
-
-@pytest.mark.parametrize("backend", _crash_backends())
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_killed_during_large_batches(backend, tmp_path, _seeded_template):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     rnd = random.Random(1)
     mid_batch = committed_batches = 0
-    for trial in range(TRIALS):
+    trials = TRIALS if backend == "sqlite" else PG_TRIALS
+    for trial in range(trials):
         url = new_db(backend, tmp_path, seeded=True, template=_seeded_template,
                      name=f"batch{trial}")
         before = Store.open(url)
@@ -145,11 +144,11 @@ def test_killed_during_large_batches(backend, tmp_path, _seeded_template):
         started = {int(k): int(n) for tag, k, n in lines if tag == "S"}
         committed = {int(k) for tag, k, _ in lines if tag == "C"}
         store = _open_and_check(url)
-        with store.connect() as c:
-            counts = dict(c.execute(text(
+        with store.reading() as c:
+            counts = dict(c.conn.execute(text(
                 "SELECT stream, COUNT(*) FROM events WHERE stream LIKE 'us.tariff.crash-%' "
                 "OR stream LIKE 'case.crash-%' GROUP BY stream")).all())
-            total = c.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
+            total = c.conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
         present = 0
         for k, n in started.items():
             got = counts.get(f"us.tariff.crash-{trial}-{k}.cn", 0) + \
@@ -164,12 +163,13 @@ def test_killed_during_large_batches(backend, tmp_path, _seeded_template):
         committed_batches += len(committed)
         store.close()
     # the kills must have landed inside appends, or the trials proved little
-    assert mid_batch >= TRIALS // 2
-    print(f"\n[{backend}] batch crash: {TRIALS} kills, {committed_batches} committed batches "
+    assert mid_batch >= trials // 2
+    print(f"\n[{backend}] batch crash: {trials} kills, {committed_batches} committed batches "
           f"all present, {mid_batch} kills during an append, 0 partial batches")
 
 
-@pytest.mark.parametrize("backend", _crash_backends())
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_killed_during_single_event_transactions(backend, tmp_path, _seeded_template):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -180,16 +180,17 @@ def test_killed_during_single_event_transactions(backend, tmp_path, _seeded_temp
     rnd = random.Random(2)
     acknowledged: set[str] = set()
     offered: set[str] = set()
-    for trial in range(TRIALS):
+    trials = TRIALS if backend == "sqlite" else PG_TRIALS
+    for trial in range(trials):
         lines = _run_and_kill(script, url, "single", trial, rnd.uniform(0.0, 0.3))
         offered |= {x for tag, x in lines if tag == "S"}
         acknowledged |= {x for tag, x in lines if tag == "C"}
         _settle(url)
         store = Store.open(url)
         store.verify()
-        with store.connect() as c:
-            ids = set(c.execute(text("SELECT id FROM events WHERE type = 'amended'")).scalars())
-            version = c.execute(text("SELECT version FROM measures WHERE stream = "
+        with store.reading() as c:
+            ids = set(c.conn.execute(text("SELECT id FROM events WHERE type = 'amended'")).scalars())
+            version = c.conn.execute(text("SELECT version FROM measures WHERE stream = "
                                      "'us.tariff.crash-single.cn'")).scalar_one()
         assert acknowledged <= ids, f"trial {trial}: acknowledged commits missing"
         assert ids <= offered  # nothing appeared that was not offered
@@ -199,7 +200,7 @@ def test_killed_during_single_event_transactions(backend, tmp_path, _seeded_temp
     store.close()
     r = run_cli("verify", "--db", url)
     assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr
-    print(f"\n[{backend}] single-event crash: {TRIALS} kills, {len(acknowledged)} acknowledged "
+    print(f"\n[{backend}] single-event crash: {trials} kills, {len(acknowledged)} acknowledged "
           f"commits all present, {len(ids - acknowledged)} unacknowledged in-flight commits "
           f"kept, 0 lost")
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from timeline.store.store import Store
+
+from .backends import BACKENDS, PgSession
 from .conftest import run_cli
 
 CASES = tomllib.loads((Path(__file__).parent / "golden" / "queries.toml").read_text())["case"]
@@ -18,9 +21,19 @@ def lookup(data, path: str):
     return data
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def golden_db(request, _seeded_template):
+    """One seeded database per backend for all the cases (queries never write)."""
+    if request.param == "sqlite":
+        return str(_seeded_template)
+    url = PgSession.get().new_url()
+    Store.create(url, seeds=True).close()
+    return url
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["query"] for c in CASES])
-def test_golden(seeded_db, case):
-    r = run_cli("query", "--db", str(seeded_db), "--format", "json", case["query"])
+def test_golden(golden_db, case):
+    r = run_cli("query", "--db", golden_db, "--format", "json", case["query"])
     if "error" in case:
         assert r.returncode == 1 and case["error"] in r.stderr
         return

@@ -34,8 +34,8 @@ def write(tmp_path, name, body):
 
 def state(db):
     s = Store.open(str(db))
-    with s.connect() as c:
-        out = (s.head(), c.execute(text("SELECT COUNT(*) FROM intervals")).scalar())
+    with s.reading() as c:
+        out = (s.head(), c.conn.execute(text("SELECT COUNT(*) FROM intervals")).scalar())
     s.close()
     return out
 

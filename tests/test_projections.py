@@ -9,11 +9,17 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import text
 
-from timeline.projections import reader
+import json
+
+import pytest
+
 from timeline.log.events import NewEvent
-from timeline.projections.fold import FoldEvent, fold, superseded_ids
-from timeline.projections.maintain import touching_events
+from timeline.projections.fold import fold, superseded_ids
 from timeline.store.store import Store
+
+from .backends import (any_empty_store, any_seeded_store,  # noqa: F401
+                       PgSession, backend, make_db, new_event, only_postgres,  # noqa: F401
+                       projections_match_rebuild)
 
 STREAMS = ["x.tariff.a.cn", "x.tariff.b.cn", "x.case.c"]
 BASE = dt.date(2025, 1, 1)
@@ -21,9 +27,9 @@ SRC = {"name": "property test"}
 
 
 def dump(store):
-    with store.connect() as c:
-        return (c.execute(text("SELECT * FROM intervals ORDER BY stream, valid_from")).all(),
-                c.execute(text("SELECT * FROM measures ORDER BY stream")).all())
+    with store.reading() as c:
+        return (c.conn.execute(text("SELECT * FROM intervals ORDER BY stream, valid_from")).all(),
+                c.conn.execute(text("SELECT * FROM measures ORDER BY stream")).all())
 
 
 def day(n: int) -> dt.date:
@@ -95,24 +101,40 @@ def append_batches(store, drawn):
     return ids
 
 
-@settings(max_examples=int(__import__("os").environ.get("TIMELINE_PROPERTY_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batches)
-def test_incremental_equals_rebuild_and_pure_fold(drawn):
-    with tempfile.TemporaryDirectory() as tmp:
-        store = make_store(tmp)
+def _incremental_equals_rebuild_and_pure_fold(store, drawn):
+    """Appending batch by batch leaves the projections a rebuild and a pure fold produce."""
+    try:
         store.append(opening())
         append_batches(store, drawn)
         incremental = dump(store)
-        with store.connect() as c:
+        with store.reading() as c:
             for s in STREAMS:
-                evs = touching_events(c, s)
+                evs = c.touching_events(s)
                 pure = fold(s, evs, excluded=superseded_ids(evs)).intervals
-                stored = reader.history(c, s, None, None)
+                stored = c.history(s, None, None)
                 assert [(i.valid_from, i.valid_to, i.state) for i in pure] == \
                        [(r.valid_from, r.valid_to, r.state) for r in stored]
         store.rebuild()
         assert dump(store) == incremental
+    finally:
         store.close()
+
+
+@settings(max_examples=int(__import__("os").environ.get("TIMELINE_PROPERTY_EXAMPLES", "150")),
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches)
+def test_incremental_equals_rebuild_and_pure_fold(drawn):
+    with tempfile.TemporaryDirectory() as tmp:
+        _incremental_equals_rebuild_and_pure_fold(make_store(tmp), drawn)
+
+
+@only_postgres
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches)
+def test_incremental_equals_rebuild_and_pure_fold_on_postgres(drawn):
+    # a schema per example: fewer examples than on SQLite, the same property
+    _incremental_equals_rebuild_and_pure_fold(
+        Store.create(PgSession.get().new_url(), seeds=False), drawn)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,11 +145,11 @@ def test_known_on_never_shows_later_knowledge(drawn, k, d):
         store.append(opening())
         append_batches(store, drawn)
         known_on, as_of = day(k).isoformat(), day(d).isoformat()
-        with store.connect() as c:
-            later = {r.id for r in c.execute(text("SELECT id FROM events WHERE known > :k"),
+        with store.reading() as c:
+            later = {r.id for r in c.conn.execute(text("SELECT id FROM events WHERE known > :k"),
                                              {"k": known_on})}
             for s in STREAMS:
-                for row in reader.history(c, s, None, as_of, known_on):
+                for row in c.history(s, None, as_of, known_on):
                     assert not later & set(row.event_ids)
                     assert not later & {it["by"] for it in row.state.get("scheduled", [])}
         store.close()
@@ -144,8 +166,8 @@ def test_appending_after_d_never_changes_state_as_of_d(drawn, extra, d):
 
         def states():
             # the state and where it came from; `until` may legitimately become known
-            with store.connect() as c:
-                rows = {s: reader.state_at(c, s, as_of) for s in STREAMS}
+            with store.reading() as c:
+                rows = {s: c.state_at(s, as_of) for s in STREAMS}
                 return {s: r and (r.valid_from, r.state, r.event_ids) for s, r in rows.items()}
         before = states()
         later = []
@@ -178,11 +200,36 @@ def test_retraction_withdraws_an_event_and_known_on_respects_it(empty_store):
     empty_store.append([NewEvent(s, "retraction", D("2025-03-01"),
                                  {"title": "b was wrong", "supersedes": [b.id]}, SRC,
                                  known=D("2025-03-01"))])
-    with empty_store.connect() as c:
-        assert reader.state(c, s, "2025-02-15").state["rate"] == 10
-        assert reader.state(c, s, "2025-02-15", "2025-02-01").state["rate"] == 99
-        assert reader.state(c, s, "2025-02-15", "2025-03-01").state["rate"] == 10
-        assert a.id in reader.state(c, s, "2025-02-15").event_ids
+    with empty_store.reading() as c:
+        assert c.state(s, "2025-02-15").state["rate"] == 10
+        assert c.state(s, "2025-02-15", "2025-02-01").state["rate"] == 99
+        assert c.state(s, "2025-02-15", "2025-03-01").state["rate"] == 10
+        assert a.id in c.state(s, "2025-02-15").event_ids
     before = dump(empty_store)
     empty_store.rebuild()
     assert dump(empty_store) == before
+
+
+def test_projections_follow_appends_and_equal_a_rebuild(make_db):
+    store = Store.open(make_db())
+    try:
+        s = "us.tariff.contract-test.cn"
+        store.append([new_event(s, "imposed", "2025-03-01", set={"rate": 10},
+                                schedule=[{"on": "2025-06-01", "set": {"rate": 15}}])])
+        wrong = store.append([new_event(s, "amended", "2025-04-01", set={"rate": 99})])
+        back = store.append([new_event(s, "amended", "2025-03-15", set={"rate": 5})])  # backdated
+        store.append([new_event(s, "correction", "2025-04-01", set={"rate": 12},
+                                supersedes=[wrong.appended[0].id])])
+        store.append([new_event("case.contract-test", "ruling", "2025-05-01",
+                                affects=[s, "us.tariff.ieepa-reciprocal.cn"],
+                                affects_set={"legal_status": "ruled_unlawful"})])
+        store.append([new_event(s, "retraction", "2025-03-15",
+                                supersedes=[back.appended[0].id])])
+        assert projections_match_rebuild(store)
+        with store.reading() as c:
+            row = c.conn.execute(text("SELECT state FROM intervals WHERE stream = :s "
+                                 "AND valid_from <= '2025-05-02' ORDER BY valid_from DESC"),
+                            {"s": s}).first()
+        assert json.loads(row.state)["legal_status"] == "ruled_unlawful"
+    finally:
+        store.close()

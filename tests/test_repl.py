@@ -212,7 +212,7 @@ def test_piped_mode_works_without_prompt_toolkit(seeded_db):
     import subprocess
 
     code = ("import sys; sys.modules['prompt_toolkit'] = None\n"
-            "from timeline.cli import main\n"
+            "from timeline.surfaces.cli import main\n"
             "sys.exit(main(['repl', '--db', sys.argv[1]]))")
     r = subprocess.run([sys.executable, "-c", code, str(seeded_db)], capture_output=True,
                        text=True, input="total tariff by us on cn as of 2025-04-10;\n",
@@ -326,12 +326,29 @@ def test_an_unexpected_error_does_not_end_the_session(ro_store, monkeypatch):
     assert "format: json" in out.getvalue()
 
 
-def test_command_modules_are_cheap_to_import():
+def _modules_loaded_after(code: str, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` a fresh interpreter has imported after running `code`."""
     import subprocess
 
-    code = ("import sys, timeline.repl, timeline.sqlaccess, timeline.export\n"
-            "print(sorted(m for m in ('sqlalchemy', 'prompt_toolkit', 'lark') "
-            "if m in sys.modules))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {names!r} if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                        timeout=120)
-    assert r.stdout.strip() == "[]", r.stderr
+    assert r.returncode == 0, r.stderr
+    return eval(r.stdout.strip())  # a list literal printed by the probe itself
+
+
+def test_help_and_version_import_no_command_module():
+    code = ("import contextlib, io\n"
+            "from timeline.surfaces.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    for argv in (['--version'], ['--help']):\n"
+            "        main(argv)\n"
+            "assert 'repl' in out.getvalue() and 'export' in out.getvalue()")
+    assert _modules_loaded_after(code, ("sqlalchemy", "prompt_toolkit", "lark",
+                                        "timeline.surfaces.repl")) == []
+
+
+def test_a_command_imports_only_its_own_module():
+    code = "from timeline.surfaces.cli import build_parser\nbuild_parser('sql')"
+    assert _modules_loaded_after(code, ("prompt_toolkit", "matplotlib", "pandas",
+                                        "timeline.surfaces.export")) == []

@@ -12,7 +12,6 @@ import pytest
 
 from tests.backends import backend, make_db  # noqa: F401
 from timeline.surfaces import chart
-from timeline.projections import reader
 from timeline.surfaces.report import REPORT, event_item, render_report, write_report
 
 needs_mpl = pytest.mark.skipif(not chart.available(), reason="matplotlib (the chart extra) "
@@ -47,7 +46,7 @@ class _Balance(HTMLParser):
 
 @pytest.fixture
 def conn(seeded_store):
-    with seeded_store.connect() as c:
+    with seeded_store.reading() as c:
         yield c
 
 
@@ -120,7 +119,7 @@ def test_report_inlines_both_total_charts(page):
 def test_state_table_lists_every_measure(conn, page):
     ids = _ids(_root(page))
     rows = ids["state-table"].findall("./tbody/tr")
-    streams = reader.all_streams(conn)
+    streams = conn.all_streams()
     assert [r.get("id") for r in rows] == [f"m-{s}" for s in streams]
     assert len(streams) == 39
     assert "no state on 2025-06-12" in "".join(ids["m-agreement.us-cn.busan"].itertext())
@@ -164,7 +163,7 @@ def test_sources_give_dates_source_and_verbatim_quote(conn, page):
     text = "".join(ev.itertext())
     assert "effective 2025-06-05" in text and "known 2025-06-05" in text
     assert "Source: US, China hold trade talks in London" in text
-    row = conn.exec_driver_sql("SELECT source FROM events WHERE id = ?",
+    row = conn.conn.exec_driver_sql("SELECT source FROM events WHERE id = ?",
                                (ev.get("id")[3:],)).one()
     assert json.loads(row.source)["quote"] == "".join(ev.find("blockquote").itertext())
     # numbered by effective date, as the superscript links say
@@ -230,9 +229,9 @@ def test_report_without_matplotlib_notes_each_chart(conn, monkeypatch):
 def test_source_urls_are_text_not_links():
     row = SimpleNamespace(
         id="e1", effective="2025-01-02", announced=None, known="2025-01-03", type="statement",
-        stream="diplomacy.us-cn", payload=json.dumps({"title": "A <statement> & more"}),
-        source=json.dumps({"name": "Example", "url": "https://example.org/x?a=1&b=2",
-                           "quote": "said \"so\""}))
+        stream="diplomacy.us-cn", payload={"title": "A <statement> & more"},
+        source={"name": "Example", "url": "https://example.org/x?a=1&b=2",
+                "quote": "said \"so\""})
     item = event_item(1, row)
     assert "href" not in item
     assert "https://example.org/x?a=1&amp;b=2</code>" in item
@@ -259,11 +258,11 @@ def test_same_report_on_every_backend(make_db, seeded_store):
 
     store = Store.open(make_db(), readonly=True)
     try:
-        with store.connect() as c:
+        with store.reading() as c:
             page = render_report(c, AS_OF, "2025-06-10")
     finally:
         store.close()
-    with seeded_store.connect() as c:
+    with seeded_store.reading() as c:
         reference = render_report(c, AS_OF, "2025-06-10")
 
     def mask(p):

@@ -51,7 +51,7 @@ def _run(tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def report(seeded_store, tmp_path):
-    with seeded_store.connect() as conn:
+    with seeded_store.reading() as conn:
         write_report(conn, tmp_path, "2025-06-12", None)
     return tmp_path / REPORT
 

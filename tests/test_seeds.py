@@ -2,6 +2,7 @@
 catalogue holds the measures the product promises."""
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 
@@ -49,10 +50,16 @@ def test_every_event_cites_a_source_that_verifies(path, event):
 
 
 def test_source_articles_are_unchanged_copies():
+    """The five articles match the checksums recorded when they were copied from
+    shared/seeds; where shared/ is beside the checkout, they also equal the originals."""
+    sums = (SEEDS / "sources" / "SHA256SUMS").read_text("utf-8").split("\n")
+    recorded = dict(reversed(line.split("  ", 1)) for line in sums if line.strip())
+    on_disk = sorted(p.name for p in (SEEDS / "sources").glob("*.txt"))
+    assert sorted(recorded) == on_disk and len(on_disk) == 5
+    for name, digest in recorded.items():
+        assert hashlib.sha256((SEEDS / "sources" / name).read_bytes()).hexdigest() == digest
     shared = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-    if not shared.is_dir():
-        pytest.skip(f"{shared} not present beside the checkout")
-    for original in shared.glob("*.txt"):
+    for original in shared.glob("*.txt"):  # nothing to compare when shared/ is not there
         assert (SEEDS / "sources" / original.name).read_bytes() == original.read_bytes()
 
 
@@ -68,10 +75,9 @@ def test_damaged_file_is_documented_and_its_quotes_verify():
 
 
 def test_catalogue_holds_the_required_measures(seeded_store):
-    from timeline.projections import reader
 
-    with seeded_store.connect() as c:
-        streams = set(reader.all_streams(c))
+    with seeded_store.reading() as c:
+        streams = set(c.all_streams())
     assert set(REQUIRED) <= streams
     assert any(s.startswith("indicator.cn.") for s in streams - set(REQUIRED))
 

@@ -9,9 +9,10 @@ import json
 import pytest
 
 from tests.conftest import run_cli
-from timeline.surfaces import sqlaccess
+from timeline.store import readonly_sql as sqlaccess
+from timeline.surfaces.output import render_rows
 from timeline.errors import ReadOnlyError, TimelineError
-from timeline.surfaces.sqlaccess import run_select, split_sql
+from timeline.store.readonly_sql import run_select, split_sql
 from timeline.store.store import Store
 
 VIEWS = ("v_events", "v_measures", "v_intervals", "v_state_today")
@@ -52,7 +53,7 @@ def test_every_view_is_queryable_in_every_format(seeded_db, view):
 
 def test_csv_is_rfc_4180(ro_store):
     cols, rows = run_select(ro_store, "SELECT 'a,b' AS x, 'say \"hi\"' AS y, NULL AS z")
-    assert sqlaccess.render_rows(cols, rows, "csv") == 'x,y,z\r\n"a,b","say ""hi""",\r\n'
+    assert render_rows(cols, rows, "csv") == 'x,y,z\r\n"a,b","say ""hi""",\r\n'
 
 
 def test_views_agree_with_the_log_and_the_planner(ro_store):

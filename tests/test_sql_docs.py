@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect
 
 from tests.conftest import REPO
-from timeline.surfaces.sqlaccess import run_select
+from timeline.store.readonly_sql import run_select
 from timeline.store.store import Store
 
 DOC = REPO / "docs" / "sql.md"
@@ -51,23 +51,23 @@ def test_every_example_runs_and_gives_sensible_results(ro_store, sql):
 
 def test_the_total_example_matches_the_query_language(ro_store):
     from timeline.query.parser import parse
-    from timeline.query.planner import run
+    from timeline.query.execute import run
 
     total = next(s for s in _examples() if "SUM(rate) AS total" in s)
     assert run_select(ro_store, total)[1][0][0] == 145
     text = "total tariff by us on cn as of 2025-04-10"
-    with ro_store.connect() as conn:
+    with ro_store.reading() as conn:
         assert run(conn, parse(text), text).data["total"] == 145
 
 
 def test_as_of_example_matches_the_planner(ro_store):
     from timeline.query.parser import parse
-    from timeline.query.planner import run
+    from timeline.query.execute import run
 
     as_of = next(s for s in _examples() if "'2025-05-14'" in s and "v_intervals" in s)
     got = {r[0]: r[1] for r in run_select(ro_store, as_of)[1]}
     text = "state of us.tariff.* as of 2025-05-14"
-    with ro_store.connect() as conn:
+    with ro_store.reading() as conn:
         answer = run(conn, parse(text), text)
     want = {r["measure"]: r["state"].get("rate") for r in answer.data["results"]
             if r["state"] is not None}
@@ -83,7 +83,7 @@ def _documented(view: str) -> set[str]:
 
 @pytest.mark.parametrize("view", VIEWS)
 def test_every_view_column_is_documented(ro_store, view):
-    with ro_store.connect() as conn:
-        columns = {c["name"] for c in inspect(conn).get_columns(view)}
+    with ro_store.reading() as conn:
+        columns = {c["name"] for c in inspect(conn.conn).get_columns(view)}
     assert columns, f"{view} is missing from the database"
     assert columns == _documented(view)

@@ -7,11 +7,25 @@ import sqlite3
 import pytest
 from sqlalchemy import text
 
+from sqlalchemy import inspect
+
+from timeline.errors import (ConcurrencyError, EventValidationError, ImmutableLogError,
+                             IntegrityError, ReadOnlyError)
+from timeline.log import db as dbmod
 from timeline.log import migrate
-from timeline.errors import ConcurrencyError, EventValidationError, ImmutableLogError, IntegrityError
 from timeline.log.events import NewEvent
+from timeline.log.loader import load_paths
 from timeline.log.schema import HEAD_REVISION, REVISIONS
+from timeline.resources import seeds_path
 from timeline.store.store import Store
+
+from .backends import (any_empty_store, any_seeded_store,  # noqa: F401
+                       backend, blank_url, dump_projections, make_db, new_event,  # noqa: F401
+                       raw_engine)
+
+TABLES = {"events", "event_links", "intervals", "measures", "alembic_version"}
+VIEWS = {"v_events", "v_measures", "v_intervals", "v_state_today"}
+
 
 D = dt.date.fromisoformat
 SRC = {"name": "unit test"}
@@ -24,10 +38,10 @@ def ev(stream="us.tariff.test.cn", type="imposed", effective="2025-01-01", known
 
 def snapshot(store: Store):
     """Everything a failed write must leave untouched."""
-    with store.connect() as c:
-        return (store.head(), c.execute(text("SELECT COUNT(*) FROM events")).scalar(),
-                c.execute(text("SELECT * FROM intervals ORDER BY 1, 2")).all(),
-                c.execute(text("SELECT * FROM measures ORDER BY 1")).all())
+    with store.reading() as c:
+        return (store.head(), c.conn.execute(text("SELECT COUNT(*) FROM events")).scalar(),
+                c.conn.execute(text("SELECT * FROM intervals ORDER BY 1, 2")).all(),
+                c.conn.execute(text("SELECT * FROM measures ORDER BY 1")).all())
 
 
 def test_append_assigns_positions_versions_and_chain(empty_store):
@@ -137,12 +151,12 @@ def test_verify_finds_the_altered_position(seeded_db, sql, position):
 def test_migrations_down_to_base_and_up_again(tmp_path):
     path = tmp_path / "m.db"
     store = Store.create(f"sqlite:///{path}", path, seeds=False)
-    with store.connect() as c:
-        assert migrate.current_revision(c) == HEAD_REVISION
+    with store.reading() as c:
+        assert c.revision() == HEAD_REVISION
     migrate.downgrade(store.engine, "base")
-    with store.connect() as c:
-        names = set(c.execute(text("SELECT name FROM sqlite_master")).scalars())
-        assert migrate.current_revision(c) is None
+    with store.reading() as c:
+        names = set(c.conn.execute(text("SELECT name FROM sqlite_master")).scalars())
+        assert c.revision() is None
     assert not {"events", "intervals", "measures", "v_events"} & names
     migrate.upgrade(store.engine)
     store.append([ev(set={"rate": 5})])
@@ -164,10 +178,128 @@ def test_open_refuses_a_newer_schema(seeded_db):
         Store.open(str(seeded_db))
 
 
-def test_two_read_only_connections_have_their_own_transactions(seeded_db):
+def test_two_read_only_readers_have_their_own_transactions(seeded_db):
     store = Store.open(str(seeded_db), readonly=True)
-    with store.connect() as a, store.connect() as b:
-        a.execute(text("SELECT COUNT(*) FROM events")).scalar()
-        assert b.execute(text("SELECT COUNT(*) FROM events")).scalar() == store.count()
-        assert a.connection.dbapi_connection is not b.connection.dbapi_connection
+    with store.reading() as a, store.reading() as b:
+        assert a.count() == b.count() == store.count()
+        assert a.conn.connection.dbapi_connection is not b.conn.connection.dbapi_connection
     store.close()
+
+
+# --- schema ------------------------------------------------------------------------------
+
+def test_migrations_up_down_up(backend, tmp_path):
+    url = blank_url(backend, tmp_path)
+    engine = dbmod.make_engine(url)
+    try:
+        for _ in range(2):
+            migrate.upgrade(engine)
+            with engine.connect() as c:
+                insp = inspect(c)
+                assert TABLES <= set(insp.get_table_names())
+                assert VIEWS <= set(insp.get_view_names())
+                assert migrate.current_revision(c) == HEAD_REVISION
+            Store(engine, url, None).verify()  # includes the trigger check
+            migrate.downgrade(engine)
+            with engine.connect() as c:
+                assert not (TABLES - {"alembic_version"}) & set(inspect(c).get_table_names())
+    finally:
+        engine.dispose()
+
+
+# --- storage -----------------------------------------------------------------------------
+
+def test_seeds_load_verify_and_reload_appends_nothing(make_db):
+    store = Store.open(make_db())
+    try:
+        head = store.verify()
+        assert head.position == store.count() > 50
+        res = store.append(load_paths([seeds_path()]))
+        assert res.appended == [] and res.skipped == head.position
+        assert store.verify() == head
+    finally:
+        store.close()
+
+
+def test_update_delete_truncate_rejected_by_the_database(make_db, backend):
+    url = make_db()
+    eng = raw_engine(url)
+    stmts = ["UPDATE events SET type = 'lifted' WHERE position = 1",
+             "DELETE FROM events WHERE position = 3",
+             "UPDATE event_links SET role = 'x'",
+             "DELETE FROM event_links"]
+    if backend == "postgresql":
+        stmts += ["TRUNCATE events CASCADE", "TRUNCATE event_links"]
+    try:
+        for sql in stmts:
+            with pytest.raises(Exception, match="append-only"):
+                with eng.begin() as c:
+                    c.execute(text(sql))
+    finally:
+        eng.dispose()
+    store = Store.open(url)
+    try:
+        with pytest.raises(ImmutableLogError, match="append-only"):
+            with dbmod.driver_errors(store.where), store.engine.begin() as c:
+                c.execute(text("DELETE FROM events"))
+        store.verify()
+    finally:
+        store.close()
+
+
+def test_append_chain_versions_and_conflict_writes_nothing(make_db):
+    store = Store.open(make_db(seeded=False))
+    try:
+        a, b = store.append([new_event("us.tariff.t.cn", "imposed", "2025-01-01",
+                                       set={"rate": 10}),
+                             new_event("us.tariff.t.cn", "amended", "2025-02-01",
+                                       set={"rate": 20})]).appended
+        assert (a.position, a.version, b.position, b.version) == (1, 1, 2, 2)
+        assert b.prev_hash == a.hash
+        before = (store.head(), dump_projections(store))
+        with pytest.raises(ConcurrencyError) as info:
+            store.append([new_event("us.tariff.t.cn", "amended", "2025-03-01",
+                                    set={"rate": 30})], expected_versions={"us.tariff.t.cn": 1})
+        assert (info.value.expected, info.value.actual) == (1, 2)
+        with pytest.raises(EventValidationError, match="unknown measure"):
+            store.append([new_event("us.tariff.t.cn", "amended", "2025-04-01", set={"rate": 5}),
+                          new_event("case.x", "ruling", "2025-04-02", affects=["no.such.m"],
+                                    affects_set={"legal_status": "stayed"})])
+        assert (store.head(), dump_projections(store)) == before
+        store.append([new_event("us.tariff.t.cn", "amended", "2025-03-01", set={"rate": 30})],
+                     expected_versions={"us.tariff.t.cn": 2})
+        assert store.verify().position == 3
+    finally:
+        store.close()
+
+
+# --- read-only access --------------------------------------------------------------------
+
+def test_read_only_store_and_connections_refuse_writes(make_db, backend):
+    url = make_db()
+    ro = Store.open(url, readonly=True)
+    try:
+        with pytest.raises(ReadOnlyError):
+            ro.append([new_event("us.tariff.ro.cn", "imposed", "2025-01-01")])
+        with pytest.raises(ReadOnlyError):
+            with dbmod.driver_errors(ro.where), ro.engine.connect() as c:
+                c.execute(text("DELETE FROM measures"))
+                c.commit()
+        assert ro.count() > 0
+    finally:
+        ro.close()
+    if backend == "postgresql":
+        # SQL access for other tools: a session whose transactions are read-only by default
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+        opts = u.query["options"] + " -cdefault_transaction_read_only=on"
+        eng = raw_engine(u.update_query_dict({"options": opts}))
+        try:
+            with pytest.raises(Exception, match="read-only transaction"):
+                with eng.begin() as c:
+                    c.execute(text("DELETE FROM measures"))
+            with eng.connect() as c:
+                assert c.execute(text("SELECT COUNT(*) FROM v_events")).scalar() > 0
+        finally:
+            eng.dispose()
