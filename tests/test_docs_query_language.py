@@ -53,6 +53,9 @@ def test_explain_shows_plan_sql_and_sourced_events(seeded_db):
     assert all("?" in s["statement"] or "%(" in s["statement"] or not s["parameters"]
                for s in data["sql"])  # parameters are bound, never pasted into SQL
     types = [(e["effective"], e["type"]) for e in data["events"]]
-    assert types == [("2025-02-04", "imposed"), ("2025-03-04", "amended"), ("2025-05-28", "ruling")]
+    # explain lists a stream's corrections even when effective after the as-of date: the
+    # Busan knowledge-time correction (2025-11-10) is one, though it changes nothing on 05-28
+    assert types == [("2025-02-04", "imposed"), ("2025-03-04", "amended"),
+                     ("2025-05-28", "ruling"), ("2025-11-10", "correction")]
     assert all(e["source"] for e in data["events"])
     assert data["answer"]["results"][0]["state"]["legal_status"] == "ruled_unlawful"

@@ -10,11 +10,14 @@ import sys
 import pytest
 
 from tests.conftest import run_cli
-from timeline.surfaces.repl import Session, interact, split_script, split_statements, statement_complete
+from timeline.log.loader import load_paths
+from timeline.resources import seeds_path
 from timeline.store.store import Store
+from timeline.surfaces.repl import Session, interact, split_script, split_statements, statement_complete
 
 TODAY = dt.date(2025, 6, 1)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+SEEDED = len(load_paths([seeds_path()]))  # events in a freshly seeded log
 
 
 @pytest.fixture
@@ -82,9 +85,9 @@ def test_quit_command_and_sql_mode(ro_store):
                                   "DELETE FROM events;\r\\q\r")
     assert rc == 0
     assert "timeline sql> " in screen
-    assert re.search(r"n\s*\n-+\s*\n87\b", out.getvalue())
+    assert re.search(rf"n\s*\n-+\s*\n{SEEDED}\b", out.getvalue())
     assert "read-only: DELETE refused" in err.getvalue()
-    assert ro_store.count() == 87
+    assert ro_store.count() == SEEDED
 
 
 def test_history_is_kept_in_the_user_data_dir(ro_store, tmp_path, monkeypatch):
@@ -226,7 +229,7 @@ def test_sql_without_a_query_is_the_sql_shell(seeded_db):
                 input="SELECT COUNT(*) AS n FROM v_events;\nSELECT 'a;b' AS x\n\n"
                       "UPDATE events SET type = 'x';\n")
     assert r.returncode == 1
-    assert r.stdout.splitlines()[:4] == ["n", "87", "x", "a;b"]
+    assert r.stdout.splitlines()[:4] == ["n", str(SEEDED), "x", "a;b"]
     assert "UPDATE refused" in r.stderr
 
 

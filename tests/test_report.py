@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.backends import backend, make_db  # noqa: F401
+from timeline.log.loader import load_paths
+from timeline.resources import seeds_path
 from timeline.surfaces import chart
 from timeline.surfaces.report import REPORT, event_item, render_report, write_report
 
@@ -121,7 +123,7 @@ def test_state_table_lists_every_measure(conn, page):
     rows = ids["state-table"].findall("./tbody/tr")
     streams = conn.all_streams()
     assert [r.get("id") for r in rows] == [f"m-{s}" for s in streams]
-    assert len(streams) == 39
+    assert len(streams) == len({e.stream for e in load_paths([seeds_path()])})
     assert "no state on 2025-06-12" in "".join(ids["m-agreement.us-cn.busan"].itertext())
 
 
