@@ -43,3 +43,18 @@ def test_unreachable_postgres_is_a_clear_error():
     r = run_cli("info", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert r.returncode == 1 and r.stderr.startswith("error:")
     assert "Traceback" not in r.stderr
+
+
+@only_postgres
+def test_contains_ignores_ascii_case_the_same_way_on_both_backends(seeded_db):
+    pg = new_db("postgresql", seeded_db.parent, seeded=True)
+    for q in ("events where title contains 'GENEVA'", "events where title contains 'geneva'",
+              "events where quote contains 'xi'", "measures where title contains 'CHINA'"):
+        got = {}
+        for url in (f"sqlite:///{seeded_db}", pg):
+            r = run_cli("query", "--db", url, "--format", "json", q)
+            assert r.returncode == 0, r.stderr
+            got[url] = [e.get("id") or e.get("measure") for e in json.loads(r.stdout)["results"]]
+        sqlite_rows, pg_rows = got.values()
+        assert sqlite_rows == pg_rows and sqlite_rows, q
+

@@ -236,7 +236,7 @@ class Reader:
         cols["quote"] = _json_path(source, ["quote"], False)
         cols["title"] = _json_path(payload, ["title"], False)
         for cond in conditions:
-            stmt = stmt.where(_condition(cond, cols, payload, ["set"]))
+            stmt = stmt.where(_condition(cond, cols, payload, ["set"], self.dialect))
         stmt = stmt.order_by(e.effective, e.known, e.position)
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -319,7 +319,8 @@ class Reader:
                      "first_effective": m.first_effective, "last_change": m.tail_date})
         cols.update({c: cur.c[c] for c in STATE_COLUMNS})
         for cond in conditions:
-            stmt = stmt.where(_condition(cond, cols, self._json_col(cur.c.state), []))
+            stmt = stmt.where(_condition(cond, cols, self._json_col(cur.c.state), [],
+                                         self.dialect))
         return [{"measure": r.stream, "kind": r.kind, "imposer": r.imposer, "target": r.target,
                  "scope": r.scope, "title": r.title, "events": r.version,
                  "first_effective": r.first_effective, "last_change": r.tail_date,
@@ -378,14 +379,30 @@ def _json_path(col, path: list[str], numeric: bool):
     return expr.as_float() if numeric else expr.as_string()
 
 
+_UPPER, _LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
+
+
+def _ascii_lower(expr, dialect: str):
+    """`expr` with A-Z folded to a-z and nothing else: SQLite's lower() does exactly that,
+    PostgreSQL's folds every script, so there the same is spelled with translate()."""
+    if dialect == "postgresql":
+        return func.translate(expr, _UPPER, _LOWER)
+    return func.lower(expr)
+
+
+def _contains(expr, value: Any, dialect: str):
+    """`contains`: a substring test that ignores the case of ASCII letters, the same on
+    every backend (docs/query-language.md)."""
+    text_ = str(value).translate(str.maketrans(_UPPER, _LOWER))
+    return _ascii_lower(expr, dialect).contains(text_, autoescape=True)
+
+
 def _compare(expr, op: str, value: Any):
-    if op == "contains":
-        return expr.contains(str(value), autoescape=True)
     return {"=": expr.__eq__, "!=": expr.__ne__, "<": expr.__lt__, "<=": expr.__le__,
             ">": expr.__gt__, ">=": expr.__ge__}[op](value)
 
 
-def _condition(cond, columns: dict, json_col, json_prefix: list[str]):
+def _condition(cond, columns: dict, json_col, json_prefix: list[str], dialect: str):
     """One (field, op, value) condition as a SQL expression; user text is only ever bound."""
     field_, op, value = cond
     value = value.isoformat() if isinstance(value, dt.date) else value
@@ -405,7 +422,7 @@ def _condition(cond, columns: dict, json_col, json_prefix: list[str]):
         # a number column against text compares as text (PostgreSQL has no implicit cast)
         expr, number_col = cast(expr, String), False
     if op == "contains":
-        return _compare(expr, "contains", value)
+        return _contains(expr, value, dialect)
     if numeric and field_ in columns and not number_col:
         value = str(value)
     return _compare(expr, op, value)
