@@ -5,7 +5,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,38 +15,7 @@ from timeline.errors import EventValidationError
 SCHEMA_VERSION = 1
 GENESIS_HASH = "0" * 64
 
-STREAM_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
-
-# type -> (may open a stream, status it implies)
-EVENT_TYPES: dict[str, tuple[bool, str | None]] = {
-    "imposed": (True, "in_force"),
-    "announced": (True, "announced"),
-    "opened": (True, None),
-    "observed": (True, None),
-    "meeting": (True, None),
-    "statement": (True, None),
-    "ruling": (True, None),
-    "amended": (False, None),
-    "suspended": (False, "suspended"),
-    "resumed": (False, "in_force"),
-    "lifted": (False, "lifted"),
-    "expired": (False, "expired"),
-    "licensed": (False, None),
-    "retraction": (False, None),
-    "correction": (False, None),
-}
-SUPERSEDING_TYPES = frozenset({"retraction", "correction"})
 TERMINAL_TYPES = frozenset({"lifted", "expired"})
-
-STATUSES = ("announced", "in_force", "suspended", "lifted", "expired")
-LEGAL_STATUSES = ("unchallenged", "ruled_unlawful", "stayed", "invalidated")
-KINDS = ("tariff", "export-control", "visa", "agreement", "diplomacy", "case", "indicator",
-         "investigation", "entity-list", "trade-rule")
-PRECISIONS = ("day", "month", "year")
-
-PAYLOAD_KEYS = ("title", "set", "unset", "schedule", "affects", "affects_set", "supersedes",
-                "disputed", "note", "precision")
-SOURCE_KEYS = ("name", "file", "reference", "quote", "outlet", "published", "url", "document")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +89,16 @@ def _json_default(value: Any) -> Any:
 
 # One encoder for the hot paths: json.dumps would build a new one on every call.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                              default=_json_default)
+                              default=_json_default, allow_nan=False)
 
 
 def canonical_json(value: Any) -> str:
-    """Deterministic JSON text: sorted keys, no spaces, dates as ISO strings."""
-    return _CANONICAL.encode(value)
+    """Deterministic JSON text: sorted keys, no spaces, dates as ISO strings; a NaN or an
+    infinity is refused (EventValidationError), never written as invalid JSON."""
+    try:
+        return _CANONICAL.encode(value)
+    except ValueError as exc:
+        raise EventValidationError(f"cannot store a non-finite number ({exc})") from None
 
 
 def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
@@ -174,94 +146,3 @@ def reject(ev: NewEvent, fieldname: str, message: str) -> None:
         file = file or ev.origin
     label = f"{ev.stream or '?'} {ev.type or '?'} {ev.effective or '?'}"
     raise EventValidationError(message, file=file, event=label, field=fieldname, line=line)
-
-
-
-def _check_state_fields(ev: NewEvent, where: str, values: Any) -> None:
-    if not isinstance(values, Mapping):
-        reject(ev, where, "must be a table of field = value")
-    for key, value in values.items():
-        name = f"{where}.{key}"
-        if key in ("rate", "suspended_points", "value") and (
-                isinstance(value, bool) or not isinstance(value, (int, float))):
-            reject(ev, name, f"must be a number, got {value!r}")
-        if key == "status" and value not in STATUSES:
-            reject(ev, name, f"must be one of {', '.join(STATUSES)}; got {value!r}")
-        if key == "legal_status" and value not in LEGAL_STATUSES:
-            reject(ev, name, f"must be one of {', '.join(LEGAL_STATUSES)}; got {value!r}")
-        if key == "kind" and value not in KINDS:
-            reject(ev, name, f"must be one of {', '.join(KINDS)}; got {value!r}")
-
-
-def validate(ev: NewEvent) -> None:
-    """Check one event on its own (references to other events are checked by the store)."""
-    if not isinstance(ev.stream, str) or not STREAM_RE.match(ev.stream):
-        reject(ev, "stream", f"not a measure id (lowercase dotted path): {ev.stream!r}")
-    if ev.type not in EVENT_TYPES:
-        reject(ev, "type", f"unknown event type {ev.type!r}; expected one of "
-                          f"{', '.join(EVENT_TYPES)}")
-    for name in ("effective", "known", "announced"):
-        value = getattr(ev, name)
-        if value is None and name != "effective":
-            continue
-        if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
-            reject(ev, name, f"must be a date (YYYY-MM-DD), got {value!r}")
-    p = ev.payload
-    if not isinstance(p, Mapping):
-        reject(ev, "payload", "must be a table")
-    unknown = set(p) - set(PAYLOAD_KEYS)
-    if unknown:
-        reject(ev, sorted(unknown)[0], f"unknown key; expected one of {', '.join(PAYLOAD_KEYS)}")
-    if not isinstance(p.get("title"), str) or not p["title"].strip():
-        reject(ev, "title", "missing: every event needs a short title")
-    if "set" in p:
-        _check_state_fields(ev, "set", p["set"])
-    if "unset" in p and not (isinstance(p["unset"], list)
-                             and all(isinstance(k, str) for k in p["unset"])):
-        reject(ev, "unset", "must be a list of field names")
-    if "precision" in p and p["precision"] not in PRECISIONS:
-        reject(ev, "precision", f"must be one of {', '.join(PRECISIONS)}")
-    if "disputed" in p and not isinstance(p["disputed"], bool):
-        reject(ev, "disputed", "must be true or false")
-    if "schedule" in p:
-        if not isinstance(p["schedule"], list):
-            reject(ev, "schedule", "must be an array of { on = DATE, set = {…} }")
-        for i, item in enumerate(p["schedule"]):
-            where = f"schedule[{i}]"
-            if not isinstance(item, Mapping) or not isinstance(item.get("on"), str):
-                reject(ev, where + ".on", "each scheduled change needs an `on` date")
-            if item["on"] <= ev.effective.isoformat():
-                reject(ev, where + ".on", f"scheduled date {item['on']} must be after "
-                                         f"the event's effective date {ev.effective}")
-            if set(item) - {"on", "set", "unset"}:
-                reject(ev, where, "only `on`, `set` and `unset` are allowed")
-            _check_state_fields(ev, where + ".set", item.get("set", {}))
-    if "affects" in p:
-        if not (isinstance(p["affects"], list) and p["affects"]
-                and all(isinstance(s, str) and STREAM_RE.match(s) for s in p["affects"])):
-            reject(ev, "affects", "must be a non-empty list of measure ids")
-        if "affects_set" not in p:
-            reject(ev, "affects_set", "required with `affects`: the fields set on those measures")
-    if "affects_set" in p:
-        if "affects" not in p:
-            reject(ev, "affects", "required with `affects_set`")
-        _check_state_fields(ev, "affects_set", p["affects_set"])
-    if ev.type in SUPERSEDING_TYPES:
-        sup = p.get("supersedes")
-        if not (isinstance(sup, list) and sup and all(isinstance(s, str) for s in sup)):
-            reject(ev, "supersedes", f"a {ev.type} must name the event ids it supersedes")
-    elif "supersedes" in p:
-        reject(ev, "supersedes", "only retraction and correction events supersede others")
-    s = ev.source
-    if not isinstance(s, Mapping):
-        reject(ev, "source", "missing: every event must cite its source")
-    if set(s) - set(SOURCE_KEYS):
-        reject(ev, "source." + sorted(set(s) - set(SOURCE_KEYS))[0],
-              f"unknown citation key; expected one of {', '.join(SOURCE_KEYS)}")
-    if not isinstance(s.get("name"), str) or not s["name"].strip():
-        reject(ev, "source.name", "missing: name the document or public source")
-    for key in SOURCE_KEYS:
-        if key in s and not isinstance(s[key], str):
-            reject(ev, "source." + key, f"must be text, got {s[key]!r}")
-    if s.get("file") and not s.get("quote"):
-        reject(ev, "source.quote", "a citation of a source file needs a verbatim quote")

@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from timeline.log.events import EVENT_TYPES, SUPERSEDING_TYPES, TERMINAL_TYPES, canonical_json
+from timeline.log.events import TERMINAL_TYPES, canonical_json
+from timeline.log.validation import EVENT_TYPES, SUPERSEDING_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +78,17 @@ def superseded_ids(events: Iterable[FoldEvent], known_on: str | None = None) -> 
     return out
 
 
+# Fields the fold itself maintains: a stored `set` that names them (only a database written
+# before the schema refused it could hold one) must not break the structure queries read.
+DERIVED_FIELDS = frozenset({"disputed", "scheduled"})
+
+
 def _apply_fields(state: dict, values: dict | None, unset: Sequence[str] | None) -> None:
-    if values:
-        state.update(values)
-    for key in unset or ():
-        state.pop(key, None)
+    if isinstance(values, dict):
+        state.update({k: v for k, v in values.items() if k not in DERIVED_FIELDS})
+    for key in unset if isinstance(unset, (list, tuple)) else ():
+        if isinstance(key, str) and key not in DERIVED_FIELDS:
+            state.pop(key, None)
 
 
 def apply_event(state: dict, ev: FoldEvent, stream: str) -> None:
@@ -98,7 +105,7 @@ def apply_event(state: dict, ev: FoldEvent, stream: str) -> None:
             **({"note": p["note"]} if p.get("note") else {}),
         }]
         return
-    implied = EVENT_TYPES[ev.type][1]
+    implied = EVENT_TYPES.get(ev.type, (False, None))[1]
     if implied:
         state["status"] = implied
     _apply_fields(state, p.get("set"), p.get("unset"))

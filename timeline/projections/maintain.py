@@ -14,7 +14,8 @@ from typing import Callable, Iterable, Iterator
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
-from timeline.log.events import SUPERSEDING_TYPES, canonical_json
+from timeline.log.events import canonical_json
+from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.log.schema import intervals, measures
 

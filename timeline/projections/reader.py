@@ -20,9 +20,10 @@ from sqlalchemy.engine import Connection
 
 from timeline.log.chain import Head
 from timeline.log.db import IN_CHUNK
-from timeline.log.events import GENESIS_HASH, SUPERSEDING_TYPES, Event, row_to_event
+from timeline.log.events import GENESIS_HASH, Event, row_to_event
 from timeline.log.migrate import current_revision
 from timeline.log.schema import events, intervals, measures
+from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.projections.fold import state_at as _fold_state_at
 from timeline.projections.maintain import touching_events

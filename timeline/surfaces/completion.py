@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from lark.exceptions import LarkError
 
-from timeline.log.events import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
+from timeline.log.validation import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
 from timeline.projections.reader import EVENT_COLUMNS, MEASURE_COLUMNS, STATE_COLUMNS, Reader
 from timeline.query.parser import _lark, _terminal_words
 
