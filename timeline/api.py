@@ -10,7 +10,7 @@ The command line, the REPL and the export are built on these same calls::
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -18,14 +18,16 @@ from timeline.errors import QueryError, TimelineError
 from timeline.log.chain import Head
 from timeline.log.events import Event, NewEvent
 from timeline.log.loader import load_paths
+from timeline.log.validation import json_schema
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Answer, Context
 from timeline.query.syntax import DateExpr, ExplainQuery
 from timeline.store.readonly_sql import run_select
-from timeline.store.store import AppendResult, Store
+from timeline.store.store import AppendResult, StateChange, Store
 
-__all__ = ["open", "init", "Timeline", "Result", "LoadResult", "Head"]
+__all__ = ["open", "init", "Timeline", "Result", "LoadResult", "StateChange", "Head",
+           "event_schema"]
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,14 @@ class Result:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What `Timeline.load` did: events appended, ids already in the log, the new head."""
+    """What `Timeline.load` did (or would do, with `dry_run`): events appended, ids already
+    in the log, the head, and for a dry run each measure's state changes."""
 
     appended: list[Event]
     skipped: int
     head: Head
+    changes: list[StateChange] = field(default_factory=list)
+    dry_run: bool = False
 
 
 class Timeline:
@@ -163,10 +168,15 @@ class Timeline:
             ro.close()
 
     # -- changes and checks -----------------------------------------------------------------
-    def load(self, paths: Iterable[str | Path]) -> LoadResult:
-        """Validate event files (TOML or JSON; folders expand) and append them all or none."""
-        events = load_paths([Path(p) for p in paths])
-        return self._result(self.store.append(events))
+    def load(self, paths: Iterable[str | Path], *, sources: str | Path | None = None,
+             dry_run: bool = False) -> LoadResult:
+        """Validate event files (TOML or JSON; folders expand) and append them all or none.
+
+        `sources` is the folder holding the cited documents (its `sources/` and
+        `reference/`); `dry_run` writes nothing and reports what would change.
+        """
+        events = load_paths([Path(p) for p in paths], Path(sources) if sources else None)
+        return self._result(self.store.append(events, dry_run=dry_run))
 
     def append(self, events: Sequence[NewEvent],
                expected_versions: dict[str, int] | None = None) -> LoadResult:
@@ -187,7 +197,8 @@ class Timeline:
         return self.store.rebuild()
 
     def _result(self, res: AppendResult) -> LoadResult:
-        return LoadResult(res.appended, res.skipped, self.store.head())
+        return LoadResult(res.appended, res.skipped, self.store.head(), res.changes,
+                          res.dry_run)
 
 
 def open(db: str | Path | None = None, *, readonly: bool = False, create: bool = False,
@@ -208,6 +219,11 @@ def init(db: str | Path | None = None, *, seeds: bool = True,
     existing one's schema up to date; returns it open for reading and writing."""
     return Timeline(Store.open(None if db is None else str(db), create=True, seeds=seeds,
                                upgrade=True, announce=announce))
+
+
+def event_schema() -> dict:
+    """The JSON Schema of the event-file format (editors can check files against it)."""
+    return json_schema()
 
 
 def _date_expr(value):

@@ -10,22 +10,27 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from timeline.errors import ConcurrencyError, IntegrityError, ReadOnlyError, StoreError
+from timeline.errors import (ConcurrencyError, EventValidationError, IntegrityError,
+                             ReadOnlyError, StoreError)
+from timeline.files import fsync_path
 from timeline.log import db as dbmod
 from timeline.log import migrate
 from timeline.log.chain import ChainChecker, Head
 from timeline.log.db import IN_CHUNK
-from timeline.log.events import (EVENT_TYPES, SCHEMA_VERSION, SUPERSEDING_TYPES, Event,
-                                 NewEvent, canonical_json, chain_hash, uuid7, validate)
+from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json, chain_hash,
+                                 row_to_event, uuid7)
 from timeline.log.events import reject as _fail
+from timeline.log.validation import EVENT_TYPES, SUPERSEDING_TYPES, validate
 from timeline.log.loader import load_paths
 from timeline.log.schema import event_links, events
 from timeline.projections import maintain
@@ -50,10 +55,22 @@ Announce = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """What an append did: the events written and how many offered ones were already there."""
+    """What an append did (or, for a dry run, would do): the events written, how many
+    offered ones were already there, and for a dry run the state changes it would make."""
 
     appended: list[Event]
     skipped: int
+    changes: list["StateChange"] = field(default_factory=list)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """How one measure's state over valid time would change: (date, field, before, after)."""
+
+    stream: str
+    new: bool
+    differences: list[tuple[str, str, object, object]]
 
 
 def stderr(msg: str) -> None:
@@ -107,6 +124,14 @@ class Store:
             else:
                 with dbmod.driver_errors(store.where), store.engine.connect() as conn:
                     migrate.check(conn, store.where)
+            if rev is not None and (create or is_default) and seeds and not readonly \
+                    and store.count() == 0:
+                # a log with a schema and no events: what a creation killed before its
+                # seeds committed left behind (before creation became atomic)
+                n = len(store.append(load_paths([seeds_path()])).appended)
+                if announce:
+                    announce(f"timeline: {store.where} held a schema but no events; "
+                             f"completed it with the {n} bundled seed events")
         except BaseException:
             store.close()
             raise
@@ -122,20 +147,39 @@ class Store:
     @classmethod
     def _create_file(cls, url: str, path: Path, *, announce: Announce | None,
                      seeds: bool) -> "Store":
-        """Create a new SQLite file with the schema and (by default) the bundled seeds."""
+        """Create a new SQLite file with the schema and (by default) the bundled seeds.
+
+        The file is built beside its final path under a temporary name and linked into
+        place only once the migrations and the seed load have committed: a process killed
+        at any moment leaves no database or a complete one, never a half-built one.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
-        store = cls(dbmod.make_engine(url), url, path)
+        _remove_stale_builds(path)
+        tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        _remove_db_files(tmp)
+        tmp_url = f"sqlite:///{tmp}"
+        building = cls(dbmod.make_engine(tmp_url), tmp_url, tmp)
         try:
-            store.initialise(announce=announce, seeds=seeds)
+            n = building.initialise(seeds=seeds)
+            building.close()
+            if Path(f"{tmp}-wal").exists() and Path(f"{tmp}-wal").stat().st_size:
+                raise StoreError(f"{tmp}: the write-ahead log was not checkpointed; "
+                                 f"nothing was created")
+            fsync_path(tmp)
+            _link_into_place(tmp, path)
+            fsync_path(path.parent)
         except BaseException:
-            store.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+            building.close()
             raise
-        return store
+        finally:
+            _remove_db_files(tmp)
+        if announce:
+            announce(f"timeline: created {path} (schema {migrate.HEAD_REVISION}, "
+                     f"{n} seed events loaded)")
+        return cls(dbmod.make_engine(url), url, path)
 
     def initialise(self, *, announce: Announce | None = None, seeds: bool = True) -> int:
         """Run migrations to head and load the bundled seeds; returns events appended."""
@@ -209,26 +253,40 @@ class Store:
 
     # -- appending -----------------------------------------------------------------------
     def append(self, new: Sequence[NewEvent],
-               expected_versions: Mapping[str, int] | None = None) -> AppendResult:
-        """Append a batch atomically; already-present ids are skipped (idempotent)."""
+               expected_versions: Mapping[str, int] | None = None, *,
+               dry_run: bool = False) -> AppendResult:
+        """Append a batch atomically; already-present ids with the same content are skipped
+        (idempotent), with other content refused. `dry_run` does everything in a
+        transaction that is rolled back, and reports the state changes it would make."""
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
         for ev in new:
             validate(ev)
-            if ev.id is not None and not (isinstance(ev.id, str) and 0 < len(ev.id) <= 36):
-                # the id column is text(36) on every backend
-                _fail(ev, "id", f"must be text of 1 to 36 characters (a UUID), got {ev.id!r}")
         offered = [ev if ev.id else ev.with_id(uuid7()) for ev in new]
-        with dbmod.driver_errors(self.where), self.engine.begin() as conn:
-            _write_lock(conn)
-            return self._append_in(conn, offered, dict(expected_versions or {}))
+        _check_batch_ids(offered)
+        with dbmod.driver_errors(self.where), self.engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                _write_lock(conn)
+                res = self._append_in(conn, offered, dict(expected_versions or {}), dry_run)
+            except BaseException:
+                trans.rollback()
+                raise
+            if dry_run:
+                trans.rollback()
+            else:
+                trans.commit()
+            return res
 
     def _append_in(self, conn: Connection, offered: list[NewEvent],
-                   expected: dict[str, int]) -> AppendResult:
-        present = _existing_ids(conn, [e.id for e in offered])
+                   expected: dict[str, int], dry_run: bool = False) -> AppendResult:
+        present = _existing(conn, [e.id for e in offered])
         batch, seen = [], set()
         for ev in offered:
-            if ev.id in present or ev.id in seen:
+            if ev.id in present:
+                _same_as_stored(ev, present[ev.id])
+                continue
+            if ev.id in seen:
                 continue
             seen.add(ev.id)
             batch.append(ev)
@@ -243,8 +301,10 @@ class Store:
             if rows[stream].version != want:
                 raise ConcurrencyError(stream, want, rows[stream].version)
         if not batch:
-            return AppendResult([], skipped)
+            return AppendResult([], skipped, dry_run=dry_run)
         _check_references(batch, rows, sup_rows)
+        touched = sorted(own_streams | referenced | {r[0] for r in sup_rows.values()})
+        before = _histories(conn, touched) if dry_run else {}
 
         head = _head(conn)
         now = dt.datetime.now(dt.timezone.utc)
@@ -285,12 +345,13 @@ class Store:
                     link_rows)
         withdrawn: dict[str, list[str]] = {}
         for i in sup_ids:
-            stream, eff = sup_rows[i]
+            stream, eff, _ = sup_rows[i]
             withdrawn.setdefault(stream, []).append(eff)
         maintain.apply_batch(conn, fold_events, rows, withdrawn)
+        changes = _changes(before, _histories(conn, touched)) if dry_run else []
         return AppendResult([Event(**{**r, "payload": json.loads(r["payload"]),
                                       "source": json.loads(r["source"])}) for r in ev_rows],
-                            skipped)
+                            skipped, changes, dry_run)
 
     def copy_from(self, source: "Store") -> tuple[Head, int]:
         """Copy `source`'s whole log, rows as they are, into this empty store.
@@ -342,6 +403,7 @@ class Store:
             _check_triggers(r.conn, self.dialect)
             for row in r.event_rows(10_000):
                 checker.check(row)
+                _check_stored(row)
         return checker.head
 
     def rebuild(self, progress=None) -> int:
@@ -351,6 +413,85 @@ class Store:
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
             _write_lock(conn)
             return maintain.rebuild(conn, progress)
+
+
+def _check_stored(row: dict) -> None:
+    """An intact stored event that today's schema refuses (written by an earlier version):
+    named as a finding, with its position and field."""
+    try:
+        ev = row_to_event(row)
+        validate(NewEvent(ev.stream, ev.type, ev.effective, ev.payload, ev.source,
+                          ev.known, ev.announced, ev.id))
+    except EventValidationError as exc:
+        raise IntegrityError(f"event at position {row['position']} is intact but fails the "
+                             f"event schema: field {exc.field!r}: {exc.message} (it was "
+                             f"admitted by an earlier version; queries fold it as stored)",
+                             row["position"]) from None
+    except ValueError as exc:  # not even JSON (e.g. NaN written by an earlier version)
+        raise IntegrityError(f"event at position {row['position']} is intact but its "
+                             f"payload is not valid JSON: {exc}", row["position"]) from None
+
+
+def _remove_db_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _remove_stale_builds(path: Path) -> None:
+    """Delete what a creator killed mid-build left beside `path` (its process is gone)."""
+    for leftover in path.parent.glob(f".{path.name}.creating-*"):
+        m = re.search(r"\.creating-(\d+)", leftover.name)
+        if m and not _alive(int(m.group(1))):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _link_into_place(tmp: Path, path: Path) -> None:
+    """Give the finished file its name, unless another process created it meanwhile."""
+    try:
+        os.link(tmp, path)  # atomic, and refuses to replace an existing file
+    except FileExistsError:
+        pass  # another creator won the race: its complete database is used
+    except OSError:
+        os.replace(tmp, path)  # a file system without hard links: still atomic
+
+
+def _histories(conn: Connection, streams: list[str]) -> dict[str, list[tuple[str, dict]]]:
+    r = Reader(conn)
+    return {s: [(row.valid_from, row.state) for row in r.history(s)] for s in streams}
+
+
+def _changes(before: dict, after: dict) -> list[StateChange]:
+    """Per measure, each date whose state differs, and the fields that differ there."""
+    out = []
+    for stream in sorted(after):
+        old, new = dict(before.get(stream, ())), dict(after[stream])
+        diffs = []
+        for day in sorted(set(old) | set(new)):
+            a, b = _in_force(before.get(stream, ()), day), _in_force(after[stream], day)
+            for name in sorted(set(a) | set(b)):
+                if a.get(name) != b.get(name) and name != "scheduled":
+                    diffs.append((day, name, a.get(name), b.get(name)))
+        if diffs or not old:
+            out.append(StateChange(stream, not old, diffs))
+    return out
+
+
+def _in_force(intervals, day: str) -> dict:
+    state = {}
+    for start, st in intervals:
+        if start <= day:
+            state = st
+    return state
 
 
 def _write_lock(conn: Connection) -> None:
@@ -365,24 +506,64 @@ def _head(conn: Connection) -> Head:
     return Head(with_row[0], with_row[1]) if with_row else ChainChecker().head
 
 
-def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
-    found: set[str] = set()
+_CONTENT_COLS = "id, position, stream, type, effective, announced, known, payload, source"
+
+
+def _existing(conn: Connection, ids: list[str]) -> dict[str, tuple]:
+    """id -> the stored row's (position, stream, type, effective, announced, known, payload,
+    source) for the ids already in the log."""
+    found: dict[str, tuple] = {}
     for i in range(0, len(ids), IN_CHUNK):
         part = tuple(ids[i:i + IN_CHUNK])
-        found.update(r[0] for r in run_sql(
-            conn, f"SELECT id FROM events WHERE id IN ({', '.join('?' * len(part))})", part))
+        for r in run_sql(conn, f"SELECT {_CONTENT_COLS} FROM events WHERE id IN "
+                               f"({', '.join('?' * len(part))})", part):
+            found[r[0]] = tuple(r[1:])
     return found
 
 
+def _content(ev: NewEvent) -> tuple:
+    """What makes an event the same event: everything but position, version and times."""
+    return (ev.stream, ev.type, ev.effective.isoformat(),
+            ev.announced.isoformat() if ev.announced else None,
+            canonical_json(ev.payload), canonical_json(ev.source))
+
+
+def _same_as_stored(ev: NewEvent, row: tuple) -> None:
+    """An id already in the log may be offered again only with the same content."""
+    position, stream, type_, effective, announced, known, payload, source = row
+    stored = (stream, type_, effective, announced, payload, source)
+    offered = _content(ev)
+    names = ("stream", "type", "effective", "announced", "payload", "source")
+    differs = [n for n, a, b in zip(names, offered, stored) if a != b]
+    if ev.known is not None and ev.known.isoformat() != known:
+        differs.append("known")
+    if differs:
+        _fail(ev, "id", f"conflict: id {ev.id} is already in the log at position {position} "
+                        f"with other content ({', '.join(differs)} differ); an event cannot "
+                        f"be changed — append a correction instead. Nothing was written")
+
+
+def _check_batch_ids(offered: list[NewEvent]) -> None:
+    """Within one append, an id offered twice must carry the same content both times."""
+    first: dict[str, NewEvent] = {}
+    for ev in offered:
+        other = first.setdefault(ev.id, ev)
+        if other is not ev and (_content(other), other.known) != (_content(ev), ev.known):
+            where = other.origin or "earlier in the batch"
+            _fail(ev, "id", f"conflict: id {ev.id} is also used at {where} with other "
+                            f"content; nothing was written")
+
+
 def _superseded(conn: Connection, ids: list[str], batch: list[NewEvent]) -> dict[str, tuple]:
-    """id -> (stream, effective) for superseded ids found in the log or the batch."""
+    """id -> (stream, effective, type) for superseded ids found in the log or the batch."""
     wanted = set(ids)
-    out = {e.id: (e.stream, e.effective.isoformat()) for e in batch if e.id in wanted}
+    out = {e.id: (e.stream, e.effective.isoformat(), e.type) for e in batch if e.id in wanted}
     missing = [i for i in ids if i not in out]
     for i in range(0, len(missing), IN_CHUNK):
-        for r in conn.execute(select(events.c.id, events.c.stream, events.c.effective)
+        for r in conn.execute(select(events.c.id, events.c.stream, events.c.effective,
+                                     events.c.type)
                               .where(events.c.id.in_(missing[i:i + IN_CHUNK]))):
-            out[r.id] = (r.stream, r.effective)
+            out[r.id] = (r.stream, r.effective, r.type)
     return out
 
 
@@ -416,6 +597,9 @@ def _check_references(batch: list[NewEvent], rows, sup_rows) -> None:
         for i in ev.payload.get("supersedes", ()):
             if i not in sup_rows:
                 _fail(ev, "supersedes", f"unknown event id {i!r}")
+            if sup_rows[i][2] == "retraction":
+                _fail(ev, "supersedes", f"event {i} is itself a retraction; a retraction is "
+                                        f"final (append the withdrawn event again instead)")
             if ev.type == "correction" and sup_rows[i][0] != ev.stream:
                 _fail(ev, "supersedes", f"a correction must be in the stream of the event it "
                                         f"corrects ({sup_rows[i][0]})")

@@ -8,6 +8,7 @@ import sys
 from timeline import api
 from timeline.errors import IntegrityError
 from timeline.log.migrate import HEAD_REVISION
+from timeline.log.validation import field_tables
 from timeline.query.parser import parse
 from timeline.surfaces.common import announce, open_timeline
 from timeline.surfaces.manifest import check_against_manifest
@@ -80,14 +81,57 @@ def run_verify(args) -> int:
 def configure_load(p):
     """Arguments of `timeline load`."""
     p.add_argument("paths", nargs="+", metavar="PATH", help="event files or directories")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate and show what would be appended, skipped and changed; "
+                        "write nothing")
+    p.add_argument("--sources", metavar="DIR",
+                   help="folder holding the cited documents (its sources/ and reference/); "
+                        "default: the event file's folder, then the bundled sources")
 
 
 def run_load(args) -> int:
     """Validate every file, then append all their events in one transaction."""
     with open_timeline(args) as tl:
-        res = tl.load(args.paths)
-    print(f"appended {len(res.appended)} events ({res.skipped} already in the log); "
-          f"head {res.head.position} {res.head.hash}")
+        res = tl.load(args.paths, sources=args.sources, dry_run=args.dry_run)
+    if not res.dry_run:
+        print(f"appended {len(res.appended)} events ({res.skipped} already in the log); "
+              f"head {res.head.position} {res.head.hash}")
+        return 0
+    print(f"dry run: would append {len(res.appended)} events ({res.skipped} already in the "
+          f"log); nothing was written (head {res.head.position} {res.head.hash[:12]})")
+    for ev in res.appended:
+        print(f"  + {ev.effective}  {ev.stream}  {ev.type}  {ev.title}")
+    if res.changes:
+        print("state changes:")
+    for ch in res.changes:
+        print(f"  {ch.stream}{' (new measure)' if ch.new else ''}")
+        for day, name, before, after in ch.differences[:12]:
+            print(f"    {day}  {name}: {_shown(before)} -> {_shown(after)}")
+        if len(ch.differences) > 12:
+            print(f"    … and {len(ch.differences) - 12} more")
+    return 0
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "(none)"
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else \
+        str(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def configure_schema(p):
+    """Arguments of `timeline schema`."""
+    p.add_argument("--markdown", action="store_true",
+                   help="print the field tables of docs/event-format.md instead")
+
+
+def run_schema(args) -> int:
+    """Print the JSON Schema of the event-file format (or its field tables)."""
+    if args.markdown:
+        print(field_tables())
+    else:
+        print(json.dumps(api.event_schema(), indent=2, ensure_ascii=False))
     return 0
 
 

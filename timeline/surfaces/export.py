@@ -32,6 +32,7 @@ from typing import Callable
 
 from timeline import __version__
 from timeline.errors import TimelineError
+from timeline.files import fsync_path
 from timeline.projections.reader import Reader
 from timeline.surfaces.common import open_timeline
 from timeline.surfaces.manifest import (LATEST, MANIFEST, SNAPSHOT_NAME, read_latest,  # noqa: F401
@@ -99,14 +100,14 @@ def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = Fals
                 manifest = _manifest(tmp, names, r.revision(), head, as_of, known_on)
                 _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True,
                                                        ensure_ascii=False) + "\n")
-                _fsync_dir(tmp)
+                fsync_path(tmp)
                 _install(tmp, target)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         _write_file(out / ".latest.tmp", name + "\n")
         os.replace(out / ".latest.tmp", out / LATEST)
-        _fsync_dir(out)
+        fsync_path(out)
         pruned = prune(out, keep, protect={name}) if keep else []
     return ExportResult(target, True, manifest, pruned)
 
@@ -290,16 +291,6 @@ def _write_file(path: Path, content: str) -> None:
         f.write(content)
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return  # directories cannot be opened for fsync on Windows
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _test_delay() -> None:
     delay = os.environ.get(TEST_DELAY_ENV)
     if delay:
@@ -319,7 +310,7 @@ def _install(tmp: Path, target: Path) -> None:
         os.rename(target, old)
         os.rename(tmp, target)
         shutil.rmtree(old)
-    _fsync_dir(target.parent)
+    fsync_path(target.parent)
 
 
 def _exchange(a: Path, b: Path) -> bool:
