@@ -1,7 +1,7 @@
 """The layout stays true: imports go down the layers, never up, and never in a circle.
 
 Layers, bottom to top (README, Development):
-  base        timeline.errors, timeline.resources
+  base        timeline.errors, timeline.resources, timeline.files
   log         timeline.log.*          events, validation, hash chain, schema, database glue
   projections timeline.projections.*  fold, maintenance, the Reader (every read query)
   store       timeline.store.*        the Store (the one writer) and guarded user SQL
@@ -33,7 +33,7 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if parts == ["timeline"] or parts[1:2] == ["api"] or parts[1:2] == ["__main__"]:
         return "api" if parts[1:2] != ["__main__"] else "surfaces"
-    if parts[1] in ("errors", "resources"):
+    if parts[1] in ("errors", "resources", "files"):
         return "base"
     if parts[1] in RANK:
         return parts[1]

@@ -43,7 +43,7 @@ def test_generation_is_deterministic():
 
 
 def test_generated_rows_are_valid_events():
-    from timeline.log.events import validate
+    from timeline.log.validation import validate
 
     from benchmarks.generate import new_events
 

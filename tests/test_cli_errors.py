@@ -207,3 +207,23 @@ def test_cli_on_a_copy_is_unaffected_by_failures(seeded_db, tmp_path):
     shutil.copy(seeded_db, copy)
     r = run_main("verify", "--db", str(copy))
     assert r.returncode == 0 and r.stdout.startswith("ok")
+
+
+@pytest.mark.parametrize("query", [
+    "state of us.tariff.ieepa-reciprocal.cn as of 2025-05-14",   # the raw-cursor fast path
+    "history of us.tariff.ieepa-reciprocal.cn",
+    "total tariff by us on cn as of 2025-04-10",
+    "measures",
+])
+def test_a_missing_projection_table_is_one_error_line_on_every_read_path(seeded_db, query):
+    """Driver errors are translated once, at the read boundary: the fast path included."""
+    import sqlite3
+
+    con = sqlite3.connect(seeded_db)
+    con.execute("DROP TABLE intervals")
+    con.commit()
+    con.close()
+    r = run_cli("query", "--db", str(seeded_db), query)
+    assert r.returncode == 1, r.stdout
+    assert "Traceback" not in r.stderr and r.stderr.startswith("error: ")
+    assert "intervals" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -50,7 +50,7 @@ for i in range(n):
     back = rnd.randrange(10) == 0
     day = dt.date(2025, 2, 1) + dt.timedelta(days=rnd.randrange(i + 1) if back else i)
     ev = NewEvent(s, "amended", day, {"title": f"w{wid} #{i}", "set": {"rate": i % 50,
-                  "writer": wid}}, {"name": "concurrency test"})
+                  "stage": f"writer {wid}"}}, {"name": "concurrency test"})
     while True:
         with store.reading() as c:
             v = c.conn.execute(text("SELECT version FROM measures WHERE stream = :s"),

@@ -46,7 +46,7 @@ BAD = {
                      "unknown event type 'imposd'", "type"),
     "missing-field": (GOOD.replace('title = "A demo tariff"\n', ""), "missing", "title"),
     "bad-date": (GOOD.replace("effective = 2030-01-01", 'effective = "1st of Jan"'),
-                 "unparseable date", "effective"),
+                 "must be a date", "effective"),
     "bad-rate": (GOOD.replace("rate = 5", 'rate = "five"'), "must be a number", "set.rate"),
     "before-measure-exists": (GOOD + GOOD.replace('type = "imposed"', 'type = "amended"')
                               .replace("2030-01-01", "2029-06-01"),

@@ -11,6 +11,9 @@ import subprocess
 
 import pytest
 
+from timeline.log.loader import load_paths
+from timeline.resources import seeds_path
+
 from timeline.surfaces import chart
 from timeline.surfaces.report import REPORT, write_report
 
@@ -64,7 +67,8 @@ def test_rendered_dom_has_the_charts_and_the_state_table(report, tmp_path):
     assert 'id="chart-total-us-cn"' in dom and 'id="chart-total-cn-us"' in dom
     assert 'id="chart-total-us-cn-series-total"' in dom
     assert 'id="state-table"' in dom
-    assert dom.count('<tr id="m-') == 39
+    measures = {e.stream for e in load_paths([seeds_path()])}
+    assert dom.count('<tr id="m-') == len(measures)
     assert "us.tariff.ieepa-reciprocal.cn" in dom
 
 
