@@ -16,8 +16,7 @@ from timeline.surfaces import cli
 from .backends import run_main
 from .conftest import run_cli
 
-COMMANDS = ["init", "info", "verify", "load", "query", "rebuild", "repl", "sql", "export",
-            "chart", "copy"]
+COMMANDS = list(cli.COMMANDS)  # every command, including any added later
 
 # (argv, what the message must mention); every one must exit 2 with a usage line
 # the arguments each command needs, so that only the bogus option is wrong
