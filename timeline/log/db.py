@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from timeline.errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
 
@@ -46,7 +46,7 @@ def resolve(db: str | None) -> tuple[str, Path | None, bool]:
     if not db:
         db, is_default = str(default_db_path()), True
     if "://" in db:
-        url = make_url(db)
+        url = _parse_url(db)
         if url.get_backend_name() == "sqlite":
             path = Path(url.database) if url.database and url.database != ":memory:" else None
             return db, path, is_default
@@ -55,9 +55,26 @@ def resolve(db: str | None) -> tuple[str, Path | None, bool]:
     return f"sqlite:///{path}", path, is_default
 
 
+def _parse_url(db: str):
+    """A SQLAlchemy URL, or a StoreError naming what is wrong with it."""
+    try:
+        url = make_url(db)
+    except ArgumentError:
+        raise StoreError(f"--db {db!r} is neither a file path nor a database URL (e.g. "
+                         f"sqlite:///PATH or postgresql+psycopg://user@host/db)") from None
+    if url.get_backend_name() not in KNOWN_BACKENDS:
+        raise StoreError(f"--db {url.render_as_string(hide_password=True)!r}: unknown "
+                         f"database URL scheme {url.drivername!r}; use a "
+                         f"file path, sqlite:///PATH or postgresql+psycopg://user@host/db")
+    return url
+
+
+KNOWN_BACKENDS = ("sqlite", "postgresql")
+
+
 def make_engine(url: str, *, readonly: bool = False) -> Engine:
     """An engine with the pragmas and transaction behaviour the store relies on."""
-    u = make_url(url)
+    u = _parse_url(url)
     if u.get_backend_name() != "sqlite":
         kwargs = {}
         if readonly:
@@ -65,7 +82,12 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
             # reader that runs several statements sees one consistent state of the log
             kwargs["execution_options"] = {"postgresql_readonly": True,
                                            "isolation_level": "REPEATABLE READ"}
-        return create_engine(url, future=True, **kwargs)
+        try:
+            return create_engine(url, future=True, **kwargs)
+        except (NoSuchModuleError, ImportError) as exc:
+            raise StoreError(f"cannot use {u.render_as_string(hide_password=True)}: the "
+                             f"driver is not installed ({exc}); for PostgreSQL: pip install "
+                             f"'timeline[postgres]'") from None
     if readonly and u.database and u.database != ":memory:":
         # SQLite's own read-only mode: the file is opened O_RDONLY, so no write can happen
         ro = Path(u.database).resolve().as_uri() + "?mode=ro"

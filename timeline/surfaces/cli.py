@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
 from timeline.errors import TimelineError, describe
 
@@ -60,6 +61,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     common.add_argument("--db", metavar="PATH_OR_URL", default=argparse.SUPPRESS,
                         help="database file or SQLAlchemy URL (default: $TIMELINE_DB or the "
                              "per-user data directory)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an unexpected error, print the Python traceback too")
     parser = _Parser(prog="timeline", parents=[common],
                      description="An event-sourced, bitemporal timeline database.")
     from timeline import __version__
@@ -91,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if not hasattr(args, "db"):
         args.db = None
-    mod = importlib.import_module(args._module)
+    args.debug = getattr(args, "debug", False)
     try:
+        mod = importlib.import_module(args._module)
         return int(getattr(mod, f"run_{args._name}".replace("-", "_"))(args) or 0)
     except TimelineError as exc:
         print(describe(exc), file=sys.stderr)
@@ -104,6 +108,23 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except MemoryError:
+        # the traceback itself might not fit; say what to do instead
+        print("error: out of memory; narrow the query (or add a LIMIT to the SQL)",
+              file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as exc:  # noqa: BLE001 - the one catch-all: no traceback reaches a user
+        return _internal_error(exc, args.debug)
+
+
+def _internal_error(exc: Exception, debug: bool) -> int:
+    """An unexpected exception as one line (the traceback only with --debug); exit 1."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    print(f"internal error: {type(exc).__name__}: {first} (please report; run again with "
+          f"--debug for the traceback)", file=sys.stderr)
+    return EXIT_FAIL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -67,7 +67,25 @@ def snapshot_name(as_of: str, known_on: str | None) -> str:
 def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = False,
                    keep: int | None = None) -> ExportResult:
     """Write (or find up to date) the snapshot of `store` for the dates under `out_dir`."""
+    if not str(out_dir).strip():
+        # Path("") is ".": an empty --out would write into the current directory
+        raise TimelineError("--out needs a folder name (it was empty)")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TimelineError(f"--out {out} is a file, not a folder; nothing was written")
+    try:
+        return _write_snapshot(store, out, as_of, known_on, force, keep)
+    except OSError as exc:
+        # a full or read-only disk: the temporary folder is gone, older snapshots and
+        # `latest` are as they were (they are replaced only by renames)
+        where = exc.filename or out
+        raise TimelineError(f"cannot write the snapshot into {out}: {where}: "
+                            f"{exc.strerror or exc}; earlier snapshots and {LATEST} are "
+                            f"unchanged") from exc
+
+
+def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
+                    keep: int | None) -> ExportResult:
     as_of = _iso(as_of) or dt.date.today().isoformat()
     known_on = _iso(known_on)
     name = snapshot_name(as_of, known_on)
