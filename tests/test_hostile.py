@@ -15,7 +15,7 @@ import pytest
 
 from timeline.surfaces import cli
 
-from .backends import backend, make_db, run_main  # noqa: F401 - pytest fixtures
+from .backends import backend, make_db, only_postgres, run_main  # noqa: F401 - fixtures
 from .conftest import run_cli
 
 
@@ -178,3 +178,124 @@ def test_export_at_the_ends_of_the_calendar(seeded_db, tmp_path, as_of):
     res = run_main("--db", seeded_db, "export", "--out", out, "--as-of", as_of)
     assert res.returncode == 0, res.stderr
     assert run_main("export", "--verify", out / as_of).returncode == 0
+
+
+# -- items 3 and 4: `timeline sql` cannot write, nor reach the server's files or programs ---
+def pg_seeded(tmp_path) -> str:
+    from .backends import new_db
+
+    return new_db("postgresql", tmp_path, seeded=True)
+
+
+PG_ESCAPES = [
+    ("COPY (SELECT 'x') TO PROGRAM 'touch {probe}'", "COPY refused (must be superuser or "
+                                                     "have privileges of the "
+                                                     "pg_execute_server_program role"),
+    ("COPY v_events FROM PROGRAM 'touch {probe}'", "COPY refused"),
+    ("COPY (SELECT 1) TO '{probe}'", "pg_write_server_files"),
+    ("COPY v_measures FROM '/etc/hostname'", "COPY refused"),
+    ("SELECT pg_read_file('/etc/hostname')", "permission denied for function pg_read_file"),
+    ("SELECT pg_read_binary_file('/etc/hostname')", "permission denied for function"),
+    ("SELECT pg_ls_dir('.')", "permission denied for function pg_ls_dir"),
+    ("SELECT pg_stat_file('/etc/hostname')", "permission denied for function pg_stat_file"),
+    ("SELECT lo_export(1, '{probe}')", "permission denied for function lo_export"),
+    ("SELECT lo_import('/etc/hostname')", "permission denied for function lo_import"),
+    ("SELECT set_config('session_authorization', 'postgres', true)",
+     "permission denied to set session authorization"),
+    ("SELECT set_config('role', 'postgres', true)", "permission denied to set role"),
+    ("SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, false, '')",
+     "permission denied for function pg_read_file"),
+    ("SELECT count(*) FROM events", "permission denied for table events"),
+    ("SELECT * FROM intervals", "permission denied for table intervals"),
+    ("DELETE FROM events", "DELETE refused (cannot execute DELETE in a read-only transaction)"),
+    ("UPDATE measures SET title = 'x'", "UPDATE refused"),
+    ("TRUNCATE events", "TRUNCATE refused"),
+    ("CREATE TABLE t (a int)", "CREATE refused"),
+    ("CREATE TEMP TABLE t (a int)", "CREATE refused"),
+]
+
+
+@only_postgres
+@pytest.mark.parametrize("sql, words", PG_ESCAPES, ids=[s for s, _ in PG_ESCAPES])
+def test_postgres_sql_cannot_reach_files_programs_or_write(tmp_path, sql, words):
+    url = pg_seeded(tmp_path)
+    before = head_of(url)
+    probe = tmp_path / "probe-file"
+    line = one_error_line(run_main("--db", url, "sql", sql.format(probe=probe)))
+    assert words in line, line
+    assert "runs as the role timeline_reader in a read-only transaction" in line
+    assert not probe.exists()
+    assert head_of(url) == before
+    assert run_main("--db", url, "verify").returncode == 0
+
+
+@only_postgres
+def test_postgres_sql_reads_views_and_literal_percent(tmp_path):
+    url = pg_seeded(tmp_path)
+    import timeline
+    # the README's own example: a literal % in a LIKE pattern, and in a string
+    readme = ("SELECT measure, rate, status FROM v_intervals WHERE measure LIKE 'us.tariff.%' "
+              "AND valid_from <= '2025-05-14' AND (valid_to IS NULL OR valid_to > '2025-05-14')"
+              " ORDER BY measure")
+    res = run_main("--db", url, "sql", readme, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert {"measure": "us.tariff.ieepa-reciprocal.cn", "rate": 10, "status": "in_force"} in rows
+    with timeline.open(url) as tl:
+        assert tl.sql("SELECT '100%' AS p, current_user AS who") == (
+            ["p", "who"], [("100%", "timeline_reader")])
+
+
+@only_postgres
+def test_postgres_sql_refuses_when_it_cannot_drop_privileges(tmp_path, monkeypatch):
+    url = pg_seeded(tmp_path)
+    # the only roles on offer are the superuser the tests connect as
+    monkeypatch.setenv("TIMELINE_SQL_URL", url)
+    res = run_main("--db", url, "sql", "SELECT 1")
+    line = one_error_line(res)
+    assert "`timeline sql` cannot drop its privileges, so it refuses to run (nothing was run)" \
+        in line
+    assert "$TIMELINE_SQL_URL is postgres, which is a superuser" in line
+    assert "the --db user is postgres" in line
+    monkeypatch.setenv("TIMELINE_SQL_URL", url.replace("postgres@", "no_such_role_x@"))
+    line = one_error_line(run_main("--db", url, "sql", "SELECT 1"))
+    assert "$TIMELINE_SQL_URL cannot connect" in line and "no_such_role_x" in line
+
+
+SQLITE_READS = [
+    ("SELECT value FROM json_each('[1,2]')", [(1,), (2,)]),
+    ("SELECT key FROM json_tree('{\"a\":1}') WHERE key IS NOT NULL", [("a",)]),
+    ("SELECT name FROM pragma_table_info('events') WHERE cid < 2", [("position",), ("id",)]),
+    ("SELECT count(*) > 0 FROM pragma_index_list('events')", [(1,)]),
+    ("SELECT journal_mode FROM pragma_journal_mode", [("wal",)]),
+]
+
+
+@pytest.mark.parametrize("sql, rows", SQLITE_READS, ids=[s for s, _ in SQLITE_READS])
+def test_sqlite_table_valued_functions_are_reads(seeded_db, sql, rows):
+    res = run_main("--db", seeded_db, "sql", sql, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert [tuple(r.values()) for r in json.loads(res.stdout)] == rows
+
+
+SQLITE_ESCAPES = [
+    ("WITH a AS (SELECT 1) UPDATE sqlite_master SET sql = 'x'", "read-only: WITH refused"),
+    ("UPDATE sqlite_master SET sql = 'x'", "read-only: UPDATE refused"),
+    ("WITH a AS (SELECT 1) DELETE FROM events", "DELETE refused"),
+    ("ATTACH '{probe}' AS x", "ATTACH refused"),
+    ("VACUUM INTO '{probe}'", "VACUUM refused"),
+    ("SELECT load_extension('{probe}')", "not authorized"),
+    ("SELECT * FROM pragma_journal_mode('delete')", "unknown database"),
+    ("PRAGMA journal_mode = delete", "PRAGMA journal_mode = … refused"),
+    ("PRAGMA writable_schema = 1", "PRAGMA writable_schema = … refused"),
+]
+
+
+@pytest.mark.parametrize("sql, words", SQLITE_ESCAPES, ids=[s for s, _ in SQLITE_ESCAPES])
+def test_sqlite_sql_escapes_stay_refused(seeded_db, tmp_path, sql, words):
+    before = head_of(str(seeded_db))
+    probe = tmp_path / "probe.db"
+    line = one_error_line(run_main("--db", seeded_db, "sql", sql.format(probe=probe)))
+    assert words in line
+    assert not probe.exists()
+    assert head_of(str(seeded_db)) == before
