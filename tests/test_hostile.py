@@ -299,3 +299,17 @@ def test_sqlite_sql_escapes_stay_refused(seeded_db, tmp_path, sql, words):
     assert words in line
     assert not probe.exists()
     assert head_of(str(seeded_db)) == before
+
+
+# -- item 6: the same answers on both backends ---------------------------------------------
+@pytest.mark.parametrize("word", ["geneva", "GENEVA", "Geneva", "gEnEvA"])
+def test_contains_has_one_case_rule_on_both_backends(make_db, word):
+    url = make_db()
+    every = json.loads(run_main("--db", url, "query", "events", "--format", "json").stdout)
+    fold = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+    want = [e["position"] for e in every["results"]
+            if word.translate(fold) in e["payload"]["title"].translate(fold)]
+    res = run_main("--db", url, "query", f'events where title contains "{word}"',
+                   "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert [e["position"] for e in json.loads(res.stdout)["results"]] == want and want
