@@ -313,3 +313,118 @@ def test_contains_has_one_case_rule_on_both_backends(make_db, word):
                    "--format", "json")
     assert res.returncode == 0, res.stderr
     assert [e["position"] for e in json.loads(res.stdout)["results"]] == want and want
+
+
+# -- items 1 and 2: verify checks everything a reader trusts; readers notice a changed log --
+def raw(url: str, *statements: str) -> None:
+    """Run statements on a plain connection, as an attacker with database access would."""
+    from .backends import raw_engine
+
+    eng = raw_engine(url)
+    try:
+        with eng.begin() as c:
+            for sql in statements:
+                c.exec_driver_sql(sql)
+    finally:
+        eng.dispose()
+
+
+def failed_verify(url: str, *extra: str) -> str:
+    res = run_main("--db", url, "verify", *extra)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith("FAILED: "), res.stderr
+    return res.stderr
+
+
+NOOP_TRIGGER = {
+    "sqlite": ["DROP TRIGGER events_no_delete",
+               "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT 1; END"],
+    "postgresql": ["CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger "
+                   "LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$"],
+}
+
+
+def test_a_same_named_trigger_that_does_nothing_is_reported(make_db, backend):
+    url = make_db()
+    raw(url, *NOOP_TRIGGER[backend])
+    for extra in ((), ("--quick",)):
+        err = failed_verify(url, *extra)
+        name = "events_no_delete" if backend == "sqlite" else "events_no_change"
+        assert f"immutability triggers missing or altered: {name} altered" in err
+    # the attack it hides: the log can now lose a row, and verify says so
+    raw(url, "DELETE FROM events WHERE position = 5")
+    err = failed_verify(url)
+    assert "altered at position 5" in err and "altered" in err
+
+
+@only_postgres
+def test_a_disabled_trigger_is_reported(tmp_path):
+    url = pg_seeded(tmp_path)
+    raw(url, "ALTER TABLE events DISABLE TRIGGER events_no_truncate")
+    assert "events_no_truncate disabled" in failed_verify(url, "--quick")
+
+
+def test_an_altered_view_is_reported(make_db, backend):
+    url = make_db()
+    raw(url, "DROP VIEW v_state_today", "DROP VIEW v_intervals",
+        "CREATE VIEW v_intervals AS SELECT stream AS measure, 1 AS rate FROM intervals",
+        "CREATE VIEW v_state_today AS SELECT * FROM v_intervals")
+    err = failed_verify(url, "--quick")
+    assert "documented views missing or altered: v_intervals altered; v_state_today altered" \
+        in err
+
+
+def test_edited_projections_are_reported_with_measure_and_date(make_db, backend):
+    url = make_db()
+    q = "total tariff by us on cn as of 2025-04-10"
+    before = json.loads(run_main("--db", url, "query", q, "--format", "json").stdout)
+    raw(url, "UPDATE intervals SET state = replace(state, '\"rate\":125', '\"rate\":1') "
+             "WHERE stream = 'us.tariff.ieepa-reciprocal.cn' AND valid_from = '2025-04-10'")
+    err = failed_verify(url)
+    assert ("projections altered: measure us.tariff.ieepa-reciprocal.cn, interval from "
+            "2025-04-10: state is") in err and "run `timeline rebuild`" in err
+    assert run_main("--db", url, "verify", "--quick").returncode == 0  # the quick check's limit
+    assert run_main("--db", url, "rebuild").returncode == 0
+    assert run_main("--db", url, "verify").returncode == 0
+    assert json.loads(run_main("--db", url, "query", q, "--format", "json").stdout) == before
+
+
+LOG_CHANGES = {
+    "last row deleted": ("DELETE FROM events WHERE position = (SELECT MAX(position) FROM "
+                         "events)"),
+    "last row rewritten": ("UPDATE events SET hash = '" + "1" * 64 + "' WHERE position = "
+                           "(SELECT MAX(position) FROM events)"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(LOG_CHANGES))
+def test_readers_refuse_a_log_changed_behind_the_stores_back(make_db, backend, tmp_path,
+                                                            change):
+    url = make_db()
+    drop = (["DROP TRIGGER events_no_update", "DROP TRIGGER events_no_delete"]
+            if backend == "sqlite" else ["DROP TRIGGER events_no_change ON events"])
+    raw(url, *drop, LOG_CHANGES[change])
+    events_before = run_main("--db", url, "info").stdout  # info still looks
+    assert "events" in events_before
+    out = tmp_path / "ex"
+    seed = tmp_path / "e.toml"
+    seed.write_text('[[events]]\nstream = "test.x"\ntype = "opened"\neffective = 2025-01-01\n'
+                    'known = 2025-01-01\ntitle = "x"\n[events.source]\nname = "test"\n')
+    for argv in (["query", "measures"], ["query", "total tariff by us on cn"],
+                 ["export", "--out", out], ["load", seed], ["sql", "SELECT 1"],
+                 ["chart", "total tariff by us on cn", "-o", tmp_path / "c.svg"]):
+        res = run_main("--db", url, *argv)
+        line = one_error_line(res)
+        assert "the log changed behind the store's back: the projections reflect position" \
+            in line, (argv, line)
+        assert "run `timeline verify`" in line and "`timeline rebuild`" in line
+    assert [p.name for p in out.iterdir()] == [".lock"]  # no snapshot, no `latest`
+    assert not (tmp_path / "c.svg").exists()
+    assert run_main("--db", url, "info").stdout == events_before  # load appended nothing
+    assert "the log changed behind the store's back" in failed_verify(url, "--quick")
+
+
+def test_verify_quick_passes_on_an_intact_log(make_db):
+    url = make_db()
+    res = run_main("--db", url, "verify", "--quick")
+    assert res.returncode == 0 and res.stdout.startswith("ok: ")

@@ -173,9 +173,10 @@ class Timeline:
         """Append events built in Python, atomically (optimistic concurrency per stream)."""
         return self._result(self.store.append(list(events), expected_versions))
 
-    def verify(self) -> Head:
-        """Recompute the hash chain and check immutability; IntegrityError on a fault."""
-        return self.store.verify()
+    def verify(self, *, quick: bool = False) -> Head:
+        """Check the chain, triggers, views and projections (only the cheap checks when
+        `quick`); IntegrityError naming every finding."""
+        return self.store.verify(quick=quick)
 
     def copy_from(self, source: "Timeline") -> tuple[Head, int]:
         """Copy `source`'s whole log, hash chain intact, into this empty timeline; returns

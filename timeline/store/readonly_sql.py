@@ -166,6 +166,9 @@ def run_select(store, sql: str) -> tuple[list[str], list[tuple]]:
         # VACUUM has no authorizer hook, and `VACUUM INTO 'file'` writes a file even
         # from a read-only database
         raise _refusal(store.where, "VACUUM")
+    # the views show the projections: refused, like every query, when the log was changed
+    # behind the store's back (Store.reading checks the head they reflect)
+    store.head()
     if store.dialect == "postgresql":
         return _run_postgres(store, statement)
     with store.user_sql() as conn:
