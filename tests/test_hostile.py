@@ -428,3 +428,44 @@ def test_verify_quick_passes_on_an_intact_log(make_db):
     url = make_db()
     res = run_main("--db", url, "verify", "--quick")
     assert res.returncode == 0 and res.stdout.startswith("ok: ")
+
+
+# -- item 8: export --verify rechecks the events' hash chain -----------------------------
+def _forge(snapshot: Path, edit) -> None:
+    """Edit events.jsonl, then recompute the manifest's hashes, sizes and counts to match."""
+    from timeline.surfaces.export import _rows, _sha256
+
+    f = snapshot / "events.jsonl"
+    lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+    f.write_text("".join(edit(lines)), encoding="utf-8")
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    info = manifest["files"]["events.jsonl"]
+    info.update(sha256=_sha256(f), bytes=f.stat().st_size, rows=_rows(f))
+    manifest["row_counts"]["events.jsonl"] = info["rows"]
+    (snapshot / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _retitle(lines, n=10):
+    ev = json.loads(lines[n - 1])
+    ev["payload"]["title"] = "forged"
+    return lines[:n - 1] + [json.dumps(ev) + "\n"] + lines[n:]
+
+
+@pytest.mark.parametrize("edit, words", [
+    (_retitle, "events.jsonl altered at position 10: its hash does not match its contents"),
+    (lambda lines: lines[:5] + lines[6:], "events.jsonl altered at position 6: expected "
+                                          "position 6, found 7"),
+    (lambda lines: lines[:-1], "its last event is not the head named in the manifest"),
+    (lambda lines: lines[:3] + ["[1]\n"] + lines[3:], "line 4 is not an event"),
+])
+def test_export_verify_catches_a_forged_snapshot_with_a_recomputed_manifest(
+        seeded_db, tmp_path, edit, words):
+    out = tmp_path / "ex"
+    assert run_main("--db", seeded_db, "export", "--out", out, "--as-of",
+                    "2025-05-14").returncode == 0
+    snap = out / "2025-05-14"
+    assert run_main("export", "--verify", snap).returncode == 0
+    _forge(snap, edit)
+    res = run_main("export", "--verify", snap)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert words in res.stderr, res.stderr

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Callable
 
 from timeline import __version__
-from timeline.errors import TimelineError
+from timeline.errors import IntegrityError, TimelineError
+from timeline.log.chain import ChainChecker
+from timeline.log.events import canonical_json
 from timeline.projections.reader import Reader
 from timeline.surfaces.common import open_timeline
 from timeline.surfaces.manifest import (LATEST, MANIFEST, SNAPSHOT_NAME, read_latest,  # noqa: F401
@@ -273,14 +275,29 @@ def _rows(path: Path) -> int | None:
 
 
 def _check_head(events_file: Path, head: dict) -> list[str]:
-    last = None
-    with events_file.open(encoding="utf-8") as f:
-        for last in f:
-            pass
-    if last is None:
-        return [] if head.get("position") == 0 else ["events.jsonl: empty but head is not"]
-    ev = json.loads(last)
-    if ev.get("position") != head.get("position") or ev.get("hash") != head.get("hash"):
+    """Recompute the hash chain of events.jsonl and compare its end with the manifest's head:
+    a snapshot forged with a recomputed manifest is caught where it contains the log."""
+    checker = ChainChecker("events.jsonl")
+    try:
+        with events_file.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                ev = json.loads(line)
+                if not isinstance(ev, dict):
+                    return [f"events.jsonl: line {n} is not an event"]
+                # the stored row is hashed: payload and source as canonical JSON text
+                row = {**ev, "payload": canonical_json(ev.get("payload")),
+                       "source": canonical_json(ev.get("source"))}
+                checker.check(row)
+    except IntegrityError as exc:
+        return [f"{exc} (the hash chain of the snapshot's events is broken)"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"events.jsonl: line {n} is not a stored event ({exc})"]
+    got = checker.head
+    if (got.position, got.hash) != (head.get("position"), head.get("hash")):
+        if got.position == 0:
+            return ["events.jsonl: empty but head is not"]
         return ["events.jsonl: its last event is not the head named in the manifest"]
     return []
 
