@@ -7,6 +7,7 @@ docs/guarantees.md names the test that proves each promise.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 from pathlib import Path
@@ -469,3 +470,105 @@ def test_export_verify_catches_a_forged_snapshot_with_a_recomputed_manifest(
     res = run_main("export", "--verify", snap)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert words in res.stderr, res.stderr
+
+
+# -- item 5: limits on the read surfaces -------------------------------------------------
+FOREVER = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
+
+
+def test_a_statement_that_never_ends_is_stopped_by_the_timeout(make_db):
+    url = make_db()
+    line = one_error_line(run_main("--db", url, "sql", "--timeout", "0.5", FOREVER))
+    assert line.endswith("statement stopped after 0.5 s (the --timeout); narrow the query or "
+                         "raise --timeout")
+    import timeline
+    from timeline.errors import StoreError
+
+    with timeline.open(url, timeout=0.5) as tl:
+        with pytest.raises(StoreError, match="statement stopped after 0.5 s"):
+            tl.sql(FOREVER)
+        assert tl.sql("SELECT 1 AS one") == (["one"], [(1,)])  # the next statement runs
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "nan", "inf"])
+def test_timeout_values_are_checked(value):
+    res = run_main("sql", "--timeout", value, "SELECT 1")
+    assert res.returncode == 2 and "--timeout needs seconds" in res.stderr
+
+
+def test_max_rows(make_db):
+    url = make_db()
+    res = run_main("--db", url, "sql", "--max-rows", "2", "--format", "json",
+                   "SELECT measure FROM v_measures ORDER BY measure")
+    assert res.returncode == 0 and len(json.loads(res.stdout)) == 2
+    assert res.stderr == "timeline sql: stopped at --max-rows 2; there are more rows\n"
+    res = run_main("--db", url, "sql", "--max-rows", "1000", "SELECT 1 AS one")
+    assert res.returncode == 0 and res.stderr == ""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_until(predicate, what: str, limit: float = 120.0) -> None:
+    import time
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def _pg_running(url: str, needle: str) -> list:
+    from sqlalchemy import text
+
+    from .backends import raw_engine
+    eng = raw_engine(url)
+    try:
+        with eng.connect() as c:
+            return list(c.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE :q "
+                "AND pid <> pg_backend_pid()"), {"q": f"%{needle}%"}))
+    finally:
+        eng.dispose()
+
+
+def test_ctrl_c_interrupts_a_running_statement(make_db, backend):
+    import subprocess
+    import sys
+    url = make_db()
+    marker = f"/* ctrl-c {os.getpid()} {backend} */"
+    proc = subprocess.Popen([sys.executable, "-m", "timeline", "--db", url, "sql",
+                             "--timeout", "0", f"{FOREVER} {marker}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if backend == "postgresql":
+            _wait_until(lambda: _pg_running(url, marker), "the statement to run")
+        else:  # busy in the statement: well past the CPU time start-up takes
+            _wait_until(lambda: _cpu_seconds(proc.pid) > 3, "the statement to run")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip() == "interrupted", err
+    if backend == "postgresql":
+        _wait_until(lambda: not _pg_running(url, marker), "the server to stop")
+
+
+@only_postgres
+def test_the_server_stops_when_the_client_is_killed(tmp_path):
+    import subprocess
+    import sys
+    url = pg_seeded(tmp_path)
+    marker = f"/* killed {os.getpid()} */"
+    proc = subprocess.Popen([sys.executable, "-m", "timeline", "--db", url, "sql",
+                             "--timeout", "3", f"{FOREVER} {marker}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_until(lambda: _pg_running(url, marker), "the statement to run")
+        proc.kill()
+        proc.wait(timeout=60)
+        # statement_timeout ends the server's work although nobody is listening any more
+        _wait_until(lambda: not _pg_running(url, marker), "the server to stop the statement")
+    finally:
+        proc.kill()

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -135,6 +137,62 @@ def read_transaction(conn):
         conn.execution_options(**{READ_OPTION: True})
     with conn.begin():
         yield conn
+
+
+DEFAULT_TIMEOUT_S = 30.0
+# SQLite calls the progress handler every this many virtual-machine steps (~a millisecond)
+PROGRESS_STEPS = 10_000
+
+
+@contextlib.contextmanager
+def time_limit(conn, seconds: float | None, what: str = "database"):
+    """Stop the statements run inside after `seconds` (None: no limit), and on Ctrl-C.
+
+    SQLite: a progress handler interrupts the running statement at the deadline, or when
+    Ctrl-C arrives (Python delivers the signal inside the handler, which turns it into an
+    interrupt; KeyboardInterrupt is raised again here). PostgreSQL: `statement_timeout`
+    for this transaction, which stops the server's work too, also when the client is gone;
+    psycopg cancels the running statement on Ctrl-C itself.
+    """
+    stopped = f"{what}: statement stopped after {seconds:g} s (the --timeout); narrow the " \
+              f"query or raise --timeout" if seconds else ""
+    if conn.dialect.name == "postgresql":
+        if seconds:
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(int(seconds * 1000), 1)}")
+        try:
+            yield
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
+                raise StoreError(stopped or f"{what}: statement cancelled") from None
+            raise
+        return
+    raw = conn.connection.dbapi_connection
+    deadline = time.monotonic() + seconds if seconds else math.inf
+    why: list[str] = []
+
+    def progress() -> int:
+        try:
+            if time.monotonic() > deadline:
+                why.append("timeout")
+                return 1
+        except KeyboardInterrupt:
+            why.append("interrupt")
+            return 1
+        return 0
+
+    raw.set_progress_handler(progress, PROGRESS_STEPS)
+    try:
+        yield
+    except (StoreError, DBAPIError, sqlite3.Error) as exc:
+        if "timeout" in why:
+            raise StoreError(stopped) from None
+        if "interrupt" in why or "interrupted" in str(exc):
+            # Ctrl-C: Python may raise it on entry to the handler, before its `try`; SQLite
+            # then reports the interruption and the KeyboardInterrupt itself is swallowed
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        raw.set_progress_handler(None, 0)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from timeline.errors import ReadOnlyError, TimelineError
+from timeline.errors import ReadOnlyError, StoreError, TimelineError
 from timeline.log import db as dbmod
 
 # Introspection PRAGMAs that take an argument but never change anything.
@@ -159,8 +159,11 @@ _PG_PRIVILEGED = """
 _PG_REFUSALS = {"42501": "not permitted", "25006": "read-only transaction"}
 
 
-def run_select(store, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run one statement on a read-only connection of `store`: (column names, rows)."""
+def run_select(store, sql: str, *, max_rows: int | None = None
+               ) -> tuple[list[str], list[tuple]]:
+    """Run one statement on a read-only connection of `store`: (column names, rows).
+
+    At most `max_rows` rows are fetched when given; `store.timeout` limits its run time."""
     statement = single_statement(sql)
     if _verb(statement) == "VACUUM":
         # VACUUM has no authorizer hook, and `VACUUM INTO 'file'` writes a file even
@@ -170,17 +173,19 @@ def run_select(store, sql: str) -> tuple[list[str], list[tuple]]:
     # behind the store's back (Store.reading checks the head they reflect)
     store.head()
     if store.dialect == "postgresql":
-        return _run_postgres(store, statement)
+        return _run_postgres(store, statement, max_rows)
     with store.user_sql() as conn:
         # BEGIN is issued before the authorizer goes in: it must not be refused itself
         conn.begin()
-        with _guarded(conn) as guard:
+        with dbmod.time_limit(conn, store.timeout, store.where), _guarded(conn) as guard:
             if guard is not None:
                 guard.reading = _verb(statement) in ("SELECT", "VALUES", "WITH")
             try:
                 result = conn.exec_driver_sql(statement)
                 columns = list(result.keys()) if result.returns_rows else []
-                rows = [tuple(r) for r in result] if result.returns_rows else []
+                rows = [tuple(r) for r in (result if max_rows is None
+                                           else result.fetchmany(max_rows))] \
+                    if result.returns_rows else []
             except (DBAPIError, SQLAlchemyError) as exc:
                 if guard is not None and guard.refused:
                     raise _refusal(store.where, _label(statement, guard.refused)) from exc
@@ -222,7 +227,8 @@ def _refusal(where: str, what: str) -> ReadOnlyError:
                          f"SELECT (and read-only PRAGMA) statements only; nothing was written")
 
 
-def _run_postgres(store, statement: str) -> tuple[list[str], list[tuple]]:
+def _run_postgres(store, statement: str, max_rows: int | None = None
+                  ) -> tuple[list[str], list[tuple]]:
     """The statement as the least-privilege role, in a READ ONLY transaction (see above)."""
     import psycopg  # optional extra: only a PostgreSQL database gets here
 
@@ -232,14 +238,24 @@ def _run_postgres(store, statement: str) -> tuple[list[str], list[tuple]]:
             if mode != "on":
                 raise ReadOnlyError(f"{store.where}: the transaction is not read-only, so "
                                     f"`timeline sql` refuses to run (nothing was run)")
+            if store.timeout:
+                # the server stops the statement itself, also if this client is killed
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = "
+                                     f"{max(int(store.timeout * 1000), 1)}")
             cur = conn.connection.dbapi_connection.cursor()
             try:
                 # no parameters: psycopg then leaves every `%` of the user's SQL alone
                 cur.execute(statement)
                 columns = [d.name for d in cur.description] if cur.description else []
-                rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
+                fetched = (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)) \
+                    if cur.description else []
+                rows = [tuple(r) for r in fetched]
             except psycopg.Error as exc:
                 msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                if getattr(exc, "sqlstate", None) == "57014":  # query_canceled
+                    raise StoreError(f"{store.where}: statement stopped after "
+                                     f"{store.timeout:g} s (the --timeout); narrow the query "
+                                     f"or raise --timeout") from None
                 if getattr(exc, "sqlstate", None) in _PG_REFUSALS:
                     raise ReadOnlyError(
                         f"{store.where}: {_verb(statement)} refused ({msg}). `timeline sql` "

@@ -64,6 +64,9 @@ def stderr(msg: str) -> None:
 class Store:
     """An open timeline database."""
 
+    # seconds a read may run before it is stopped (None: no limit); the CLI's --timeout
+    timeout: float | None = None
+
     def __init__(self, engine: Engine, url: str, path: Path | None, readonly: bool = False):
         self.engine, self.url, self.path, self.readonly = engine, url, path, readonly
 
@@ -171,7 +174,8 @@ class Store:
         """
         with dbmod.driver_errors(self.where):
             with self.engine.connect() as conn:
-                with dbmod.read_transaction(conn):
+                with dbmod.read_transaction(conn), \
+                        dbmod.time_limit(conn, self.timeout, self.where):
                     if check:
                         _check_projection_head(conn, self.where)
                     yield Reader(conn, self.where)
