@@ -69,13 +69,20 @@ def configure_verify(p):
 
 def run_verify(args) -> int:
     """Recompute the chain; `ok` or the first altered position."""
+    findings: list[str] = []
+    head, against = None, ""
     with open_timeline(args, readonly=True) as tl:
         try:
             head = tl.verify(quick=args.quick)
+        except IntegrityError as exc:
+            findings.append(str(exc))
+        try:  # also after a finding: the manifest may say more (a truncated tail)
             against = check_against_manifest(tl, args.against) if args.against else ""
         except IntegrityError as exc:
-            print(f"FAILED: {exc}", file=sys.stderr)
-            return 1
+            findings.append(str(exc))
+    if findings:
+        print(f"FAILED: {'; '.join(findings)}", file=sys.stderr)
+        return 1
     print(f"ok: {head.position} events, head position {head.position}, head hash {head.hash}"
           f"{against}")
     return 0
