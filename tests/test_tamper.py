@@ -24,11 +24,13 @@ from .conftest import run_cli
 
 HEAD = len(load_paths([seeds_path()]))  # the last position of a freshly seeded log
 
+# put back exactly as migration 0001 made them: verify compares the triggers' SQL text
 SQLITE_TRIGGERS = {
-    "events_no_update": "CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN "
-                        "SELECT RAISE(ABORT, 'events is append-only'); END",
-    "events_no_delete": "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN "
-                        "SELECT RAISE(ABORT, 'events is append-only'); END",
+    f"events_no_{verb.lower()}": f"CREATE TRIGGER events_no_{verb.lower()} BEFORE {verb} ON "
+                                 f"events BEGIN SELECT RAISE(ABORT, 'events is append-only: "
+                                 f"{verb} is not allowed; append a correction or retraction "
+                                 f"event'); END"
+    for verb in ("UPDATE", "DELETE")
 }
 
 
@@ -148,7 +150,8 @@ def test_truncated_tail_is_reported_against_the_manifest(make_db, backend, tmp_p
     assert r.returncode == 0 and "matches manifest" in r.stdout, r.stderr
     tamper(url, backend, f"DELETE FROM events WHERE position > {HEAD - 3}")
     r = cli_verify(url)
-    assert r.returncode == 0  # what is left is a valid chain: only the manifest can tell
+    # what is left is a valid chain; the projections' recorded head tells (issue 12)
+    assert r.returncode == 1 and "the log changed behind the store's back" in r.stderr
     r = cli_verify(url, "--against", str(manifest), real=True)
     assert r.returncode == 1 and f"truncated at position {HEAD - 2}" in r.stderr, r.stderr
     assert "3 events missing" in r.stderr

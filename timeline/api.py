@@ -157,13 +157,18 @@ class Timeline:
         result = res.data["results"][0]
         return result if result["state"] is not None else None
 
-    def sql(self, statement: str) -> tuple[list[str], list[tuple]]:
-        """Run one read-only SQL statement over the documented views: (columns, rows)."""
+    def sql(self, statement: str, *, max_rows: int | None = None
+            ) -> tuple[list[str], list[tuple]]:
+        """Run one read-only SQL statement over the documented views: (columns, rows).
+
+        With `max_rows`, at most that many rows are fetched (ask for one more to know
+        whether there were more)."""
         if self.store.readonly:
-            return run_select(self.store, statement)
+            return run_select(self.store, statement, max_rows=max_rows)
         ro = Store.open(self.store.url, readonly=True)
+        ro.timeout = self.store.timeout
         try:
-            return run_select(ro, statement)
+            return run_select(ro, statement, max_rows=max_rows)
         finally:
             ro.close()
 
@@ -183,9 +188,10 @@ class Timeline:
         """Append events built in Python, atomically (optimistic concurrency per stream)."""
         return self._result(self.store.append(list(events), expected_versions))
 
-    def verify(self) -> Head:
-        """Recompute the hash chain and check immutability; IntegrityError on a fault."""
-        return self.store.verify()
+    def verify(self, *, quick: bool = False) -> Head:
+        """Check the chain, triggers, views and projections (only the cheap checks when
+        `quick`); IntegrityError naming every finding."""
+        return self.store.verify(quick=quick)
 
     def copy_from(self, source: "Timeline") -> tuple[Head, int]:
         """Copy `source`'s whole log, hash chain intact, into this empty timeline; returns
@@ -202,15 +208,19 @@ class Timeline:
 
 
 def open(db: str | Path | None = None, *, readonly: bool = False, create: bool = False,
-         announce: Callable[[str], None] | None = None) -> Timeline:  # noqa: A001
+         announce: Callable[[str], None] | None = None,
+         timeout: float | None = None) -> Timeline:  # noqa: A001
     """Open a timeline: a SQLite file path, a SQLAlchemy URL, or the default database.
 
     The default database (``$TIMELINE_DB`` or the per-user data directory) is created from
     the bundled seeds on first use; another missing file only with `create=True`.
-    `announce` receives a one-line notice when a database is created.
+    `announce` receives a one-line notice when a database is created. `timeout` stops any
+    read (query, sql) running longer than that many seconds (default: no limit).
     """
-    return Timeline(Store.open(None if db is None else str(db), readonly=readonly,
-                               create=create, announce=announce))
+    store = Store.open(None if db is None else str(db), readonly=readonly, create=create,
+                       announce=announce)
+    store.timeout = timeout
+    return Timeline(store)
 
 
 def init(db: str | Path | None = None, *, seeds: bool = True,

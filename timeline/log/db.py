@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from timeline.errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
 
@@ -46,7 +48,7 @@ def resolve(db: str | None) -> tuple[str, Path | None, bool]:
     if not db:
         db, is_default = str(default_db_path()), True
     if "://" in db:
-        url = make_url(db)
+        url = _parse_url(db)
         if url.get_backend_name() == "sqlite":
             path = Path(url.database) if url.database and url.database != ":memory:" else None
             return db, path, is_default
@@ -55,9 +57,26 @@ def resolve(db: str | None) -> tuple[str, Path | None, bool]:
     return f"sqlite:///{path}", path, is_default
 
 
+def _parse_url(db: str):
+    """A SQLAlchemy URL, or a StoreError naming what is wrong with it."""
+    try:
+        url = make_url(db)
+    except ArgumentError:
+        raise StoreError(f"--db {db!r} is neither a file path nor a database URL (e.g. "
+                         f"sqlite:///PATH or postgresql+psycopg://user@host/db)") from None
+    if url.get_backend_name() not in KNOWN_BACKENDS:
+        raise StoreError(f"--db {url.render_as_string(hide_password=True)!r}: unknown "
+                         f"database URL scheme {url.drivername!r}; use a "
+                         f"file path, sqlite:///PATH or postgresql+psycopg://user@host/db")
+    return url
+
+
+KNOWN_BACKENDS = ("sqlite", "postgresql")
+
+
 def make_engine(url: str, *, readonly: bool = False) -> Engine:
     """An engine with the pragmas and transaction behaviour the store relies on."""
-    u = make_url(url)
+    u = _parse_url(url)
     if u.get_backend_name() != "sqlite":
         kwargs = {}
         if readonly:
@@ -65,7 +84,12 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
             # reader that runs several statements sees one consistent state of the log
             kwargs["execution_options"] = {"postgresql_readonly": True,
                                            "isolation_level": "REPEATABLE READ"}
-        return create_engine(url, future=True, **kwargs)
+        try:
+            return create_engine(url, future=True, **kwargs)
+        except (NoSuchModuleError, ImportError) as exc:
+            raise StoreError(f"cannot use {u.render_as_string(hide_password=True)}: the "
+                             f"driver is not installed ({exc}); for PostgreSQL: pip install "
+                             f"'timeline[postgres]'") from None
     if readonly and u.database and u.database != ":memory:":
         # SQLite's own read-only mode: the file is opened O_RDONLY, so no write can happen
         ro = Path(u.database).resolve().as_uri() + "?mode=ro"
@@ -113,6 +137,62 @@ def read_transaction(conn):
         conn.execution_options(**{READ_OPTION: True})
     with conn.begin():
         yield conn
+
+
+DEFAULT_TIMEOUT_S = 30.0
+# SQLite calls the progress handler every this many virtual-machine steps (~a millisecond)
+PROGRESS_STEPS = 10_000
+
+
+@contextlib.contextmanager
+def time_limit(conn, seconds: float | None, what: str = "database"):
+    """Stop the statements run inside after `seconds` (None: no limit), and on Ctrl-C.
+
+    SQLite: a progress handler interrupts the running statement at the deadline, or when
+    Ctrl-C arrives (Python delivers the signal inside the handler, which turns it into an
+    interrupt; KeyboardInterrupt is raised again here). PostgreSQL: `statement_timeout`
+    for this transaction, which stops the server's work too, also when the client is gone;
+    psycopg cancels the running statement on Ctrl-C itself.
+    """
+    stopped = f"{what}: statement stopped after {seconds:g} s (the --timeout); narrow the " \
+              f"query or raise --timeout" if seconds else ""
+    if conn.dialect.name == "postgresql":
+        if seconds:
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(int(seconds * 1000), 1)}")
+        try:
+            yield
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
+                raise StoreError(stopped or f"{what}: statement cancelled") from None
+            raise
+        return
+    raw = conn.connection.dbapi_connection
+    deadline = time.monotonic() + seconds if seconds else math.inf
+    why: list[str] = []
+
+    def progress() -> int:
+        try:
+            if time.monotonic() > deadline:
+                why.append("timeout")
+                return 1
+        except KeyboardInterrupt:
+            why.append("interrupt")
+            return 1
+        return 0
+
+    raw.set_progress_handler(progress, PROGRESS_STEPS)
+    try:
+        yield
+    except (StoreError, DBAPIError, sqlite3.Error) as exc:
+        if "timeout" in why:
+            raise StoreError(stopped) from None
+        if "interrupt" in why or "interrupted" in str(exc):
+            # Ctrl-C: Python may raise it on entry to the handler, before its `try`; SQLite
+            # then reports the interruption and the KeyboardInterrupt itself is swallowed
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        raw.set_progress_handler(None, 0)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
-from timeline.log.events import canonical_json
+from timeline.log.events import GENESIS_HASH, canonical_json
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.log.schema import intervals, measures
@@ -306,13 +306,21 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
         yield current, batch
 
 
-def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None) -> int:
-    """Drop and recompute every projection row from the log; returns the number of streams."""
-    conn.execute(delete(intervals))
-    conn.execute(delete(measures))
-    total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
-    done, streams = 0, 0
-    iv_buf, m_buf = [], []
+def record_head(conn: Connection, position: int, hash_: str) -> None:
+    """Note, in the projections' own transaction, the log head they now reflect."""
+    run_sql(conn, "UPDATE projection_head SET position = ?, hash = ? WHERE id = 1",
+            (position, hash_))
+
+
+def recorded_head(conn: Connection) -> tuple[int, str] | None:
+    """The log head the projections were last brought up to (None: no record)."""
+    row = conn.execute(text("SELECT position, hash FROM projection_head WHERE id = 1")).first()
+    return (row[0], row[1]) if row else None
+
+
+def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int]]:
+    """Per stream, in stream order: (stream, interval rows, measure row, own events) exactly
+    as a rebuild writes them: one definition for `rebuild` and `verify`'s comparison."""
     for stream, evs in _all_touching(conn):
         own = [e for e in evs if e.stream == stream]
         res = fold(stream, evs, excluded=superseded_ids(evs))
@@ -326,9 +334,55 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
         mr.pending = sum(1 for iv in res.intervals
                          if res.tail_date is not None and iv.valid_from > res.tail_date)
         memo: dict[int, str] = {}
-        iv_buf.extend(_interval_rows(res.intervals, memo))
-        m_buf.append(_measure_row(mr, memo))
-        done += len(own)
+        ivs = _interval_rows(res.intervals, memo)
+        yield stream, ivs, _measure_row(mr, memo), len(own)
+
+
+def first_difference(conn: Connection) -> str | None:
+    """Where the stored projections first differ from a fresh fold of the log, or None."""
+    stored_streams = set(conn.execute(text("SELECT stream FROM measures")).scalars())
+    for stream, ivs, mrow, _ in fresh_rows(conn):
+        stored_streams.discard(stream)
+        got = [tuple(r) for r in conn.execute(text(
+            f"SELECT {', '.join(INTERVAL_COLS)} FROM intervals WHERE stream = :s "
+            f"ORDER BY valid_from"), {"s": stream})]
+        for want, have in zip(ivs + [None] * len(got), got + [None] * len(ivs)):
+            if want != have:
+                day = (want or have)[1]
+                field_ = next((c for c, a, b in zip(INTERVAL_COLS, want or (), have or ())
+                               if a != b), "the whole interval")
+                return (f"measure {stream}, interval from {day}: {field_} is "
+                        f"{_show(have, field_)} in the projection, {_show(want, field_)} in a "
+                        f"fresh fold of the log")
+        have_m = conn.execute(text(f"SELECT {', '.join(MEASURE_COLS)} FROM measures WHERE "
+                                   f"stream = :s"), {"s": stream}).first()
+        if have_m is None or tuple(have_m) != mrow:
+            field_ = next((c for c, a, b in zip(MEASURE_COLS, mrow, have_m or ()) if a != b),
+                          "the row")
+            return (f"measure {stream}: its catalogue row ({field_}) differs from a fresh fold "
+                    f"of the log")
+    if stored_streams:
+        return (f"measure {min(stored_streams)} is in the projection but not in the log")
+    return None
+
+
+def _show(row, field_: str) -> str:
+    if row is None:
+        return "missing"
+    return repr(row[INTERVAL_COLS.index(field_)]) if field_ in INTERVAL_COLS else "present"
+
+
+def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None) -> int:
+    """Drop and recompute every projection row from the log; returns the number of streams."""
+    conn.execute(delete(intervals))
+    conn.execute(delete(measures))
+    total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
+    done, streams = 0, 0
+    iv_buf, m_buf = [], []
+    for stream, ivs, mrow, n_own in fresh_rows(conn):
+        iv_buf.extend(ivs)
+        m_buf.append(mrow)
+        done += n_own
         streams += 1
         if len(iv_buf) >= 5000:
             run_sql(conn, INSERT_INTERVAL, iv_buf)
@@ -342,6 +396,9 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
         run_sql(conn, INSERT_INTERVAL, iv_buf)
     if m_buf:
         run_sql(conn, INSERT_MEASURE, m_buf)
+    head = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
+                             "LIMIT 1")).first()
+    record_head(conn, *(tuple(head) if head else (0, GENESIS_HASH)))
     if progress:
         progress(total, total)
     return streams

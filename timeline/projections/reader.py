@@ -18,6 +18,7 @@ from sqlalchemy import (JSON, Float, Integer, Numeric, String, bindparam, case, 
                         func, inspect, or_, select, text, type_coerce)
 from sqlalchemy.engine import Connection
 
+from timeline.errors import TimelineError
 from timeline.log.chain import Head
 from timeline.log.db import IN_CHUNK
 from timeline.log.events import GENESIS_HASH, Event, row_to_event
@@ -240,7 +241,7 @@ class Reader:
             stmt = stmt.where(_condition(cond, cols, payload, ["set"], self.dialect))
         stmt = stmt.order_by(e.effective, e.known, e.position)
         if limit is not None:
-            stmt = stmt.limit(limit)
+            stmt = stmt.limit(_in_range(limit, "events limit"))
         return [row_to_event(r) for r in self.conn.execute(stmt)]
 
     # -- the projections -------------------------------------------------------------------
@@ -403,10 +404,24 @@ def _compare(expr, op: str, value: Any):
             ">": expr.__gt__, ">=": expr.__ge__}[op](value)
 
 
+# Whole numbers the databases can bind: SQLite and PostgreSQL integers are 64-bit.
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1  # position, version: INTEGER columns
+
+
+def _in_range(value, what: str):
+    """`value`, or a TimelineError naming it when it is a whole number no backend can bind."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        raise TimelineError(f"{what} {value} is out of range: whole numbers must be between "
+                            f"{INT_MIN} and {INT_MAX}")
+    return value
+
+
 def _condition(cond, columns: dict, json_col, json_prefix: list[str], dialect: str):
     """One (field, op, value) condition as a SQL expression; user text is only ever bound."""
     field_, op, value = cond
     value = value.isoformat() if isinstance(value, dt.date) else value
+    value = _in_range(value, f"the value compared with {field_}:")
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     name = field_.lower()  # keywords are case-insensitive, so field names are too
     if name in columns:
@@ -415,6 +430,9 @@ def _condition(cond, columns: dict, json_col, json_prefix: list[str], dialect: s
         parts = name.split(".")
         if parts[0] == "payload":
             parts, prefix = parts[1:], []
+            if not parts:
+                raise TimelineError(f"{field_} needs a field name after it, e.g. "
+                                    f"payload.set.rate (the whole payload cannot be compared)")
         else:
             prefix = json_prefix
         expr = _json_path(json_col, prefix + parts, numeric)
@@ -422,6 +440,11 @@ def _condition(cond, columns: dict, json_col, json_prefix: list[str], dialect: s
     if number_col and (op == "contains" or not numeric):
         # a number column against text compares as text (PostgreSQL has no implicit cast)
         expr, number_col = cast(expr, String), False
+    if number_col and isinstance(expr.type, Integer) and isinstance(value, int) \
+            and not INT32_MIN <= value <= INT32_MAX:
+        # these columns are 32-bit on PostgreSQL: one range on every backend
+        raise TimelineError(f"the value compared with {field_}: {value} is out of range: "
+                            f"{field_} is a whole number between {INT32_MIN} and {INT32_MAX}")
     if op == "contains":
         return _contains(expr, value, dialect)
     if numeric and field_ in columns and not number_col:

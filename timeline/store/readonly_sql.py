@@ -1,19 +1,31 @@
 """Running one user-written SQL statement read-only: the guards behind `timeline sql`.
 
-Three layers keep the log untouched, each enough on its own for the usual cases:
+SQLite: three layers keep the log untouched, each enough on its own for the usual cases:
 the file is opened with SQLite's `mode=ro` and `PRAGMA query_only=ON`, and while the
 user's statement runs an authorizer allows only reads, so the things `mode=ro` lets
 through (ATTACH of another file, turning `query_only` off, other PRAGMA writes) are
 refused too. Refusals become a ReadOnlyError that names what was refused.
+
+PostgreSQL has no authorizer, and a superuser can undo any privilege drop inside its own
+session (`set_config('session_authorization', …)`), so the statement runs on a separate
+connection as the least-privilege role `timeline_reader` that migration 0004 creates
+(SELECT on the documented views only), in a READ ONLY transaction; or as the URL in
+$TIMELINE_SQL_URL. When neither that role nor the --db user is unprivileged (no superuser,
+no CREATEROLE, in none of pg_read_server_files, pg_write_server_files,
+pg_execute_server_program), it refuses, with the reason, instead of running anything.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
-from timeline.errors import ReadOnlyError, TimelineError
+from timeline.errors import ReadOnlyError, StoreError, TimelineError
 from timeline.log import db as dbmod
 
 # Introspection PRAGMAs that take an argument but never change anything.
@@ -88,14 +100,25 @@ def single_statement(text: str) -> str:
     return statements[0]
 
 
+_SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_schema", "sqlite_temp_master",
+                            "sqlite_temp_schema"})
+
+
 class _Guard:
     """A sqlite3 authorizer that allows reads only and remembers the first refusal."""
 
-    def __init__(self):
+    def __init__(self, reading: bool = False):
+        # reading: the statement is a SELECT / VALUES / WITH
         self.refused: str | None = None
+        self.reading = reading
 
     def __call__(self, action, arg1, arg2, dbname, source):
         if action in _ALLOWED:
+            return _SQLITE_OK
+        if action == 23 and self.reading and arg1 in _SCHEMA_TABLES:
+            # SQLite asks this while it sets up an eponymous virtual table (json_each,
+            # json_tree, pragma_table_info(...)) for a SELECT; nothing is written, and a real
+            # write to the schema is refused by the other two layers (mode=ro, query_only)
             return _SQLITE_OK
         if action == 19 and arg1:  # PRAGMA: reading is fine, setting is not
             name = arg1.lower()
@@ -111,7 +134,7 @@ class _Guard:
 def _guarded(conn):
     """Install the read-only authorizer on a SQLite connection for the duration."""
     raw = conn.connection.dbapi_connection
-    if not hasattr(raw, "set_authorizer"):  # PostgreSQL: the read-only transaction suffices
+    if not hasattr(raw, "set_authorizer"):  # PostgreSQL: guarded by its role, below
         yield None
         return
     guard = _Guard()
@@ -122,27 +145,53 @@ def _guarded(conn):
         raw.set_authorizer(None)
 
 
-def run_select(store, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run one statement on a read-only connection of `store`: (column names, rows)."""
+READER_ROLE = "timeline_reader"
+READER_URL_ENV = "TIMELINE_SQL_URL"
+# Whether the connected role could reach the server's files or programs, or get that right.
+_PG_PRIVILEGED = """
+    SELECT u.rolname FROM pg_roles u
+    WHERE u.rolname IN (current_user, session_user)
+      AND (u.rolsuper OR u.rolcreaterole
+           OR pg_has_role(u.oid, 'pg_read_server_files', 'MEMBER')
+           OR pg_has_role(u.oid, 'pg_write_server_files', 'MEMBER')
+           OR pg_has_role(u.oid, 'pg_execute_server_program', 'MEMBER'))"""
+# SQLSTATEs that mean "not allowed": insufficient_privilege, read_only_sql_transaction
+_PG_REFUSALS = {"42501": "not permitted", "25006": "read-only transaction"}
+
+
+def run_select(store, sql: str, *, max_rows: int | None = None
+               ) -> tuple[list[str], list[tuple]]:
+    """Run one statement on a read-only connection of `store`: (column names, rows).
+
+    At most `max_rows` rows are fetched when given; `store.timeout` limits its run time."""
     statement = single_statement(sql)
     if _verb(statement) == "VACUUM":
         # VACUUM has no authorizer hook, and `VACUUM INTO 'file'` writes a file even
         # from a read-only database
         raise _refusal(store.where, "VACUUM")
+    # the views show the projections: refused, like every query, when the log was changed
+    # behind the store's back (Store.reading checks the head they reflect)
+    store.head()
+    if store.dialect == "postgresql":
+        return _run_postgres(store, statement, max_rows)
     with store.user_sql() as conn:
         # BEGIN is issued before the authorizer goes in: it must not be refused itself
         conn.begin()
-        with _guarded(conn) as guard:
+        with dbmod.time_limit(conn, store.timeout, store.where), _guarded(conn) as guard:
+            if guard is not None:
+                guard.reading = _verb(statement) in ("SELECT", "VALUES", "WITH")
             try:
                 result = conn.exec_driver_sql(statement)
                 columns = list(result.keys()) if result.returns_rows else []
-                rows = [tuple(r) for r in result] if result.returns_rows else []
+                rows = [tuple(r) for r in (result if max_rows is None
+                                           else result.fetchmany(max_rows))] \
+                    if result.returns_rows else []
             except (DBAPIError, SQLAlchemyError) as exc:
                 if guard is not None and guard.refused:
                     raise _refusal(store.where, _label(statement, guard.refused)) from exc
                 err = dbmod.translate(exc, store.where) if isinstance(exc, DBAPIError) \
                     else TimelineError(str(exc))
-                if isinstance(err, ReadOnlyError):
+                if isinstance(err, ReadOnlyError) or "may not be modified" in str(err):
                     raise _refusal(store.where, _verb(statement)) from exc
                 raise err from exc
         conn.rollback()
@@ -176,3 +225,83 @@ def _label(statement: str, refused: str) -> str:
 def _refusal(where: str, what: str) -> ReadOnlyError:
     return ReadOnlyError(f"{where} is opened read-only: {what} refused. `timeline sql` runs "
                          f"SELECT (and read-only PRAGMA) statements only; nothing was written")
+
+
+def _run_postgres(store, statement: str, max_rows: int | None = None
+                  ) -> tuple[list[str], list[tuple]]:
+    """The statement as the least-privilege role, in a READ ONLY transaction (see above)."""
+    import psycopg  # optional extra: only a PostgreSQL database gets here
+
+    with _pg_unprivileged(store) as (conn, role):
+        with conn.begin():
+            mode = conn.exec_driver_sql("SHOW transaction_read_only").scalar()
+            if mode != "on":
+                raise ReadOnlyError(f"{store.where}: the transaction is not read-only, so "
+                                    f"`timeline sql` refuses to run (nothing was run)")
+            if store.timeout:
+                # the server stops the statement itself, also if this client is killed
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = "
+                                     f"{max(int(store.timeout * 1000), 1)}")
+            cur = conn.connection.dbapi_connection.cursor()
+            try:
+                # no parameters: psycopg then leaves every `%` of the user's SQL alone
+                cur.execute(statement)
+                columns = [d.name for d in cur.description] if cur.description else []
+                fetched = (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)) \
+                    if cur.description else []
+                rows = [tuple(r) for r in fetched]
+            except psycopg.Error as exc:
+                msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                if getattr(exc, "sqlstate", None) == "57014":  # query_canceled
+                    raise StoreError(f"{store.where}: statement stopped after "
+                                     f"{store.timeout:g} s (the --timeout); narrow the query "
+                                     f"or raise --timeout") from None
+                if getattr(exc, "sqlstate", None) in _PG_REFUSALS:
+                    raise ReadOnlyError(
+                        f"{store.where}: {_verb(statement)} refused ({msg}). `timeline sql` "
+                        f"runs as the role {role} in a read-only transaction: SELECT on the "
+                        f"documented views only; nothing was written") from None
+                raise dbmod.translate(exc, store.where) from None
+            finally:
+                cur.close()
+            conn.rollback()
+    return columns, rows
+
+
+@contextlib.contextmanager
+def _pg_unprivileged(store):
+    """A connection (and its role) that cannot reach server files or programs, or a refusal."""
+    given = os.environ.get(READER_URL_ENV)
+    reader = given or make_url(store.url).set(username=READER_ROLE, password=None)
+    candidates = [(reader, f"${READER_URL_ENV}" if given else f"the role {READER_ROLE}"),
+                  (store.url, "the --db user")]
+    reasons = []
+    for url, label in candidates:
+        engine = create_engine(url, poolclass=NullPool,
+                               execution_options={"postgresql_readonly": True,
+                                                  "isolation_level": "REPEATABLE READ"})
+        try:
+            try:
+                conn = engine.connect()
+            except DBAPIError as exc:
+                first = (str(exc.orig).strip().splitlines() or ["cannot connect"])[0]
+                reasons.append(f"{label} cannot connect ({first})")
+                continue
+            with conn:
+                with conn.begin():
+                    privileged = conn.exec_driver_sql(_PG_PRIVILEGED).scalars().all()
+                    role = conn.exec_driver_sql("SELECT current_user").scalar()
+                if privileged:
+                    reasons.append(f"{label} is {', '.join(sorted(set(privileged)))}, which "
+                                   f"is a superuser, may create roles or may reach the "
+                                   f"server's files or programs")
+                    continue
+                yield conn, role
+                return
+        finally:
+            engine.dispose()
+    raise ReadOnlyError(
+        f"{store.where}: `timeline sql` cannot drop its privileges, so it refuses to run "
+        f"(nothing was run): {'; '.join(reasons)}. Run `timeline init --db …` as a role that "
+        f"may create roles (migration 0004 creates {READER_ROLE}), or set {READER_URL_ENV} "
+        f"to the URL of an unprivileged role")

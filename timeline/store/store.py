@@ -81,6 +81,9 @@ def stderr(msg: str) -> None:
 class Store:
     """An open timeline database."""
 
+    # seconds a read may run before it is stopped (None: no limit); the CLI's --timeout
+    timeout: float | None = None
+
     def __init__(self, engine: Engine, url: str, path: Path | None, readonly: bool = False):
         self.engine, self.url, self.path, self.readonly = engine, url, path, readonly
 
@@ -207,11 +210,18 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
     @contextlib.contextmanager
-    def reading(self) -> Iterator[Reader]:
-        """A Reader over one consistent snapshot; driver errors become StoreErrors here."""
+    def reading(self, *, check: bool = True) -> Iterator[Reader]:
+        """A Reader over one consistent snapshot; driver errors become StoreErrors here.
+
+        With `check` (every query), the snapshot is refused when the projections do not
+        reflect the log's head: the log was changed behind the store's back.
+        """
         with dbmod.driver_errors(self.where):
             with self.engine.connect() as conn:
-                with dbmod.read_transaction(conn):
+                with dbmod.read_transaction(conn), \
+                        dbmod.time_limit(conn, self.timeout, self.where):
+                    if check:
+                        _check_projection_head(conn, self.where)
                     yield Reader(conn, self.where)
 
     def head(self) -> Head:
@@ -268,6 +278,8 @@ class Store:
             trans = conn.begin()
             try:
                 _write_lock(conn)
+                # appending to a log changed behind our back would extend the forgery
+                _check_projection_head(conn, self.where)
                 res = self._append_in(conn, offered, dict(expected_versions or {}), dry_run)
             except BaseException:
                 trans.rollback()
@@ -348,6 +360,7 @@ class Store:
             stream, eff, _ = sup_rows[i]
             withdrawn.setdefault(stream, []).append(eff)
         maintain.apply_batch(conn, fold_events, rows, withdrawn)
+        maintain.record_head(conn, pos, prev)
         changes = _changes(before, _histories(conn, touched)) if dry_run else []
         return AppendResult([Event(**{**r, "payload": json.loads(r["payload"]),
                                       "source": json.loads(r["source"])}) for r in ev_rows],
@@ -364,7 +377,7 @@ class Store:
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
         checker = ChainChecker("source log")
-        with source.reading() as src, \
+        with source.reading(check=False) as src, \
                 dbmod.driver_errors(self.where), self.engine.begin() as dst:
             _write_lock(dst)
             present = dst.execute(select(func.count()).select_from(events)).scalar_one()
@@ -396,15 +409,49 @@ class Store:
         return checker.head, links
 
     # -- verification --------------------------------------------------------------------
-    def verify(self) -> Head:
-        """Recompute the hash chain and check the immutability triggers; raise at the first fault."""
+    def verify(self, *, quick: bool = False) -> Head:
+        """Check everything a reader trusts; raise IntegrityError naming the first fault.
+
+        The immutability triggers (definition and enabled state), the documented views'
+        definitions and the projections' recorded head; then, unless `quick`, the whole
+        hash chain and the projections against a fresh fold of the log.
+        """
         checker = ChainChecker()
-        with self.reading() as r:
-            _check_triggers(r.conn, self.dialect)
-            for row in r.event_rows(10_000):
-                checker.check(row)
-                _check_stored(row)
-        return checker.head
+        findings: list[IntegrityError] = []
+
+        def finding(check, *args) -> bool:
+            try:
+                check(*args)
+            except IntegrityError as exc:
+                findings.append(exc)
+                return False
+            return True
+
+        with self.reading(check=False) as r:
+            finding(_check_triggers, r.conn, self.dialect)
+            finding(_check_views, r.conn, self.dialect)
+            if quick:
+                head = _head(r.conn)
+                finding(_check_projection_head, r.conn, self.where, head)
+            else:
+                def walk():
+                    for row in r.event_rows(10_000):
+                        checker.check(row)
+                        # an intact event today's schema refuses: a finding, not a stop
+                        finding(_check_stored, row)
+                chain_ok = finding(walk)
+                head = checker.head
+                if chain_ok and finding(_check_projection_head, r.conn, self.where, head):
+                    diff = maintain.first_difference(r.conn)
+                    if diff:
+                        findings.append(IntegrityError(
+                            f"projections altered: {diff}; run `timeline rebuild` to "
+                            f"recompute them from the log"))
+        if findings:
+            # every finding named; the position is the chain's, when it broke
+            position = next((f.position for f in findings if f.position is not None), None)
+            raise IntegrityError("; ".join(str(f) for f in findings), position)
+        return head
 
     def rebuild(self, progress=None) -> int:
         """Rebuild every projection from the log in one transaction; returns streams folded."""
@@ -605,19 +652,146 @@ def _check_references(batch: list[NewEvent], rows, sup_rows) -> None:
                                         f"corrects ({sup_rows[i][0]})")
 
 
+def _check_projection_head(conn: Connection, where: str, head: Head | None = None) -> None:
+    """Refuse when the projections were not brought up to the log's head (see 0005)."""
+    head = head or _head(conn)
+    recorded = maintain.recorded_head(conn)
+    if recorded != (head.position, head.hash):
+        pos = "nothing" if recorded is None else f"position {recorded[0]}"
+        raise IntegrityError(
+            f"{where}: the log changed behind the store's back: the projections reflect "
+            f"{pos}, the log's head is position {head.position} ({head.hash[:12]}); run "
+            f"`timeline verify` to find what changed, then `timeline rebuild` once the log "
+            f"is trusted", head.position)
+
+
 def _check_triggers(conn: Connection, dialect: str) -> None:
+    """Each immutability trigger exists, is enabled and does what migration 0001 made it do."""
+    want = expected_definitions(dialect)["triggers"]
+    bad: list[str] = []
     if dialect == "sqlite":
-        names = set(conn.execute(text(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
-        wanted = {f"{t}_no_{v}" for t in ("events", "event_links") for v in ("update", "delete")}
+        have = {r[0]: (r[1], r[2]) for r in conn.execute(text(
+            "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"))}
+        for name, sql in sorted(want.items()):
+            if name not in have:
+                bad.append(f"{name} missing")
+            elif _squash(have[name][1]) != _squash(sql):
+                bad.append(f"{name} altered (its SQL is not the one migration 0001 created)")
     else:
-        names = set(conn.execute(text(
+        have = {r.tgname: r for r in conn.execute(text(
             # on this schema's log tables only; a disabled trigger protects nothing
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D' AND "
-            "tgrelid IN (to_regclass('events'), to_regclass('event_links'))")).scalars())
-        wanted = {f"{t}_no_{v}" for t in ("events", "event_links") for v in ("change", "truncate")}
-    missing = sorted(wanted - names)
-    if missing:
-        raise IntegrityError(f"immutability triggers missing: {', '.join(missing)} — the log "
-                             f"can be altered without trace", None)
+            "SELECT t.tgname, c.relname, t.tgenabled, t.tgtype, p.proname, p.prosrc, "
+            "l.lanname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang "
+            "WHERE NOT t.tgisinternal AND "
+            "t.tgrelid IN (to_regclass('events'), to_regclass('event_links'))"))}
+        for name, (table, tgtype, func_name, body) in sorted(want.items()):
+            r = have.get(name)
+            if r is None:
+                bad.append(f"{name} missing")
+            elif r.tgenabled not in ("O", "A"):
+                bad.append(f"{name} disabled")
+            elif (r.relname, r.tgtype, r.proname, r.lanname) != (table, tgtype, func_name,
+                                                                  "plpgsql"):
+                bad.append(f"{name} altered (table, timing, events or function)")
+            elif _squash(r.prosrc) != _squash(body):
+                bad.append(f"{name} altered (the body of {func_name}() is not the one "
+                           f"migration 0001 created)")
+    if bad:
+        raise IntegrityError(f"immutability triggers missing or altered: {'; '.join(bad)} — "
+                             f"the log can be altered without trace", None)
+
+
+def _check_views(conn: Connection, dialect: str) -> None:
+    """The documented views are the ones migration 0003 created (readers trust them)."""
+    want = expected_definitions(dialect)["views"]
+    bad: list[str] = []
+    if dialect == "sqlite":
+        have = dict(conn.execute(text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all())
+        for name, sql in sorted(want.items()):
+            if name not in have:
+                bad.append(f"{name} missing")
+            elif _squash(have[name]) != _squash(sql):
+                bad.append(f"{name} altered")
+    else:
+        # the server normalises a view's text: compare with the same SQL made into
+        # temporary views, on a connection of its own (a temporary view cannot be made
+        # in the reader's READ ONLY transaction) whose transaction is always rolled back
+        have = {name: conn.execute(text("SELECT pg_get_viewdef(to_regclass(:v))"),
+                                   {"v": name}).scalar() for name in want}
+        fresh = {}
+        with conn.engine.connect() as scratch:
+            scratch = scratch.execution_options(postgresql_readonly=False,
+                                                isolation_level="READ COMMITTED")
+            tx = scratch.begin()
+            try:
+                for sql in want.values():
+                    scratch.exec_driver_sql(sql.replace("CREATE VIEW", "CREATE TEMP VIEW", 1))
+                for name in want:
+                    fresh[name] = scratch.execute(text(
+                        "SELECT pg_get_viewdef(to_regclass(:v))"),
+                        {"v": f"pg_temp.{name}"}).scalar()
+            finally:
+                tx.rollback()
+        for name in sorted(want):
+            if have[name] is None:
+                bad.append(f"{name} missing")
+            elif _squash(have[name]) != _squash(fresh[name]):
+                bad.append(f"{name} altered")
+    if bad:
+        raise IntegrityError(f"documented views missing or altered: {'; '.join(bad)} — "
+                             f"their answers cannot be trusted", None)
+
+
+def _squash(sql: str | None) -> str:
+    return " ".join((sql or "").split())
+
+
+_DEFINITIONS: dict[str, dict] = {}
+
+
+def expected_definitions(dialect: str) -> dict:
+    """The triggers and views as migrations 0001 and 0003 create them on `dialect`.
+
+    Taken from the migration files themselves (run against a recorder, not a database), so
+    there is one definition and verify cannot drift from what the migrations made.
+    """
+    if dialect not in _DEFINITIONS:
+        import importlib.util
+        import types
+
+        from timeline.resources import migrations_path
+
+        recorded: list[str] = []
+        bind = types.SimpleNamespace(dialect=types.SimpleNamespace(name=dialect))
+        op = types.SimpleNamespace(get_bind=lambda: bind, execute=recorded.append,
+                                   create_table=lambda *a, **k: None)
+        for fname in ("0001_event_log.py", "0003_views.py"):
+            spec = importlib.util.spec_from_file_location(
+                f"_timeline_migration_{fname[:4]}", migrations_path() / "versions" / fname)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            mod.op = op
+            mod.upgrade()
+        triggers, views, bodies = {}, {}, {}
+        for sql in recorded:
+            words = sql.split()
+            if words[:2] == ["CREATE", "TRIGGER"] and dialect == "sqlite":
+                triggers[words[2]] = sql
+            elif words[:2] == ["CREATE", "FUNCTION"]:
+                name = words[2].split("(")[0]
+                bodies[name] = sql.split("$$")[1]
+            elif words[:2] == ["CREATE", "TRIGGER"]:
+                table, func_name = words[words.index("ON") + 1], words[-1].split("(")[0]
+                # pg_trigger.tgtype bits: ROW 1, BEFORE 2, DELETE 8, UPDATE 16, TRUNCATE 32
+                tgtype = 34 if "TRUNCATE" in words else 27
+                triggers[words[2]] = (table, tgtype, func_name, func_name)
+            elif words[:2] == ["CREATE", "VIEW"]:
+                views[words[2]] = sql.strip()
+        for name, (table, tgtype, func_name, _) in list(triggers.items()) \
+                if dialect != "sqlite" else ():
+            triggers[name] = (table, tgtype, func_name, bodies[func_name])
+        _DEFINITIONS[dialect] = {"triggers": triggers, "views": views}
+    return _DEFINITIONS[dialect]
 

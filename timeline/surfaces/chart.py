@@ -173,7 +173,9 @@ def _build_history(rd: Reader, q, text, today, known, start, end) -> ChartData:
     lo = main["from"] or (min(froms) if froms else today.isoformat())
     hi = main["to"] or max([today.isoformat()] + froms)
     if lo >= hi:
-        hi = (dt.date.fromisoformat(lo) + dt.timedelta(days=1)).isoformat()
+        # the next day, or the last one there is (a chart of 9999-12-31 alone)
+        hi = (dt.date.fromisoformat(lo) + dt.timedelta(days=1)).isoformat() \
+            if lo < dt.date.max.isoformat() else lo
     title = q.render()  # canonical, and showing the range actually drawn
     data = ChartData("history", title, lo, hi)
     colors = {}
@@ -210,7 +212,9 @@ def _default_start(rd: Reader, q, streams: list[str], end: str, known: str | Non
               if r.state.get("status") == "in_force" and r.state.get("scope") == "all goods"
               and r.state.get("target") in (q.target, "all")]
     if not firsts:
-        return (dt.date.fromisoformat(end) - dt.timedelta(days=365)).isoformat()
+        # a year back, but never before year 1
+        return max(dt.date.fromisoformat(end) - dt.timedelta(days=365),
+                   dt.date.min).isoformat() if end >= "0002" else dt.date.min.isoformat()
     return min(firsts)[:4] + "-01-01"
 
 

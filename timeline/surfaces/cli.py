@@ -9,10 +9,12 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
 from timeline.errors import TimelineError, describe
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_TIMEOUT_S = 30.0  # --timeout
 
 # The one table of commands: name -> (module, help). Each module has configure_<name>(parser)
 # and run_<name>(args) -> exit code; only the chosen command's module is imported.
@@ -53,6 +55,18 @@ def _chosen(argv: list[str]) -> str | None:
     return None
 
 
+def _seconds(text: str) -> float | None:
+    """argparse type of --timeout: seconds >= 0 (0 means no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 10 ** 7:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"--timeout needs seconds from 0 to 10000000, "
+                                         f"not {text!r}")
+    return value or None
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser. Only the module of the command `only` is imported, to add that
     command's own arguments: a command never pays for another's imports, and `--help` and
@@ -61,6 +75,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     common.add_argument("--db", metavar="PATH_OR_URL", default=argparse.SUPPRESS,
                         help="database file or SQLAlchemy URL (default: $TIMELINE_DB or the "
                              "per-user data directory)")
+    common.add_argument("--timeout", type=_seconds, metavar="SECONDS", default=argparse.SUPPRESS,
+                        help="stop a read (query, sql, repl, export, chart) running longer "
+                             "than this (default 30; 0: no limit)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an unexpected error, print the Python traceback too")
     parser = _Parser(prog="timeline", parents=[common],
                      description="An event-sourced, bitemporal timeline database.")
     from timeline import __version__
@@ -92,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if not hasattr(args, "db"):
         args.db = None
-    mod = importlib.import_module(args._module)
+    args.debug = getattr(args, "debug", False)
+    if not hasattr(args, "timeout"):
+        args.timeout = DEFAULT_TIMEOUT_S
     try:
+        mod = importlib.import_module(args._module)
         return int(getattr(mod, f"run_{args._name}".replace("-", "_"))(args) or 0)
     except TimelineError as exc:
         print(describe(exc), file=sys.stderr)
@@ -105,6 +127,23 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except MemoryError:
+        # the traceback itself might not fit; say what to do instead
+        print("error: out of memory; narrow the query, add a LIMIT or use sql --max-rows",
+              file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as exc:  # noqa: BLE001 - the one catch-all: no traceback reaches a user
+        return _internal_error(exc, args.debug)
+
+
+def _internal_error(exc: Exception, debug: bool) -> int:
+    """An unexpected exception as one line (the traceback only with --debug); exit 1."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    print(f"internal error: {type(exc).__name__}: {first} (please report; run again with "
+          f"--debug for the traceback)", file=sys.stderr)
+    return EXIT_FAIL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,12 @@ def announce(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+# The read surfaces --timeout applies to; verify, load, rebuild and copy run to the end.
+TIMED = frozenset({"query", "sql", "repl", "export", "chart", "info"})
+
+
 def open_timeline(args, *, readonly: bool = False, create: bool = False) -> api.Timeline:
     """The database named by --db / $TIMELINE_DB / the default, announcing its creation."""
-    return api.open(args.db, readonly=readonly, create=create, announce=announce)
+    timeout = getattr(args, "timeout", None) if getattr(args, "_name", None) in TIMED else None
+    return api.open(args.db, readonly=readonly, create=create, announce=announce,
+                    timeout=timeout)

@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Callable
 
 from timeline import __version__
-from timeline.errors import TimelineError
+from timeline.errors import IntegrityError, TimelineError
 from timeline.files import fsync_path
+from timeline.log.chain import ChainChecker
+from timeline.log.events import canonical_json
 from timeline.projections.reader import Reader
 from timeline.surfaces.common import open_timeline
 from timeline.surfaces.manifest import (LATEST, MANIFEST, SNAPSHOT_NAME, read_latest,  # noqa: F401
@@ -68,7 +70,25 @@ def snapshot_name(as_of: str, known_on: str | None) -> str:
 def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = False,
                    keep: int | None = None) -> ExportResult:
     """Write (or find up to date) the snapshot of `store` for the dates under `out_dir`."""
+    if not str(out_dir).strip():
+        # Path("") is ".": an empty --out would write into the current directory
+        raise TimelineError("--out needs a folder name (it was empty)")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TimelineError(f"--out {out} is a file, not a folder; nothing was written")
+    try:
+        return _write_snapshot(store, out, as_of, known_on, force, keep)
+    except OSError as exc:
+        # a full or read-only disk: the temporary folder is gone, older snapshots and
+        # `latest` are as they were (they are replaced only by renames)
+        where = exc.filename or out
+        raise TimelineError(f"cannot write the snapshot into {out}: {where}: "
+                            f"{exc.strerror or exc}; earlier snapshots and {LATEST} are "
+                            f"unchanged") from exc
+
+
+def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
+                    keep: int | None) -> ExportResult:
     as_of = _iso(as_of) or dt.date.today().isoformat()
     known_on = _iso(known_on)
     name = snapshot_name(as_of, known_on)
@@ -256,14 +276,29 @@ def _rows(path: Path) -> int | None:
 
 
 def _check_head(events_file: Path, head: dict) -> list[str]:
-    last = None
-    with events_file.open(encoding="utf-8") as f:
-        for last in f:
-            pass
-    if last is None:
-        return [] if head.get("position") == 0 else ["events.jsonl: empty but head is not"]
-    ev = json.loads(last)
-    if ev.get("position") != head.get("position") or ev.get("hash") != head.get("hash"):
+    """Recompute the hash chain of events.jsonl and compare its end with the manifest's head:
+    a snapshot forged with a recomputed manifest is caught where it contains the log."""
+    checker = ChainChecker("events.jsonl")
+    try:
+        with events_file.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                ev = json.loads(line)
+                if not isinstance(ev, dict):
+                    return [f"events.jsonl: line {n} is not an event"]
+                # the stored row is hashed: payload and source as canonical JSON text
+                row = {**ev, "payload": canonical_json(ev.get("payload")),
+                       "source": canonical_json(ev.get("source"))}
+                checker.check(row)
+    except IntegrityError as exc:
+        return [f"{exc} (the hash chain of the snapshot's events is broken)"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"events.jsonl: line {n} is not a stored event ({exc})"]
+    got = checker.head
+    if (got.position, got.hash) != (head.get("position"), head.get("hash")):
+        if got.position == 0:
+            return ["events.jsonl: empty but head is not"]
         return ["events.jsonl: its last event is not the head named in the manifest"]
     return []
 

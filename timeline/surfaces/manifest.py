@@ -31,6 +31,32 @@ def read_manifest(folder: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+HASH = re.compile(r"[0-9a-f]{64}")
+MAX_POSITION = 2 ** 63 - 1  # positions are 64-bit integers on every backend
+
+
+def manifest_head(doc, manifest: str) -> tuple[int, str]:
+    """The (position, hash) a manifest records; TimelineError naming the bad value."""
+    if not isinstance(doc, dict):
+        raise TimelineError(f"{manifest} is not an export manifest (a JSON "
+                            f"{type(doc).__name__}, not an object)")
+    head = doc.get("head") if isinstance(doc.get("head"), dict) else \
+        {"position": doc.get("head_position"), "hash": doc.get("head_hash")}
+    pos, want = head.get("position"), head.get("hash")
+    if pos is None or want is None:
+        raise TimelineError(f"{manifest} is not an export manifest (no head position and "
+                            f"hash)")
+    if not isinstance(pos, int) or isinstance(pos, bool) or not 0 <= pos <= MAX_POSITION:
+        shown = repr(pos) if not isinstance(pos, int) or len(str(pos)) < 40 else \
+            f"a {len(str(pos))}-digit number"
+        raise TimelineError(f"{manifest}: head position {shown} is not a whole number "
+                            f"from 0 to {MAX_POSITION}")
+    if not isinstance(want, str) or not HASH.fullmatch(want):
+        raise TimelineError(f"{manifest}: head hash {str(want)[:80]!r} is not 64 lowercase "
+                            f"hex digits")
+    return pos, want
+
+
 def check_against_manifest(tl, manifest: str) -> str:
     """Compare the log with the head an export manifest recorded; raise IntegrityError."""
     path = Path(manifest)
@@ -40,17 +66,15 @@ def check_against_manifest(tl, manifest: str) -> str:
         path = path / MANIFEST
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        head = doc["head"] if isinstance(doc.get("head"), dict) else \
-            {"position": doc["head_position"], "hash": doc["head_hash"]}
-        pos, want = int(head["position"]), str(head["hash"])
     except OSError as exc:
         raise TimelineError(f"cannot read manifest {manifest}: {exc.strerror}") from exc
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise TimelineError(f"{manifest} is not an export manifest (no head position and "
-                            f"hash)") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise TimelineError(f"{manifest} is not an export manifest (not JSON: "
+                            f"{str(exc).splitlines()[0][:80]})") from exc
+    pos, want = manifest_head(doc, manifest)
     if pos <= 0:
         return f"; manifest {manifest} records an empty log"
-    with tl.store.reading() as r:
+    with tl.store.reading(check=False) as r:  # verify reports a changed head itself
         got = r.hash_at(pos)
         last = r.head().position
     if got is None:

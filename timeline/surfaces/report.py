@@ -236,8 +236,12 @@ def _state_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -
 
 
 def _developments_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
-    start = (dt.date.fromisoformat(as_of) - dt.timedelta(days=WINDOW_DAYS)).isoformat()
-    after = (dt.date.fromisoformat(start) + dt.timedelta(days=1)).isoformat()
+    day = dt.date.fromisoformat(as_of)
+    # clamped near year 1, where there are fewer than WINDOW_DAYS days before `as_of`
+    back = min(WINDOW_DAYS, (day - dt.date.min).days)
+    start_day = day - dt.timedelta(days=back)
+    start = start_day.isoformat()
+    after = (start_day + dt.timedelta(days=1) if back == WINDOW_DAYS else start_day).isoformat()
     rows = r.effective_between(after, as_of, known_on=known_on,
                                exclude_types=("retraction", "correction"))
     intro = (f'<p class="muted">Events effective after {_e(start)} up to and including '

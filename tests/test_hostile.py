@@ -1,0 +1,574 @@
+"""Attacks and abuse, each a case: the refusal, its message, and that nothing changed.
+
+Issue 12. Every case runs through the CLI (and the API where it applies), on both backends
+where the attack applies (the `backend` / `make_db` fixtures of tests/backends.py).
+docs/guarantees.md names the test that proves each promise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+from pathlib import Path
+
+import pytest
+
+from timeline.surfaces import cli
+
+from .backends import backend, make_db, only_postgres, run_main  # noqa: F401 - fixtures
+from .conftest import run_cli
+
+
+def one_error_line(res, prefix: str = "error: ") -> str:
+    """The single stderr line of a failed command: no traceback, exit 1."""
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), res.stderr
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+def head_of(url: str) -> tuple:
+    res = run_main("--db", url, "info", "--format", "json")
+    info = json.loads(res.stdout)
+    return info["events"], info["head_hash"]
+
+
+# -- item 7: no traceback, ever, at the CLI boundary --------------------------------------
+def test_unexpected_exception_is_an_internal_error_line(monkeypatch, seeded_db, capsys):
+    from timeline.surfaces import commands
+
+    def boom(args):
+        raise ZeroDivisionError("deliberately broken for the test")
+
+    monkeypatch.setattr(commands, "run_info", boom)
+    assert cli.main(["--db", str(seeded_db), "info"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("internal error: ZeroDivisionError: deliberately broken for the "
+                           "test (please report; run again with --debug for the traceback)")
+    assert cli.main(["--db", str(seeded_db), "info", "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "boom" in err
+    assert err.strip().splitlines()[-1].startswith("internal error: ZeroDivisionError")
+
+
+@pytest.mark.parametrize("db, words", [
+    ("foo://bar", "unknown database URL scheme 'foo'"),
+    ("postgresql+nodriver://u@h/db", "the driver is not installed"),
+    ("http://user:secret@example.com/x", "unknown database URL scheme 'http'"),
+])
+def test_bad_database_urls_are_one_line(db, words):
+    res = run_main("--db", db, "query", "measures")
+    line = one_error_line(res)
+    assert words in line and "secret" not in line
+
+
+def test_directory_as_database(tmp_path):
+    d = tmp_path / "dir"
+    d.mkdir()
+    for argv in (["query", "measures"], ["init"], ["sql", "SELECT 1"], ["verify"],
+                 ["export", "--out", str(tmp_path / "ex")]):
+        for db in (str(d), f"sqlite:///{d}", f"{d}/"):
+            line = one_error_line(run_main("--db", db, *argv))
+            assert f"{d} is a directory, not a database file" in line
+    assert list(d.iterdir()) == []
+
+
+@pytest.mark.parametrize("query, words", [
+    ("events limit 99999999999999999999", "events limit 99999999999999999999 is out of range"),
+    ("events where position > 9223372036854775808",
+     "position: 9223372036854775808 is out of range"),
+    ("events where position > 2147483648",
+     "position: 2147483648 is out of range: position is a whole number between"),
+    ("events where version >= -2147483649", "version: -2147483649 is out of range"),
+    ("events where payload.set.rate < -9223372036854775809", "-9223372036854775809 is out of"),
+    ("measures where rate > 99999999999999999999999", "99999999999999999999999 is out of"),
+    ("events where payload = 1", "payload needs a field name after it"),
+])
+def test_query_values_no_backend_can_bind(make_db, query, words):
+    url = make_db()
+    line = one_error_line(run_main("--db", url, "query", query))
+    assert words in line
+    # the largest value that fits is an ordinary answer
+    assert run_main("--db", url, "query",
+                    "events where position > 2147483647").stdout.strip() == "(no rows)"
+
+
+def _manifest(tmp_path, name, doc) -> str:
+    p = tmp_path / name
+    p.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return str(p)
+
+
+H = "0" * 64
+
+
+@pytest.mark.parametrize("doc, words", [
+    ([1, 2], "is not an export manifest (a JSON list, not an object)"),
+    ({"head": {"position": 10 ** 30, "hash": H}}, "head position 1000000000000000000000000000000"
+                                                   " is not a whole number"),
+    ({"head": {"position": 1.5, "hash": H}}, "head position 1.5 is not a whole number"),
+    ({"head": {"position": -5, "hash": H}}, "head position -5 is not a whole number"),
+    ({"head": {"position": True, "hash": H}}, "head position True is not a whole number"),
+    ({"head": {"position": 3, "hash": "x"}}, "head hash 'x' is not 64 lowercase hex digits"),
+    ({"head": {"position": 3}}, "no head position and hash"),
+    ('{"head": {"position": 1' + "0" * 5000 + ', "hash": "x"}}', "not JSON"),
+    ("[" * 100_000, "not JSON"),
+    ("", "not JSON"),
+])
+def test_malformed_manifests_for_verify_against(make_db, tmp_path, doc, words):
+    url = make_db()
+    before = head_of(url)
+    line = one_error_line(run_main("--db", url, "verify", "--against",
+                                   _manifest(tmp_path, "m.json", doc)))
+    assert words in line
+    assert head_of(url) == before
+
+
+def _snapshot_state(out: Path) -> dict:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def test_export_out_empty_or_a_file(seeded_db, tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    line = one_error_line(run_main("--db", seeded_db, "export", "--out", ""))
+    assert line == "error: --out needs a folder name (it was empty)"
+    f = cwd / "afile"
+    f.write_text("keep me")
+    line = one_error_line(run_main("--db", seeded_db, "export", "--out", f))
+    assert line == f"error: --out {f} is a file, not a folder; nothing was written"
+    assert f.read_text() == "keep me"
+    assert sorted(p.name for p in cwd.iterdir()) == ["afile"]
+
+
+def test_export_to_a_read_only_place(seeded_db, tmp_path):
+    # root ignores file modes; /proc refuses new entries to everyone
+    line = one_error_line(run_main("--db", seeded_db, "export", "--out", "/proc/timeline-x"))
+    assert "cannot create /proc/timeline-x" in line
+
+
+def test_export_to_a_full_disk_keeps_older_snapshots_and_latest(seeded_db, tmp_path):
+    out = tmp_path / "ex"
+    assert run_main("--db", seeded_db, "export", "--out", out, "--as-of",
+                    "2025-05-14").returncode == 0
+    before = _snapshot_state(out)
+
+    def small_files():  # a file-size limit: the next write fails like on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "timeline", "--db", str(seeded_db), "export",
+                          "--out", str(out), "--as-of", "2025-06-01"], capture_output=True,
+                         text=True, preexec_fn=small_files, timeout=300)
+    line = one_error_line(res)
+    assert f"cannot write the snapshot into {out}" in line and "File too large" in line
+    assert "earlier snapshots and latest are unchanged" in line
+    assert _snapshot_state(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "0001-01-15", "9999-12-31"])
+def test_export_at_the_ends_of_the_calendar(seeded_db, tmp_path, as_of):
+    out = tmp_path / "ex"
+    res = run_main("--db", seeded_db, "export", "--out", out, "--as-of", as_of)
+    assert res.returncode == 0, res.stderr
+    assert run_main("export", "--verify", out / as_of).returncode == 0
+
+
+# -- items 3 and 4: `timeline sql` cannot write, nor reach the server's files or programs ---
+def pg_seeded(tmp_path) -> str:
+    from .backends import new_db
+
+    return new_db("postgresql", tmp_path, seeded=True)
+
+
+PG_ESCAPES = [
+    ("COPY (SELECT 'x') TO PROGRAM 'touch {probe}'", "COPY refused (must be superuser or "
+                                                     "have privileges of the "
+                                                     "pg_execute_server_program role"),
+    ("COPY v_events FROM PROGRAM 'touch {probe}'", "COPY refused"),
+    ("COPY (SELECT 1) TO '{probe}'", "pg_write_server_files"),
+    ("COPY v_measures FROM '/etc/hostname'", "COPY refused"),
+    ("SELECT pg_read_file('/etc/hostname')", "permission denied for function pg_read_file"),
+    ("SELECT pg_read_binary_file('/etc/hostname')", "permission denied for function"),
+    ("SELECT pg_ls_dir('.')", "permission denied for function pg_ls_dir"),
+    ("SELECT pg_stat_file('/etc/hostname')", "permission denied for function pg_stat_file"),
+    ("SELECT lo_export(1, '{probe}')", "permission denied for function lo_export"),
+    ("SELECT lo_import('/etc/hostname')", "permission denied for function lo_import"),
+    ("SELECT set_config('session_authorization', 'postgres', true)",
+     "permission denied to set session authorization"),
+    ("SELECT set_config('role', 'postgres', true)", "permission denied to set role"),
+    ("SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, false, '')",
+     "permission denied for function pg_read_file"),
+    ("SELECT count(*) FROM events", "permission denied for table events"),
+    ("SELECT * FROM intervals", "permission denied for table intervals"),
+    ("DELETE FROM events", "DELETE refused (cannot execute DELETE in a read-only transaction)"),
+    ("UPDATE measures SET title = 'x'", "UPDATE refused"),
+    ("TRUNCATE events", "TRUNCATE refused"),
+    ("CREATE TABLE t (a int)", "CREATE refused"),
+    ("CREATE TEMP TABLE t (a int)", "CREATE refused"),
+]
+
+
+@only_postgres
+@pytest.mark.parametrize("sql, words", PG_ESCAPES, ids=[s for s, _ in PG_ESCAPES])
+def test_postgres_sql_cannot_reach_files_programs_or_write(tmp_path, sql, words):
+    url = pg_seeded(tmp_path)
+    before = head_of(url)
+    probe = tmp_path / "probe-file"
+    line = one_error_line(run_main("--db", url, "sql", sql.format(probe=probe)))
+    assert words in line, line
+    assert "runs as the role timeline_reader in a read-only transaction" in line
+    assert not probe.exists()
+    assert head_of(url) == before
+    assert run_main("--db", url, "verify").returncode == 0
+
+
+@only_postgres
+def test_postgres_sql_reads_views_and_literal_percent(tmp_path):
+    url = pg_seeded(tmp_path)
+    import timeline
+    # the README's own example: a literal % in a LIKE pattern, and in a string
+    readme = ("SELECT measure, rate, status FROM v_intervals WHERE measure LIKE 'us.tariff.%' "
+              "AND valid_from <= '2025-05-14' AND (valid_to IS NULL OR valid_to > '2025-05-14')"
+              " ORDER BY measure")
+    res = run_main("--db", url, "sql", readme, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert {"measure": "us.tariff.ieepa-reciprocal.cn", "rate": 10, "status": "in_force"} in rows
+    with timeline.open(url) as tl:
+        assert tl.sql("SELECT '100%' AS p, current_user AS who") == (
+            ["p", "who"], [("100%", "timeline_reader")])
+
+
+@only_postgres
+def test_postgres_sql_refuses_when_it_cannot_drop_privileges(tmp_path, monkeypatch):
+    url = pg_seeded(tmp_path)
+    # the only roles on offer are the superuser the tests connect as
+    monkeypatch.setenv("TIMELINE_SQL_URL", url)
+    res = run_main("--db", url, "sql", "SELECT 1")
+    line = one_error_line(res)
+    assert "`timeline sql` cannot drop its privileges, so it refuses to run (nothing was run)" \
+        in line
+    assert "$TIMELINE_SQL_URL is postgres, which is a superuser" in line
+    assert "the --db user is postgres" in line
+    monkeypatch.setenv("TIMELINE_SQL_URL", url.replace("postgres@", "no_such_role_x@"))
+    line = one_error_line(run_main("--db", url, "sql", "SELECT 1"))
+    assert "$TIMELINE_SQL_URL cannot connect" in line and "no_such_role_x" in line
+
+
+SQLITE_READS = [
+    ("SELECT value FROM json_each('[1,2]')", [(1,), (2,)]),
+    ("SELECT key FROM json_tree('{\"a\":1}') WHERE key IS NOT NULL", [("a",)]),
+    ("SELECT name FROM pragma_table_info('events') WHERE cid < 2", [("position",), ("id",)]),
+    ("SELECT count(*) > 0 FROM pragma_index_list('events')", [(1,)]),
+    ("SELECT journal_mode FROM pragma_journal_mode", [("wal",)]),
+]
+
+
+@pytest.mark.parametrize("sql, rows", SQLITE_READS, ids=[s for s, _ in SQLITE_READS])
+def test_sqlite_table_valued_functions_are_reads(seeded_db, sql, rows):
+    res = run_main("--db", seeded_db, "sql", sql, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert [tuple(r.values()) for r in json.loads(res.stdout)] == rows
+
+
+SQLITE_ESCAPES = [
+    ("WITH a AS (SELECT 1) UPDATE sqlite_master SET sql = 'x'", "read-only: WITH refused"),
+    ("UPDATE sqlite_master SET sql = 'x'", "read-only: UPDATE refused"),
+    ("WITH a AS (SELECT 1) DELETE FROM events", "DELETE refused"),
+    ("ATTACH '{probe}' AS x", "ATTACH refused"),
+    ("VACUUM INTO '{probe}'", "VACUUM refused"),
+    ("SELECT load_extension('{probe}')", "not authorized"),
+    ("SELECT * FROM pragma_journal_mode('delete')", "unknown database"),
+    ("PRAGMA journal_mode = delete", "PRAGMA journal_mode = … refused"),
+    ("PRAGMA writable_schema = 1", "PRAGMA writable_schema = … refused"),
+]
+
+
+@pytest.mark.parametrize("sql, words", SQLITE_ESCAPES, ids=[s for s, _ in SQLITE_ESCAPES])
+def test_sqlite_sql_escapes_stay_refused(seeded_db, tmp_path, sql, words):
+    before = head_of(str(seeded_db))
+    probe = tmp_path / "probe.db"
+    line = one_error_line(run_main("--db", seeded_db, "sql", sql.format(probe=probe)))
+    assert words in line
+    assert not probe.exists()
+    assert head_of(str(seeded_db)) == before
+
+
+# -- item 6: the same answers on both backends ---------------------------------------------
+@pytest.mark.parametrize("word", ["geneva", "GENEVA", "Geneva", "gEnEvA"])
+def test_contains_has_one_case_rule_on_both_backends(make_db, word):
+    url = make_db()
+    every = json.loads(run_main("--db", url, "query", "events", "--format", "json").stdout)
+    fold = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+    want = [e["position"] for e in every["results"]
+            if word.translate(fold) in e["payload"]["title"].translate(fold)]
+    res = run_main("--db", url, "query", f'events where title contains "{word}"',
+                   "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert [e["position"] for e in json.loads(res.stdout)["results"]] == want and want
+
+
+# -- items 1 and 2: verify checks everything a reader trusts; readers notice a changed log --
+def raw(url: str, *statements: str) -> None:
+    """Run statements on a plain connection, as an attacker with database access would."""
+    from .backends import raw_engine
+
+    eng = raw_engine(url)
+    try:
+        with eng.begin() as c:
+            for sql in statements:
+                c.exec_driver_sql(sql)
+    finally:
+        eng.dispose()
+
+
+def failed_verify(url: str, *extra: str) -> str:
+    res = run_main("--db", url, "verify", *extra)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith("FAILED: "), res.stderr
+    return res.stderr
+
+
+NOOP_TRIGGER = {
+    "sqlite": ["DROP TRIGGER events_no_delete",
+               "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT 1; END"],
+    "postgresql": ["CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger "
+                   "LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$"],
+}
+
+
+def test_a_same_named_trigger_that_does_nothing_is_reported(make_db, backend):
+    url = make_db()
+    raw(url, *NOOP_TRIGGER[backend])
+    for extra in ((), ("--quick",)):
+        err = failed_verify(url, *extra)
+        name = "events_no_delete" if backend == "sqlite" else "events_no_change"
+        assert f"immutability triggers missing or altered: {name} altered" in err
+    # the attack it hides: the log can now lose a row, and verify says so
+    raw(url, "DELETE FROM events WHERE position = 5")
+    err = failed_verify(url)
+    assert "altered at position 5" in err and "altered" in err
+
+
+@only_postgres
+def test_a_disabled_trigger_is_reported(tmp_path):
+    url = pg_seeded(tmp_path)
+    raw(url, "ALTER TABLE events DISABLE TRIGGER events_no_truncate")
+    assert "events_no_truncate disabled" in failed_verify(url, "--quick")
+
+
+def test_an_altered_view_is_reported(make_db, backend):
+    url = make_db()
+    raw(url, "DROP VIEW v_state_today", "DROP VIEW v_intervals",
+        "CREATE VIEW v_intervals AS SELECT stream AS measure, 1 AS rate FROM intervals",
+        "CREATE VIEW v_state_today AS SELECT * FROM v_intervals")
+    err = failed_verify(url, "--quick")
+    assert "documented views missing or altered: v_intervals altered; v_state_today altered" \
+        in err
+
+
+def test_edited_projections_are_reported_with_measure_and_date(make_db, backend):
+    url = make_db()
+    q = "total tariff by us on cn as of 2025-04-10"
+    before = json.loads(run_main("--db", url, "query", q, "--format", "json").stdout)
+    raw(url, "UPDATE intervals SET state = replace(state, '\"rate\":125', '\"rate\":1') "
+             "WHERE stream = 'us.tariff.ieepa-reciprocal.cn' AND valid_from = '2025-04-10'")
+    err = failed_verify(url)
+    assert ("projections altered: measure us.tariff.ieepa-reciprocal.cn, interval from "
+            "2025-04-10: state is") in err and "run `timeline rebuild`" in err
+    assert run_main("--db", url, "verify", "--quick").returncode == 0  # the quick check's limit
+    assert run_main("--db", url, "rebuild").returncode == 0
+    assert run_main("--db", url, "verify").returncode == 0
+    assert json.loads(run_main("--db", url, "query", q, "--format", "json").stdout) == before
+
+
+LOG_CHANGES = {
+    "last row deleted": ("DELETE FROM events WHERE position = (SELECT MAX(position) FROM "
+                         "events)"),
+    "last row rewritten": ("UPDATE events SET hash = '" + "1" * 64 + "' WHERE position = "
+                           "(SELECT MAX(position) FROM events)"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(LOG_CHANGES))
+def test_readers_refuse_a_log_changed_behind_the_stores_back(make_db, backend, tmp_path,
+                                                            change):
+    url = make_db()
+    drop = (["DROP TRIGGER events_no_update", "DROP TRIGGER events_no_delete"]
+            if backend == "sqlite" else ["DROP TRIGGER events_no_change ON events"])
+    raw(url, *drop, LOG_CHANGES[change])
+    events_before = run_main("--db", url, "info").stdout  # info still looks
+    assert "events" in events_before
+    out = tmp_path / "ex"
+    seed = tmp_path / "e.toml"
+    seed.write_text('[[events]]\nstream = "test.x"\ntype = "opened"\neffective = 2025-01-01\n'
+                    'known = 2025-01-01\ntitle = "x"\n[events.source]\nname = "test"\n')
+    for argv in (["query", "measures"], ["query", "total tariff by us on cn"],
+                 ["export", "--out", out], ["load", seed], ["sql", "SELECT 1"],
+                 ["chart", "total tariff by us on cn", "-o", tmp_path / "c.svg"]):
+        res = run_main("--db", url, *argv)
+        line = one_error_line(res)
+        assert "the log changed behind the store's back: the projections reflect position" \
+            in line, (argv, line)
+        assert "run `timeline verify`" in line and "`timeline rebuild`" in line
+    assert [p.name for p in out.iterdir()] == [".lock"]  # no snapshot, no `latest`
+    assert not (tmp_path / "c.svg").exists()
+    assert run_main("--db", url, "info").stdout == events_before  # load appended nothing
+    assert "the log changed behind the store's back" in failed_verify(url, "--quick")
+
+
+def test_verify_quick_passes_on_an_intact_log(make_db):
+    url = make_db()
+    res = run_main("--db", url, "verify", "--quick")
+    assert res.returncode == 0 and res.stdout.startswith("ok: ")
+
+
+# -- item 8: export --verify rechecks the events' hash chain -----------------------------
+def _forge(snapshot: Path, edit) -> None:
+    """Edit events.jsonl, then recompute the manifest's hashes, sizes and counts to match."""
+    from timeline.surfaces.export import _rows, _sha256
+
+    f = snapshot / "events.jsonl"
+    lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+    f.write_text("".join(edit(lines)), encoding="utf-8")
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    info = manifest["files"]["events.jsonl"]
+    info.update(sha256=_sha256(f), bytes=f.stat().st_size, rows=_rows(f))
+    manifest["row_counts"]["events.jsonl"] = info["rows"]
+    (snapshot / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _retitle(lines, n=10):
+    ev = json.loads(lines[n - 1])
+    ev["payload"]["title"] = "forged"
+    return lines[:n - 1] + [json.dumps(ev) + "\n"] + lines[n:]
+
+
+@pytest.mark.parametrize("edit, words", [
+    (_retitle, "events.jsonl altered at position 10: its hash does not match its contents"),
+    (lambda lines: lines[:5] + lines[6:], "events.jsonl altered at position 6: expected "
+                                          "position 6, found 7"),
+    (lambda lines: lines[:-1], "its last event is not the head named in the manifest"),
+    (lambda lines: lines[:3] + ["[1]\n"] + lines[3:], "line 4 is not an event"),
+])
+def test_export_verify_catches_a_forged_snapshot_with_a_recomputed_manifest(
+        seeded_db, tmp_path, edit, words):
+    out = tmp_path / "ex"
+    assert run_main("--db", seeded_db, "export", "--out", out, "--as-of",
+                    "2025-05-14").returncode == 0
+    snap = out / "2025-05-14"
+    assert run_main("export", "--verify", snap).returncode == 0
+    _forge(snap, edit)
+    res = run_main("export", "--verify", snap)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert words in res.stderr, res.stderr
+
+
+# -- item 5: limits on the read surfaces -------------------------------------------------
+FOREVER = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
+
+
+def test_a_statement_that_never_ends_is_stopped_by_the_timeout(make_db):
+    url = make_db()
+    line = one_error_line(run_main("--db", url, "sql", "--timeout", "0.5", FOREVER))
+    assert line.endswith("statement stopped after 0.5 s (the --timeout); narrow the query or "
+                         "raise --timeout")
+    import timeline
+    from timeline.errors import StoreError
+
+    with timeline.open(url, timeout=0.5) as tl:
+        with pytest.raises(StoreError, match="statement stopped after 0.5 s"):
+            tl.sql(FOREVER)
+        assert tl.sql("SELECT 1 AS one") == (["one"], [(1,)])  # the next statement runs
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "nan", "inf"])
+def test_timeout_values_are_checked(value):
+    res = run_main("sql", "--timeout", value, "SELECT 1")
+    assert res.returncode == 2 and "--timeout needs seconds" in res.stderr
+
+
+def test_max_rows(make_db):
+    url = make_db()
+    res = run_main("--db", url, "sql", "--max-rows", "2", "--format", "json",
+                   "SELECT measure FROM v_measures ORDER BY measure")
+    assert res.returncode == 0 and len(json.loads(res.stdout)) == 2
+    assert res.stderr == "timeline sql: stopped at --max-rows 2; there are more rows\n"
+    res = run_main("--db", url, "sql", "--max-rows", "1000", "SELECT 1 AS one")
+    assert res.returncode == 0 and res.stderr == ""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_until(predicate, what: str, limit: float = 120.0) -> None:
+    import time
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def _pg_running(url: str, needle: str) -> list:
+    from sqlalchemy import text
+
+    from .backends import raw_engine
+    eng = raw_engine(url)
+    try:
+        with eng.connect() as c:
+            return list(c.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE :q "
+                "AND pid <> pg_backend_pid()"), {"q": f"%{needle}%"}))
+    finally:
+        eng.dispose()
+
+
+def test_ctrl_c_interrupts_a_running_statement(make_db, backend):
+    import subprocess
+    import sys
+    url = make_db()
+    marker = f"/* ctrl-c {os.getpid()} {backend} */"
+    proc = subprocess.Popen([sys.executable, "-m", "timeline", "--db", url, "sql",
+                             "--timeout", "0", f"{FOREVER} {marker}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if backend == "postgresql":
+            _wait_until(lambda: _pg_running(url, marker), "the statement to run")
+        else:  # busy in the statement: well past the CPU time start-up takes
+            _wait_until(lambda: _cpu_seconds(proc.pid) > 3, "the statement to run")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip() == "interrupted", err
+    if backend == "postgresql":
+        _wait_until(lambda: not _pg_running(url, marker), "the server to stop")
+
+
+@only_postgres
+def test_the_server_stops_when_the_client_is_killed(tmp_path):
+    import subprocess
+    import sys
+    url = pg_seeded(tmp_path)
+    marker = f"/* killed {os.getpid()} */"
+    proc = subprocess.Popen([sys.executable, "-m", "timeline", "--db", url, "sql",
+                             "--timeout", "3", f"{FOREVER} {marker}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_until(lambda: _pg_running(url, marker), "the statement to run")
+        proc.kill()
+        proc.wait(timeout=60)
+        # statement_timeout ends the server's work although nobody is listening any more
+        _wait_until(lambda: not _pg_running(url, marker), "the server to stop the statement")
+    finally:
+        proc.kill()
