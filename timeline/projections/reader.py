@@ -32,6 +32,12 @@ EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "an
                  "known", "recorded_at")
 MEASURE_COLUMNS = ("kind", "imposer", "target", "scope", "title")
 STATE_COLUMNS = ("rate", "status", "legal_status")
+# Every name a `where` may use besides JSON keys of the log, per query form.
+EVENT_FIELDS = EVENT_COLUMNS + MEASURE_COLUMNS + ("source", "quote", "title")
+MEASURE_FIELDS = MEASURE_COLUMNS + ("measure", "stream", "events", "first_effective",
+                                    "last_change") + STATE_COLUMNS
+# Fields whose values form a closed set: `kind = tarif` is a mistake to report, not a filter.
+ENUM_FIELDS = ("kind", "imposer", "target", "type", "status", "legal_status")
 
 # Hot-path statements are built once so SQLAlchemy's compiled cache is hit every time.
 SQL_STATE_AT = text(
@@ -326,6 +332,37 @@ class Reader:
                  "first_effective": r.first_effective, "last_change": r.tail_date,
                  "rate": r.rate, "status": r.status, "legal_status": r.legal_status}
                 for r in self.conn.execute(stmt.order_by(m.stream))]
+
+    def field_values(self, name: str) -> list[str]:
+        """The distinct values an enumerated field (ENUM_FIELDS) takes in this log."""
+        if name in ("kind", "imposer", "target"):
+            col = measures.c[name]
+        elif name == "type":
+            col = events.c.type
+        elif name in ("status", "legal_status"):
+            col = intervals.c[name]
+        else:
+            raise ValueError(f"not an enumerated field: {name}")
+        return sorted(v for v in self.conn.execute(select(col).distinct()).scalars()
+                      if v is not None)
+
+    def json_keys(self, where: str) -> set[str]:
+        """Keys that occur in the log's JSON: 'payload' (event payloads), 'set' (the fields
+        events set) or 'state' (measure states). A full scan: only asked on a miss."""
+        keys: set[str] = set()
+        if where == "state":
+            for (raw,) in self.conn.execute(select(intervals.c.state).distinct()):
+                keys.update(json.loads(raw) if isinstance(raw, str) else raw or {})
+            return keys
+        for (raw,) in self.conn.execute(select(events.c.payload).distinct()):
+            p = json.loads(raw) if isinstance(raw, str) else raw or {}
+            if where == "payload":
+                keys.update(p)
+            else:
+                for part in [p.get("set"), p.get("affects_set")] + [
+                        it.get("set") for it in p.get("schedule", ())]:
+                    keys.update(part or {})
+        return keys
 
     def table_columns(self) -> dict[str, list[str]]:
         """Columns of every table and view (for SQL completion), alembic's own left out."""

@@ -144,7 +144,9 @@ class _Builder(Transformer):
         return DiffQuery(*children, pos=self._pos(meta))
 
     def total_query(self, meta, children):
-        return TotalQuery(*children, pos=self._pos(meta))
+        (imposer, imposer_pos), (target, target_pos), as_of, known_on = children
+        return TotalQuery(imposer, target, as_of, known_on, self._pos(meta), imposer_pos,
+                          target_pos)
 
     def measures_query(self, meta, children):
         return MeasuresQuery(children[0] or (), self._pos(meta))
@@ -179,17 +181,20 @@ class _Builder(Transformer):
             fixed = token.lower().replace("_", "-")
             raise self._error(f"invalid jurisdiction {_show(str(token))}: codes are lowercase",
                               token, f"did you mean {_show(fixed)}?")
-        return str(token)
+        return str(token), self._pos(token)
 
     def condition(self, meta, children):
-        field, op, value = children
-        return Condition(str(field), op, value, self._pos(meta))
+        field, op, (value, value_pos) = children
+        return Condition(str(field), op, value, self._pos(meta), value_pos)
 
     def op(self, meta, children):
         return str(children[0]).lower()
 
     def value(self, meta, children):
         token = children[0]
+        return self._value(token), self._pos(token)
+
+    def _value(self, token: Token):
         if token.type == "NUMBER":
             return self._number(token)
         if token.type == "STRING":

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from timeline.errors import QueryError
-from timeline.projections.reader import Reader, StateRow
+from timeline.projections.reader import (ENUM_FIELDS, EVENT_FIELDS, MEASURE_FIELDS, Reader,
+                                         StateRow)
 from timeline.query.parser import suggest
 from timeline.query.syntax import (DateExpr, DiffQuery, EventsQuery, HistoryQuery,
-                                   MeasuresQuery, StateQuery, Target, TotalQuery)
+                                   MeasuresQuery, Pos, StateQuery, Target, TotalQuery)
 
 @dataclass
 class Context:
@@ -73,6 +74,55 @@ def resolve_targets(r: Reader, target: Target, text: str) -> list[str]:
                      column=target.pos.column,
                      hint=f"did you mean '{guess}'?" if guess else
                      "list measures with: measures")
+
+
+def _did_you_mean(word: str, candidates, what: str) -> str:
+    guess = suggest(word, candidates)
+    if guess:
+        return f"did you mean {guess!r}?"
+    listed = sorted(set(candidates))
+    return f"known {what}: " + ", ".join(listed[:12]) + (", …" if len(listed) > 12 else "")
+
+
+def check_conditions(r: Reader, conditions, form: str, text: str) -> None:
+    """A `where` naming a field no {form} has, or an enumerated value that never occurs in
+    the log, is a QueryError at its position: it would otherwise answer an empty table."""
+    columns = EVENT_FIELDS if form == "events" else MEASURE_FIELDS
+    keys: dict[str, set[str]] = {}
+    for c in conditions:
+        name = c.field.lower()
+        parts = name.split(".")
+        if name not in columns:
+            if parts[0] == "payload" and len(parts) > 1:
+                where, key = ("payload" if form == "events" else "state"), parts[1]
+            else:
+                where, key = ("set" if form == "events" else "state"), parts[0]
+            if where not in keys:
+                keys[where] = r.json_keys(where)
+            if key not in keys[where]:
+                noun = "event" if form == "events" else "measure"
+                names = list(columns) + (sorted(keys[where]) if where != "payload" else
+                                         [f"payload.{k}" for k in sorted(keys[where])])
+                raise QueryError(f"unknown field {c.field!r}: no {noun} in the log has it",
+                                 query=text, line=c.pos.line, column=c.pos.column,
+                                 hint=_did_you_mean(c.field, names, "fields"))
+        if name in ENUM_FIELDS and c.op in ("=", "!=") and isinstance(c.value, str):
+            values = r.field_values(name)
+            if c.value not in values:
+                pos = c.value_pos or c.pos
+                raise QueryError(f"unknown {name} {c.value!r}: it never occurs in the log",
+                                 query=text, line=pos.line, column=pos.column,
+                                 hint=_did_you_mean(c.value, values, "values"))
+
+
+def check_jurisdiction(r: Reader, code: str, pos, text: str) -> None:
+    """An imposer or target code no measure uses is a QueryError (not a total of 0)."""
+    codes = set(r.field_values("imposer")) | set(r.field_values("target"))
+    if code not in codes:
+        pos = pos or Pos(1, 1)
+        raise QueryError(f"unknown jurisdiction {code!r}: no measure is imposed by or on it",
+                         query=text, line=pos.line, column=pos.column,
+                         hint=_did_you_mean(code, codes, "jurisdictions"))
 
 
 def _state_row_cells(row: StateRow | None, measure: str) -> list[Any]:
@@ -183,6 +233,8 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
     """`total tariff by A on B as of D`: sum of all-goods tariffs in force."""
     as_of = _date(q.as_of, ctx, ctx.as_of, default_today=True)
     known = _date(q.known_on, ctx, ctx.known_on)
+    check_jurisdiction(r, q.imposer, q.imposer_pos, text)
+    check_jurisdiction(r, q.target, q.target_pos, text)
     candidates = r.tariff_streams(q.imposer)
     components, also, ids, used = [], [], [], []
     for s in candidates:
@@ -219,6 +271,7 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
 def run_events(r: Reader, q: EventsQuery, text: str, ctx: Context) -> Answer:
     """`events [for X] [from D] [to D] [where …] [limit n]`."""
     streams = resolve_targets(r, q.target, text) if q.target is not None else None
+    check_conditions(r, q.conditions, "events", text)
     evs = r.events(streams=streams, start=_date(q.start, ctx), end=_date(q.end, ctx),
                    conditions=_conditions(q.conditions), limit=q.limit)
     results = [{**ev.as_dict(), "title": ev.title} for ev in evs]
@@ -233,6 +286,7 @@ def run_events(r: Reader, q: EventsQuery, text: str, ctx: Context) -> Answer:
 def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer:
     """`measures [where …]`: the catalogue with each measure's state today."""
     today = ctx.today.isoformat()
+    check_conditions(r, q.conditions, "measures", text)
     results = r.measures_on(today, _conditions(q.conditions))
     rows = [[d["measure"], d["kind"], d["imposer"], d["target"], d["rate"], d["status"],
              d["events"], d["title"]] for d in results]

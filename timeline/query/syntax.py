@@ -93,6 +93,7 @@ class Condition:
     op: str
     value: str | int | float | dt.date
     pos: Pos = _field(compare=False)
+    value_pos: Pos | None = _field(default=None, compare=False)  # where the value starts
 
     def render(self) -> str:
         """Canonical text of the condition."""
@@ -183,6 +184,9 @@ class TotalQuery:
     as_of: DateExpr | None
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
+    # where each code is written, so an unknown one is reported at its position
+    imposer_pos: Pos | None = _field(default=None, compare=False)
+    target_pos: Pos | None = _field(default=None, compare=False)
 
     def render(self) -> str:
         """Canonical query text."""
