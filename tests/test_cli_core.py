@@ -52,8 +52,10 @@ def test_rebuild_reports_and_keeps_answers(seeded_db):
 def test_query_formats(seeded_db):
     q = "state of cn.tariff.retaliatory.us as of 2025-04-10"
     j = json.loads(run_cli("query", "--db", str(seeded_db), "--format", "json", q).stdout)
-    assert set(j) == {"query", "as_of", "known_on", "results"}
-    assert set(j["results"][0]) == {"measure", "state", "since", "until", "events"}
+    assert set(j) == {"query", "as_of", "known_on", "results", "horizon", "warnings",
+                      "projected"}
+    assert set(j["results"][0]) == {"measure", "state", "since", "until", "events",
+                                    "projected"}
     import subprocess
     import sys
 

@@ -49,7 +49,7 @@ def test_a_valid_condition_that_matches_nothing_answers_no_rows(make_db):
     for query in ("measures where rate > 500", "events where rate > 1000",
                   "measures where kind = tariff and imposer = cn and target = cn"):
         r = run_cli("query", "--db", db, query)
-        assert (r.returncode, r.stdout) == (0, "(no rows)\n"), query
+        assert (r.returncode, r.stdout.split("\n")[0]) == (0, "(no rows)"), query
     r = run_cli("query", "--db", db, "--format", "json", "measures where kind = case")
     assert r.returncode == 0 and json.loads(r.stdout)["results"]
 

@@ -25,6 +25,9 @@ from timeline.query.syntax import DateExpr, ExplainQuery
 from timeline.store.readonly_sql import run_select
 from timeline.store.store import AppendResult, Store
 
+REVIEW_STREAM = "log.review"  # where `reviewed` events go: the log's own record of checks
+REVIEW_SOURCE = "timeline review"
+
 __all__ = ["open", "init", "Timeline", "Result", "LoadResult", "Head"]
 
 
@@ -173,6 +176,20 @@ class Timeline:
         """Append events built in Python, atomically (optimistic concurrency per stream)."""
         return self._result(self.store.append(list(events), expected_versions))
 
+    def review(self, through: str | dt.date, note: str, *,
+               source: str = REVIEW_SOURCE) -> LoadResult:
+        """Record that the sources were checked through `through`: a `reviewed` event that
+        moves the knowledge horizon there (docs/query-language.md)."""
+        day = through if isinstance(through, dt.date) else _iso(through, "--through")
+        if day > dt.date.today():
+            raise TimelineError(f"cannot review through {day}: it is after today")
+        if not isinstance(note, str) or not note.strip():
+            raise TimelineError("a review needs a note saying what was checked")
+        ev = NewEvent(REVIEW_STREAM, "reviewed", day,
+                      {"title": f"Sources checked through {day}", "note": note.strip()},
+                      {"name": source}, known=day)
+        return self.append([ev])
+
     def verify(self) -> Head:
         """Recompute the hash chain and check immutability; IntegrityError on a fault."""
         return self.store.verify()
@@ -208,6 +225,13 @@ def init(db: str | Path | None = None, *, seeds: bool = True,
     existing one's schema up to date; returns it open for reading and writing."""
     return Timeline(Store.open(None if db is None else str(db), create=True, seeds=seeds,
                                upgrade=True, announce=announce))
+
+
+def _iso(text: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(text))
+    except ValueError:
+        raise TimelineError(f"{what} must be a date written YYYY-MM-DD, not {text!r}") from None
 
 
 def _date_expr(value):

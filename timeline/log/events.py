@@ -35,6 +35,7 @@ EVENT_TYPES: dict[str, tuple[bool, str | None]] = {
     "licensed": (False, None),
     "retraction": (False, None),
     "correction": (False, None),
+    "reviewed": (True, None),  # sources checked through `effective`: moves the horizon
 }
 SUPERSEDING_TYPES = frozenset({"retraction", "correction"})
 TERMINAL_TYPES = frozenset({"lifted", "expired"})

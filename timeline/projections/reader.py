@@ -194,6 +194,15 @@ class Reader:
                 out[r.id] = row_to_event(r)
         return out
 
+    def horizon(self) -> str | None:
+        """The knowledge horizon: the latest `known` date of the log's events, or the
+        latest date a `reviewed` event says the sources were checked through, if later."""
+        e = events.c
+        known = self.conn.execute(select(func.max(e.known)).where(e.type != "reviewed")).scalar()
+        reviewed = self.conn.execute(select(func.max(e.effective))
+                                     .where(e.type == "reviewed")).scalar()
+        return max((d for d in (known, reviewed) if d), default=None)
+
     def withdrawn_ids(self, known_on: str | None = None) -> set[str]:
         """Ids withdrawn by retractions and corrections (those known by `known_on`)."""
         e = events.c
@@ -318,7 +327,8 @@ class Reader:
         m, i = measures.c, intervals.c
         cur = select(intervals).where(i.valid_from <= day,
                                       or_(i.valid_to.is_(None), i.valid_to > day)).subquery()
-        stmt = select(measures, cur.c.rate, cur.c.status, cur.c.legal_status, cur.c.state) \
+        stmt = select(measures, cur.c.rate, cur.c.status, cur.c.legal_status, cur.c.state,
+                      cur.c.valid_from) \
             .outerjoin(cur, cur.c.stream == m.stream)
         cols = {c: m[c] for c in MEASURE_COLUMNS}
         cols.update({"measure": m.stream, "stream": m.stream, "events": m.version,
@@ -330,7 +340,8 @@ class Reader:
         return [{"measure": r.stream, "kind": r.kind, "imposer": r.imposer, "target": r.target,
                  "scope": r.scope, "title": r.title, "events": r.version,
                  "first_effective": r.first_effective, "last_change": r.tail_date,
-                 "rate": r.rate, "status": r.status, "legal_status": r.legal_status}
+                 "rate": r.rate, "status": r.status, "legal_status": r.legal_status,
+                 "since": r.valid_from}
                 for r in self.conn.execute(stmt.order_by(m.stream))]
 
     def field_values(self, name: str) -> list[str]:

@@ -55,6 +55,39 @@ def answer(r: Reader, query, text: str, ctx: Context | None = None) -> Answer:
                          expected=exc.expected, hint=exc.hint) from None
 
 
+def horizon(r: Reader, known: str | None) -> str | None:
+    """The knowledge horizon of an answer: `known on K` is K, else the log's own."""
+    return known or r.horizon()
+
+
+def _past(day: str | None, h: str | None) -> bool:
+    return h is not None and day is not None and day > h
+
+
+def _past_warning(label: str, day: str | None, h: str | None) -> list[str]:
+    if not _past(day, h):
+        return []
+    return [f"{label} {day} is after the knowledge horizon {h}: nothing later is known, "
+            f"so the answer is projected"]
+
+
+def _rests_warning(measure: str, since: str, h: str | None) -> str:
+    return (f"{measure}: the state since {since} rests on a change due after the knowledge "
+            f"horizon {h} that no later event confirms (projected)")
+
+
+def _finish(ans: Answer, h: str | None, warnings: list[str], flags: list[bool]) -> Answer:
+    """Every answer carries its horizon and warnings; a `projected` column (and JSON flag)
+    marks the rows that rest on what was not yet known."""
+    ans.data["horizon"] = {"known_through": h}
+    ans.data["warnings"] = list(dict.fromkeys(warnings))
+    ans.data["projected"] = any(flags)
+    if any(flags):
+        ans.columns = ans.columns + ["projected"]
+        ans.rows = [row + ["yes" if f else ""] for row, f in zip(ans.rows, flags)]
+    return ans
+
+
 def _date(expr: DateExpr | None, ctx: Context, fallback: DateExpr | None = None,
           default_today: bool = False) -> str | None:
     expr = expr or fallback
@@ -165,19 +198,25 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
         # "no state yet" from "unknown measure")
         first = r.state(q.target.pattern, as_of, known)
     streams = [q.target.pattern] if first is not None else resolve_targets(r, q.target, text)
+    h = horizon(r, known)
+    warnings, flags = _past_warning("as of", as_of, h), []
     results, rows, ids = [], [], []
     for s in streams:
         row = first if first is not None else r.state(s, as_of, known)
-        results.append(row.as_dict() if row else
-                       {"measure": s, "state": None, "since": None, "until": None, "events": []})
+        result = row.as_dict() if row else \
+            {"measure": s, "state": None, "since": None, "until": None, "events": []}
+        rests = row is not None and _past(row.valid_from, h)
+        warnings += [_rests_warning(s, row.valid_from, h)] if rests else []
+        flags.append(rests or _past(as_of, h))
+        results.append({**result, "projected": flags[-1]})
         rows.append(_state_row_cells(row, s))
         ids += row.event_ids if row else []
     plan = [f"state of {len(streams)} measure(s) as of {as_of}",
             f"known on {known}: fold each stream's events known by then" if known else
             "everything known: one indexed lookup per measure in intervals"]
-    return Answer("state", {"query": text, "as_of": as_of, "known_on": known,
-                            "results": results}, STATE_HEADER, rows, plan, ids, streams,
-                  (as_of, known))
+    return _finish(Answer("state", {"query": text, "as_of": as_of, "known_on": known,
+                                    "results": results}, STATE_HEADER, rows, plan, ids,
+                          streams, (as_of, known)), h, warnings, flags)
 
 
 def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
@@ -188,20 +227,25 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
         raise QueryError(f"'from' {start} is after 'to' {end}", query=text,
                          line=q.start.pos.line, column=q.start.pos.column)
     streams = resolve_targets(r, q.target, text)
+    h = horizon(r, known)
+    warnings, flags = _past_warning("to", end, h), []
     results, rows = [], []
     for s in streams:
         ivs = r.history(s, start, end, known)
         results.append({"measure": s, "intervals": [
             {"valid_from": r.valid_from, "valid_to": r.valid_to, "rate": r.state.get("rate"),
              "status": r.state.get("status"), "legal_status": r.state.get("legal_status"),
-             "state": r.state, "events": r.event_ids} for r in ivs]})
+             "state": r.state, "events": r.event_ids, "projected": _past(r.valid_from, h)}
+            for r in ivs]})
         rows += [_state_row_cells(r, s) for r in ivs]
+        flags += [_past(iv.valid_from, h) for iv in ivs]
+        warnings += [_rests_warning(s, iv.valid_from, h) for iv in ivs if _past(iv.valid_from, h)]
     plan = [f"history of {len(streams)} measure(s) from {start or 'the beginning'} to "
             f"{end or 'the end'}", f"known on {known}: fold each stream" if known
             else "range scan of intervals by (stream, valid_from)"]
-    return Answer("history", {"query": text, "from": start, "to": end, "known_on": known,
-                              "results": results}, STATE_HEADER, rows, plan, [], streams,
-                  (end, known))
+    return _finish(Answer("history", {"query": text, "from": start, "to": end,
+                                      "known_on": known, "results": results}, STATE_HEADER,
+                          rows, plan, [], streams, (end, known)), h, warnings, flags)
 
 
 def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
@@ -209,20 +253,28 @@ def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
     first, second = _date(q.first, ctx), _date(q.second, ctx)
     known = _date(q.known_on, ctx, ctx.known_on)
     streams = resolve_targets(r, q.target, text)
-    results, rows = [], []
+    h = horizon(r, known)
+    warnings = _past_warning("between … and", max(first, second), h)
+    results, rows, flags = [], [], []
     for s in streams:
         a = r.state(s, first, known)
         b = r.state(s, second, known)
+        rests = [x.valid_from for x in (a, b) if x is not None and _past(x.valid_from, h)]
+        warnings += [_rests_warning(s, d, h) for d in rests]
+        projected = bool(rests) or _past(max(first, second), h)
         sa, sb = (a.state if a else {}), (b.state if b else {})
         changes = [{"field": k, "before": sa.get(k), "after": sb.get(k)}
                    for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
         results.append({"measure": s, "before_exists": a is not None,
-                        "after_exists": b is not None, "changes": changes})
+                        "after_exists": b is not None, "changes": changes,
+                        "projected": projected})
         rows += [[s, c["field"], _cell(c["before"]), _cell(c["after"])] for c in changes]
+        flags += [projected] * len(changes)
     plan = [f"state of {len(streams)} measure(s) on {first} and on {second}; compare fields"]
-    return Answer("diff", {"query": text, "first": first, "second": second, "known_on": known,
-                           "results": results}, ["measure", "field", "before", "after"], rows,
-                  plan, [], streams, (max(first, second), known))
+    return _finish(Answer("diff", {"query": text, "first": first, "second": second,
+                                   "known_on": known, "results": results},
+                          ["measure", "field", "before", "after"], rows, plan, [], streams,
+                          (max(first, second), known)), h, warnings, flags)
 
 
 def _cell(v: Any) -> Any:
@@ -259,13 +311,22 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
     rows = [[c["measure"], c["rate"], "all goods"] for c in components]
     rows += [[a["measure"], a["rate"], f"also applies to some goods: {a['scope']}"] for a in also]
     rows.append(["TOTAL", total, f"{q.imposer} on {q.target} as of {as_of}"])
+    h = horizon(r, known)
+    warnings = _past_warning("as of", as_of, h)
+    flags = [_past(c["since"], h) or _past(as_of, h) for c in components + also]
+    warnings += [_rests_warning(c["measure"], c["since"], h) for c in components + also
+                 if _past(c["since"], h)]
+    for c, f in zip(components + also, flags):
+        c["projected"] = f
+    flags.append(any(flags) or _past(as_of, h))
     plan = [f"tariff measures imposed by {q.imposer!r}: {len(candidates)}",
             f"keep those in force on {as_of} targeting {q.target!r} or 'all'",
             "sum rates of 'all goods' measures; list product-specific ones separately"]
-    return Answer("total", {"query": text, "as_of": as_of, "known_on": known, "imposer": q.imposer,
-                            "target": q.target, "total": total, "components": components,
-                            "also_applies": also}, ["measure", "rate", "scope"], rows, plan,
-                  ids, used, (as_of, known), summary_rows=1)
+    return _finish(Answer("total", {"query": text, "as_of": as_of, "known_on": known,
+                                    "imposer": q.imposer, "target": q.target, "total": total,
+                                    "components": components, "also_applies": also},
+                          ["measure", "rate", "scope"], rows, plan, ids, used, (as_of, known),
+                          summary_rows=1), h, warnings, flags)
 
 
 def run_events(r: Reader, q: EventsQuery, text: str, ctx: Context) -> Answer:
@@ -277,10 +338,11 @@ def run_events(r: Reader, q: EventsQuery, text: str, ctx: Context) -> Answer:
     results = [{**ev.as_dict(), "title": ev.title} for ev in evs]
     rows = [[ev.effective, ev.known, ev.stream, ev.type, ev.title, ev.source.get("name")]
             for ev in evs]
-    return Answer("events", {"query": text, "results": results},
-                  ["effective", "known", "measure", "type", "title", "source"], rows,
-                  ["scan events (filters as bound parameters), order by effective, known, "
-                   "position"], [ev.id for ev in evs], [])
+    return _finish(Answer("events", {"query": text, "results": results},
+                          ["effective", "known", "measure", "type", "title", "source"], rows,
+                          ["scan events (filters as bound parameters), order by effective, "
+                           "known, position"], [ev.id for ev in evs], []),
+                   horizon(r, None), [], [])
 
 
 def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer:
@@ -290,9 +352,17 @@ def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer
     results = r.measures_on(today, _conditions(q.conditions))
     rows = [[d["measure"], d["kind"], d["imposer"], d["target"], d["rate"], d["status"],
              d["events"], d["title"]] for d in results]
-    return Answer("measures", {"query": text, "as_of": today, "results": results},
-                  ["measure", "kind", "imposer", "target", "rate", "status", "events", "title"],
-                  rows, [f"catalogue joined with each measure's interval in force on {today}"])
+    h = horizon(r, None)
+    flags = [_past(today, h) or _past(d["since"], h) for d in results]
+    for d, f in zip(results, flags):
+        d["projected"] = f
+    warnings = _past_warning("as of", today, h) + [
+        _rests_warning(d["measure"], d["since"], h) for d in results if _past(d["since"], h)]
+    return _finish(Answer("measures", {"query": text, "as_of": today, "results": results},
+                          ["measure", "kind", "imposer", "target", "rate", "status", "events",
+                           "title"], rows,
+                          [f"catalogue joined with each measure's interval in force on {today}"]),
+                   h, warnings, flags)
 
 
 def _conditions(conds) -> list[tuple[str, str, Any]]:

@@ -24,6 +24,7 @@ COMMANDS = {
     "load": (_CORE, "validate and append event files (all or nothing)"),
     "query": (_CORE, "run one query and print the answer"),
     "rebuild": (_CORE, "drop and rebuild every projection from the log"),
+    "review": (_CORE, "record that the sources were checked through a date (the horizon)"),
     "repl": ("timeline.surfaces.repl", "interactive query shell"),
     "sql": ("timeline.surfaces.sqlaccess", "run a read-only SQL SELECT (or the SQL shell)"),
     "export": ("timeline.surfaces.export", "write (or verify) a dated projection snapshot"),
