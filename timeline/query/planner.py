@@ -296,20 +296,33 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
         st = row.state
         if st.get("status") != "in_force" or st.get("target") not in (q.target, "all"):
             continue
-        if not isinstance(st.get("rate"), (int, float)):
-            continue
+        rate = st.get("rate")
+        rate = rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
+        if rate is None and st.get("legal_status") in ("invalidated",):
+            continue  # no rate in force (its last one is kept as last_rate)
         used.append(s)
         ids += row.event_ids
-        if st.get("scope") == "all goods":
-            components.append({"measure": s, "rate": st["rate"], "since": row.valid_from,
-                               "events": row.event_ids})
+        item = {"measure": s, "rate": rate, "since": row.valid_from, "events": row.event_ids}
+        notes = _total_notes(st)
+        if st.get("legal_status") not in (None, "unchallenged"):
+            item["legal_status"] = st["legal_status"]
+        if st.get("disputed"):
+            item["disputed"] = [{**d["claims"], "source": d["source"]} for d in st["disputed"]]
+        if st.get("scope") == "all goods" and rate is not None:
+            components.append(item)
+            item["notes"] = notes
         else:
-            also.append({"measure": s, "rate": st["rate"], "scope": st.get("scope"),
-                         "since": row.valid_from, "events": row.event_ids})
+            # product tariffs, and tariffs whose rates are stated per product group
+            item.update({"scope": st.get("scope"), "rates": st.get("rates"), "notes": notes})
+            also.append(item)
     total = sum(c["rate"] for c in components)
     total = int(total) if float(total).is_integer() else total
-    rows = [[c["measure"], c["rate"], "all goods"] for c in components]
-    rows += [[a["measure"], a["rate"], f"also applies to some goods: {a['scope']}"] for a in also]
+    rows = [[c["measure"], c["rate"], "; ".join(["all goods"] + c["notes"])]
+            for c in components]
+    rows += [[a["measure"], a["rate"], "; ".join(
+        [f"also applies to some goods: {a['scope']}"]
+        + ([f"rates: {a['rates']}"] if a["rate"] is None and a.get("rates") else [])
+        + a["notes"])] for a in also]
     rows.append(["TOTAL", total, f"{q.imposer} on {q.target} as of {as_of}"])
     h = horizon(r, known)
     warnings = _past_warning("as of", as_of, h)
@@ -327,6 +340,21 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
                                     "components": components, "also_applies": also},
                           ["measure", "rate", "scope"], rows, plan, ids, used, (as_of, known),
                           summary_rows=1), h, warnings, flags)
+
+
+_LEGAL_NOTES = {"ruled_unlawful": "ruled unlawful", "stayed": "ruled unlawful; stayed",
+                "invalidated": "invalidated"}
+
+
+def _total_notes(state: dict) -> list[str]:
+    """What a total's reader must know of a component: legal status, disputed values."""
+    notes = []
+    if state.get("legal_status") in _LEGAL_NOTES:
+        notes.append(_LEGAL_NOTES[state["legal_status"]])
+    for d in state.get("disputed") or ():
+        claims = ", ".join(f"{k}={v}" for k, v in d["claims"].items())
+        notes.append(f"disputed: {claims} ({d['source']})")
+    return notes
 
 
 def run_events(r: Reader, q: EventsQuery, text: str, ctx: Context) -> Answer:
