@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import (JSON, Float, Integer, Numeric, String, bindparam, case, cast, event,
-                        func, inspect, or_, select, text, type_coerce)
+from sqlalchemy import (JSON, Float, Integer, Numeric, String, and_, bindparam, case, cast,
+                        event, func, inspect, not_, or_, select, text, type_coerce)
 from sqlalchemy.engine import Connection
 
 from timeline.log.chain import Head
@@ -251,7 +251,8 @@ class Reader:
         cols["quote"] = _json_path(source, ["quote"], False)
         cols["title"] = _json_path(payload, ["title"], False)
         for cond in conditions:
-            stmt = stmt.where(_condition(cond, cols, payload, ["set"], self.dialect))
+            stmt = stmt.where(_tree(cond, lambda c: _condition(c, cols, payload, ["set"],
+                                                               self.dialect)))
         stmt = stmt.order_by(e.effective, e.known, e.position)
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -334,9 +335,9 @@ class Reader:
         cols.update({"measure": m.stream, "stream": m.stream, "events": m.version,
                      "first_effective": m.first_effective, "last_change": m.tail_date})
         cols.update({c: cur.c[c] for c in STATE_COLUMNS})
+        state = self._json_col(cur.c.state)
         for cond in conditions:
-            stmt = stmt.where(_condition(cond, cols, self._json_col(cur.c.state), [],
-                                         self.dialect))
+            stmt = stmt.where(_tree(cond, lambda c: _condition(c, cols, state, [], self.dialect)))
         return [{"measure": r.stream, "kind": r.kind, "imposer": r.imposer, "target": r.target,
                  "scope": r.scope, "title": r.title, "events": r.version,
                  "first_effective": r.first_effective, "last_change": r.tail_date,
@@ -448,6 +449,16 @@ def _contains(expr, value: Any, dialect: str):
 def _compare(expr, op: str, value: Any):
     return {"=": expr.__eq__, "!=": expr.__ne__, "<": expr.__lt__, "<=": expr.__le__,
             ">": expr.__gt__, ">=": expr.__ge__}[op](value)
+
+
+def _tree(node, leaf):
+    """A `where` tree — (field, op, value) leaves under ('and'|'or'|'not', [nodes]) — as SQL;
+    NULLs follow SQL's three-valued logic, which the planner's in-memory filter mirrors."""
+    if len(node) == 2:
+        op, items = node
+        parts = [_tree(i, leaf) for i in items]
+        return not_(parts[0]) if op == "not" else (and_(*parts) if op == "and" else or_(*parts))
+    return leaf(node)
 
 
 def _condition(cond, columns: dict, json_col, json_prefix: list[str], dialect: str):

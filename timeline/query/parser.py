@@ -21,7 +21,7 @@ from lark.lexer import PatternStr
 
 from timeline.query import dates
 from timeline.errors import QueryError
-from timeline.query.syntax import (Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
+from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
                                 HistoryQuery, MeasuresQuery, Pos, Query, StateQuery, Target,
                                 TotalQuery)
 from timeline.resources import grammar_path
@@ -131,22 +131,25 @@ class _Builder(Transformer):
         return ExplainQuery(children[0], self._pos(meta))
 
     def state_query(self, meta, children):
-        return StateQuery(*children, pos=self._pos(meta))
+        *rest, where = children
+        return StateQuery(*rest, pos=self._pos(meta), conditions=where or ())
 
     def history_query(self, meta, children):
-        return HistoryQuery(*children, pos=self._pos(meta))
+        *rest, where = children
+        return HistoryQuery(*rest, pos=self._pos(meta), conditions=where or ())
 
     def events_query(self, meta, children):
         target, start, end, where, limit = children
         return EventsQuery(target, start, end, where or (), limit, self._pos(meta))
 
     def diff_query(self, meta, children):
-        return DiffQuery(*children, pos=self._pos(meta))
+        *rest, where = children
+        return DiffQuery(*rest, pos=self._pos(meta), conditions=where or ())
 
     def total_query(self, meta, children):
-        (imposer, imposer_pos), (target, target_pos), as_of, known_on = children
+        (imposer, imposer_pos), (target, target_pos), as_of, known_on, where = children
         return TotalQuery(imposer, target, as_of, known_on, self._pos(meta), imposer_pos,
-                          target_pos)
+                          target_pos, where or ())
 
     def measures_query(self, meta, children):
         return MeasuresQuery(children[0] or (), self._pos(meta))
@@ -157,7 +160,24 @@ class _Builder(Transformer):
     known_on = from_date = to_date = for_target = as_of
 
     def where(self, meta, children):
-        return tuple(children)
+        node = children[0]
+        # a plain conjunction stays a tuple of conditions; anything else is one BoolExpr in it
+        return node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
+
+    def _bool(self, op: str, meta, children) -> BoolExpr:
+        items: list = []
+        for c in children:  # flatten a and b and c (the grammar nests them)
+            items += c.items if isinstance(c, BoolExpr) and c.op == op != "not" else [c]
+        return BoolExpr(op, tuple(items), self._pos(meta))
+
+    def or_(self, meta, children):
+        return self._bool("or", meta, children)
+
+    def and_(self, meta, children):
+        return self._bool("and", meta, children)
+
+    def not_(self, meta, children):
+        return self._bool("not", meta, children)
 
     def limit(self, meta, children):
         token = children[0]

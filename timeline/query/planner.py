@@ -14,8 +14,8 @@ from timeline.errors import QueryError
 from timeline.projections.reader import (ENUM_FIELDS, EVENT_FIELDS, MEASURE_FIELDS, Reader,
                                          StateRow)
 from timeline.query.parser import suggest
-from timeline.query.syntax import (DateExpr, DiffQuery, EventsQuery, HistoryQuery,
-                                   MeasuresQuery, Pos, StateQuery, Target, TotalQuery)
+from timeline.query.syntax import (BoolExpr, DateExpr, DiffQuery, EventsQuery, HistoryQuery,
+                                   MeasuresQuery, Pos, StateQuery, Target, TotalQuery, leaves)
 
 @dataclass
 class Context:
@@ -122,7 +122,7 @@ def check_conditions(r: Reader, conditions, form: str, text: str) -> None:
     the log, is a QueryError at its position: it would otherwise answer an empty table."""
     columns = EVENT_FIELDS if form == "events" else MEASURE_FIELDS
     keys: dict[str, set[str]] = {}
-    for c in conditions:
+    for c in leaves(conditions):
         name = c.field.lower()
         parts = name.split(".")
         if name not in columns:
@@ -201,8 +201,11 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
     h = horizon(r, known)
     warnings, flags = _past_warning("as of", as_of, h), []
     results, rows, ids = [], [], []
+    check_conditions(r, q.conditions, "measures", text)
     for s in streams:
         row = first if first is not None else r.state(s, as_of, known)
+        if q.conditions and not (row and matches(q.conditions, _record(s, row.state))):
+            continue
         result = row.as_dict() if row else \
             {"measure": s, "state": None, "since": None, "until": None, "events": []}
         rests = row is not None and _past(row.valid_from, h)
@@ -211,7 +214,9 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
         results.append({**result, "projected": flags[-1]})
         rows.append(_state_row_cells(row, s))
         ids += row.event_ids if row else []
-    plan = [f"state of {len(streams)} measure(s) as of {as_of}",
+    plan = [f"state of {len(streams)} measure(s) as of {as_of}"
+            + (f", keeping {len(results)} where {_where_text(q.conditions)}"
+               if q.conditions else ""),
             f"known on {known}: fold each stream's events known by then" if known else
             "everything known: one indexed lookup per measure in intervals"]
     return _finish(Answer("state", {"query": text, "as_of": as_of, "known_on": known,
@@ -230,8 +235,13 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
     h = horizon(r, known)
     warnings, flags = _past_warning("to", end, h), []
     results, rows = [], []
+    check_conditions(r, q.conditions, "measures", text)
     for s in streams:
         ivs = r.history(s, start, end, known)
+        if q.conditions:
+            ivs = [iv for iv in ivs if matches(q.conditions, _record(s, iv.state))]
+            if not ivs:
+                continue
         results.append({"measure": s, "intervals": [
             {"valid_from": r.valid_from, "valid_to": r.valid_to, "rate": r.state.get("rate"),
              "status": r.state.get("status"), "legal_status": r.state.get("legal_status"),
@@ -256,9 +266,13 @@ def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
     h = horizon(r, known)
     warnings = _past_warning("between … and", max(first, second), h)
     results, rows, flags = [], [], []
+    check_conditions(r, q.conditions, "measures", text)
     for s in streams:
         a = r.state(s, first, known)
         b = r.state(s, second, known)
+        if q.conditions and not any(x and matches(q.conditions, _record(s, x.state))
+                                    for x in (a, b)):
+            continue  # kept when its state on either date matches
         rests = [x.valid_from for x in (a, b) if x is not None and _past(x.valid_from, h)]
         warnings += [_rests_warning(s, d, h) for d in rests]
         projected = bool(rests) or _past(max(first, second), h)
@@ -287,6 +301,7 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
     known = _date(q.known_on, ctx, ctx.known_on)
     check_jurisdiction(r, q.imposer, q.imposer_pos, text)
     check_jurisdiction(r, q.target, q.target_pos, text)
+    check_conditions(r, q.conditions, "measures", text)
     candidates = r.tariff_streams(q.imposer)
     components, also, ids, used = [], [], [], []
     for s in candidates:
@@ -295,6 +310,8 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
             continue
         st = row.state
         if st.get("status") != "in_force" or st.get("target") not in (q.target, "all"):
+            continue
+        if q.conditions and not matches(q.conditions, _record(s, st)):
             continue
         rate = st.get("rate")
         rate = rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
@@ -393,8 +410,60 @@ def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer
                    h, warnings, flags)
 
 
-def _conditions(conds) -> list[tuple[str, str, Any]]:
-    return [(c.field, c.op, c.value) for c in conds]
+def _conditions(conds) -> list[tuple]:
+    """Conditions as the Reader's where trees: (field, op, value) or (op, [trees])."""
+    return [(c.op, _conditions(c.items)) if isinstance(c, BoolExpr) else (c.field, c.op, c.value)
+            for c in conds]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _lookup(record: dict, field: str):
+    value: Any = record
+    for part in field.lower().removeprefix("payload.").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _leaf(c, record: dict) -> bool | None:
+    """One condition on an in-memory state, with the SQL filter's semantics (None: unknown)."""
+    actual = _lookup(record, c.field)
+    want = c.value.isoformat() if isinstance(c.value, dt.date) else c.value
+    if actual is None or isinstance(actual, (dict, list)):
+        return None
+    if c.op == "contains":
+        return str(want).translate(_ASCII_LOWER) in str(actual).translate(_ASCII_LOWER)
+    if isinstance(want, (int, float)):
+        if isinstance(actual, bool) or not isinstance(actual, (int, float)):
+            return None  # a number never equals text (PostgreSQL casts it to NULL)
+    else:
+        actual = str(actual)
+    return {"=": actual == want, "!=": actual != want, "<": actual < want,
+            "<=": actual <= want, ">": actual > want, ">=": actual >= want}[c.op]
+
+
+def matches(conds, record: dict) -> bool | None:
+    """Kleene three-valued `and` of `conds` (conditions and BoolExprs) on a state record."""
+    return _eval("and", conds, record)
+
+
+def _eval(op: str, items, record: dict) -> bool | None:
+    vals = [_eval(c.op, c.items, record) if isinstance(c, BoolExpr) else _leaf(c, record)
+            for c in items]
+    if op == "not":
+        return None if vals[0] is None else not vals[0]
+    if op == "and":
+        return False if False in vals else (None if None in vals else True)
+    return True if True in vals else (None if None in vals else False)
+
+
+def _where_text(conds) -> str:
+    return MeasuresQuery(tuple(conds), Pos(1, 1)).render().removeprefix("measures where ")
+
+
+def _record(measure: str, state: dict | None) -> dict:
+    return {**(state or {}), "measure": measure, "stream": measure}
 
 
 _HANDLERS = {StateQuery: run_state, HistoryQuery: run_history, DiffQuery: run_diff,

@@ -100,6 +100,40 @@ class Condition:
         return f"{self.field} {self.op} {render_value(self.value)}"
 
 
+@dataclass(frozen=True, slots=True)
+class BoolExpr:
+    """`a or b`, `a and b` (inside an `or` or a `not`) and `not a` over conditions."""
+
+    op: str  # 'and' | 'or' | 'not'
+    items: tuple  # of Condition | BoolExpr
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical text: parentheses only where precedence needs them."""
+        if self.op == "not":
+            return "not " + _atom(self.items[0], "not")
+        return f" {self.op} ".join(_atom(i, self.op) for i in self.items)
+
+
+_BINDS = {"or": 0, "and": 1, "not": 2}
+
+
+def _atom(node, parent: str) -> str:
+    """`node` rendered inside `parent`, in parentheses when it binds less tightly."""
+    if isinstance(node, BoolExpr) and _BINDS[node.op] <= _BINDS[parent] and not (
+            node.op == "not" and parent == "not"):
+        return f"({node.render()})"
+    return node.render()
+
+
+def leaves(conditions) -> list[Condition]:
+    """Every Condition of a `where` (a tuple of conditions and BoolExprs), in order."""
+    out: list[Condition] = []
+    for c in conditions:
+        out += leaves(c.items) if isinstance(c, BoolExpr) else [c]
+    return out
+
+
 def _clause(keyword: str, node) -> str:
     return f" {keyword} {node.render()}" if node is not None else ""
 
@@ -107,7 +141,9 @@ def _clause(keyword: str, node) -> str:
 def _where(conditions: tuple[Condition, ...]) -> str:
     if not conditions:
         return ""
-    return " where " + " and ".join(c.render() for c in conditions)
+    if len(conditions) == 1:
+        return " where " + conditions[0].render()
+    return " where " + " and ".join(_atom(c, "and") for c in conditions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +154,13 @@ class StateQuery:
     as_of: DateExpr | None
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
+    conditions: tuple = ()  # `where`: conditions and-ed, any of them a BoolExpr
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"state of {self.target.render()}"
-                + _clause("as of", self.as_of) + _clause("known on", self.known_on))
+                + _clause("as of", self.as_of) + _clause("known on", self.known_on)
+                + _where(self.conditions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +172,13 @@ class HistoryQuery:
     end: DateExpr | None
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
+    conditions: tuple = ()
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"history of {self.target.render()}" + _clause("from", self.start)
-                + _clause("to", self.end) + _clause("known on", self.known_on))
+                + _clause("to", self.end) + _clause("known on", self.known_on)
+                + _where(self.conditions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +208,13 @@ class DiffQuery:
     second: DateExpr
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
+    conditions: tuple = ()
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"diff {self.target.render()} between {self.first.render()} "
-                f"and {self.second.render()}" + _clause("known on", self.known_on))
+                f"and {self.second.render()}" + _clause("known on", self.known_on)
+                + _where(self.conditions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,16 +229,18 @@ class TotalQuery:
     # where each code is written, so an unknown one is reported at its position
     imposer_pos: Pos | None = _field(default=None, compare=False)
     target_pos: Pos | None = _field(default=None, compare=False)
+    conditions: tuple = ()
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"total tariff by {self.imposer} on {self.target}"
-                + _clause("as of", self.as_of) + _clause("known on", self.known_on))
+                + _clause("as of", self.as_of) + _clause("known on", self.known_on)
+                + _where(self.conditions))
 
 
 @dataclass(frozen=True, slots=True)
 class MeasuresQuery:
-    """`measures [where <cond> [and <cond>]…]`."""
+    """`measures [where <conditions>]`."""
 
     conditions: tuple[Condition, ...]
     pos: Pos = _field(compare=False)

@@ -158,7 +158,8 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
         other += cat.globs() + sorted(cat.measures)
         anywhere = sorted(cat.measures)
     if "FIELD" in names:
-        fields = cat.measure_fields if _query_kind(text) == "measures" else cat.event_fields
+        # every form but `events` filters measure states
+        fields = cat.event_fields if _query_kind(text) == "events" else cat.measure_fields
         other += fields
     if "JURISDICTION" in names:
         other += cat.jurisdictions

@@ -1,0 +1,108 @@
+"""The language grows (issue 13, item 4): `where` with and/or/not/parentheses on every form
+that answers about measures or events, the same on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import timeline
+from timeline.errors import QueryError
+from timeline.query.parser import parse
+from timeline.query.syntax import BoolExpr
+
+from .backends import make_db, backend  # noqa: F401  (fixtures: every backend)
+from .conftest import run_cli
+
+
+def query_json(db: str, text: str) -> dict:
+    r = run_cli("query", "--db", db, "--format", "json", text)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("text,canonical", [
+    ("state of us.* as of 2025-05-14 where rate > 20", None),
+    ("measures where kind = tariff and (rate > 20 or not status = in_force)", None),
+    ("events where NOT (type = ruling OR type = meeting) AND rate > 5",
+     "events where not (type = ruling or type = meeting) and rate > 5"),
+    ("measures where (a = 1 or b = 2 and c = 3)", "measures where a = 1 or b = 2 and c = 3"),
+    ("measures where (a = 1 or b = 2) and c = 3", None),
+    ("total tariff by us on cn where not (legal_status = stayed)",
+     "total tariff by us on cn where not legal_status = stayed"),
+    ("diff us.* between 2025-05-01 and 2025-06-15 known on 2025-06-20 where rate > 20", None),
+    ("history of x.y from 2025-01-01 where not_a_keyword = 1", None),
+])
+def test_boolean_where_parses_and_renders_canonically(text, canonical):
+    q = parse(text)
+    assert q.render() == (canonical or text)
+    assert parse(q.render()) == q
+
+
+def test_or_binds_looser_than_and():
+    (node,) = parse("measures where a = 1 or b = 2 and c = 3").conditions
+    assert isinstance(node, BoolExpr) and node.op == "or"
+    assert isinstance(node.items[1], BoolExpr) and node.items[1].op == "and"
+
+
+def test_unbalanced_parenthesis_is_a_positioned_error():
+    with pytest.raises(QueryError) as exc:
+        parse("measures where (rate > 20 or kind = tariff")
+    assert exc.value.message == "unexpected end of query"
+
+
+def test_state_where_keeps_only_matching_measures(make_db):
+    data = query_json(make_db(), "state of us.* as of 2025-05-14 where rate > 20")
+    assert [r["measure"] for r in data["results"]] == [
+        "us.tariff.section-232.steel-aluminum", "us.tariff.section-301.cn"]
+
+
+def test_history_where_keeps_matching_intervals(seeded_db):
+    data = query_json(str(seeded_db), "history of us.tariff.ieepa-reciprocal.cn where rate >= 84")
+    ivs = data["results"][0]["intervals"]
+    assert [(iv["valid_from"], iv["rate"]) for iv in ivs] == [("2025-04-09", 84),
+                                                              ("2025-04-10", 125)]
+
+
+def test_total_where_filters_the_components(seeded_db):
+    data = query_json(str(seeded_db), "total tariff by us on cn as of 2025-04-10 "
+                                      "where scope = \"all goods\" and not rate < 50")
+    assert data["total"] == 125 and data["also_applies"] == []
+
+
+def test_diff_where_keeps_measures_matching_on_either_date(seeded_db):
+    data = query_json(str(seeded_db), "diff us.tariff.* between 2025-05-01 and 2025-06-15 "
+                                      "where rate > 20")
+    assert [r["measure"] for r in data["results"] if r["changes"]] == [
+        "us.tariff.ieepa-reciprocal.cn", "us.tariff.section-232.steel-aluminum"]
+    assert "us.tariff.ieepa-fentanyl.cn" not in [r["measure"] for r in data["results"]]
+
+
+def test_events_and_measures_or_not_in_sql(make_db):
+    db = make_db()
+    evs = query_json(db, "events where not (type = ruling or type = meeting) and rate > 100")
+    assert [(e["stream"], e["effective"]) for e in evs["results"]] == [
+        ("us.tariff.ieepa-reciprocal.cn", "2025-04-10"), ("cn.tariff.retaliatory.us", "2025-04-12")]
+    ms = query_json(db, "measures where kind = tariff and (rate >= 50 or status = lifted)")
+    got = {m["measure"] for m in ms["results"]}
+    assert {"us.tariff.ieepa-fentanyl.cn", "us.tariff.section-232.steel-aluminum"} <= got
+    assert all(m["status"] == "lifted" or (m["rate"] or 0) >= 50 for m in ms["results"])
+
+
+def test_unknown_field_inside_or_is_an_error(seeded_db):
+    r = run_cli("query", "--db", str(seeded_db), "state of us.* where rate > 1 or ratee > 2")
+    assert r.returncode == 1 and "unknown field 'ratee'" in r.stderr
+    assert "did you mean 'rate'?" in r.stderr
+
+
+def test_repl_runs_a_boolean_where(seeded_db):
+    r = run_cli("repl", "--db", str(seeded_db), input=(
+        "\\asof 2025-05-14\nstate of us.* where rate > 20 and not kind = case;\n"))
+    assert r.returncode == 0, r.stderr
+    assert "us.tariff.section-301.cn" in r.stdout and "ieepa-fentanyl" not in r.stdout
+
+
+def test_api_where(seeded_db):
+    with timeline.open(seeded_db, readonly=True) as tl:
+        a = tl.query("state of cn.* where status = suspended or rate > 30", as_of="2025-04-10")
+        assert [row["measure"] for row in a.rows] == ["cn.tariff.retaliatory.us"]
