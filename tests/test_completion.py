@@ -38,7 +38,8 @@ def test_keywords_follow_the_grammar(cat):
     assert suggest("state ", cat) == ["of"]
     assert suggest("state of us.tariff.section-301.cn ", cat) == ["as", "known", "where"]
     assert suggest("state of us.tariff.section-301.cn as ", cat) == ["of"]
-    assert suggest("history of x.y from 2025-01-01 ", cat) == ["to", "known", "where"]
+    assert suggest("history of x.y from 2025-01-01 ", cat) == ["to", "known", "where", "limit",
+                                                           "order"]
     assert suggest("total tariff by us on cn ", cat) == ["as", "known", "where"]
     assert suggest("history of x.y from today + 1 m", cat) == ["month", "months"]
 

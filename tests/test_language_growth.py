@@ -106,3 +106,45 @@ def test_api_where(seeded_db):
     with timeline.open(seeded_db, readonly=True) as tl:
         a = tl.query("state of cn.* where status = suspended or rate > 30", as_of="2025-04-10")
         assert [row["measure"] for row in a.rows] == ["cn.tariff.retaliatory.us"]
+
+
+# -- order by, limit, measures as of / known on ------------------------------------------------
+def test_events_order_by_desc_and_limit(make_db):
+    data = query_json(make_db(), "events where rate > 50 order by effective desc limit 3")
+    assert [e["effective"] for e in data["results"]] == ["2026-04-02", "2025-10-10", "2025-04-12"]
+
+
+def test_history_order_by_rate_desc(seeded_db):
+    r = run_cli("query", "--db", str(seeded_db), "--format", "csv",
+                "history of us.tariff.ieepa-reciprocal.cn order by rate desc limit 2")
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.splitlines()[1:]
+    assert [row.split(",")[1] for row in rows] == ["125", "84"]
+
+
+def test_measures_as_of_and_known_on(make_db):
+    db = make_db()
+    data = query_json(db, "measures as of 2025-05-14 where kind = tariff order by rate desc limit 2")
+    assert data["as_of"] == "2025-05-14"
+    assert [(m["measure"], m["rate"]) for m in data["results"]] == [
+        ("us.tariff.section-232.steel-aluminum", 25), ("us.tariff.section-301.cn", 25)]
+    known = query_json(db, "measures as of 2025-08-13 known on 2025-06-10 where kind = tariff "
+                           "and rate > 20 order by measure")
+    assert known["horizon"] == {"known_through": "2025-06-10"}
+    assert ("us.tariff.ieepa-reciprocal.cn", 34) in [(m["measure"], m["rate"])
+                                                     for m in known["results"]]
+
+
+def test_order_by_an_unknown_field_is_an_error(seeded_db):
+    r = run_cli("query", "--db", str(seeded_db), "measures order by rat")
+    assert r.returncode == 1 and "cannot order by 'rat'" in r.stderr
+    assert "did you mean 'rate'?" in r.stderr
+
+
+def test_repl_asof_and_known_apply_to_measures(seeded_db):
+    r = run_cli("repl", "--db", str(seeded_db), "--format", "json", input=(
+        "\\asof 2025-08-13\n\\known 2025-06-10\nmeasures where kind = tariff and rate > 20;\n"))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (data["as_of"], data["known_on"]) == ("2025-08-13", "2025-06-10")
+    assert "us.tariff.ieepa-reciprocal.cn" in [m["measure"] for m in data["results"]]

@@ -234,8 +234,9 @@ class Reader:
 
     def events(self, *, streams: Sequence[str] | None = None, start: str | None = None,
                end: str | None = None, conditions: Sequence[tuple[str, str, Any]] = (),
-               limit: int | None = None) -> list[Event]:
-        """The `events` query: filters as bound parameters, ordered by effective, known, position."""
+               limit: int | None = None, order: tuple[str, bool] | None = None) -> list[Event]:
+        """The `events` query: filters as bound parameters, ordered by `order` (a column of
+        EVENT_FIELDS, descending or not) and then by effective, known, position."""
         e, m = events.c, measures.c
         stmt = select(events).outerjoin(measures, m.stream == e.stream)
         if streams is not None:
@@ -253,6 +254,10 @@ class Reader:
         for cond in conditions:
             stmt = stmt.where(_tree(cond, lambda c: _condition(c, cols, payload, ["set"],
                                                                self.dialect)))
+        if order is not None:
+            key = cols[order[0].lower()]
+            # NULLs last both ways and on both backends (they differ by default)
+            stmt = stmt.order_by((key.desc() if order[1] else key.asc()).nulls_last())
         stmt = stmt.order_by(e.effective, e.known, e.position)
         if limit is not None:
             stmt = stmt.limit(limit)

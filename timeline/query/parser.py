@@ -22,7 +22,7 @@ from lark.lexer import PatternStr
 from timeline.query import dates
 from timeline.errors import QueryError
 from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
-                                HistoryQuery, MeasuresQuery, Pos, Query, StateQuery, Target,
+                                HistoryQuery, MeasuresQuery, OrderBy, Pos, Query, StateQuery, Target,
                                 TotalQuery)
 from timeline.resources import grammar_path
 
@@ -135,12 +135,13 @@ class _Builder(Transformer):
         return StateQuery(*rest, pos=self._pos(meta), conditions=where or ())
 
     def history_query(self, meta, children):
-        *rest, where = children
-        return HistoryQuery(*rest, pos=self._pos(meta), conditions=where or ())
+        *rest, where, order, limit = children
+        return HistoryQuery(*rest, pos=self._pos(meta), conditions=where or (), order=order,
+                            limit=limit)
 
     def events_query(self, meta, children):
-        target, start, end, where, limit = children
-        return EventsQuery(target, start, end, where or (), limit, self._pos(meta))
+        target, start, end, where, order, limit = children
+        return EventsQuery(target, start, end, where or (), limit, self._pos(meta), order)
 
     def diff_query(self, meta, children):
         *rest, where = children
@@ -152,7 +153,15 @@ class _Builder(Transformer):
                           target_pos, where or ())
 
     def measures_query(self, meta, children):
-        return MeasuresQuery(children[0] or (), self._pos(meta))
+        as_of, known_on, where, order, limit = children
+        return MeasuresQuery(where or (), self._pos(meta), as_of, known_on, order, limit)
+
+    def order_by(self, meta, children):
+        field, direction = children
+        return OrderBy(str(field), direction == "desc", self._pos(field))
+
+    def direction(self, meta, children):
+        return str(children[0]).lower()
 
     def as_of(self, meta, children):
         return children[0]

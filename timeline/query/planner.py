@@ -250,6 +250,8 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
         rows += [_state_row_cells(r, s) for r in ivs]
         flags += [_past(iv.valid_from, h) for iv in ivs]
         warnings += [_rests_warning(s, iv.valid_from, h) for iv in ivs if _past(iv.valid_from, h)]
+    if q.order is not None or q.limit is not None:
+        rows, flags = _order_rows(rows, flags, q, text)
     plan = [f"history of {len(streams)} measure(s) from {start or 'the beginning'} to "
             f"{end or 'the end'}", f"known on {known}: fold each stream" if known
             else "range scan of intervals by (stream, valid_from)"]
@@ -378,8 +380,9 @@ def run_events(r: Reader, q: EventsQuery, text: str, ctx: Context) -> Answer:
     """`events [for X] [from D] [to D] [where …] [limit n]`."""
     streams = resolve_targets(r, q.target, text) if q.target is not None else None
     check_conditions(r, q.conditions, "events", text)
+    order = _check_order(q.order, EVENT_FIELDS, text)
     evs = r.events(streams=streams, start=_date(q.start, ctx), end=_date(q.end, ctx),
-                   conditions=_conditions(q.conditions), limit=q.limit)
+                   conditions=_conditions(q.conditions), limit=q.limit, order=order)
     results = [{**ev.as_dict(), "title": ev.title} for ev in evs]
     rows = [[ev.effective, ev.known, ev.stream, ev.type, ev.title, ev.source.get("name")]
             for ev in evs]
@@ -391,23 +394,83 @@ def run_events(r: Reader, q: EventsQuery, text: str, ctx: Context) -> Answer:
 
 
 def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer:
-    """`measures [where …]`: the catalogue with each measure's state today."""
-    today = ctx.today.isoformat()
+    """`measures [as of D] [known on K] [where …] [order by F] [limit n]`: the catalogue
+    with each measure's state on D (default today, or the REPL's \\asof) as known on K."""
+    day = _date(q.as_of, ctx, ctx.as_of, default_today=True)
+    known = _date(q.known_on, ctx, ctx.known_on)
     check_conditions(r, q.conditions, "measures", text)
-    results = r.measures_on(today, _conditions(q.conditions))
+    order = _check_order(q.order, MEASURE_FIELDS, text)
+    if known is None:
+        results = r.measures_on(day, _conditions(q.conditions))
+    else:
+        results = []
+        for e in r.catalogue():
+            row = r.state(e.stream, day, known)
+            if row is None:
+                continue  # not known by then (or not begun): no state to show
+            st = row.state
+            d = {"measure": e.stream, "kind": e.kind, "imposer": e.imposer, "target": e.target,
+                 "scope": e.scope, "title": e.title, "events": e.version,
+                 "first_effective": e.first_effective, "last_change": e.last_change,
+                 "rate": st.get("rate"), "status": st.get("status"),
+                 "legal_status": st.get("legal_status"), "since": row.valid_from}
+            if not q.conditions or matches(q.conditions, {**st, **d}):
+                results.append(d)
+    if order is not None:
+        results = _sorted(results, lambda d: d.get(order[0]), order[1])
+    if q.limit is not None:
+        results = results[:q.limit]
     rows = [[d["measure"], d["kind"], d["imposer"], d["target"], d["rate"], d["status"],
              d["events"], d["title"]] for d in results]
-    h = horizon(r, None)
-    flags = [_past(today, h) or _past(d["since"], h) for d in results]
+    h = horizon(r, known)
+    flags = [_past(day, h) or _past(d["since"], h) for d in results]
     for d, f in zip(results, flags):
         d["projected"] = f
-    warnings = _past_warning("as of", today, h) + [
+    warnings = _past_warning("as of", day, h) + [
         _rests_warning(d["measure"], d["since"], h) for d in results if _past(d["since"], h)]
-    return _finish(Answer("measures", {"query": text, "as_of": today, "results": results},
+    return _finish(Answer("measures", {"query": text, "as_of": day, "known_on": known,
+                                       "results": results},
                           ["measure", "kind", "imposer", "target", "rate", "status", "events",
                            "title"], rows,
-                          [f"catalogue joined with each measure's interval in force on {today}"]),
+                          [f"catalogue joined with each measure's interval in force on {day}"
+                           if known is None else
+                           f"catalogue; each measure's state on {day} folded as known on {known}"]),
                    h, warnings, flags)
+
+
+HISTORY_ORDER = ("measure", "rate", "status", "legal_status", "since", "until")
+
+
+def _order_rows(rows: list, flags: list, q: HistoryQuery, text: str) -> tuple[list, list]:
+    """The table rows of a history, ordered by `order by` and cut at `limit`."""
+    order = _check_order(q.order, HISTORY_ORDER, text)
+    pairs = list(zip(rows, flags))
+    if order is not None:
+        col = STATE_HEADER.index(order[0])
+        pairs = _sorted(pairs, lambda p: p[0][col], order[1])
+    if q.limit is not None:
+        pairs = pairs[:q.limit]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _check_order(order, fields, text: str) -> tuple[str, bool] | None:
+    """`order by` a field the form can sort on, or a QueryError with a suggestion."""
+    if order is None:
+        return None
+    name = order.field.lower()
+    if name not in fields:
+        raise QueryError(f"cannot order by {order.field!r}", query=text, line=order.pos.line,
+                         column=order.pos.column, hint=_did_you_mean(order.field, fields,
+                                                                     "fields"))
+    return name, order.descending
+
+
+def _sorted(items: list, key, descending: bool) -> list:
+    """Stable sort by `key`, values missing (None) last either way; numbers before text."""
+    present = [i for i in items if key(i) is not None]
+    missing = [i for i in items if key(i) is None]
+    typed = lambda i: (0, key(i), "") if isinstance(key(i), (int, float)) else (1, 0, str(key(i)))  # noqa: E731
+    return sorted(present, key=typed, reverse=descending) + missing
 
 
 def _conditions(conds) -> list[tuple]:

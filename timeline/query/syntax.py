@@ -134,6 +134,23 @@ def leaves(conditions) -> list[Condition]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class OrderBy:
+    """`order by <field> [asc|desc]`."""
+
+    field: str
+    descending: bool
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical text (ascending is the default, so it is not written)."""
+        return self.field + (" desc" if self.descending else "")
+
+
+def _tail(order: "OrderBy | None", limit: int | None) -> str:
+    return _clause("order by", order) + (f" limit {limit}" if limit is not None else "")
+
+
 def _clause(keyword: str, node) -> str:
     return f" {keyword} {node.render()}" if node is not None else ""
 
@@ -173,12 +190,14 @@ class HistoryQuery:
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
     conditions: tuple = ()
+    order: OrderBy | None = None
+    limit: int | None = None
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"history of {self.target.render()}" + _clause("from", self.start)
                 + _clause("to", self.end) + _clause("known on", self.known_on)
-                + _where(self.conditions))
+                + _where(self.conditions) + _tail(self.order, self.limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +210,13 @@ class EventsQuery:
     conditions: tuple[Condition, ...]
     limit: int | None
     pos: Pos = _field(compare=False)
+    order: OrderBy | None = None
 
     def render(self) -> str:
         """Canonical query text."""
-        text = ("events" + _clause("for", self.target) + _clause("from", self.start)
-                + _clause("to", self.end) + _where(self.conditions))
-        return text + (f" limit {self.limit}" if self.limit is not None else "")
+        return ("events" + _clause("for", self.target) + _clause("from", self.start)
+                + _clause("to", self.end) + _where(self.conditions)
+                + _tail(self.order, self.limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,14 +260,19 @@ class TotalQuery:
 
 @dataclass(frozen=True, slots=True)
 class MeasuresQuery:
-    """`measures [where <conditions>]`."""
+    """`measures [as of D] [known on K] [where …] [order by F [asc|desc]] [limit n]`."""
 
     conditions: tuple[Condition, ...]
     pos: Pos = _field(compare=False)
+    as_of: DateExpr | None = None
+    known_on: DateExpr | None = None
+    order: OrderBy | None = None
+    limit: int | None = None
 
     def render(self) -> str:
         """Canonical query text."""
-        return "measures" + _where(self.conditions)
+        return ("measures" + _clause("as of", self.as_of) + _clause("known on", self.known_on)
+                + _where(self.conditions) + _tail(self.order, self.limit))
 
 
 @dataclass(frozen=True, slots=True)
