@@ -29,7 +29,7 @@ def test_catalogue_reads_measures_views_and_jurisdictions(cat, seeded_store):
 
 def test_statement_start_offers_every_query_kind(cat):
     assert suggest("", cat) == ["state", "history", "events", "diff", "total", "measures",
-                                "explain"]
+                                "first", "explain"]
     assert suggest("hi", cat) == ["history"]
     assert suggest("explain ", cat)[:3] == ["state", "history", "events"]
 
@@ -38,8 +38,8 @@ def test_keywords_follow_the_grammar(cat):
     assert suggest("state ", cat) == ["of"]
     assert suggest("state of us.tariff.section-301.cn ", cat) == ["as", "known", "where"]
     assert suggest("state of us.tariff.section-301.cn as ", cat) == ["of"]
-    assert suggest("history of x.y from 2025-01-01 ", cat) == ["to", "known", "where", "limit",
-                                                           "order"]
+    assert suggest("history of x.y from 2025-01-01 ", cat) == ["to", "known", "where", "order",
+                                                           "limit"]
     assert suggest("total tariff by us on cn ", cat) == ["as", "known", "where"]
     assert suggest("history of x.y from today + 1 m", cat) == ["month", "months"]
 

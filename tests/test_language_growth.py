@@ -31,7 +31,13 @@ def query_json(db: str, text: str) -> dict:
     ("total tariff by us on cn where not (legal_status = stayed)",
      "total tariff by us on cn where not legal_status = stayed"),
     ("diff us.* between 2025-05-01 and 2025-06-15 known on 2025-06-20 where rate > 20", None),
+    ("diff us.* between 2025-05-01 and 2025-06-15 fields rate, STATUS, rate",
+     "diff us.* between 2025-05-01 and 2025-06-15 fields rate, status"),
     ("history of x.y from 2025-01-01 where not_a_keyword = 1", None),
+    ("first date where us.tariff.ieepa-reciprocal.cn rate >= 100", None),
+    ("FIRST DATE WHERE cn.* (rate > 20 or status = suspended) and not kind = case FROM 2025-01-01",
+     "first date where cn.* (rate > 20 or status = suspended) and not kind = case "
+     "from 2025-01-01"),
 ])
 def test_boolean_where_parses_and_renders_canonically(text, canonical):
     q = parse(text)
@@ -148,3 +154,83 @@ def test_repl_asof_and_known_apply_to_measures(seeded_db):
     data = json.loads(r.stdout.strip().splitlines()[-1])
     assert (data["as_of"], data["known_on"]) == ("2025-08-13", "2025-06-10")
     assert "us.tariff.ieepa-reciprocal.cn" in [m["measure"] for m in data["results"]]
+
+
+# -- diff: compact by default, `fields …` to choose ----------------------------------------------
+def test_diff_is_compact_by_default(seeded_db):
+    r = run_cli("query", "--db", str(seeded_db), "diff * between 2025-05-01 and 2025-06-15")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) < 50  # 145 before: every field of every new measure
+    assert any(line.startswith("us.tariff.de-minimis.cn") and "(appears)" in line
+               for line in lines)
+    assert any(line.startswith("us.tariff.ieepa-reciprocal.cn") and " rate " in line
+               for line in lines)
+    data = query_json(str(seeded_db), "diff * between 2025-05-01 and 2025-06-15")
+    dm = next(x for x in data["results"] if x["measure"] == "us.tariff.de-minimis.cn")
+    assert dm["appeared"] and not dm["ended"] and dm["changes"]  # JSON keeps every field
+
+
+def test_diff_fields_keeps_only_those(make_db):
+    data = query_json(make_db(), "diff us.tariff.* between 2025-05-01 and 2025-06-15 "
+                                 "fields rate, status")
+    got = [(x["measure"], c["field"], c["before"], c["after"])
+           for x in data["results"] for c in x["changes"]]
+    assert got == [("us.tariff.de-minimis.cn", "status", None, "in_force"),
+                   ("us.tariff.ieepa-reciprocal.cn", "rate", 125, 10),
+                   ("us.tariff.section-232.steel-aluminum", "rate", 25, 50)]
+
+
+def test_diff_of_an_ended_measure_is_one_line(seeded_db):
+    r = run_cli("query", "--db", str(seeded_db),
+                "diff us.tariff.ieepa-fentanyl.cn between 2026-01-01 and 2026-03-01")
+    rows = r.stdout.split("\n\n")[0].splitlines()[2:]
+    assert len(rows) == 1 and "(ends)" in rows[0] and "last_rate=10, status=lifted" in rows[0]
+
+
+def test_diff_unknown_field_is_an_error(seeded_db):
+    r = run_cli("query", "--db", str(seeded_db),
+                "diff us.tariff.* between 2025-05-01 and 2025-06-15 fields rate, stauts")
+    assert r.returncode == 1
+    assert r.stderr.startswith("error at line 1, column 65: unknown field 'stauts'")
+    assert "did you mean 'status'?" in r.stderr
+
+
+# -- first date where ----------------------------------------------------------------------------
+def test_first_date_where(make_db):
+    db = make_db()
+    data = query_json(db, "first date where us.tariff.ieepa-reciprocal.cn rate >= 100")
+    (res,) = data["results"]
+    # the bundled log has 84 % on 2025-04-09 and 125 % from 2025-04-10 (EO 14266)
+    assert (res["measure"], res["date"], res["until"], res["state"]["rate"]) == (
+        "us.tariff.ieepa-reciprocal.cn", "2025-04-10", "2025-05-14", 125)
+    assert res["projected"] is False and data["warnings"] == []
+    none = query_json(db, "first date where us.tariff.ieepa-reciprocal.cn rate >= 1000")
+    assert none["results"] == []
+
+
+def test_first_date_from_and_known_on_projected(seeded_db):
+    data = query_json(str(seeded_db), "first date where cn.tariff.retaliatory.us rate >= 30 "
+                                      "from 2025-06-01 known on 2025-06-10")
+    (res,) = data["results"]
+    assert (res["date"], res["projected"]) == ("2025-08-12", True)
+    assert data["horizon"] == {"known_through": "2025-06-10"}
+    data = query_json(str(seeded_db), "first date where cn.tariff.* rate > 20 and "
+                                      "status = in_force from 2025-04-05")
+    assert [(x["measure"], x["date"]) for x in data["results"]] == [
+        ("cn.tariff.retaliatory.us", "2025-04-10")]
+
+
+def test_first_date_errors(seeded_db):
+    r = run_cli("query", "--db", str(seeded_db), "first date where us.tariff.nope.cn rate > 1")
+    assert r.returncode == 1 and "unknown measure" in r.stderr
+    r = run_cli("query", "--db", str(seeded_db), "first date where us.tariff.* rat > 1")
+    assert r.returncode == 1 and "did you mean 'rate'?" in r.stderr
+
+
+def test_repl_first_date_uses_known(seeded_db):
+    r = run_cli("repl", "--db", str(seeded_db), input=(
+        "\\known 2025-06-10\nfirst date where cn.tariff.retaliatory.us rate >= 30 "
+        "from 2025-06-01;\n"))
+    assert r.returncode == 0, r.stderr
+    assert "2025-08-12" in r.stdout and "known through 2025-06-10" in r.stdout

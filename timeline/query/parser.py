@@ -22,7 +22,7 @@ from lark.lexer import PatternStr
 from timeline.query import dates
 from timeline.errors import QueryError
 from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
-                                HistoryQuery, MeasuresQuery, OrderBy, Pos, Query, StateQuery, Target,
+                                FirstQuery, HistoryQuery, MeasuresQuery, OrderBy, Pos, Query, StateQuery, Target,
                                 TotalQuery)
 from timeline.resources import grammar_path
 
@@ -144,8 +144,15 @@ class _Builder(Transformer):
         return EventsQuery(target, start, end, where or (), limit, self._pos(meta), order)
 
     def diff_query(self, meta, children):
-        *rest, where = children
-        return DiffQuery(*rest, pos=self._pos(meta), conditions=where or ())
+        *rest, where, fields = children
+        names, places = fields or ((), ())
+        return DiffQuery(*rest, pos=self._pos(meta), conditions=where or (), fields=names,
+                         fields_pos=places)
+
+    def fields(self, meta, children):
+        seen = {str(f).lower(): self._pos(f) for f in reversed(children)}
+        names = tuple(dict.fromkeys(str(f).lower() for f in children))
+        return names, tuple(seen[n] for n in names)
 
     def total_query(self, meta, children):
         (imposer, imposer_pos), (target, target_pos), as_of, known_on, where = children
@@ -155,6 +162,11 @@ class _Builder(Transformer):
     def measures_query(self, meta, children):
         as_of, known_on, where, order, limit = children
         return MeasuresQuery(where or (), self._pos(meta), as_of, known_on, order, limit)
+
+    def first_query(self, meta, children):
+        target, node, start, known_on = children
+        conds = node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
+        return FirstQuery(target, conds, start, known_on, self._pos(meta))
 
     def order_by(self, meta, children):
         field, direction = children
@@ -203,6 +215,9 @@ class _Builder(Transformer):
             raise self._error(f"invalid measure id {_show(pattern)}: ids are lowercase letters, "
                               "digits and '-' in dot-separated parts", token, hint)
         return Target(pattern, self._pos(token))
+
+    def first_target(self, meta, children):
+        return self.target(meta, children)
 
     def jurisdiction(self, meta, children):
         token = children[0]

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from timeline.errors import QueryError
+from timeline.projections.fold import ended
 from timeline.projections.reader import (ENUM_FIELDS, EVENT_FIELDS, MEASURE_FIELDS, Reader,
                                          StateRow)
 from timeline.query.parser import suggest
-from timeline.query.syntax import (BoolExpr, DateExpr, DiffQuery, EventsQuery, HistoryQuery,
+from timeline.query.syntax import (BoolExpr, DateExpr, FirstQuery, DiffQuery, EventsQuery, HistoryQuery,
                                    MeasuresQuery, Pos, StateQuery, Target, TotalQuery, leaves)
 
 @dataclass
@@ -269,6 +270,13 @@ def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
     warnings = _past_warning("between … and", max(first, second), h)
     results, rows, flags = [], [], []
     check_conditions(r, q.conditions, "measures", text)
+    if q.fields:
+        known_fields = set(r.json_keys("state"))
+        for name, pos in zip(q.fields, q.fields_pos or [q.pos] * len(q.fields)):
+            if name not in known_fields:
+                raise QueryError(f"unknown field {name!r}: no measure in the log has it",
+                                 query=text, line=pos.line, column=pos.column,
+                                 hint=_did_you_mean(name, known_fields, "fields"))
     for s in streams:
         a = r.state(s, first, known)
         b = r.state(s, second, known)
@@ -279,11 +287,22 @@ def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
         warnings += [_rests_warning(s, d, h) for d in rests]
         projected = bool(rests) or _past(max(first, second), h)
         sa, sb = (a.state if a else {}), (b.state if b else {})
+        keys = q.fields or sorted(set(sa) | set(sb))
         changes = [{"field": k, "before": sa.get(k), "after": sb.get(k)}
-                   for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
+                   for k in keys if sa.get(k) != sb.get(k)]
+        appeared = not sa and bool(sb)
+        ended_ = bool(sa) and (not sb or (not ended(sa) and ended(sb)))
         results.append({"measure": s, "before_exists": a is not None,
-                        "after_exists": b is not None, "changes": changes,
-                        "projected": projected})
+                        "after_exists": b is not None, "appeared": appeared,
+                        "ended": ended_, "changes": changes, "projected": projected})
+        if not changes:
+            continue
+        if (appeared or ended_) and not q.fields:
+            # one line: a new measure's every field would bury the changes of the others
+            label = "(appears)" if appeared else "(ends)"
+            rows.append([s, label, _summary(sa), _summary(sb)])
+            flags.append(projected)
+            continue
         rows += [[s, c["field"], _cell(c["before"]), _cell(c["after"])] for c in changes]
         flags += [projected] * len(changes)
     plan = [f"state of {len(streams)} measure(s) on {first} and on {second}; compare fields"]
@@ -291,6 +310,15 @@ def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
                                    "known_on": known, "results": results},
                           ["measure", "field", "before", "after"], rows, plan, [], streams,
                           (max(first, second), known)), h, warnings, flags)
+
+
+def _summary(state: dict) -> str:
+    """A one-line sketch of a state: its rate (or last rate) and status."""
+    if not state:
+        return ""
+    parts = [f"{k}={state[k]}" for k in ("rate", "last_rate", "status", "legal_status")
+             if state.get(k) is not None]
+    return ", ".join(parts) or "(no rate or status)"
 
 
 def _cell(v: Any) -> Any:
@@ -473,6 +501,35 @@ def _sorted(items: list, key, descending: bool) -> list:
     return sorted(present, key=typed, reverse=descending) + missing
 
 
+def run_first(r: Reader, q: FirstQuery, text: str, ctx: Context) -> Answer:
+    """`first date where X <condition> [from D] [known on K]`: for each measure, the first
+    day (on or after D) its state matches — "since when has the rate been at least 100 %?"."""
+    start = _date(q.start, ctx)
+    known = _date(q.known_on, ctx, ctx.known_on)
+    streams = resolve_targets(r, q.target, text)
+    check_conditions(r, q.conditions, "measures", text)
+    h = horizon(r, known)
+    results, rows, flags, warnings = [], [], [], []
+    for s in streams:
+        for iv in r.history(s, start, None, known):
+            if matches(q.conditions, _record(s, iv.state)):
+                day = max(iv.valid_from, start) if start else iv.valid_from
+                projected = _past(day, h)
+                results.append({"measure": s, "date": day, "until": iv.valid_to,
+                                "state": iv.state, "events": iv.event_ids,
+                                "projected": projected})
+                rows.append([s, day, iv.valid_to, iv.state.get("rate"), iv.state.get("status")])
+                flags.append(projected)
+                warnings += [_rests_warning(s, day, h)] if projected else []
+                break
+    plan = [f"history of {len(streams)} measure(s) from {start or 'the beginning'}; "
+            f"the first interval whose state matches {_where_text(q.conditions)}"]
+    return _finish(Answer("first", {"query": text, "from": start, "known_on": known,
+                                    "results": results},
+                          ["measure", "date", "until", "rate", "status"], rows, plan, [],
+                          streams, (None, known)), h, warnings, flags)
+
+
 def _conditions(conds) -> list[tuple]:
     """Conditions as the Reader's where trees: (field, op, value) or (op, [trees])."""
     return [(c.op, _conditions(c.items)) if isinstance(c, BoolExpr) else (c.field, c.op, c.value)
@@ -530,4 +587,5 @@ def _record(measure: str, state: dict | None) -> dict:
 
 
 _HANDLERS = {StateQuery: run_state, HistoryQuery: run_history, DiffQuery: run_diff,
-             TotalQuery: run_total, EventsQuery: run_events, MeasuresQuery: run_measures}
+             TotalQuery: run_total, EventsQuery: run_events, MeasuresQuery: run_measures,
+             FirstQuery: run_first}

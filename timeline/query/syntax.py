@@ -221,7 +221,7 @@ class EventsQuery:
 
 @dataclass(frozen=True, slots=True)
 class DiffQuery:
-    """`diff <target> between <date> and <date> [known on <date>]`."""
+    """`diff <target> between <date> and <date> [known on <date>] [where …] [fields …]`."""
 
     target: Target
     first: DateExpr
@@ -229,12 +229,15 @@ class DiffQuery:
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
     conditions: tuple = ()
+    fields: tuple[str, ...] = ()  # `fields a, b`: compare only these
+    fields_pos: tuple = _field(default=(), compare=False)  # where each is written
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"diff {self.target.render()} between {self.first.render()} "
                 f"and {self.second.render()}" + _clause("known on", self.known_on)
-                + _where(self.conditions))
+                + _where(self.conditions)
+                + (" fields " + ", ".join(self.fields) if self.fields else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,10 +279,28 @@ class MeasuresQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class FirstQuery:
+    """`first date where <target> <condition> [from <date>] [known on <date>]`."""
+
+    target: Target
+    conditions: tuple
+    start: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"first date where {self.target.render()}"
+                + _where(self.conditions).removeprefix(" where")
+                + _clause("from", self.start) + _clause("known on", self.known_on))
+
+
+@dataclass(frozen=True, slots=True)
 class ExplainQuery:
     """`explain <query>`: describe the plan instead of running it."""
 
-    query: StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
+    query: (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
+            | FirstQuery)
     pos: Pos = _field(compare=False)
 
     def render(self) -> str:
@@ -288,4 +309,4 @@ class ExplainQuery:
 
 
 Query = (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-         | ExplainQuery)
+         | FirstQuery | ExplainQuery)

@@ -294,12 +294,16 @@ HELP_TOPICS = {
               "  [order by <field> [asc|desc]] [limit <n>]\n"
               "  The log, e.g. events for us.tariff.* where type = amended limit 5",
     "diff": "diff <measure|glob> between <date> and <date> [known on <date>] [where …]\n"
+            "  [fields <field>, …]\n"
             "  Field changes between two dates",
     "total": "total tariff by <imposer> on <target> [as of <date>] [known on <date>] [where …]\n"
              "  Sum of all-goods tariffs in force, e.g. total tariff by us on cn as of 2025-04-10",
     "measures": "measures [as of <date>] [known on <date>] [where …] [order by <field>] [limit <n>]\n"
                 "  The catalogue with each measure's state today (or \\asof, \\known),\n"
                 "  e.g. measures where kind = tariff",
+    "first": "first date where <measure|glob> <condition> [from <date>] [known on <date>]\n"
+             "  The first day a state matches, e.g.\n"
+             "  first date where us.tariff.ieepa-reciprocal.cn rate >= 100",
     "explain": "explain <query>\n  The plan, the SQL it ran and every contributing event with "
                "its source",
     "dates": "Dates: 2025-04-10, \"April 10, 2025\", today, with offsets: today - 2 weeks\n"
