@@ -29,17 +29,18 @@ def test_catalogue_reads_measures_views_and_jurisdictions(cat, seeded_store):
 
 def test_statement_start_offers_every_query_kind(cat):
     assert suggest("", cat) == ["state", "history", "events", "diff", "total", "measures",
-                                "explain"]
+                                "first", "explain"]
     assert suggest("hi", cat) == ["history"]
     assert suggest("explain ", cat)[:3] == ["state", "history", "events"]
 
 
 def test_keywords_follow_the_grammar(cat):
     assert suggest("state ", cat) == ["of"]
-    assert suggest("state of us.tariff.section-301.cn ", cat) == ["as", "known"]
+    assert suggest("state of us.tariff.section-301.cn ", cat) == ["as", "known", "where"]
     assert suggest("state of us.tariff.section-301.cn as ", cat) == ["of"]
-    assert suggest("history of x.y from 2025-01-01 ", cat) == ["to", "known"]
-    assert suggest("total tariff by us on cn ", cat) == ["as", "known"]
+    assert suggest("history of x.y from 2025-01-01 ", cat) == ["to", "known", "where", "order",
+                                                           "limit"]
+    assert suggest("total tariff by us on cn ", cat) == ["as", "known", "where"]
     assert suggest("history of x.y from today + 1 m", cat) == ["month", "months"]
 
 
@@ -60,7 +61,7 @@ def test_fields_operators_and_values(cat):
     assert suggest("events where st", cat) == ["status", "stream"]
     assert suggest("events where rate ", cat) == ["=", "!=", "<", "<=", ">", ">=", "contains"]
     assert suggest("events where status = ", cat) == ["announced", "in_force", "suspended",
-                                                      "lifted", "expired"]
+                                                      "lifted", "expired", "withdrawn"]
     assert suggest("events where type = imp", cat) == ["imposed"]
     assert suggest("measures where kind = tariff and ki", cat) == ["kind"]
 
@@ -173,3 +174,10 @@ def test_lexer_classes():
     assert got["rate"] == "class:name"
     got = dict((text, style) for style, text in tokens("select 'x' -- c", "sql"))
     assert got["'x'"] == "class:string" and got["-- c"] == "class:comment"
+
+
+def test_where_on_state_offers_measure_fields_and_boolean_words(cat):
+    fields = suggest("state of us.tariff.* where ", cat)
+    assert "rate" in fields and "first_effective" in fields and "not" in fields
+    assert "type" not in fields  # an event column, not a state field
+    assert {"and", "or"} <= set(suggest("total tariff by us on cn where rate > 20 ", cat))

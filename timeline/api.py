@@ -26,6 +26,9 @@ from timeline.query.syntax import DateExpr, ExplainQuery
 from timeline.store.readonly_sql import run_select
 from timeline.store.store import AppendResult, StateChange, Store
 
+REVIEW_STREAM = "log.review"  # where `reviewed` events go: the log's own record of checks
+REVIEW_SOURCE = "timeline review"
+
 __all__ = ["open", "init", "Timeline", "Result", "LoadResult", "StateChange", "Head",
            "event_schema"]
 
@@ -193,6 +196,20 @@ class Timeline:
         `quick`); IntegrityError naming every finding."""
         return self.store.verify(quick=quick)
 
+    def review(self, through: str | dt.date, note: str, *,
+               source: str = REVIEW_SOURCE) -> LoadResult:
+        """Record that the sources were checked through `through`: a `reviewed` event that
+        moves the knowledge horizon there (docs/query-language.md)."""
+        day = through if isinstance(through, dt.date) else _iso(through, "--through")
+        if day > dt.date.today():
+            raise TimelineError(f"cannot review through {day}: it is after today")
+        if not isinstance(note, str) or not note.strip():
+            raise TimelineError("a review needs a note saying what was checked")
+        ev = NewEvent(REVIEW_STREAM, "reviewed", day,
+                      {"title": f"Sources checked through {day}", "note": note.strip()},
+                      {"name": source}, known=day)
+        return self.append([ev])
+
     def copy_from(self, source: "Timeline") -> tuple[Head, int]:
         """Copy `source`'s whole log, hash chain intact, into this empty timeline; returns
         the head copied and the number of cross-measure links."""
@@ -234,6 +251,13 @@ def init(db: str | Path | None = None, *, seeds: bool = True,
 def event_schema() -> dict:
     """The JSON Schema of the event-file format (editors can check files against it)."""
     return json_schema()
+
+
+def _iso(text: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(text))
+    except ValueError:
+        raise TimelineError(f"{what} must be a date written YYYY-MM-DD, not {text!r}") from None
 
 
 def _date_expr(value):

@@ -58,10 +58,13 @@ EVENT_TYPES: dict[str, tuple[bool, str | None]] = {
     "licensed": (False, None),
     "retraction": (False, None),
     "correction": (False, None),
+    "reviewed": (True, None),  # sources checked through `effective`: moves the horizon
 }
 SUPERSEDING_TYPES = frozenset({"retraction", "correction"})
-STATUSES = ("announced", "in_force", "suspended", "lifted", "expired")
-LEGAL_STATUSES = ("unchallenged", "ruled_unlawful", "stayed", "invalidated")
+STATUSES = ("announced", "in_force", "suspended", "lifted", "expired", "withdrawn")
+# challenged: suits filed, no ruling yet; pending: awaiting a decision (e.g. on appeal)
+LEGAL_STATUSES = ("unchallenged", "challenged", "pending", "ruled_unlawful", "stayed",
+                  "invalidated")
 KINDS = ("tariff", "export-control", "visa", "agreement", "diplomacy", "case", "indicator",
          "investigation", "entity-list", "trade-rule")
 PRECISIONS = ("day", "month", "year")
@@ -84,9 +87,11 @@ Jurisdiction = Annotated[str, Meta(pattern=r"^([a-z]{2,3}|all)$",
 # the sources give that no query computes with.
 STATE_FIELDS: dict[str, tuple[Any, str]] = {
     "rate": (Rate, "the rate in force, percent"),
-    "status": (Literal[STATUSES], "announced, in_force, suspended, lifted or expired"),
+    "status": (Literal[STATUSES], "announced, in_force, suspended, lifted, expired or "
+                                  "withdrawn (a threat or announcement dropped)"),
     "legal_status": (Literal[LEGAL_STATUSES],
-                     "unchallenged, ruled_unlawful, stayed or invalidated"),
+                     "unchallenged, challenged (suits filed), pending (awaiting a decision), "
+                     "ruled_unlawful, stayed or invalidated"),
     "suspended_points": (Rate, "percentage points of the rate suspended"),
     "imposer": (Jurisdiction, "who imposes the measure"),
     "target": (Jurisdiction, "whom it targets"),

@@ -120,6 +120,28 @@ def apply_event(state: dict, ev: FoldEvent, stream: str) -> None:
             state.pop("scheduled", None)
 
 
+# A measure in one of these states has no rate in force: its rate is kept as `last_rate`.
+ENDED_STATUSES = frozenset({"lifted", "expired", "withdrawn"})
+ENDED_LEGAL_STATUSES = frozenset({"invalidated"})
+
+
+def ended(state: dict) -> bool:
+    """Whether a state has no rate in force (lifted, expired, withdrawn or invalidated)."""
+    return (state.get("status") in ENDED_STATUSES
+            or state.get("legal_status") in ENDED_LEGAL_STATUSES)
+
+
+def settle_rate(state: dict) -> None:
+    """Move `rate` to `last_rate` while the measure has no rate in force, and back when it
+    is in force again without a new rate: `rate > 20` must never match an ended measure."""
+    if ended(state):
+        if "rate" in state:
+            state["last_rate"] = state.pop("rate")
+    elif "last_rate" in state:
+        last = state.pop("last_rate")
+        state.setdefault("rate", last)
+
+
 def _apply_due(state: dict, day: str, applied: list[str]) -> None:
     pending = state.get("scheduled") or []
     due = [it for it in pending if it["on"] <= day]
@@ -177,6 +199,7 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
                 applied.append(evs[i].id)
             had_event = True
             i += 1
+        settle_rate(state)
         snapshot = dict(state)
         if intervals:
             intervals[-1].valid_to = day

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import (JSON, Float, Integer, Numeric, String, bindparam, case, cast, event,
-                        func, inspect, or_, select, text, type_coerce)
+from sqlalchemy import (JSON, Float, Integer, Numeric, String, and_, bindparam, case, cast,
+                        event, func, inspect, not_, or_, select, text, type_coerce)
 from sqlalchemy.engine import Connection
 
 from timeline.errors import TimelineError
@@ -34,6 +34,12 @@ EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "an
                  "known", "recorded_at")
 MEASURE_COLUMNS = ("kind", "imposer", "target", "scope", "title")
 STATE_COLUMNS = ("rate", "status", "legal_status")
+# Every name a `where` may use besides JSON keys of the log, per query form.
+EVENT_FIELDS = EVENT_COLUMNS + MEASURE_COLUMNS + ("source", "quote", "title")
+MEASURE_FIELDS = MEASURE_COLUMNS + ("measure", "stream", "events", "first_effective",
+                                    "last_change") + STATE_COLUMNS
+# Fields whose values form a closed set: `kind = tarif` is a mistake to report, not a filter.
+ENUM_FIELDS = ("kind", "imposer", "target", "type", "status", "legal_status")
 
 # Hot-path statements are built once so SQLAlchemy's compiled cache is hit every time.
 SQL_STATE_AT = text(
@@ -49,6 +55,12 @@ SQL_STREAM_EXISTS = text("SELECT 1 FROM measures WHERE stream = :s")
 SQL_STREAMS_LIKE = text(
     "SELECT stream FROM measures WHERE stream LIKE :p ESCAPE '\\' ORDER BY stream")
 SQL_ALL_STREAMS = text("SELECT stream FROM measures ORDER BY stream")
+# ORDER BY … LIMIT 1, so that each walks an index of migration 0006 from its end
+SQL_LATEST_KNOWN = text("SELECT known FROM events WHERE type != 'reviewed' "
+                        "ORDER BY known DESC LIMIT 1")
+SQL_LATEST_REVIEW = text("SELECT effective FROM events WHERE type = 'reviewed' "
+                         "ORDER BY effective DESC LIMIT 1")
+_UNREAD = object()
 SQL_HEAD = text("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
 _RAW_STATE_AT = (
     "SELECT valid_from, valid_to, state, event_ids FROM intervals "
@@ -130,6 +142,7 @@ class Reader:
 
     def __init__(self, conn: Connection, where: str = "database"):
         self.conn, self.where = conn, where
+        self._horizon = _UNREAD
 
     @property
     def dialect(self) -> str:
@@ -190,6 +203,17 @@ class Reader:
                 out[r.id] = row_to_event(r)
         return out
 
+    def horizon(self) -> str | None:
+        """The knowledge horizon: the latest `known` date of the log's events, or the
+        latest date a `reviewed` event says the sources were checked through, if later.
+
+        Read once per Reader (one snapshot: it cannot change), by two index walks."""
+        if self._horizon is _UNREAD:
+            known = self.conn.execute(SQL_LATEST_KNOWN).scalar()
+            reviewed = self.conn.execute(SQL_LATEST_REVIEW).scalar()
+            self._horizon = max((d for d in (known, reviewed) if d), default=None)
+        return self._horizon
+
     def withdrawn_ids(self, known_on: str | None = None) -> set[str]:
         """Ids withdrawn by retractions and corrections (those known by `known_on`)."""
         e = events.c
@@ -221,8 +245,9 @@ class Reader:
 
     def events(self, *, streams: Sequence[str] | None = None, start: str | None = None,
                end: str | None = None, conditions: Sequence[tuple[str, str, Any]] = (),
-               limit: int | None = None) -> list[Event]:
-        """The `events` query: filters as bound parameters, ordered by effective, known, position."""
+               limit: int | None = None, order: tuple[str, bool] | None = None) -> list[Event]:
+        """The `events` query: filters as bound parameters, ordered by `order` (a column of
+        EVENT_FIELDS, descending or not) and then by effective, known, position."""
         e, m = events.c, measures.c
         stmt = select(events).outerjoin(measures, m.stream == e.stream)
         if streams is not None:
@@ -238,7 +263,12 @@ class Reader:
         cols["quote"] = _json_path(source, ["quote"], False)
         cols["title"] = _json_path(payload, ["title"], False)
         for cond in conditions:
-            stmt = stmt.where(_condition(cond, cols, payload, ["set"], self.dialect))
+            stmt = stmt.where(_tree(cond, lambda c: _condition(c, cols, payload, ["set"],
+                                                               self.dialect)))
+        if order is not None:
+            key = cols[order[0].lower()]
+            # NULLs last both ways and on both backends (they differ by default)
+            stmt = stmt.order_by((key.desc() if order[1] else key.asc()).nulls_last())
         stmt = stmt.order_by(e.effective, e.known, e.position)
         if limit is not None:
             stmt = stmt.limit(_in_range(limit, "events limit"))
@@ -314,20 +344,53 @@ class Reader:
         m, i = measures.c, intervals.c
         cur = select(intervals).where(i.valid_from <= day,
                                       or_(i.valid_to.is_(None), i.valid_to > day)).subquery()
-        stmt = select(measures, cur.c.rate, cur.c.status, cur.c.legal_status, cur.c.state) \
+        stmt = select(measures, cur.c.rate, cur.c.status, cur.c.legal_status, cur.c.state,
+                      cur.c.valid_from) \
             .outerjoin(cur, cur.c.stream == m.stream)
         cols = {c: m[c] for c in MEASURE_COLUMNS}
         cols.update({"measure": m.stream, "stream": m.stream, "events": m.version,
                      "first_effective": m.first_effective, "last_change": m.tail_date})
         cols.update({c: cur.c[c] for c in STATE_COLUMNS})
+        state = self._json_col(cur.c.state)
         for cond in conditions:
-            stmt = stmt.where(_condition(cond, cols, self._json_col(cur.c.state), [],
-                                         self.dialect))
+            stmt = stmt.where(_tree(cond, lambda c: _condition(c, cols, state, [], self.dialect)))
         return [{"measure": r.stream, "kind": r.kind, "imposer": r.imposer, "target": r.target,
                  "scope": r.scope, "title": r.title, "events": r.version,
                  "first_effective": r.first_effective, "last_change": r.tail_date,
-                 "rate": r.rate, "status": r.status, "legal_status": r.legal_status}
+                 "rate": r.rate, "status": r.status, "legal_status": r.legal_status,
+                 "since": r.valid_from}
                 for r in self.conn.execute(stmt.order_by(m.stream))]
+
+    def field_values(self, name: str) -> list[str]:
+        """The distinct values an enumerated field (ENUM_FIELDS) takes in this log."""
+        if name in ("kind", "imposer", "target"):
+            col = measures.c[name]
+        elif name == "type":
+            col = events.c.type
+        elif name in ("status", "legal_status"):
+            col = intervals.c[name]
+        else:
+            raise ValueError(f"not an enumerated field: {name}")
+        return sorted(v for v in self.conn.execute(select(col).distinct()).scalars()
+                      if v is not None)
+
+    def json_keys(self, where: str) -> set[str]:
+        """Keys that occur in the log's JSON: 'payload' (event payloads), 'set' (the fields
+        events set) or 'state' (measure states). A full scan: only asked on a miss."""
+        keys: set[str] = set()
+        if where == "state":
+            for (raw,) in self.conn.execute(select(intervals.c.state).distinct()):
+                keys.update(json.loads(raw) if isinstance(raw, str) else raw or {})
+            return keys
+        for (raw,) in self.conn.execute(select(events.c.payload).distinct()):
+            p = json.loads(raw) if isinstance(raw, str) else raw or {}
+            if where == "payload":
+                keys.update(p)
+            else:
+                for part in [p.get("set"), p.get("affects_set")] + [
+                        it.get("set") for it in p.get("schedule", ())]:
+                    keys.update(part or {})
+        return keys
 
     def table_columns(self) -> dict[str, list[str]]:
         """Columns of every table and view (for SQL completion), alembic's own left out."""
@@ -415,6 +478,16 @@ def _in_range(value, what: str):
         raise TimelineError(f"{what} {value} is out of range: whole numbers must be between "
                             f"{INT_MIN} and {INT_MAX}")
     return value
+
+
+def _tree(node, leaf):
+    """A `where` tree — (field, op, value) leaves under ('and'|'or'|'not', [nodes]) — as SQL;
+    NULLs follow SQL's three-valued logic, which the planner's in-memory filter mirrors."""
+    if len(node) == 2:
+        op, items = node
+        parts = [_tree(i, leaf) for i in items]
+        return not_(parts[0]) if op == "not" else (and_(*parts) if op == "and" else or_(*parts))
+    return leaf(node)
 
 
 def _condition(cond, columns: dict, json_col, json_prefix: list[str], dialect: str):

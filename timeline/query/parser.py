@@ -21,8 +21,8 @@ from lark.lexer import PatternStr
 
 from timeline.query import dates
 from timeline.errors import QueryError
-from timeline.query.syntax import (Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
-                                HistoryQuery, MeasuresQuery, Pos, Query, StateQuery, Target,
+from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
+                                FirstQuery, HistoryQuery, MeasuresQuery, OrderBy, Pos, Query, StateQuery, Target,
                                 TotalQuery)
 from timeline.resources import grammar_path
 
@@ -131,23 +131,49 @@ class _Builder(Transformer):
         return ExplainQuery(children[0], self._pos(meta))
 
     def state_query(self, meta, children):
-        return StateQuery(*children, pos=self._pos(meta))
+        *rest, where = children
+        return StateQuery(*rest, pos=self._pos(meta), conditions=where or ())
 
     def history_query(self, meta, children):
-        return HistoryQuery(*children, pos=self._pos(meta))
+        *rest, where, order, limit = children
+        return HistoryQuery(*rest, pos=self._pos(meta), conditions=where or (), order=order,
+                            limit=limit)
 
     def events_query(self, meta, children):
-        target, start, end, where, limit = children
-        return EventsQuery(target, start, end, where or (), limit, self._pos(meta))
+        target, start, end, where, order, limit = children
+        return EventsQuery(target, start, end, where or (), limit, self._pos(meta), order)
 
     def diff_query(self, meta, children):
-        return DiffQuery(*children, pos=self._pos(meta))
+        *rest, where, fields = children
+        names, places = fields or ((), ())
+        return DiffQuery(*rest, pos=self._pos(meta), conditions=where or (), fields=names,
+                         fields_pos=places)
+
+    def fields(self, meta, children):
+        seen = {str(f).lower(): self._pos(f) for f in reversed(children)}
+        names = tuple(dict.fromkeys(str(f).lower() for f in children))
+        return names, tuple(seen[n] for n in names)
 
     def total_query(self, meta, children):
-        return TotalQuery(*children, pos=self._pos(meta))
+        (imposer, imposer_pos), (target, target_pos), as_of, known_on, where = children
+        return TotalQuery(imposer, target, as_of, known_on, self._pos(meta), imposer_pos,
+                          target_pos, where or ())
 
     def measures_query(self, meta, children):
-        return MeasuresQuery(children[0] or (), self._pos(meta))
+        as_of, known_on, where, order, limit = children
+        return MeasuresQuery(where or (), self._pos(meta), as_of, known_on, order, limit)
+
+    def first_query(self, meta, children):
+        target, node, start, known_on = children
+        conds = node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
+        return FirstQuery(target, conds, start, known_on, self._pos(meta))
+
+    def order_by(self, meta, children):
+        field, direction = children
+        return OrderBy(str(field), direction == "desc", self._pos(field))
+
+    def direction(self, meta, children):
+        return str(children[0]).lower()
 
     def as_of(self, meta, children):
         return children[0]
@@ -155,7 +181,24 @@ class _Builder(Transformer):
     known_on = from_date = to_date = for_target = as_of
 
     def where(self, meta, children):
-        return tuple(children)
+        node = children[0]
+        # a plain conjunction stays a tuple of conditions; anything else is one BoolExpr in it
+        return node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
+
+    def _bool(self, op: str, meta, children) -> BoolExpr:
+        items: list = []
+        for c in children:  # flatten a and b and c (the grammar nests them)
+            items += c.items if isinstance(c, BoolExpr) and c.op == op != "not" else [c]
+        return BoolExpr(op, tuple(items), self._pos(meta))
+
+    def or_(self, meta, children):
+        return self._bool("or", meta, children)
+
+    def and_(self, meta, children):
+        return self._bool("and", meta, children)
+
+    def not_(self, meta, children):
+        return self._bool("not", meta, children)
 
     def limit(self, meta, children):
         token = children[0]
@@ -173,23 +216,29 @@ class _Builder(Transformer):
                               "digits and '-' in dot-separated parts", token, hint)
         return Target(pattern, self._pos(token))
 
+    def first_target(self, meta, children):
+        return self.target(meta, children)
+
     def jurisdiction(self, meta, children):
         token = children[0]
         if not _JURISDICTION.fullmatch(token):
             fixed = token.lower().replace("_", "-")
             raise self._error(f"invalid jurisdiction {_show(str(token))}: codes are lowercase",
                               token, f"did you mean {_show(fixed)}?")
-        return str(token)
+        return str(token), self._pos(token)
 
     def condition(self, meta, children):
-        field, op, value = children
-        return Condition(str(field), op, value, self._pos(meta))
+        field, op, (value, value_pos) = children
+        return Condition(str(field), op, value, self._pos(meta), value_pos)
 
     def op(self, meta, children):
         return str(children[0]).lower()
 
     def value(self, meta, children):
         token = children[0]
+        return self._value(token), self._pos(token)
+
+    def _value(self, token: Token):
         if token.type == "NUMBER":
             return self._number(token)
         if token.type == "STRING":

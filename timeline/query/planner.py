@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from timeline.errors import QueryError
-from timeline.projections.reader import Reader, StateRow
+from timeline.projections.fold import ended
+from timeline.projections.reader import (ENUM_FIELDS, EVENT_FIELDS, MEASURE_FIELDS, Reader,
+                                         StateRow)
 from timeline.query.parser import suggest
-from timeline.query.syntax import (DateExpr, DiffQuery, EventsQuery, HistoryQuery,
-                                   MeasuresQuery, StateQuery, Target, TotalQuery)
+from timeline.query.syntax import (BoolExpr, DateExpr, FirstQuery, DiffQuery, EventsQuery, HistoryQuery,
+                                   MeasuresQuery, Pos, StateQuery, Target, TotalQuery, leaves)
 
 @dataclass
 class Context:
@@ -54,6 +56,39 @@ def answer(r: Reader, query, text: str, ctx: Context | None = None) -> Answer:
                          expected=exc.expected, hint=exc.hint) from None
 
 
+def horizon(r: Reader, known: str | None) -> str | None:
+    """The knowledge horizon of an answer: `known on K` is K, else the log's own."""
+    return known or r.horizon()
+
+
+def _past(day: str | None, h: str | None) -> bool:
+    return h is not None and day is not None and day > h
+
+
+def _past_warning(label: str, day: str | None, h: str | None) -> list[str]:
+    if not _past(day, h):
+        return []
+    return [f"{label} {day} is after the knowledge horizon {h}: nothing later is known, "
+            f"so the answer is projected"]
+
+
+def _rests_warning(measure: str, since: str, h: str | None) -> str:
+    return (f"{measure}: the state since {since} rests on a change due after the knowledge "
+            f"horizon {h} that no later event confirms (projected)")
+
+
+def _finish(ans: Answer, h: str | None, warnings: list[str], flags: list[bool]) -> Answer:
+    """Every answer carries its horizon and warnings; a `projected` column (and JSON flag)
+    marks the rows that rest on what was not yet known."""
+    ans.data["horizon"] = {"known_through": h}
+    ans.data["warnings"] = list(dict.fromkeys(warnings))
+    ans.data["projected"] = any(flags)
+    if any(flags):
+        ans.columns = ans.columns + ["projected"]
+        ans.rows = [row + ["yes" if f else ""] for row, f in zip(ans.rows, flags)]
+    return ans
+
+
 def _date(expr: DateExpr | None, ctx: Context, fallback: DateExpr | None = None,
           default_today: bool = False) -> str | None:
     expr = expr or fallback
@@ -73,6 +108,55 @@ def resolve_targets(r: Reader, target: Target, text: str) -> list[str]:
                      column=target.pos.column,
                      hint=f"did you mean '{guess}'?" if guess else
                      "list measures with: measures")
+
+
+def _did_you_mean(word: str, candidates, what: str) -> str:
+    guess = suggest(word, candidates)
+    if guess:
+        return f"did you mean {guess!r}?"
+    listed = sorted(set(candidates))
+    return f"known {what}: " + ", ".join(listed[:12]) + (", …" if len(listed) > 12 else "")
+
+
+def check_conditions(r: Reader, conditions, form: str, text: str) -> None:
+    """A `where` naming a field no {form} has, or an enumerated value that never occurs in
+    the log, is a QueryError at its position: it would otherwise answer an empty table."""
+    columns = EVENT_FIELDS if form == "events" else MEASURE_FIELDS
+    keys: dict[str, set[str]] = {}
+    for c in leaves(conditions):
+        name = c.field.lower()
+        parts = name.split(".")
+        if name not in columns:
+            if parts[0] == "payload" and len(parts) > 1:
+                where, key = ("payload" if form == "events" else "state"), parts[1]
+            else:
+                where, key = ("set" if form == "events" else "state"), parts[0]
+            if where not in keys:
+                keys[where] = r.json_keys(where)
+            if key not in keys[where]:
+                noun = "event" if form == "events" else "measure"
+                names = list(columns) + (sorted(keys[where]) if where != "payload" else
+                                         [f"payload.{k}" for k in sorted(keys[where])])
+                raise QueryError(f"unknown field {c.field!r}: no {noun} in the log has it",
+                                 query=text, line=c.pos.line, column=c.pos.column,
+                                 hint=_did_you_mean(c.field, names, "fields"))
+        if name in ENUM_FIELDS and c.op in ("=", "!=") and isinstance(c.value, str):
+            values = r.field_values(name)
+            if c.value not in values:
+                pos = c.value_pos or c.pos
+                raise QueryError(f"unknown {name} {c.value!r}: it never occurs in the log",
+                                 query=text, line=pos.line, column=pos.column,
+                                 hint=_did_you_mean(c.value, values, "values"))
+
+
+def check_jurisdiction(r: Reader, code: str, pos, text: str) -> None:
+    """An imposer or target code no measure uses is a QueryError (not a total of 0)."""
+    codes = set(r.field_values("imposer")) | set(r.field_values("target"))
+    if code not in codes:
+        pos = pos or Pos(1, 1)
+        raise QueryError(f"unknown jurisdiction {code!r}: no measure is imposed by or on it",
+                         query=text, line=pos.line, column=pos.column,
+                         hint=_did_you_mean(code, codes, "jurisdictions"))
 
 
 def _state_row_cells(row: StateRow | None, measure: str) -> list[Any]:
@@ -115,19 +199,30 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
         # "no state yet" from "unknown measure")
         first = r.state(q.target.pattern, as_of, known)
     streams = [q.target.pattern] if first is not None else resolve_targets(r, q.target, text)
+    h = horizon(r, known)
+    warnings, flags = _past_warning("as of", as_of, h), []
     results, rows, ids = [], [], []
+    check_conditions(r, q.conditions, "measures", text)
     for s in streams:
         row = first if first is not None else r.state(s, as_of, known)
-        results.append(row.as_dict() if row else
-                       {"measure": s, "state": None, "since": None, "until": None, "events": []})
+        if q.conditions and not (row and matches(q.conditions, _record(s, row.state))):
+            continue
+        result = row.as_dict() if row else \
+            {"measure": s, "state": None, "since": None, "until": None, "events": []}
+        rests = row is not None and _past(row.valid_from, h)
+        warnings += [_rests_warning(s, row.valid_from, h)] if rests else []
+        flags.append(rests or _past(as_of, h))
+        results.append({**result, "projected": flags[-1]})
         rows.append(_state_row_cells(row, s))
         ids += row.event_ids if row else []
-    plan = [f"state of {len(streams)} measure(s) as of {as_of}",
+    plan = [f"state of {len(streams)} measure(s) as of {as_of}"
+            + (f", keeping {len(results)} where {_where_text(q.conditions)}"
+               if q.conditions else ""),
             f"known on {known}: fold each stream's events known by then" if known else
             "everything known: one indexed lookup per measure in intervals"]
-    return Answer("state", {"query": text, "as_of": as_of, "known_on": known,
-                            "results": results}, STATE_HEADER, rows, plan, ids, streams,
-                  (as_of, known))
+    return _finish(Answer("state", {"query": text, "as_of": as_of, "known_on": known,
+                                    "results": results}, STATE_HEADER, rows, plan, ids,
+                          streams, (as_of, known)), h, warnings, flags)
 
 
 def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
@@ -138,20 +233,32 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
         raise QueryError(f"'from' {start} is after 'to' {end}", query=text,
                          line=q.start.pos.line, column=q.start.pos.column)
     streams = resolve_targets(r, q.target, text)
+    h = horizon(r, known)
+    warnings, flags = _past_warning("to", end, h), []
     results, rows = [], []
+    check_conditions(r, q.conditions, "measures", text)
     for s in streams:
         ivs = r.history(s, start, end, known)
+        if q.conditions:
+            ivs = [iv for iv in ivs if matches(q.conditions, _record(s, iv.state))]
+            if not ivs:
+                continue
         results.append({"measure": s, "intervals": [
             {"valid_from": r.valid_from, "valid_to": r.valid_to, "rate": r.state.get("rate"),
              "status": r.state.get("status"), "legal_status": r.state.get("legal_status"),
-             "state": r.state, "events": r.event_ids} for r in ivs]})
+             "state": r.state, "events": r.event_ids, "projected": _past(r.valid_from, h)}
+            for r in ivs]})
         rows += [_state_row_cells(r, s) for r in ivs]
+        flags += [_past(iv.valid_from, h) for iv in ivs]
+        warnings += [_rests_warning(s, iv.valid_from, h) for iv in ivs if _past(iv.valid_from, h)]
+    if q.order is not None or q.limit is not None:
+        rows, flags = _order_rows(rows, flags, q, text)
     plan = [f"history of {len(streams)} measure(s) from {start or 'the beginning'} to "
             f"{end or 'the end'}", f"known on {known}: fold each stream" if known
             else "range scan of intervals by (stream, valid_from)"]
-    return Answer("history", {"query": text, "from": start, "to": end, "known_on": known,
-                              "results": results}, STATE_HEADER, rows, plan, [], streams,
-                  (end, known))
+    return _finish(Answer("history", {"query": text, "from": start, "to": end,
+                                      "known_on": known, "results": results}, STATE_HEADER,
+                          rows, plan, [], streams, (end, known)), h, warnings, flags)
 
 
 def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
@@ -159,20 +266,59 @@ def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
     first, second = _date(q.first, ctx), _date(q.second, ctx)
     known = _date(q.known_on, ctx, ctx.known_on)
     streams = resolve_targets(r, q.target, text)
-    results, rows = [], []
+    h = horizon(r, known)
+    warnings = _past_warning("between … and", max(first, second), h)
+    results, rows, flags = [], [], []
+    check_conditions(r, q.conditions, "measures", text)
+    if q.fields:
+        known_fields = set(r.json_keys("state"))
+        for name, pos in zip(q.fields, q.fields_pos or [q.pos] * len(q.fields)):
+            if name not in known_fields:
+                raise QueryError(f"unknown field {name!r}: no measure in the log has it",
+                                 query=text, line=pos.line, column=pos.column,
+                                 hint=_did_you_mean(name, known_fields, "fields"))
     for s in streams:
         a = r.state(s, first, known)
         b = r.state(s, second, known)
+        if q.conditions and not any(x and matches(q.conditions, _record(s, x.state))
+                                    for x in (a, b)):
+            continue  # kept when its state on either date matches
+        rests = [x.valid_from for x in (a, b) if x is not None and _past(x.valid_from, h)]
+        warnings += [_rests_warning(s, d, h) for d in rests]
+        projected = bool(rests) or _past(max(first, second), h)
         sa, sb = (a.state if a else {}), (b.state if b else {})
+        keys = q.fields or sorted(set(sa) | set(sb))
         changes = [{"field": k, "before": sa.get(k), "after": sb.get(k)}
-                   for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
+                   for k in keys if sa.get(k) != sb.get(k)]
+        appeared = not sa and bool(sb)
+        ended_ = bool(sa) and (not sb or (not ended(sa) and ended(sb)))
         results.append({"measure": s, "before_exists": a is not None,
-                        "after_exists": b is not None, "changes": changes})
+                        "after_exists": b is not None, "appeared": appeared,
+                        "ended": ended_, "changes": changes, "projected": projected})
+        if not changes:
+            continue
+        if (appeared or ended_) and not q.fields:
+            # one line: a new measure's every field would bury the changes of the others
+            label = "(appears)" if appeared else "(ends)"
+            rows.append([s, label, _summary(sa), _summary(sb)])
+            flags.append(projected)
+            continue
         rows += [[s, c["field"], _cell(c["before"]), _cell(c["after"])] for c in changes]
+        flags += [projected] * len(changes)
     plan = [f"state of {len(streams)} measure(s) on {first} and on {second}; compare fields"]
-    return Answer("diff", {"query": text, "first": first, "second": second, "known_on": known,
-                           "results": results}, ["measure", "field", "before", "after"], rows,
-                  plan, [], streams, (max(first, second), known))
+    return _finish(Answer("diff", {"query": text, "first": first, "second": second,
+                                   "known_on": known, "results": results},
+                          ["measure", "field", "before", "after"], rows, plan, [], streams,
+                          (max(first, second), known)), h, warnings, flags)
+
+
+def _summary(state: dict) -> str:
+    """A one-line sketch of a state: its rate (or last rate) and status."""
+    if not state:
+        return ""
+    parts = [f"{k}={state[k]}" for k in ("rate", "last_rate", "status", "legal_status")
+             if state.get(k) is not None]
+    return ", ".join(parts) or "(no rate or status)"
 
 
 def _cell(v: Any) -> Any:
@@ -183,6 +329,9 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
     """`total tariff by A on B as of D`: sum of all-goods tariffs in force."""
     as_of = _date(q.as_of, ctx, ctx.as_of, default_today=True)
     known = _date(q.known_on, ctx, ctx.known_on)
+    check_jurisdiction(r, q.imposer, q.imposer_pos, text)
+    check_jurisdiction(r, q.target, q.target_pos, text)
+    check_conditions(r, q.conditions, "measures", text)
     candidates = r.tariff_streams(q.imposer)
     components, also, ids, used = [], [], [], []
     for s in candidates:
@@ -192,58 +341,251 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
         st = row.state
         if st.get("status") != "in_force" or st.get("target") not in (q.target, "all"):
             continue
-        if not isinstance(st.get("rate"), (int, float)):
+        if q.conditions and not matches(q.conditions, _record(s, st)):
             continue
+        rate = st.get("rate")
+        rate = rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
+        if rate is None and st.get("legal_status") in ("invalidated",):
+            continue  # no rate in force (its last one is kept as last_rate)
         used.append(s)
         ids += row.event_ids
-        if st.get("scope") == "all goods":
-            components.append({"measure": s, "rate": st["rate"], "since": row.valid_from,
-                               "events": row.event_ids})
+        item = {"measure": s, "rate": rate, "since": row.valid_from, "events": row.event_ids}
+        notes = _total_notes(st)
+        if st.get("legal_status") not in (None, "unchallenged"):
+            item["legal_status"] = st["legal_status"]
+        if st.get("disputed"):
+            item["disputed"] = [{**d["claims"], "source": d["source"]} for d in st["disputed"]]
+        if st.get("scope") == "all goods" and rate is not None:
+            components.append(item)
+            item["notes"] = notes
         else:
-            also.append({"measure": s, "rate": st["rate"], "scope": st.get("scope"),
-                         "since": row.valid_from, "events": row.event_ids})
+            # product tariffs, and tariffs whose rates are stated per product group
+            item.update({"scope": st.get("scope"), "rates": st.get("rates"), "notes": notes})
+            also.append(item)
     total = sum(c["rate"] for c in components)
     total = int(total) if float(total).is_integer() else total
-    rows = [[c["measure"], c["rate"], "all goods"] for c in components]
-    rows += [[a["measure"], a["rate"], f"also applies to some goods: {a['scope']}"] for a in also]
+    rows = [[c["measure"], c["rate"], "; ".join(["all goods"] + c["notes"])]
+            for c in components]
+    rows += [[a["measure"], a["rate"], "; ".join(
+        [f"also applies to some goods: {a['scope']}"]
+        + ([f"rates: {a['rates']}"] if a["rate"] is None and a.get("rates") else [])
+        + a["notes"])] for a in also]
     rows.append(["TOTAL", total, f"{q.imposer} on {q.target} as of {as_of}"])
+    h = horizon(r, known)
+    warnings = _past_warning("as of", as_of, h)
+    flags = [_past(c["since"], h) or _past(as_of, h) for c in components + also]
+    warnings += [_rests_warning(c["measure"], c["since"], h) for c in components + also
+                 if _past(c["since"], h)]
+    for c, f in zip(components + also, flags):
+        c["projected"] = f
+    flags.append(any(flags) or _past(as_of, h))
     plan = [f"tariff measures imposed by {q.imposer!r}: {len(candidates)}",
             f"keep those in force on {as_of} targeting {q.target!r} or 'all'",
             "sum rates of 'all goods' measures; list product-specific ones separately"]
-    return Answer("total", {"query": text, "as_of": as_of, "known_on": known, "imposer": q.imposer,
-                            "target": q.target, "total": total, "components": components,
-                            "also_applies": also}, ["measure", "rate", "scope"], rows, plan,
-                  ids, used, (as_of, known), summary_rows=1)
+    return _finish(Answer("total", {"query": text, "as_of": as_of, "known_on": known,
+                                    "imposer": q.imposer, "target": q.target, "total": total,
+                                    "components": components, "also_applies": also},
+                          ["measure", "rate", "scope"], rows, plan, ids, used, (as_of, known),
+                          summary_rows=1), h, warnings, flags)
+
+
+_LEGAL_NOTES = {"ruled_unlawful": "ruled unlawful", "stayed": "ruled unlawful; stayed",
+                "invalidated": "invalidated"}
+
+
+def _total_notes(state: dict) -> list[str]:
+    """What a total's reader must know of a component: legal status, disputed values."""
+    notes = []
+    if state.get("legal_status") in _LEGAL_NOTES:
+        notes.append(_LEGAL_NOTES[state["legal_status"]])
+    for d in state.get("disputed") or ():
+        claims = ", ".join(f"{k}={v}" for k, v in d["claims"].items())
+        notes.append(f"disputed: {claims} ({d['source']})")
+    return notes
 
 
 def run_events(r: Reader, q: EventsQuery, text: str, ctx: Context) -> Answer:
     """`events [for X] [from D] [to D] [where …] [limit n]`."""
     streams = resolve_targets(r, q.target, text) if q.target is not None else None
+    check_conditions(r, q.conditions, "events", text)
+    order = _check_order(q.order, EVENT_FIELDS, text)
     evs = r.events(streams=streams, start=_date(q.start, ctx), end=_date(q.end, ctx),
-                   conditions=_conditions(q.conditions), limit=q.limit)
+                   conditions=_conditions(q.conditions), limit=q.limit, order=order)
     results = [{**ev.as_dict(), "title": ev.title} for ev in evs]
     rows = [[ev.effective, ev.known, ev.stream, ev.type, ev.title, ev.source.get("name")]
             for ev in evs]
-    return Answer("events", {"query": text, "results": results},
-                  ["effective", "known", "measure", "type", "title", "source"], rows,
-                  ["scan events (filters as bound parameters), order by effective, known, "
-                   "position"], [ev.id for ev in evs], [])
+    return _finish(Answer("events", {"query": text, "results": results},
+                          ["effective", "known", "measure", "type", "title", "source"], rows,
+                          ["scan events (filters as bound parameters), order by effective, "
+                           "known, position"], [ev.id for ev in evs], []),
+                   horizon(r, None), [], [])
 
 
 def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer:
-    """`measures [where …]`: the catalogue with each measure's state today."""
-    today = ctx.today.isoformat()
-    results = r.measures_on(today, _conditions(q.conditions))
+    """`measures [as of D] [known on K] [where …] [order by F] [limit n]`: the catalogue
+    with each measure's state on D (default today, or the REPL's \\asof) as known on K."""
+    day = _date(q.as_of, ctx, ctx.as_of, default_today=True)
+    known = _date(q.known_on, ctx, ctx.known_on)
+    check_conditions(r, q.conditions, "measures", text)
+    order = _check_order(q.order, MEASURE_FIELDS, text)
+    if known is None:
+        results = r.measures_on(day, _conditions(q.conditions))
+    else:
+        results = []
+        for e in r.catalogue():
+            row = r.state(e.stream, day, known)
+            if row is None:
+                continue  # not known by then (or not begun): no state to show
+            st = row.state
+            d = {"measure": e.stream, "kind": e.kind, "imposer": e.imposer, "target": e.target,
+                 "scope": e.scope, "title": e.title, "events": e.version,
+                 "first_effective": e.first_effective, "last_change": e.last_change,
+                 "rate": st.get("rate"), "status": st.get("status"),
+                 "legal_status": st.get("legal_status"), "since": row.valid_from}
+            if not q.conditions or matches(q.conditions, {**st, **d}):
+                results.append(d)
+    if order is not None:
+        results = _sorted(results, lambda d: d.get(order[0]), order[1])
+    if q.limit is not None:
+        results = results[:q.limit]
     rows = [[d["measure"], d["kind"], d["imposer"], d["target"], d["rate"], d["status"],
              d["events"], d["title"]] for d in results]
-    return Answer("measures", {"query": text, "as_of": today, "results": results},
-                  ["measure", "kind", "imposer", "target", "rate", "status", "events", "title"],
-                  rows, [f"catalogue joined with each measure's interval in force on {today}"])
+    h = horizon(r, known)
+    flags = [_past(day, h) or _past(d["since"], h) for d in results]
+    for d, f in zip(results, flags):
+        d["projected"] = f
+    warnings = _past_warning("as of", day, h) + [
+        _rests_warning(d["measure"], d["since"], h) for d in results if _past(d["since"], h)]
+    return _finish(Answer("measures", {"query": text, "as_of": day, "known_on": known,
+                                       "results": results},
+                          ["measure", "kind", "imposer", "target", "rate", "status", "events",
+                           "title"], rows,
+                          [f"catalogue joined with each measure's interval in force on {day}"
+                           if known is None else
+                           f"catalogue; each measure's state on {day} folded as known on {known}"]),
+                   h, warnings, flags)
 
 
-def _conditions(conds) -> list[tuple[str, str, Any]]:
-    return [(c.field, c.op, c.value) for c in conds]
+HISTORY_ORDER = ("measure", "rate", "status", "legal_status", "since", "until")
+
+
+def _order_rows(rows: list, flags: list, q: HistoryQuery, text: str) -> tuple[list, list]:
+    """The table rows of a history, ordered by `order by` and cut at `limit`."""
+    order = _check_order(q.order, HISTORY_ORDER, text)
+    pairs = list(zip(rows, flags))
+    if order is not None:
+        col = STATE_HEADER.index(order[0])
+        pairs = _sorted(pairs, lambda p: p[0][col], order[1])
+    if q.limit is not None:
+        pairs = pairs[:q.limit]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _check_order(order, fields, text: str) -> tuple[str, bool] | None:
+    """`order by` a field the form can sort on, or a QueryError with a suggestion."""
+    if order is None:
+        return None
+    name = order.field.lower()
+    if name not in fields:
+        raise QueryError(f"cannot order by {order.field!r}", query=text, line=order.pos.line,
+                         column=order.pos.column, hint=_did_you_mean(order.field, fields,
+                                                                     "fields"))
+    return name, order.descending
+
+
+def _sorted(items: list, key, descending: bool) -> list:
+    """Stable sort by `key`, values missing (None) last either way; numbers before text."""
+    present = [i for i in items if key(i) is not None]
+    missing = [i for i in items if key(i) is None]
+    typed = lambda i: (0, key(i), "") if isinstance(key(i), (int, float)) else (1, 0, str(key(i)))  # noqa: E731
+    return sorted(present, key=typed, reverse=descending) + missing
+
+
+def run_first(r: Reader, q: FirstQuery, text: str, ctx: Context) -> Answer:
+    """`first date where X <condition> [from D] [known on K]`: for each measure, the first
+    day (on or after D) its state matches — "since when has the rate been at least 100 %?"."""
+    start = _date(q.start, ctx)
+    known = _date(q.known_on, ctx, ctx.known_on)
+    streams = resolve_targets(r, q.target, text)
+    check_conditions(r, q.conditions, "measures", text)
+    h = horizon(r, known)
+    results, rows, flags, warnings = [], [], [], []
+    for s in streams:
+        for iv in r.history(s, start, None, known):
+            if matches(q.conditions, _record(s, iv.state)):
+                day = max(iv.valid_from, start) if start else iv.valid_from
+                projected = _past(day, h)
+                results.append({"measure": s, "date": day, "until": iv.valid_to,
+                                "state": iv.state, "events": iv.event_ids,
+                                "projected": projected})
+                rows.append([s, day, iv.valid_to, iv.state.get("rate"), iv.state.get("status")])
+                flags.append(projected)
+                warnings += [_rests_warning(s, day, h)] if projected else []
+                break
+    plan = [f"history of {len(streams)} measure(s) from {start or 'the beginning'}; "
+            f"the first interval whose state matches {_where_text(q.conditions)}"]
+    return _finish(Answer("first", {"query": text, "from": start, "known_on": known,
+                                    "results": results},
+                          ["measure", "date", "until", "rate", "status"], rows, plan, [],
+                          streams, (None, known)), h, warnings, flags)
+
+
+def _conditions(conds) -> list[tuple]:
+    """Conditions as the Reader's where trees: (field, op, value) or (op, [trees])."""
+    return [(c.op, _conditions(c.items)) if isinstance(c, BoolExpr) else (c.field, c.op, c.value)
+            for c in conds]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _lookup(record: dict, field: str):
+    value: Any = record
+    for part in field.lower().removeprefix("payload.").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _leaf(c, record: dict) -> bool | None:
+    """One condition on an in-memory state, with the SQL filter's semantics (None: unknown)."""
+    actual = _lookup(record, c.field)
+    want = c.value.isoformat() if isinstance(c.value, dt.date) else c.value
+    if actual is None or isinstance(actual, (dict, list)):
+        return None
+    if c.op == "contains":
+        return str(want).translate(_ASCII_LOWER) in str(actual).translate(_ASCII_LOWER)
+    if isinstance(want, (int, float)):
+        if isinstance(actual, bool) or not isinstance(actual, (int, float)):
+            return None  # a number never equals text (PostgreSQL casts it to NULL)
+    else:
+        actual = str(actual)
+    return {"=": actual == want, "!=": actual != want, "<": actual < want,
+            "<=": actual <= want, ">": actual > want, ">=": actual >= want}[c.op]
+
+
+def matches(conds, record: dict) -> bool | None:
+    """Kleene three-valued `and` of `conds` (conditions and BoolExprs) on a state record."""
+    return _eval("and", conds, record)
+
+
+def _eval(op: str, items, record: dict) -> bool | None:
+    vals = [_eval(c.op, c.items, record) if isinstance(c, BoolExpr) else _leaf(c, record)
+            for c in items]
+    if op == "not":
+        return None if vals[0] is None else not vals[0]
+    if op == "and":
+        return False if False in vals else (None if None in vals else True)
+    return True if True in vals else (None if None in vals else False)
+
+
+def _where_text(conds) -> str:
+    return MeasuresQuery(tuple(conds), Pos(1, 1)).render().removeprefix("measures where ")
+
+
+def _record(measure: str, state: dict | None) -> dict:
+    return {**(state or {}), "measure": measure, "stream": measure}
 
 
 _HANDLERS = {StateQuery: run_state, HistoryQuery: run_history, DiffQuery: run_diff,
-             TotalQuery: run_total, EventsQuery: run_events, MeasuresQuery: run_measures}
+             TotalQuery: run_total, EventsQuery: run_events, MeasuresQuery: run_measures,
+             FirstQuery: run_first}

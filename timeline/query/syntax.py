@@ -93,10 +93,62 @@ class Condition:
     op: str
     value: str | int | float | dt.date
     pos: Pos = _field(compare=False)
+    value_pos: Pos | None = _field(default=None, compare=False)  # where the value starts
 
     def render(self) -> str:
         """Canonical text of the condition."""
         return f"{self.field} {self.op} {render_value(self.value)}"
+
+
+@dataclass(frozen=True, slots=True)
+class BoolExpr:
+    """`a or b`, `a and b` (inside an `or` or a `not`) and `not a` over conditions."""
+
+    op: str  # 'and' | 'or' | 'not'
+    items: tuple  # of Condition | BoolExpr
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical text: parentheses only where precedence needs them."""
+        if self.op == "not":
+            return "not " + _atom(self.items[0], "not")
+        return f" {self.op} ".join(_atom(i, self.op) for i in self.items)
+
+
+_BINDS = {"or": 0, "and": 1, "not": 2}
+
+
+def _atom(node, parent: str) -> str:
+    """`node` rendered inside `parent`, in parentheses when it binds less tightly."""
+    if isinstance(node, BoolExpr) and _BINDS[node.op] <= _BINDS[parent] and not (
+            node.op == "not" and parent == "not"):
+        return f"({node.render()})"
+    return node.render()
+
+
+def leaves(conditions) -> list[Condition]:
+    """Every Condition of a `where` (a tuple of conditions and BoolExprs), in order."""
+    out: list[Condition] = []
+    for c in conditions:
+        out += leaves(c.items) if isinstance(c, BoolExpr) else [c]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBy:
+    """`order by <field> [asc|desc]`."""
+
+    field: str
+    descending: bool
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical text (ascending is the default, so it is not written)."""
+        return self.field + (" desc" if self.descending else "")
+
+
+def _tail(order: "OrderBy | None", limit: int | None) -> str:
+    return _clause("order by", order) + (f" limit {limit}" if limit is not None else "")
 
 
 def _clause(keyword: str, node) -> str:
@@ -106,7 +158,9 @@ def _clause(keyword: str, node) -> str:
 def _where(conditions: tuple[Condition, ...]) -> str:
     if not conditions:
         return ""
-    return " where " + " and ".join(c.render() for c in conditions)
+    if len(conditions) == 1:
+        return " where " + conditions[0].render()
+    return " where " + " and ".join(_atom(c, "and") for c in conditions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +171,13 @@ class StateQuery:
     as_of: DateExpr | None
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
+    conditions: tuple = ()  # `where`: conditions and-ed, any of them a BoolExpr
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"state of {self.target.render()}"
-                + _clause("as of", self.as_of) + _clause("known on", self.known_on))
+                + _clause("as of", self.as_of) + _clause("known on", self.known_on)
+                + _where(self.conditions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +189,15 @@ class HistoryQuery:
     end: DateExpr | None
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
+    conditions: tuple = ()
+    order: OrderBy | None = None
+    limit: int | None = None
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"history of {self.target.render()}" + _clause("from", self.start)
-                + _clause("to", self.end) + _clause("known on", self.known_on))
+                + _clause("to", self.end) + _clause("known on", self.known_on)
+                + _where(self.conditions) + _tail(self.order, self.limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,28 +210,34 @@ class EventsQuery:
     conditions: tuple[Condition, ...]
     limit: int | None
     pos: Pos = _field(compare=False)
+    order: OrderBy | None = None
 
     def render(self) -> str:
         """Canonical query text."""
-        text = ("events" + _clause("for", self.target) + _clause("from", self.start)
-                + _clause("to", self.end) + _where(self.conditions))
-        return text + (f" limit {self.limit}" if self.limit is not None else "")
+        return ("events" + _clause("for", self.target) + _clause("from", self.start)
+                + _clause("to", self.end) + _where(self.conditions)
+                + _tail(self.order, self.limit))
 
 
 @dataclass(frozen=True, slots=True)
 class DiffQuery:
-    """`diff <target> between <date> and <date> [known on <date>]`."""
+    """`diff <target> between <date> and <date> [known on <date>] [where …] [fields …]`."""
 
     target: Target
     first: DateExpr
     second: DateExpr
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
+    conditions: tuple = ()
+    fields: tuple[str, ...] = ()  # `fields a, b`: compare only these
+    fields_pos: tuple = _field(default=(), compare=False)  # where each is written
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"diff {self.target.render()} between {self.first.render()} "
-                f"and {self.second.render()}" + _clause("known on", self.known_on))
+                f"and {self.second.render()}" + _clause("known on", self.known_on)
+                + _where(self.conditions)
+                + (" fields " + ", ".join(self.fields) if self.fields else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,30 +249,58 @@ class TotalQuery:
     as_of: DateExpr | None
     known_on: DateExpr | None
     pos: Pos = _field(compare=False)
+    # where each code is written, so an unknown one is reported at its position
+    imposer_pos: Pos | None = _field(default=None, compare=False)
+    target_pos: Pos | None = _field(default=None, compare=False)
+    conditions: tuple = ()
 
     def render(self) -> str:
         """Canonical query text."""
         return (f"total tariff by {self.imposer} on {self.target}"
-                + _clause("as of", self.as_of) + _clause("known on", self.known_on))
+                + _clause("as of", self.as_of) + _clause("known on", self.known_on)
+                + _where(self.conditions))
 
 
 @dataclass(frozen=True, slots=True)
 class MeasuresQuery:
-    """`measures [where <cond> [and <cond>]…]`."""
+    """`measures [as of D] [known on K] [where …] [order by F [asc|desc]] [limit n]`."""
 
     conditions: tuple[Condition, ...]
+    pos: Pos = _field(compare=False)
+    as_of: DateExpr | None = None
+    known_on: DateExpr | None = None
+    order: OrderBy | None = None
+    limit: int | None = None
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return ("measures" + _clause("as of", self.as_of) + _clause("known on", self.known_on)
+                + _where(self.conditions) + _tail(self.order, self.limit))
+
+
+@dataclass(frozen=True, slots=True)
+class FirstQuery:
+    """`first date where <target> <condition> [from <date>] [known on <date>]`."""
+
+    target: Target
+    conditions: tuple
+    start: DateExpr | None
+    known_on: DateExpr | None
     pos: Pos = _field(compare=False)
 
     def render(self) -> str:
         """Canonical query text."""
-        return "measures" + _where(self.conditions)
+        return (f"first date where {self.target.render()}"
+                + _where(self.conditions).removeprefix(" where")
+                + _clause("from", self.start) + _clause("known on", self.known_on))
 
 
 @dataclass(frozen=True, slots=True)
 class ExplainQuery:
     """`explain <query>`: describe the plan instead of running it."""
 
-    query: StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
+    query: (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
+            | FirstQuery)
     pos: Pos = _field(compare=False)
 
     def render(self) -> str:
@@ -215,4 +309,4 @@ class ExplainQuery:
 
 
 Query = (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-         | ExplainQuery)
+         | FirstQuery | ExplainQuery)

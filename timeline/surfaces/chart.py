@@ -261,7 +261,8 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
     also = totals[-1][1]["also_applies"]
     if also:
         data.notes.append(f"Not in the total — product-specific tariffs on {hi}: " + "; ".join(
-            f"{a['measure']} {_num(a['rate'])} % ({a['scope']})" for a in also))
+            f"{a['measure']} {_num(a['rate']) + ' %' if a['rate'] is not None else 'rates by product'}"
+            f" ({a['scope']})" for a in also))
     return data
 
 

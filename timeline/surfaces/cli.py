@@ -27,6 +27,7 @@ COMMANDS = {
     "query": (_CORE, "run one query and print the answer"),
     "rebuild": (_CORE, "drop and rebuild every projection from the log"),
     "schema": (_CORE, "print the JSON Schema of the event-file format"),
+    "review": (_CORE, "record that the sources were checked through a date (the horizon)"),
     "repl": ("timeline.surfaces.repl", "interactive query shell"),
     "sql": ("timeline.surfaces.sqlaccess", "run a read-only SQL SELECT (or the SQL shell)"),
     "export": ("timeline.surfaces.export", "write (or verify) a dated projection snapshot"),

@@ -1,4 +1,4 @@
-"""The core commands: init, info, verify, load, query, rebuild."""
+"""The core commands: init, info, verify, load, query, rebuild, review."""
 from __future__ import annotations
 
 import argparse
@@ -159,6 +159,26 @@ def run_query(args) -> int:
         result = tl.query(args.query)
     out = render(result.answer, args.format, pretty=sys.stdout.isatty())
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    return 0
+
+
+def configure_review(p):
+    """Arguments of `timeline review`."""
+    p.add_argument("--through", required=True, metavar="YYYY-MM-DD",
+                   help="the sources were checked through this date")
+    p.add_argument("--note", required=True, help="what was checked (kept in the event)")
+    p.add_argument("--source", default=api.REVIEW_SOURCE,
+                   help="who or what checked them (the event's citation)")
+
+
+def run_review(args) -> int:
+    """Append a `reviewed` event: the knowledge horizon moves to --through."""
+    with open_timeline(args) as tl:
+        res = tl.review(args.through, args.note, source=args.source)
+        with tl.store.reading() as r:
+            h = r.horizon()
+    print(f"appended {len(res.appended)} event; known through {h}; "
+          f"head {res.head.position} {res.head.hash}")
     return 0
 
 

@@ -158,7 +158,8 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
         other += cat.globs() + sorted(cat.measures)
         anywhere = sorted(cat.measures)
     if "FIELD" in names:
-        fields = cat.measure_fields if _query_kind(text) == "measures" else cat.event_fields
+        # every form but `events` filters measure states
+        fields = cat.event_fields if _query_kind(text) == "events" else cat.measure_fields
         other += fields
     if "JURISDICTION" in names:
         other += cat.jurisdictions
@@ -177,9 +178,9 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
 
 def _order_keywords(words: list[str]) -> list[str]:
     # the grammar's statement order reads better than the alphabet
-    order = ("state", "history", "events", "diff", "total", "measures", "explain", "of",
-             "for", "from", "to", "between", "and", "as", "known", "where", "limit", "tariff",
-             "by", "on")
+    order = ("state", "history", "events", "diff", "total", "measures", "first", "explain",
+             "of", "for", "from", "to", "between", "and", "as", "known", "where", "order",
+             "limit", "fields", "tariff", "by", "on")
     rank = {w: i for i, w in enumerate(order)}
     return sorted(words, key=lambda w: (rank.get(w, len(order)), w))
 

@@ -36,7 +36,18 @@ def render(answer: Answer, fmt: str = "table", *, pretty: bool = False) -> str:
         parts.append("\n".join(missing))
     if answer.rows or not answer.text:
         parts.append(grid(answer.columns, answer.rows) if answer.rows else "(no rows)")
+    data = answer.data.get("answer", answer.data) if answer.kind == "explain" else answer.data
+    if "horizon" in data:
+        parts.append(horizon_lines(data))
     return "\n\n".join(parts)
+
+
+def horizon_lines(data: dict) -> str:
+    """The knowledge horizon line of an answer, then one line per warning."""
+    h = data["horizon"]["known_through"]
+    lines = [f"known through {h} (knowledge horizon)" if h else
+             "known through: nothing (the log is empty)"]
+    return "\n".join(lines + [f"warning: {w}" for w in data.get("warnings", ())])
 
 
 def _fmt(v: Any) -> str:

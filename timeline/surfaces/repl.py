@@ -285,19 +285,25 @@ def split_script(script: str, mode: str = "query") -> list[str]:
 
 # -- meta-commands --------------------------------------------------------------------------
 HELP_TOPICS = {
-    "state": "state of <measure|glob> [as of <date>] [known on <date>]\n"
+    "state": "state of <measure|glob> [as of <date>] [known on <date>] [where …]\n"
              "  The state in force on a date, e.g. state of us.tariff.* as of 2025-05-14",
-    "history": "history of <measure|glob> [from <date>] [to <date>] [known on <date>]\n"
+    "history": "history of <measure|glob> [from <date>] [to <date>] [known on <date>] [where …]\n"
+               "  [order by <field> [asc|desc]] [limit <n>]\n"
                "  Every interval of a measure's state, e.g. history of cn.tariff.retaliatory.us",
-    "events": "events [for <measure|glob>] [from <date>] [to <date>] [where …] [limit <n>]\n"
+    "events": "events [for <measure|glob>] [from <date>] [to <date>] [where …]\n"
+              "  [order by <field> [asc|desc]] [limit <n>]\n"
               "  The log, e.g. events for us.tariff.* where type = amended limit 5",
-    "diff": "diff <measure|glob> between <date> and <date> [known on <date>]\n"
+    "diff": "diff <measure|glob> between <date> and <date> [known on <date>] [where …]\n"
+            "  [fields <field>, …]\n"
             "  Field changes between two dates",
-    "total": "total tariff by <imposer> on <target> [as of <date>] [known on <date>]\n"
+    "total": "total tariff by <imposer> on <target> [as of <date>] [known on <date>] [where …]\n"
              "  Sum of all-goods tariffs in force, e.g. total tariff by us on cn as of 2025-04-10",
-    "measures": "measures [where <field> <op> <value> [and …]]\n"
-                "  The catalogue with each measure's state today,\n"
+    "measures": "measures [as of <date>] [known on <date>] [where …] [order by <field>] [limit <n>]\n"
+                "  The catalogue with each measure's state today (or \\asof, \\known),\n"
                 "  e.g. measures where kind = tariff",
+    "first": "first date where <measure|glob> <condition> [from <date>] [known on <date>]\n"
+             "  The first day a state matches, e.g.\n"
+             "  first date where us.tariff.ieepa-reciprocal.cn rate >= 100",
     "explain": "explain <query>\n  The plan, the SQL it ran and every contributing event with "
                "its source",
     "dates": "Dates: 2025-04-10, \"April 10, 2025\", today, with offsets: today - 2 weeks\n"

@@ -64,6 +64,10 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _rate_cell(rate) -> str:
+    return "rates by product" if rate is None else _fmt(rate) + " %"
+
+
 def _fmt(value) -> str:
     if value is None:
         return ""
@@ -193,7 +197,7 @@ def _chart_section(r: Reader, imposer: str, target: str, heading: str, as_of: st
         scope = "all goods" if c in ans["components"] else f"not in the total: {c['scope']}"
         total_ids += ids if c in ans["components"] else []
         rows.append(f'<tr><td><a href="#m-{_e(c["measure"])}">{_e(c["measure"])}</a></td>'
-                    f'<td class="num">{cited.links(_fmt(c["rate"]) + " %", ids)}</td>'
+                    f'<td class="num">{cited.links(_rate_cell(c["rate"]), ids)}</td>'
                     f'<td>{_e(scope)}</td><td class="date">{_e(since)}</td></tr>')
     rows.append(f'<tr class="total"><td>total on {_e(as_of)}</td><td class="num">'
                 f'{cited.links(_fmt(ans["total"]) + " %", total_ids)}</td>'
