@@ -126,7 +126,8 @@ def check_conditions(r: Reader, conditions, form: str, text: str) -> None:
     for c in leaves(conditions):
         name = c.field.lower()
         parts = name.split(".")
-        if name not in columns:
+        # a bare `payload` is not a field name: the reader says how to name one
+        if name not in columns and name != "payload":
             if parts[0] == "payload" and len(parts) > 1:
                 where, key = ("payload" if form == "events" else "state"), parts[1]
             else:
