@@ -519,7 +519,9 @@ def _wait_until(predicate, what: str, limit: float = 120.0) -> None:
         time.sleep(0.1)
 
 
-def _pg_running(url: str, needle: str) -> list:
+def _pg_running(url: str, needle: str, pid: int) -> list:
+    """Server processes running the statement marked `needle`, or any statement of the
+    `timeline sql` process `pid` (a SELECT shows there as FETCH from its cursor)."""
     from sqlalchemy import text
 
     from .backends import raw_engine
@@ -527,8 +529,9 @@ def _pg_running(url: str, needle: str) -> list:
     try:
         with eng.connect() as c:
             return list(c.execute(text(
-                "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE :q "
-                "AND pid <> pg_backend_pid()"), {"q": f"%{needle}%"}))
+                "SELECT pid FROM pg_stat_activity WHERE state = 'active' "
+                "AND (query LIKE :q OR application_name = :app) AND pid <> pg_backend_pid()"),
+                {"q": f"%{needle}%", "app": f"timeline sql (pid {pid})"}))
     finally:
         eng.dispose()
 
@@ -543,7 +546,7 @@ def test_ctrl_c_interrupts_a_running_statement(make_db, backend):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         if backend == "postgresql":
-            _wait_until(lambda: _pg_running(url, marker), "the statement to run")
+            _wait_until(lambda: _pg_running(url, marker, proc.pid), "the statement to run")
         else:  # busy in the statement: well past the CPU time start-up takes
             _wait_until(lambda: _cpu_seconds(proc.pid) > 3, "the statement to run")
         proc.send_signal(signal.SIGINT)
@@ -552,7 +555,7 @@ def test_ctrl_c_interrupts_a_running_statement(make_db, backend):
         proc.kill()
     assert proc.returncode == 130 and err.strip() == "interrupted", err
     if backend == "postgresql":
-        _wait_until(lambda: not _pg_running(url, marker), "the server to stop")
+        _wait_until(lambda: not _pg_running(url, marker, proc.pid), "the server to stop")
 
 
 @only_postgres
@@ -565,10 +568,87 @@ def test_the_server_stops_when_the_client_is_killed(tmp_path):
                              "--timeout", "3", f"{FOREVER} {marker}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait_until(lambda: _pg_running(url, marker), "the statement to run")
+        _wait_until(lambda: _pg_running(url, marker, proc.pid), "the statement to run")
         proc.kill()
         proc.wait(timeout=60)
         # statement_timeout ends the server's work although nobody is listening any more
-        _wait_until(lambda: not _pg_running(url, marker), "the server to stop the statement")
+        _wait_until(lambda: not _pg_running(url, marker, proc.pid),
+                    "the server to stop the statement")
     finally:
         proc.kill()
+
+
+LONG = os.environ.get("TIMELINE_LONG_TESTS") == "1"
+
+
+def _peak_rss_mb(argv: list[str]) -> tuple[int, float, bytes]:
+    """Run `argv` with its output thrown away: (exit code, its own peak RSS in MB, stderr)."""
+    import subprocess
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read()
+    proc.stderr.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024, err  # ru_maxrss is in KiB on Linux
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
+def test_a_huge_select_streams_in_bounded_memory(make_db, backend, fmt):
+    import sys
+    url = make_db()
+    # a million rows (three million with TIMELINE_LONG_TESTS=1): held in memory, as before,
+    # they took well over 100 MB; streamed, the process stays under it
+    n = 3_000_000 if LONG else 1_000_000
+    sql = (f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "
+           f"SELECT x, 'row number ' || x AS label FROM c")
+    code, peak, err = _peak_rss_mb([sys.executable, "-m", "timeline", "--db", url, "sql",
+                                    "--timeout", "0", "--format", fmt, sql])
+    assert code == 0, err
+    assert peak < 100, f"peak RSS {peak:.0f} MB for {n} rows as {fmt}"
+
+
+def test_streamed_output_is_what_the_whole_result_renders(make_db):
+    import io
+
+    import timeline
+    from timeline.surfaces import output
+    url = make_db()
+    sql = "SELECT * FROM v_state_today ORDER BY measure"
+    with timeline.open(url) as tl:
+        columns, rows = tl.sql(sql)
+        for fmt in ("csv", "json", "table"):
+            for pretty in (False, True):
+                for size in (1, 7, 1000):
+                    buf = io.StringIO()
+                    batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+                    n = output.write_rows(buf, columns, iter(batches), fmt, pretty=pretty)
+                    whole = output.render_rows(columns, rows, fmt, pretty=pretty)
+                    assert n == len(rows)
+                    assert buf.getvalue().rstrip("\n") == whole.rstrip("\n"), (fmt, size)
+        with tl.sql_stream(sql) as stream:
+            assert stream.columns == columns
+            assert list(stream) == rows
+
+
+def test_a_table_too_long_to_hold_keeps_the_first_rows_widths(monkeypatch):
+    import io
+
+    from timeline.surfaces import output
+    monkeypatch.setattr(output, "TABLE_LAYOUT_ROWS", 3)
+    rows = [(1, "a"), (2, "bb"), (3, "ccc"), (4, "a much longer cell"), (5, None)]
+    buf = io.StringIO()
+    assert output.write_rows(buf, ["n", "word"], iter([rows[:3], rows[3:4], rows[4:]])) == 5
+    assert buf.getvalue().splitlines() == ["n  word", "-  ----", "1  a", "2  bb", "3  ccc",
+                                           "4  a m…", "5", "(5 rows)"]
+
+
+def test_max_rows_stops_fetching_early(make_db):
+    # a statement with no end: --max-rows ends it after the rows it prints
+    url = make_db()
+    res = run_main("--db", url, "sql", "--timeout", "60", "--max-rows", "3", "--format", "csv",
+                   "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                   "SELECT x FROM c")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["x", "1", "2", "3"]
+    assert "stopped at --max-rows 3; there are more rows" in res.stderr

@@ -9,10 +9,11 @@ The command line, the REPL and the export are built on these same calls::
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from timeline.errors import QueryError, TimelineError
 from timeline.log.chain import Head
@@ -23,14 +24,14 @@ from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Answer, Context
 from timeline.query.syntax import DateExpr, ExplainQuery
-from timeline.store.readonly_sql import run_select
+from timeline.store.readonly_sql import RowStream, stream_select
 from timeline.store.store import AppendResult, StateChange, Store
 
 REVIEW_STREAM = "log.review"  # where `reviewed` events go: the log's own record of checks
 REVIEW_SOURCE = "timeline review"
 
 __all__ = ["open", "init", "Timeline", "Result", "LoadResult", "StateChange", "Head",
-           "event_schema"]
+           "RowStream", "event_schema"]
 
 
 @dataclass(frozen=True)
@@ -165,13 +166,30 @@ class Timeline:
         """Run one read-only SQL statement over the documented views: (columns, rows).
 
         With `max_rows`, at most that many rows are fetched (ask for one more to know
-        whether there were more)."""
+        whether there were more). For large results use `sql_stream`."""
+        with self.sql_stream(statement) as stream:
+            rows = []
+            for row in stream:
+                if max_rows is not None and len(rows) >= max_rows:
+                    break
+                rows.append(row)
+            return stream.columns, rows
+
+    @contextlib.contextmanager
+    def sql_stream(self, statement: str) -> Iterator[RowStream]:
+        """Run one read-only SQL statement and yield its rows as they are fetched.
+
+        `with tl.sql_stream("SELECT …") as rows:` gives `rows.columns` and iterates the row
+        tuples (or `rows.batches()`); memory stays bounded whatever the result's size."""
         if self.store.readonly:
-            return run_select(self.store, statement, max_rows=max_rows)
+            with stream_select(self.store, statement) as stream:
+                yield stream
+            return
         ro = Store.open(self.store.url, readonly=True)
         ro.timeout = self.store.timeout
         try:
-            return run_select(ro, statement, max_rows=max_rows)
+            with stream_select(ro, statement) as stream:
+                yield stream
         finally:
             ro.close()
 

@@ -144,35 +144,65 @@ DEFAULT_TIMEOUT_S = 30.0
 PROGRESS_STEPS = 10_000
 
 
+class Budget:
+    """The time a statement may still run: the clock stops while its rows wait for a reader."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self._left = seconds if seconds else math.inf
+        self._since = time.monotonic()
+        self._paused = False
+
+    def over(self) -> bool:
+        """True once the statement has run for longer than its limit."""
+        return not self._paused and time.monotonic() - self._since > self._left
+
+    def left(self) -> float:
+        """Seconds the statement may still run (inf without a limit)."""
+        return self._left - (0 if self._paused else time.monotonic() - self._since)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Stop the clock while rows already fetched are written out (a slow pipe or pager
+        is not the statement's time)."""
+        self._left -= time.monotonic() - self._since
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._since = time.monotonic()
+            self._paused = False
+
+
 @contextlib.contextmanager
 def time_limit(conn, seconds: float | None, what: str = "database"):
     """Stop the statements run inside after `seconds` (None: no limit), and on Ctrl-C.
 
-    SQLite: a progress handler interrupts the running statement at the deadline, or when
-    Ctrl-C arrives (Python delivers the signal inside the handler, which turns it into an
-    interrupt; KeyboardInterrupt is raised again here). PostgreSQL: `statement_timeout`
-    for this transaction, which stops the server's work too, also when the client is gone;
-    psycopg cancels the running statement on Ctrl-C itself.
+    Yields the statement's Budget. SQLite: a progress handler interrupts the running
+    statement at the deadline, or when Ctrl-C arrives (Python delivers the signal inside the
+    handler, which turns it into an interrupt; KeyboardInterrupt is raised again here).
+    PostgreSQL: `statement_timeout` for this transaction, which stops the server's work
+    too, also when the client is gone; psycopg cancels the running statement on Ctrl-C.
     """
     stopped = f"{what}: statement stopped after {seconds:g} s (the --timeout); narrow the " \
               f"query or raise --timeout" if seconds else ""
+    budget = Budget(seconds)
     if conn.dialect.name == "postgresql":
         if seconds:
             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(int(seconds * 1000), 1)}")
         try:
-            yield
+            yield budget
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
                 raise StoreError(stopped or f"{what}: statement cancelled") from None
             raise
         return
     raw = conn.connection.dbapi_connection
-    deadline = time.monotonic() + seconds if seconds else math.inf
     why: list[str] = []
 
     def progress() -> int:
         try:
-            if time.monotonic() > deadline:
+            if budget.over():
                 why.append("timeout")
                 return 1
         except KeyboardInterrupt:
@@ -182,7 +212,7 @@ def time_limit(conn, seconds: float | None, what: str = "database"):
 
     raw.set_progress_handler(progress, PROGRESS_STEPS)
     try:
-        yield
+        yield budget
     except (StoreError, DBAPIError, sqlite3.Error) as exc:
         if "timeout" in why:
             raise StoreError(stopped) from None

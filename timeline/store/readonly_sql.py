@@ -159,11 +159,50 @@ _PG_PRIVILEGED = """
 _PG_REFUSALS = {"42501": "not permitted", "25006": "read-only transaction"}
 
 
+class RowStream:
+    """The rows of one read-only statement, fetched in batches while the reader iterates.
+
+    `columns` are the result's column names; iterating yields row tuples, `batches()` lists
+    of them. Memory stays bounded by the batch size, however many rows the statement has."""
+
+    def __init__(self, columns: list[str], batches):
+        self.columns = columns
+        self._batches = batches
+
+    def batches(self):
+        """The rows in lists of at most the batch size, in order."""
+        return self._batches
+
+    def __iter__(self):
+        for batch in self._batches:
+            yield from batch
+
+
+BATCH_ROWS = 2000
+# the statements a PostgreSQL server-side cursor (DECLARE … CURSOR FOR) accepts
+_CURSOR_VERBS = ("SELECT", "WITH", "VALUES", "TABLE")
+
+
 def run_select(store, sql: str, *, max_rows: int | None = None
                ) -> tuple[list[str], list[tuple]]:
     """Run one statement on a read-only connection of `store`: (column names, rows).
 
     At most `max_rows` rows are fetched when given; `store.timeout` limits its run time."""
+    with stream_select(store, sql) as stream:
+        rows: list[tuple] = []
+        for batch in stream.batches():
+            rows.extend(batch)
+            if max_rows is not None and len(rows) >= max_rows:
+                del rows[max_rows:]
+                break
+        return stream.columns, rows
+
+
+@contextlib.contextmanager
+def stream_select(store, sql: str, *, batch: int = BATCH_ROWS):
+    """Run one statement read-only and yield its RowStream; rows are fetched as it is read.
+
+    The --timeout counts the time spent fetching, not the time the reader takes."""
     statement = single_statement(sql)
     if _verb(statement) == "VACUUM":
         # VACUUM has no authorizer hook, and `VACUUM INTO 'file'` writes a file even
@@ -173,29 +212,47 @@ def run_select(store, sql: str, *, max_rows: int | None = None
     # behind the store's back (Store.reading checks the head they reflect)
     store.head()
     if store.dialect == "postgresql":
-        return _run_postgres(store, statement, max_rows)
+        with _stream_postgres(store, statement, batch) as stream:
+            yield stream
+        return
     with store.user_sql() as conn:
         # BEGIN is issued before the authorizer goes in: it must not be refused itself
         conn.begin()
-        with dbmod.time_limit(conn, store.timeout, store.where), _guarded(conn) as guard:
+        with dbmod.time_limit(conn, store.timeout, store.where) as budget, \
+                _guarded(conn) as guard:
             if guard is not None:
                 guard.reading = _verb(statement) in ("SELECT", "VALUES", "WITH")
-            try:
-                result = conn.exec_driver_sql(statement)
-                columns = list(result.keys()) if result.returns_rows else []
-                rows = [tuple(r) for r in (result if max_rows is None
-                                           else result.fetchmany(max_rows))] \
-                    if result.returns_rows else []
-            except (DBAPIError, SQLAlchemyError) as exc:
+
+            def refused(exc):
                 if guard is not None and guard.refused:
-                    raise _refusal(store.where, _label(statement, guard.refused)) from exc
+                    return _refusal(store.where, _label(statement, guard.refused))
                 err = dbmod.translate(exc, store.where) if isinstance(exc, DBAPIError) \
                     else TimelineError(str(exc))
                 if isinstance(err, ReadOnlyError) or "may not be modified" in str(err):
-                    raise _refusal(store.where, _verb(statement)) from exc
-                raise err from exc
+                    return _refusal(store.where, _verb(statement))
+                return err
+
+            try:
+                result = conn.exec_driver_sql(statement)
+            except (DBAPIError, SQLAlchemyError) as exc:
+                raise refused(exc) from exc
+
+            def batches():
+                if not result.returns_rows:
+                    return
+                while True:
+                    try:
+                        rows = result.fetchmany(batch)
+                    except (DBAPIError, SQLAlchemyError) as exc:
+                        raise refused(exc) from exc
+                    if not rows:
+                        return
+                    with budget.paused():
+                        yield [tuple(r) for r in rows]
+
+            yield RowStream(list(result.keys()) if result.returns_rows else [], batches())
+            result.close()
         conn.rollback()
-    return columns, rows
 
 
 def _verb(statement: str) -> str:
@@ -227,10 +284,36 @@ def _refusal(where: str, what: str) -> ReadOnlyError:
                          f"SELECT (and read-only PRAGMA) statements only; nothing was written")
 
 
-def _run_postgres(store, statement: str, max_rows: int | None = None
-                  ) -> tuple[list[str], list[tuple]]:
-    """The statement as the least-privilege role, in a READ ONLY transaction (see above)."""
+@contextlib.contextmanager
+def _stream_postgres(store, statement: str, batch: int):
+    """The statement as the least-privilege role, in a READ ONLY transaction (see above);
+    a SELECT is read through a server-side cursor, so the client holds one batch at a time."""
     import psycopg  # optional extra: only a PostgreSQL database gets here
+
+    budget = dbmod.Budget(store.timeout)
+
+    def failed(exc):
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if getattr(exc, "sqlstate", None) == "57014":  # query_canceled
+            return StoreError(f"{store.where}: statement stopped after {store.timeout:g} s "
+                              f"(the --timeout); narrow the query or raise --timeout")
+        if getattr(exc, "sqlstate", None) in _PG_REFUSALS:
+            return ReadOnlyError(
+                f"{store.where}: {_verb(statement)} refused ({msg}). `timeline sql` runs "
+                f"as the role {role} in a read-only transaction: SELECT on the documented "
+                f"views only; nothing was written")
+        return dbmod.translate(exc, store.where)
+
+    def limit(cur):
+        # the server stops the statement itself, also if this client is killed; each
+        # FETCH gets what is left of the budget
+        if store.timeout:
+            left = budget.left()
+            if left <= 0:
+                raise StoreError(f"{store.where}: statement stopped after "
+                                 f"{store.timeout:g} s (the --timeout); narrow the query or "
+                                 f"raise --timeout")
+            cur.execute(f"SET LOCAL statement_timeout = {max(int(left * 1000), 1)}")
 
     with _pg_unprivileged(store) as (conn, role):
         with conn.begin():
@@ -238,34 +321,38 @@ def _run_postgres(store, statement: str, max_rows: int | None = None
             if mode != "on":
                 raise ReadOnlyError(f"{store.where}: the transaction is not read-only, so "
                                     f"`timeline sql` refuses to run (nothing was run)")
-            if store.timeout:
-                # the server stops the statement itself, also if this client is killed
-                conn.exec_driver_sql(f"SET LOCAL statement_timeout = "
-                                     f"{max(int(store.timeout * 1000), 1)}")
-            cur = conn.connection.dbapi_connection.cursor()
+            raw = conn.connection.dbapi_connection
+            setup = raw.cursor()
+            named = _verb(statement) in _CURSOR_VERBS
+            cur = raw.cursor(name="timeline_sql") if named else raw.cursor()
             try:
-                # no parameters: psycopg then leaves every `%` of the user's SQL alone
-                cur.execute(statement)
+                try:
+                    limit(setup)
+                    # no parameters: psycopg then leaves every `%` of the user's SQL alone
+                    cur.execute(statement)
+                    # a named cursor runs nothing until the first FETCH: fetch it now, so
+                    # errors surface before any output
+                    first = cur.fetchmany(batch) if (named or cur.description) else []
+                except psycopg.Error as exc:
+                    raise failed(exc) from None
+
+                def batches():
+                    rows = first
+                    while rows:
+                        with budget.paused():
+                            yield [tuple(r) for r in rows]
+                        try:
+                            limit(setup)
+                            rows = cur.fetchmany(batch)
+                        except psycopg.Error as exc:
+                            raise failed(exc) from None
+
                 columns = [d.name for d in cur.description] if cur.description else []
-                fetched = (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)) \
-                    if cur.description else []
-                rows = [tuple(r) for r in fetched]
-            except psycopg.Error as exc:
-                msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                if getattr(exc, "sqlstate", None) == "57014":  # query_canceled
-                    raise StoreError(f"{store.where}: statement stopped after "
-                                     f"{store.timeout:g} s (the --timeout); narrow the query "
-                                     f"or raise --timeout") from None
-                if getattr(exc, "sqlstate", None) in _PG_REFUSALS:
-                    raise ReadOnlyError(
-                        f"{store.where}: {_verb(statement)} refused ({msg}). `timeline sql` "
-                        f"runs as the role {role} in a read-only transaction: SELECT on the "
-                        f"documented views only; nothing was written") from None
-                raise dbmod.translate(exc, store.where) from None
+                yield RowStream(columns, batches())
             finally:
                 cur.close()
+                setup.close()
             conn.rollback()
-    return columns, rows
 
 
 @contextlib.contextmanager
@@ -277,7 +364,10 @@ def _pg_unprivileged(store):
                   (store.url, "the --db user")]
     reasons = []
     for url, label in candidates:
+        # the name shows in pg_stat_activity: an operator sees whose statement runs
         engine = create_engine(url, poolclass=NullPool,
+                               connect_args={"application_name":
+                                             f"timeline sql (pid {os.getpid()})"},
                                execution_options={"postgresql_readonly": True,
                                                   "isolation_level": "REPEATABLE READ"})
         try:

@@ -97,3 +97,81 @@ def render_rows(columns: list[str], rows: list[tuple], fmt: str = "table", *,
     if not rows:
         return grid(columns, []) + "\n(no rows)"
     return grid(columns, rows) + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
+
+
+# rows a streamed table is laid out from: later rows keep these column widths
+TABLE_LAYOUT_ROWS = 10_000
+
+
+def write_rows(out, columns: list[str], batches, fmt: str = "table", *,
+               pretty: bool = False) -> int:
+    """Write rows arriving in batches as `render_rows` would, holding one batch at a time
+    (a table holds its first TABLE_LAYOUT_ROWS rows to size its columns); the row count."""
+    if fmt == "csv":
+        return _write_csv(out, columns, batches)
+    if fmt == "json":
+        return _write_json(out, columns, batches, pretty)
+    head: list[tuple] = []
+    it = iter(batches)
+    for batch in it:
+        head.extend(batch)
+        if len(head) >= TABLE_LAYOUT_ROWS:
+            break
+    else:
+        text = render_rows(columns, head, fmt)
+        out.write(text + "\n")
+        return len(head)
+    # too many rows to hold: the first rows size the columns, later cells are cut to fit
+    cells = [[_cut(_fmt(v), MAX_CELL) for v in row] for row in head]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(columns)]
+
+    def line(vals):
+        return "  ".join(_cut(v, w).ljust(w) for v, w in zip(vals, widths)).rstrip() + "\n"
+
+    out.write(line(columns) + line(["-" * w for w in widths]))
+    out.writelines(line(r) for r in cells)
+    count = len(head)
+    del head, cells
+    for batch in it:
+        out.writelines(line([_fmt(v) for v in row]) for row in batch)
+        count += len(batch)
+    out.write(f"({count} rows)\n")
+    return count
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _write_csv(out, columns, batches) -> int:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(columns)
+    count = 0
+    for batch in batches:
+        for row in batch:
+            w.writerow(["" if v is None else (_fmt(v) if isinstance(v, (dict, list, float))
+                                              else v) for v in row])
+        count += len(batch)
+        out.write(buf.getvalue())
+        buf.seek(0)
+        buf.truncate()
+    out.write(buf.getvalue())
+    return count
+
+
+def _write_json(out, columns, batches, pretty: bool) -> int:
+    # byte for byte what json.dumps of the whole list gives, one object at a time
+    count = 0
+    for batch in batches:
+        for row in batch:
+            obj = dict(zip(columns, row))
+            if pretty:
+                text = json.dumps(obj, ensure_ascii=False, default=str, indent=2)
+                out.write(("[\n" if count == 0 else ",\n") + "  " + text.replace("\n", "\n  "))
+            else:
+                text = json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":"))
+                out.write(("[" if count == 0 else ",") + text)
+            count += 1
+    out.write("[]\n" if count == 0 else ("\n]\n" if pretty else "]\n"))
+    return count

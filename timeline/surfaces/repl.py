@@ -25,9 +25,11 @@ from timeline.surfaces.common import open_timeline
 from timeline.surfaces.chart import chart_to_tempfile
 from timeline.surfaces.completion import load_catalogue, make_completer
 from timeline.surfaces.lexer import make_lexer, make_style
-from timeline.surfaces.output import FORMATS, render, render_rows
+from timeline.surfaces.output import FORMATS, render, render_rows, write_rows
 from timeline.surfaces.sparkline import history_sparklines
 INSTALL_HINT = "pip install 'timeline[repl]'"
+# rows of one SQL answer the prompt holds and pages; `timeline sql` streams any number
+SCREEN_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -151,9 +153,23 @@ class Session:
         self.show(shown)
 
     def run_sql(self, text: str) -> None:
-        """Run one read-only SQL statement and print its rows."""
-        columns, rows = self.tl.sql(text)
-        self.show(render_rows(columns, rows, self.format, pretty=self.interactive))
+        """Run one read-only SQL statement and print its rows.
+
+        Piped, the rows stream through (memory stays bounded); at the prompt, at most
+        SCREEN_ROWS are held and paged, with a note when there were more."""
+        if not (self.interactive and _isatty(self.out)):
+            with self.tl.sql_stream(text) as stream:
+                write_rows(self.out, stream.columns, stream.batches(), self.format,
+                           pretty=self.interactive)
+            if self.format == "table":
+                self.out.write("\n")
+            return
+        columns, rows = self.tl.sql(text, max_rows=SCREEN_ROWS + 1)
+        shown = render_rows(columns, rows[:SCREEN_ROWS], self.format, pretty=True)
+        if len(rows) > SCREEN_ROWS:
+            shown += (f"\n(stopped after {SCREEN_ROWS} rows: for all of them, run "
+                      f"`timeline sql \"…\" --format csv > FILE`)")
+        self.show(shown)
 
     def show(self, text: str) -> None:
         """Print a result, through a pager when it is taller than the terminal."""

@@ -10,7 +10,7 @@ import sys
 
 from timeline.store.readonly_sql import single_statement
 from timeline.surfaces.common import open_timeline
-from timeline.surfaces.output import FORMATS, render_rows
+from timeline.surfaces.output import FORMATS, write_rows
 from timeline.surfaces.repl import run_repl
 
 
@@ -38,12 +38,35 @@ def run_sql(args) -> int:
         return run_repl(args)
     statement = single_statement(args.query)
     limit = args.max_rows
-    with open_timeline(args, readonly=True) as tl:
-        columns, rows = tl.sql(statement, max_rows=None if limit is None else limit + 1)
-    if limit is not None and len(rows) > limit:
-        rows = rows[:limit]
+    with open_timeline(args, readonly=True) as tl, tl.sql_stream(statement) as stream:
+        more = []
+        batches = _at_most(stream.batches(), limit, more)
+        write_rows(sys.stdout, stream.columns, batches, args.format,
+                   pretty=sys.stdout.isatty())
+    if more:
         print(f"timeline sql: stopped at --max-rows {limit}; there are more rows",
               file=sys.stderr)
-    out = render_rows(columns, rows, args.format, pretty=sys.stdout.isatty())
-    sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return 0
+
+
+def _at_most(batches, limit: int | None, more: list):
+    """The batches cut after `limit` rows; `more` gets an entry when rows were left out."""
+    if limit is None:
+        yield from batches
+        return
+    left = limit
+    for batch in batches:
+        if len(batch) > left:
+            more.append(True)
+            if left:
+                yield batch[:left]
+            return
+        left -= len(batch)
+        yield batch
+        if left == 0:
+            # one more row tells whether the limit cut anything
+            for nxt in batches:
+                if nxt:
+                    more.append(True)
+                return
+            return
