@@ -29,7 +29,7 @@ def test_catalogue_reads_measures_views_and_jurisdictions(cat, seeded_store):
 
 def test_statement_start_offers_every_query_kind(cat):
     assert suggest("", cat) == ["state", "history", "events", "diff", "total", "measures",
-                                "first", "explain"]
+                                "first", "learned", "explain"]
     assert suggest("hi", cat) == ["history"]
     assert suggest("explain ", cat)[:3] == ["state", "history", "events"]
 

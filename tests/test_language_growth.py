@@ -234,3 +234,69 @@ def test_repl_first_date_uses_known(seeded_db):
         "from 2025-06-01;\n"))
     assert r.returncode == 0, r.stderr
     assert "2025-08-12" in r.stdout and "known through 2025-06-10" in r.stdout
+
+
+@pytest.mark.parametrize("text,canonical", [
+    ("learned between 2025-10-29 and 2025-11-05", None),
+    ("LEARNED FOR us.tariff.* BETWEEN 2025-10-29 AND today AS OF 2025-11-15",
+     "learned for us.tariff.* between 2025-10-29 and today as of 2025-11-15"),
+    ("learned between today - 7 days and today", None),
+])
+def test_learned_parses_and_renders(text, canonical):
+    assert parse(text).render() == (canonical or text)
+
+
+def test_learned_names_each_new_event_and_its_change(make_db):
+    db = make_db()
+    data = query_json(db, "learned between 2025-10-29 and 2025-11-05")
+    knowns = [r["known"] for r in data["results"]]
+    assert knowns == sorted(knowns) and all("2025-10-29" < k <= "2025-11-05" for k in knowns)
+    # every event known in the span is there, and no other
+    with timeline.open(db, readonly=True) as tl:
+        evs = tl.query("events").data["results"]
+    assert {r["id"] for r in data["results"]} == {
+        e["id"] for e in evs if "2025-10-29" < e["known"] <= "2025-11-05"}
+    by_measure = {(r["measure"], r["type"]): r for r in data["results"]}
+    fentanyl = by_measure[("us.tariff.ieepa-fentanyl.cn", "correction")]
+    assert fentanyl["change"]["span"] == {"from": "2025-11-10", "to": None}
+    assert fentanyl["change"]["text"] == "2025-11-10 → open: rate 20 → 10"
+    # the notices of 4 November told nothing the fact sheet had not: shared day, no change
+    assert by_measure[("us.tariff.ieepa-fentanyl.cn", "amended")]["change"]["text"] == \
+        "no change"
+
+
+def test_learned_on_a_date_marks_what_rests_on_changes_past_its_horizon(make_db):
+    db = make_db()
+    data = query_json(db, "learned for us.tariff.ieepa-reciprocal.cn between 2025-10-29 "
+                          "and 2025-11-05 as of 2025-11-15")
+    assert data["horizon"] == {"known_through": "2025-11-05"}
+    assert data["projected"] is True
+    assert any("rests on a change due after the knowledge horizon 2025-11-05" in w
+               for w in data["warnings"])
+    assert any("as of 2025-11-15 is after the knowledge horizon" in w for w in data["warnings"])
+    # before the changes are due, nothing is projected
+    early = query_json(db, "learned for us.tariff.ieepa-reciprocal.cn between 2025-10-29 "
+                           "and 2025-11-05 as of 2025-11-02")
+    assert early["projected"] is False and early["warnings"] == []
+
+
+def test_learned_in_the_repl_uses_asof(seeded_db):
+    r = run_cli("repl", "--db", str(seeded_db), "--format", "json",
+                input="\\asof 2025-11-15\nlearned for us.tariff.ieepa-fentanyl.cn between "
+                      "2025-10-29 and 2025-11-05;\n")
+    assert r.returncode == 0, r.stderr
+    answer = json.loads(r.stdout.strip().splitlines()[-1])
+    assert answer["as_of"] == "2025-11-15"
+    assert answer["results"][0]["change"]["fields"][0] == {"field": "rate", "before": 20,
+                                                           "after": 10}
+
+
+def test_learned_explain_and_errors(seeded_db):
+    r = run_cli("query", "--db", str(seeded_db), "explain learned for "
+                "us.tariff.ieepa-fentanyl.cn between 2025-10-01 and 2025-11-05")
+    assert r.returncode == 0 and "events known after 2025-10-01" in r.stdout
+    r = run_cli("query", "--db", str(seeded_db), "learned between 2025-11-05 and 2025-10-01")
+    assert r.returncode == 1 and "the first date must not be after the second" in r.stderr
+    with timeline.open(seeded_db, readonly=True) as tl, pytest.raises(QueryError) as exc:
+        tl.query("learned for zz.* between 2025-01-01 and 2025-02-01")
+    assert "no measure matches 'zz.*'" in str(exc.value)

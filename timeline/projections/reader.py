@@ -274,6 +274,26 @@ class Reader:
             stmt = stmt.limit(_in_range(limit, "events limit"))
         return [row_to_event(r) for r in self.conn.execute(stmt)]
 
+    def learned(self, after: str, through: str) -> list[tuple[Event, list[str]]]:
+        """Events that became known in (after, through], by known date and position, each
+        with the streams it touches (its own first, then those it links to)."""
+        from timeline.log.schema import event_links
+        e = events.c
+        evs = [row_to_event(r) for r in self.conn.execute(
+            select(events).where(e.known > after, e.known <= through)
+            .order_by(e.known, e.position))]
+        linked: dict[int, list[str]] = {}
+        positions = [ev.position for ev in evs]
+        for i in range(0, len(positions), IN_CHUNK):
+            chunk = positions[i:i + IN_CHUNK]
+            for pos, stream in self.conn.execute(
+                    select(event_links.c.position, event_links.c.stream)
+                    .where(event_links.c.position.in_(chunk))
+                    .order_by(event_links.c.position, event_links.c.stream)):
+                linked.setdefault(pos, []).append(stream)
+        return [(ev, [ev.stream] + [s for s in linked.get(ev.position, ()) if s != ev.stream])
+                for ev in evs]
+
     # -- the projections -------------------------------------------------------------------
     def state_at(self, stream: str, day: str) -> StateRow | None:
         """The state in force on `day` with everything in the log known: one indexed lookup."""

@@ -6,10 +6,11 @@ from timeline.projections.reader import Reader
 from timeline.query.planner import Answer, Context, answer
 
 
-def explain(r: Reader, inner, text: str, ctx: Context) -> Answer:
-    """Run `inner`, recording its SQL, and gather the events behind its answer."""
+def explain(r: Reader, inner, text: str, ctx: Context, run=answer) -> Answer:
+    """Run `inner` with `run` (the planner's `answer` by default), recording its SQL, and
+    gather the events behind its answer."""
     with r.recording() as rec:
-        ans = answer(r, inner, text, ctx)
+        ans = run(r, inner, text, ctx)
     until, known = ans.bounds
     contributing = []
     for stream in ans.streams:

@@ -21,9 +21,10 @@ from lark.lexer import PatternStr
 
 from timeline.query import dates
 from timeline.errors import QueryError
-from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
-                                FirstQuery, HistoryQuery, MeasuresQuery, OrderBy, Pos, Query, StateQuery, Target,
-                                TotalQuery)
+from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery,
+                                   ExplainQuery, FirstQuery, HistoryQuery, LearnedQuery,
+                                   MeasuresQuery, OrderBy, Pos, Query, StateQuery, Target,
+                                   TotalQuery)
 from timeline.resources import grammar_path
 
 MAX_QUERY_LENGTH = 10_000
@@ -167,6 +168,10 @@ class _Builder(Transformer):
         target, node, start, known_on = children
         conds = node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
         return FirstQuery(target, conds, start, known_on, self._pos(meta))
+
+    def learned_query(self, meta, children):
+        target, first, second, as_of = children
+        return LearnedQuery(target, first, second, as_of, self._pos(meta))
 
     def order_by(self, meta, children):
         field, direction = children

@@ -100,7 +100,15 @@ def _date(expr: DateExpr | None, ctx: Context, fallback: DateExpr | None = None,
 def resolve_targets(r: Reader, target: Target, text: str) -> list[str]:
     """Streams a target names; an unknown exact id is a QueryError with a suggestion."""
     if target.is_glob:
-        return r.match_streams(target.pattern)
+        found = r.match_streams(target.pattern)
+        if found:
+            return found
+        # a pattern that matches nothing is a misspelling far more often than a question
+        guess = suggest(target.pattern, _glob_shapes(target.pattern, r.all_streams()))
+        raise QueryError(f"no measure matches {target.pattern!r}", query=text,
+                         line=target.pos.line, column=target.pos.column,
+                         hint=f"did you mean '{guess}'?" if guess else
+                         "list measures with: measures")
     if r.stream_exists(target.pattern):
         return [target.pattern]
     guess = suggest(target.pattern, r.all_streams())
@@ -108,6 +116,18 @@ def resolve_targets(r: Reader, target: Target, text: str) -> list[str]:
                      column=target.pos.column,
                      hint=f"did you mean '{guess}'?" if guess else
                      "list measures with: measures")
+
+
+def _glob_shapes(pattern: str, streams) -> set[str]:
+    """Each stream cut to the pattern's number of parts, with `*` where the pattern has one:
+    the globs a misspelt pattern may have meant ("us.tarif.*" -> "us.tariff.*")."""
+    parts = pattern.split(".")
+    shapes = set()
+    for s in streams:
+        have = s.split(".")
+        if len(have) >= len(parts):
+            shapes.add(".".join("*" if "*" in p else h for p, h in zip(parts, have)))
+    return shapes
 
 
 def _did_you_mean(word: str, candidates, what: str) -> str:

@@ -296,11 +296,27 @@ class FirstQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnedQuery:
+    """`learned [for <target>] between <date> and <date> [as of <date>]`: what became known."""
+
+    target: Target | None
+    first: DateExpr
+    second: DateExpr
+    as_of: DateExpr | None
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return ("learned" + _clause("for", self.target) + f" between {self.first.render()} "
+                f"and {self.second.render()}" + _clause("as of", self.as_of))
+
+
+@dataclass(frozen=True, slots=True)
 class ExplainQuery:
     """`explain <query>`: describe the plan instead of running it."""
 
     query: (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-            | FirstQuery)
+            | FirstQuery | LearnedQuery)
     pos: Pos = _field(compare=False)
 
     def render(self) -> str:
@@ -309,4 +325,4 @@ class ExplainQuery:
 
 
 Query = (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-         | FirstQuery | ExplainQuery)
+         | FirstQuery | LearnedQuery | ExplainQuery)

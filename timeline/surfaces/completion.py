@@ -178,7 +178,8 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
 
 def _order_keywords(words: list[str]) -> list[str]:
     # the grammar's statement order reads better than the alphabet
-    order = ("state", "history", "events", "diff", "total", "measures", "first", "explain",
+    order = ("state", "history", "events", "diff", "total", "measures", "first", "learned",
+             "explain",
              "of", "for", "from", "to", "between", "and", "as", "known", "where", "order",
              "limit", "fields", "tariff", "by", "on")
     rank = {w: i for i, w in enumerate(order)}

@@ -320,6 +320,9 @@ HELP_TOPICS = {
     "first": "first date where <measure|glob> <condition> [from <date>] [known on <date>]\n"
              "  The first day a state matches, e.g.\n"
              "  first date where us.tariff.ieepa-reciprocal.cn rate >= 100",
+    "learned": "learned [for <measure|glob>] between <date> and <date> [as of <date>]\n"
+               "  What became known in a span of knowledge time and what each event changed,\n"
+               "  e.g. learned between today - 7 days and today",
     "explain": "explain <query>\n  The plan, the SQL it ran and every contributing event with "
                "its source",
     "dates": "Dates: 2025-04-10, \"April 10, 2025\", today, with offsets: today - 2 weeks\n"
