@@ -300,3 +300,18 @@ def test_learned_explain_and_errors(seeded_db):
     with timeline.open(seeded_db, readonly=True) as tl, pytest.raises(QueryError) as exc:
         tl.query("learned for zz.* between 2025-01-01 and 2025-02-01")
     assert "no measure matches 'zz.*'" in str(exc.value)
+
+
+def test_limit_cuts_the_json_and_the_warnings_with_the_table(seeded_db):
+    text = "history of us.tariff.ieepa-reciprocal.cn known on 2025-06-10"
+    whole = query_json(str(seeded_db), text)
+    assert whole["warnings"] and whole["projected"] is True
+    first_two = query_json(str(seeded_db), text + " limit 2")
+    kept = [i["valid_from"] for r in first_two["results"] for i in r["intervals"]]
+    assert kept == [i["valid_from"] for i in whole["results"][0]["intervals"][:2]]
+    # the rows cut away were the projected ones: no warning, no flag about them
+    assert first_two["warnings"] == [] and first_two["projected"] is False
+    last = query_json(str(seeded_db), text + " order by since desc limit 1")
+    assert [i["valid_from"] for r in last["results"] for i in r["intervals"]] == \
+        [whole["results"][0]["intervals"][-1]["valid_from"]]
+    assert last["projected"] is True and len(last["warnings"]) == 1

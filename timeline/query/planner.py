@@ -255,25 +255,27 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
                          line=q.start.pos.line, column=q.start.pos.column)
     streams = resolve_targets(r, q.target, text)
     h = horizon(r, known)
-    warnings, flags = _past_warning("to", end, h), []
-    results, rows = [], []
+    warnings = _past_warning("to", end, h)
     check_conditions(r, q.conditions, "measures", text)
+    items = []  # (measure, interval, table row, projected), in measure then time order
     for s in streams:
         ivs = r.history(s, start, end, known)
         if q.conditions:
             ivs = [iv for iv in ivs if matches(q.conditions, _record(s, iv.state))]
-            if not ivs:
-                continue
-        results.append({"measure": s, "intervals": [
-            {"valid_from": r.valid_from, "valid_to": r.valid_to, "rate": r.state.get("rate"),
-             "status": r.state.get("status"), "legal_status": r.state.get("legal_status"),
-             "state": r.state, "events": r.event_ids, "projected": _past(r.valid_from, h)}
-            for r in ivs]})
-        rows += [_state_row_cells(r, s) for r in ivs]
-        flags += [_past(iv.valid_from, h) for iv in ivs]
-        warnings += [_rests_warning(s, iv.valid_from, h) for iv in ivs if _past(iv.valid_from, h)]
+        items += [(s, iv, _state_row_cells(iv, s), _past(iv.valid_from, h)) for iv in ivs]
     if q.order is not None or q.limit is not None:
-        rows, flags = _order_rows(rows, flags, q, text)
+        # the JSON, the table and the warnings all describe the rows kept
+        items = _order_rows(items, q, text)
+    results: dict[str, list] = {}
+    for s, iv, _, projected in items:
+        results.setdefault(s, []).append({
+            "valid_from": iv.valid_from, "valid_to": iv.valid_to, "rate": iv.state.get("rate"),
+            "status": iv.state.get("status"), "legal_status": iv.state.get("legal_status"),
+            "state": iv.state, "events": iv.event_ids, "projected": projected})
+        if projected:
+            warnings.append(_rests_warning(s, iv.valid_from, h))
+    rows, flags = [i[2] for i in items], [i[3] for i in items]
+    results = [{"measure": s, "intervals": ivs} for s, ivs in results.items()]
     plan = [f"history of {len(streams)} measure(s) from {start or 'the beginning'} to "
             f"{end or 'the end'}", f"known on {known}: fold each stream" if known
             else "range scan of intervals by (stream, valid_from)"]
@@ -490,16 +492,14 @@ def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer
 HISTORY_ORDER = ("measure", "rate", "status", "legal_status", "since", "until")
 
 
-def _order_rows(rows: list, flags: list, q: HistoryQuery, text: str) -> tuple[list, list]:
-    """The table rows of a history, ordered by `order by` and cut at `limit`."""
+def _order_rows(items: list, q: HistoryQuery, text: str) -> list:
+    """The (measure, interval, row, projected) items of a history, ordered by `order by`
+    (a column of the table) and cut at `limit`."""
     order = _check_order(q.order, HISTORY_ORDER, text)
-    pairs = list(zip(rows, flags))
     if order is not None:
         col = STATE_HEADER.index(order[0])
-        pairs = _sorted(pairs, lambda p: p[0][col], order[1])
-    if q.limit is not None:
-        pairs = pairs[:q.limit]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+        items = _sorted(items, lambda item: item[2][col], order[1])
+    return items[:q.limit] if q.limit is not None else items
 
 
 def _check_order(order, fields, text: str) -> tuple[str, bool] | None:
