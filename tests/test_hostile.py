@@ -213,6 +213,10 @@ PG_ESCAPES = [
     ("TRUNCATE events", "TRUNCATE refused"),
     ("CREATE TABLE t (a int)", "CREATE refused"),
     ("CREATE TEMP TABLE t (a int)", "CREATE refused"),
+    # a SELECT is read through a server-side cursor, which refuses a write inside WITH itself
+    ("WITH gone AS (DELETE FROM events RETURNING position) SELECT * FROM gone",
+     "WITH refused (DECLARE CURSOR must not contain data-modifying statements in WITH)"),
+    ("SELECT * FROM v_events FOR UPDATE", "SELECT refused (permission denied for view v_events)"),
 ]
 
 

@@ -297,7 +297,9 @@ def _stream_postgres(store, statement: str, batch: int):
         if getattr(exc, "sqlstate", None) == "57014":  # query_canceled
             return StoreError(f"{store.where}: statement stopped after {store.timeout:g} s "
                               f"(the --timeout); narrow the query or raise --timeout")
-        if getattr(exc, "sqlstate", None) in _PG_REFUSALS:
+        if getattr(exc, "sqlstate", None) in _PG_REFUSALS or "data-modifying" in msg:
+            # (a DELETE inside WITH is refused by DECLARE CURSOR before the read-only
+            # transaction would refuse it)
             return ReadOnlyError(
                 f"{store.where}: {_verb(statement)} refused ({msg}). `timeline sql` runs "
                 f"as the role {role} in a read-only transaction: SELECT on the documented "
