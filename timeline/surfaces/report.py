@@ -349,7 +349,8 @@ events that set it, listed with their sources at the end of the page.</p>
 """, order)
 
 
-def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None) -> list[str]:
+def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None,
+                 since: str | None = None) -> list[str]:
     """Write `report.html` into `out_dir` (an export writer) and return its file name."""
     if isinstance(as_of, dt.date):
         as_of = as_of.isoformat()
