@@ -1,6 +1,8 @@
 """report.html: well-formed, self-contained, deterministic, and every value cites its events."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import sys
@@ -14,7 +16,8 @@ from tests.backends import backend, make_db  # noqa: F401
 from timeline.log.loader import load_paths
 from timeline.resources import seeds_path
 from timeline.surfaces import chart
-from timeline.surfaces.report import REPORT, event_item, render_report, write_report
+from timeline.surfaces.report import (FILTER_SCRIPT, REPORT, event_item, render_report,
+                                      write_report)
 
 needs_mpl = pytest.mark.skipif(not chart.available(), reason="matplotlib (the chart extra) "
                                "is not installed")
@@ -91,10 +94,18 @@ def test_report_has_no_external_resources(page):
         if name in ("src", "href", "xlink:href", "action", "srcset", "poster"):
             assert (value or "").startswith("#"), (tag, name, value)
     tags = {t for t, _, _ in checker.attrs} | set(re.findall(r"<([a-zA-Z]+)[\s>/]", page))
-    assert not tags & {"script", "link", "img", "iframe", "object", "embed", "base", "image"}
+    assert not tags & {"link", "img", "iframe", "object", "embed", "base", "image"}
     assert "@import" not in page
     assert re.findall(r"url\(([^)]*)\)", page) and all(
         u.startswith("#") for u in re.findall(r"url\(([^)]*)\)", page))
+    # one script, inline, and the page's policy allows it by its hash and nothing else
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert scripts == [("", FILTER_SCRIPT)]
+    for word in ("fetch", "XMLHttpRequest", "import", "src", "http", "eval"):
+        assert word not in FILTER_SCRIPT
+    digest = base64.b64encode(hashlib.sha256(FILTER_SCRIPT.encode()).digest()).decode()
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
+    assert "default-src 'none'" in policy and f"script-src 'sha256-{digest}'" in policy
 
 
 def test_every_link_lands_on_the_page(page):
@@ -118,13 +129,25 @@ def test_report_inlines_both_total_charts(page):
     assert "chart-total-cn-us-band-cn.tariff.retaliatory.us" in ids
 
 
-def test_state_table_lists_every_measure(conn, page):
+def _state_rows(ids) -> dict:
+    return {tr.get("id"): tr for tr in ids["state"].iter("tr") if tr.get("id")}
+
+
+def test_state_lists_every_measure_grouped_and_collapsed(conn, page):
     ids = _ids(_root(page))
-    rows = ids["state-table"].findall("./tbody/tr")
+    rows = _state_rows(ids)
     streams = conn.all_streams()
-    assert [r.get("id") for r in rows] == [f"m-{s}" for s in streams]
+    assert sorted(rows) == sorted(f"m-{s}" for s in streams)
     assert len(streams) == len({e.stream for e in load_paths([seeds_path()])})
     assert "no state on 2025-06-12" in "".join(ids["m-agreement.us-cn.busan"].itertext())
+    groups = [el for el in ids["state"].iter("details")]
+    assert len(groups) > 4 and all(g.get("open") is None for g in groups)  # collapsed
+    summaries = ["".join(g.find("summary").itertext()) for g in groups]
+    assert "tariff · us → cn (" in " ".join(summaries)
+    tariffs_us_cn = ids["group-tariff-us-cn"]
+    assert "m-us.tariff.ieepa-reciprocal.cn" in {tr.get("id") for tr in tariffs_us_cn.iter("tr")}
+    assert "m-cn.tariff.retaliatory.us" not in {tr.get("id") for tr in tariffs_us_cn.iter("tr")}
+    assert ids["state-filter"].tag == "input"
 
 
 def _cell_links(row, column: int) -> tuple[str, list[str]]:
@@ -146,7 +169,7 @@ def test_values_link_to_the_events_that_set_them(page):
     assert "Federal Circuit administratively stays the CIT judgment" in "".join(
         ids[links[0][1:]].itertext())
     # every value cell of every measure with a state is a link
-    for row in ids["state-table"].findall("./tbody/tr"):
+    for row in _state_rows(ids).values():
         cells = row.findall("./td")
         if len(cells) < 8:
             continue
@@ -157,11 +180,12 @@ def test_values_link_to_the_events_that_set_them(page):
 
 def test_sources_give_dates_source_and_verbatim_quote(conn, page):
     ids = _ids(_root(page))
-    items = ids["sources"].findall(".//li")
+    items = ids["events"].findall(".//li")
     assert items and all(li.get("id", "").startswith("ev-") for li in items)
     quoted = [li for li in items if li.find("blockquote") is not None]
     assert quoted
-    (ev,) = [li for li in items if "Trump–Xi phone call" in "".join(li.itertext())]
+    (ev,) = [li for li in items if "Trump–Xi phone call" in "".join(li.itertext())
+             and "effective 2025-06-05" in "".join(li.itertext())]
     text = "".join(ev.itertext())
     assert "effective 2025-06-05" in text and "known 2025-06-05" in text
     assert "Source: US, China hold trade talks in London" in text
@@ -174,19 +198,88 @@ def test_sources_give_dates_source_and_verbatim_quote(conn, page):
     assert effective == sorted(effective)
 
 
-def test_developments_cover_the_30_days_before_the_as_of_date(page):
+def _text(el) -> str:
+    return "".join(el.itertext())
+
+
+def test_headline_gives_totals_their_moves_and_the_horizon(conn, page):
     ids = _ids(_root(page))
-    text = "".join(ids["developments-table"].itertext())
-    assert "Trump–Xi phone call" in text  # 2025-06-05
-    assert "Second day of the London talks" in text  # 2025-06-10
-    assert "Geneva: US suspends 24 points" in text  # 2025-05-14
-    assert "Geneva Joint Statement" not in text  # 2025-05-12: 31 days before
-    assert "US assures Nvidia" not in text  # 2025-07-14: after the as-of date
+    us = _text(ids["headline-us-cn"])
+    # 30 % on 2025-06-12; 145 % thirty days before (2025-05-13), before the Geneva cut
+    assert "30 %" in us and "−115 points" in us and "from 145 %" in us
+    assert "10 %" in _text(ids["headline-cn-us"])
+    assert f"Known through {conn.horizon()}" in _text(ids["horizon"])
+    assert "projected" not in _text(ids["headline"])
+    counts = _text(ids["headline-counts"])
+    assert re.search(r"\d+ state changes and \d+ newly known events since 2025-05-13", counts)
 
 
-def test_no_developments_is_said(conn):
-    page = render_report(conn, "2024-06-01")
-    assert "No developments recorded in these 30 days." in page
+def test_headline_flags_a_projected_state(conn):
+    ids = _ids(_root(render_report(conn, "2025-08-13", "2025-06-10")))
+    assert "Known through 2025-06-10" in _text(ids["horizon"])
+    assert "projected" in _text(ids["horizon"]) and "after it" in _text(ids["horizon"])
+    assert "projected" in _text(ids["headline-us-cn"])
+
+
+def test_changes_cover_the_window_with_sources(page):
+    ids = _ids(_root(page))
+    changes = _text(ids["changes-table"])
+    assert "us.tariff.ieepa-reciprocal.cn" in changes and "rate 125 → 10" in changes
+    assert "legal_status ruled_unlawful → stayed" in changes  # 2025-05-29
+    assert "2025-07-14" not in changes  # after the as-of date
+    for row in ids["changes-table"].findall("./tbody/tr"):
+        assert row.findall("./td")[3].find("a") is not None  # each with its source
+    fresh = _text(ids["new-events"])
+    assert "Trump–Xi phone call" in fresh  # known 2025-06-05
+    assert "Geneva Joint Statement" not in fresh  # known 2025-05-12: before the window
+    assert "US assures Nvidia" not in fresh  # known after the as-of date
+
+
+def test_a_scheduled_change_that_fired_is_a_change(conn):
+    page = render_report(conn, "2026-11-26", since="2026-11-01")
+    ids = _ids(_root(page))
+    assert "changes-none" not in ids
+    (row,) = [tr for tr in ids["changes-table"].findall("./tbody/tr")
+              if "cn.tariff.retaliatory.us" in _text(tr)]
+    text = _text(row)
+    assert "2026-11-10" in text and "rate 10 → 34" in text and "scheduled" in text
+    assert "projected" in text  # due after the horizon; no event confirms it
+    # its source is the event that scheduled it, not an event of that day
+    (item,) = conn.state("cn.tariff.retaliatory.us", "2026-11-09").state["scheduled"]
+    assert row.findall("./td")[3].find("a").get("href") == f"#ev-{item['by']}"
+    assert "since the previous snapshot (2026-11-01)" in _text(ids["changes"])
+
+
+def test_no_changes_is_said(conn):
+    ids = _ids(_root(render_report(conn, "2018-01-01")))
+    assert "No measure changed state" in _text(ids["changes-none"])
+    assert "No event became known" in _text(ids["new-events-none"])
+
+
+def test_coming_up_marks_what_rests_on_no_confirmation(conn):
+    ids = _ids(_root(render_report(conn, "2025-06-12", "2025-06-10")))
+    rows = [_text(tr) for tr in ids["coming-table"].findall("./tbody/tr")]
+    (lapse,) = [t for t in rows if "us.tariff.ieepa-reciprocal.cn" in t]
+    assert "2025-08-12" in lapse and "rate → 34" in lapse and "projected" in lapse
+    # with everything in the log, the lapse is not projected: the log says what came of it
+    ids = _ids(_root(render_report(conn, "2025-06-12")))
+    (lapse,) = [_text(tr) for tr in ids["coming-table"].findall("./tbody/tr")
+                if "us.tariff.ieepa-reciprocal.cn" in _text(tr)]
+    assert "projected" not in lapse and "did not take effect as scheduled" in lapse
+
+
+def test_coming_up_never_shows_what_was_not_yet_known(conn):
+    # on 2025-04-01 nothing said a 34 % reciprocal tariff was coming (announced 04-02)
+    ids = _ids(_root(render_report(conn, "2025-04-01")))
+    coming = _text(ids["coming-up"])
+    assert "ieepa-reciprocal" not in coming
+
+
+def test_since_must_be_before_the_briefing_date(conn):
+    from timeline.errors import TimelineError
+
+    with pytest.raises(TimelineError, match="must start before 2025-06-12"):
+        render_report(conn, AS_OF, since=AS_OF)
 
 
 def test_totals_tables(page):
@@ -225,7 +318,7 @@ def test_report_without_matplotlib_notes_each_chart(conn, monkeypatch):
     for pair in ("us-cn", "cn-us"):
         note = "".join(ids[f"fig-total-{pair}"].itertext())
         assert "Chart not drawn" in note and "pip install 'timeline[chart]'" in note
-    assert "state-table" in ids
+    assert "state" in ids and "headline" in ids
 
 
 def test_source_urls_are_text_not_links():
