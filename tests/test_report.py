@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import re
@@ -334,10 +335,11 @@ def test_source_urls_are_text_not_links():
     ET.fromstring(item)
 
 
-def test_export_snapshot_with_the_report_writer(seeded_store, tmp_path, monkeypatch):
-    """As the export runs it: hashed in the manifest, identical across two exports."""
-    export = pytest.importorskip("timeline.surfaces.export")
-    monkeypatch.setattr(export, "EXTRA_WRITERS", [write_report])
+def test_export_snapshot_carries_the_briefing(seeded_store, tmp_path):
+    """As the export runs it: hashed in the manifest, identical across two exports, and
+    compared with the previous nightly (the last 30 days when there is none)."""
+    from timeline.surfaces import export
+
     first = export.write_snapshot(seeded_store, tmp_path / "a", AS_OF)
     second = export.write_snapshot(seeded_store, tmp_path / "b", AS_OF)
     info = first.manifest["files"][REPORT]
@@ -345,6 +347,51 @@ def test_export_snapshot_with_the_report_writer(seeded_store, tmp_path, monkeypa
     assert info == second.manifest["files"][REPORT]
     assert (first.path / REPORT).read_bytes() == (second.path / REPORT).read_bytes()
     assert export.verify_snapshot(first.path) == []
+    ids = _ids(_root((first.path / REPORT).read_text(encoding="utf-8")))
+    assert "since 2025-05-13 (30 days)" in _text(ids["changes"])
+
+    later = export.write_snapshot(seeded_store, tmp_path / "a", "2025-07-20")
+    ids = _ids(_root((later.path / REPORT).read_text(encoding="utf-8")))
+    assert "since the previous snapshot (2025-06-12)" in _text(ids["changes"])
+    changes = _text(ids["changes-table"])
+    assert "2025-07-14" in changes
+    assert "2025-06-10" not in changes  # in the previous snapshot's window
+    assert later.manifest["previous_nightly"] == AS_OF
+
+
+def test_report_command(seeded_db, tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "briefing.html"
+    r = run_cli("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "2025-06-12",
+                "--known-on", "2025-06-10", "--since", "2025-06-01")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"wrote {out}: briefing for 2025-06-12 as known on 2025-06-10")
+    ids = _ids(_root(out.read_text(encoding="utf-8")))
+    assert "Known through 2025-06-10" in _text(ids["horizon"])
+    assert "since 2025-06-01" in _text(ids["changes"])
+    r = run_cli("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "today - 1 day")
+    assert r.returncode == 0, r.stderr
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    assert f"briefing for {yesterday}" in r.stdout
+
+
+def test_report_command_refuses_bad_input_and_writes_nothing(seeded_db, tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "briefing.html"
+    base = ("report", "--db", str(seeded_db))
+    r = run_cli(*base, "-o", str(out), "--as-of", "14/05/2025")
+    assert r.returncode == 2 and "invalid date '14/05/2025'" in r.stderr
+    r = run_cli(*base, "-o", str(out), "--as-of", "2025-06-12", "--since", "2025-07-01")
+    assert r.returncode == 1 and r.stderr.startswith("error: the changes must start before")
+    r = run_cli(*base, "-o", str(tmp_path / "missing" / "b.html"))
+    assert r.returncode == 1 and "cannot write" in r.stderr and "No such file" in r.stderr
+    r = run_cli(*base, "-o", str(tmp_path))
+    assert r.returncode == 1 and "is a folder" in r.stderr
+    assert run_cli(*base).returncode == 2  # -o is required
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert "Traceback" not in r.stderr
 
 
 def test_same_report_on_every_backend(make_db, seeded_store):

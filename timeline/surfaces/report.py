@@ -327,21 +327,27 @@ def _short(value, width: int = 90) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _change_text(c: briefing.Change) -> str:
+def _change_text(c: briefing.Change, title: str | None) -> str:
+    """A change in a line: the main fields, else the first two others (the rest counted)."""
+    main = [f for f in c.fields if f[0] in MAIN_FIELDS]
     if c.appears:
-        return "appears: " + ", ".join(f"{k} {_short(b)}" for k, _, b in c.fields
-                                      if b is not None)
-    return "; ".join(f"{k} {_short(a)} → {_short(b)}" for k, a, b in c.fields)
+        what = ", ".join(f"{k} {_short(b)}" for k, _, b in main if b is not None)
+        return f"new: {_short(title or c.measure, 70)}" + (f" ({what})" if what else "")
+    shown = main or c.fields[:2]
+    more = len(c.fields) - len(shown)
+    return "; ".join(f"{k} {_short(a, 50)} → {_short(b, 50)}" for k, a, b in shown) + (
+        f" (+{more} more field{'s' if more > 1 else ''})" if more else "")
 
 
 def _changes_section(r: Reader, changes, fresh, start: str, as_of: str,
                      cited: _Cited) -> str:
+    titles = {m.stream: m.title for m in r.catalogue()}
     out = [f'<p class="muted">Effective after {_e(start)} up to and including {_e(as_of)}; '
            'scheduled changes that fired count.</p>', "<h3>State changes</h3>"]
     if changes:
         body = "".join(
             f'<tr><td class="date">{_e(c.day)}</td><td><a href="#m-{_e(c.measure)}">'
-            f'{_e(c.measure)}</a></td><td>{_e(_change_text(c))}'
+            f'{_e(c.measure)}</a></td><td>{_e(_change_text(c, titles.get(c.measure)))}'
             f'{SCHEDULED if c.scheduled else ""}{PROJECTED if c.projected else ""}</td>'
             f'<td>{cited.links("source", c.event_ids)}</td></tr>' for c in changes)
         out.append('<table id="changes-table"><thead><tr><th>effective</th><th>measure</th>'
@@ -451,13 +457,14 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-"
 
 
 def render_report(r: Reader, as_of: str, known_on: str | None = None,
-                  since: str | None = None) -> str:
-    """The whole briefing page as a string; changes are counted since `since` (the previous
-    snapshot's date), else over the WINDOW_DAYS days before `as_of`."""
+                  since: str | None = None, since_label: str | None = None) -> str:
+    """The whole briefing page as a string; changes are counted since `since` (by default
+    called the previous snapshot's date), else over the WINDOW_DAYS days before `as_of`."""
     if since is not None and since >= as_of:
         raise TimelineError(f"the changes must start before {as_of}, not on {since}")
     start = since or briefing.days_before(as_of, WINDOW_DAYS)
-    label = f"the previous snapshot ({start})" if since else f"{start} ({WINDOW_DAYS} days)"
+    label = since_label or (f"the previous snapshot ({start})" if since
+                            else f"{start} ({WINDOW_DAYS} days)")
     head = r.head()
     cited = _Cited()
     knowledge = (f"as known on {known_on}" if known_on else "with everything in the log")
@@ -573,7 +580,7 @@ def run_report(args) -> int:
                             f"{path / REPORT}")
     as_of = args.as_of or dt.date.today().isoformat()
     with open_timeline(args, readonly=True) as tl, tl.store.reading() as r:
-        page = render_report(r, as_of, args.known_on, args.since)
+        page = render_report(r, as_of, args.known_on, args.since, args.since)
     # written beside the target and renamed, so a failure never leaves half a page
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
