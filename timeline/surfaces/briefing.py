@@ -158,8 +158,9 @@ def coming_up(r: Reader, as_of: str, known_on: str | None,
                            else [], True, projected, outcome))
     # announced for a later day and public by the briefing's date: no peeking further
     cut = min(as_of, known_on) if known_on else as_of
-    after = (dt.date.fromisoformat(as_of) + dt.timedelta(days=1)).isoformat() \
-        if as_of < "9999-12-31" else as_of
+    if as_of >= "9999-12-31":
+        return sorted(out, key=lambda d: (d.day, d.measure))  # no day after the calendar's end
+    after = (dt.date.fromisoformat(as_of) + dt.timedelta(days=1)).isoformat()
     for ev in r.effective_between(after, end, known_on=cut,
                                   exclude_types=("retraction", "correction")):
         out.append(Due(ev.effective, ev.stream, ev.title, [ev.id], False,

@@ -38,15 +38,14 @@ from pathlib import Path
 from typing import Callable
 
 from timeline import __version__
-from timeline.errors import IntegrityError, TimelineError
+from timeline.errors import IntegrityError, QueryError, TimelineError
 from timeline.files import fsync_path
 from timeline.log.chain import ChainChecker
 from timeline.log.events import canonical_json
 from timeline.projections.reader import Reader
-from timeline.surfaces.common import open_timeline
-from timeline.errors import QueryError
+from timeline.surfaces.common import date_arg, open_timeline, resolve_date
 from timeline.query.execute import run
-from timeline.query.parser import parse, parse_date
+from timeline.query.parser import parse
 from timeline.query.planner import Context
 from timeline.surfaces import columnar
 from timeline.surfaces.manifest import (LATEST, MANIFEST, NIGHTLY_NAME, SNAPSHOT_NAME,  # noqa: F401
@@ -496,25 +495,9 @@ def _iso(value, today: dt.date | None = None) -> str | None:
     return resolve_date(str(value), today)
 
 
-def resolve_date(text: str, today: dt.date | None = None) -> str:
-    """A date in any form queries take (`2025-05-14`, `today - 1 day`) as ISO text."""
-    try:
-        return parse_date(text).resolve(today or dt.date.today()).isoformat()
-    except QueryError as exc:
-        raise TimelineError(f"invalid date {text[:80]!r}: {exc.message}; write YYYY-MM-DD or a "
-                            f"date as in queries (today - 1 day)") from None
-
-
 # -- the command ----------------------------------------------------------------------------
 def configure_export(p) -> None:
     """Arguments of `timeline export`."""
-    def iso(text):
-        """argparse type: a date as queries take it, resolved to ISO."""
-        try:
-            return resolve_date(text)
-        except TimelineError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
     def positive(text):
         """argparse type: a whole number of at least 1."""
         if not text.isdigit() or int(text) < 1:
@@ -525,10 +508,10 @@ def configure_export(p) -> None:
     what.add_argument("--out", metavar="DIR", help="folder holding the dated snapshots")
     what.add_argument("--verify", metavar="SNAPSHOT_DIR",
                       help="re-check a snapshot (or DIR, meaning its latest) against its manifest")
-    p.add_argument("--as-of", type=iso, metavar="DATE",
+    p.add_argument("--as-of", type=date_arg, metavar="DATE",
                    help="state date, as in queries: 2025-05-14, today - 1 day (default: today)."
                         " Older than the newest nightly: a backfill, under its own name")
-    p.add_argument("--known-on", type=iso, metavar="DATE",
+    p.add_argument("--known-on", type=date_arg, metavar="DATE",
                    help="use only what was public by this date (a backfill: `latest` stays)")
     p.add_argument("--force", action="store_true", help="rewrite even when up to date")
     p.add_argument("--keep", type=positive, metavar="N",

@@ -14,7 +14,6 @@ order, fixed SVG hash salt), so two exports of one log are identical.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import hashlib
@@ -29,7 +28,7 @@ from timeline.query.execute import run
 from timeline.query.parser import parse
 from timeline.query.planner import Context, horizon
 from timeline.surfaces import briefing, chart
-from timeline.surfaces.common import open_timeline
+from timeline.surfaces.common import date_arg, open_timeline
 
 REPORT = "report.html"
 WINDOW_DAYS = 30
@@ -553,22 +552,13 @@ def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None,
 # -- the command ----------------------------------------------------------------------------
 def configure_report(p) -> None:
     """Arguments of `timeline report`."""
-    from timeline.surfaces.export import resolve_date
-
-    def day(text):
-        """argparse type: a date as queries take it, resolved to ISO."""
-        try:
-            return resolve_date(text)
-        except TimelineError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="the page to write (FILE.html), replaced atomically")
-    p.add_argument("--as-of", type=day, metavar="DATE",
+    p.add_argument("--as-of", type=date_arg, metavar="DATE",
                    help="the briefing's date, as in queries (default: today)")
-    p.add_argument("--known-on", type=day, metavar="DATE",
+    p.add_argument("--known-on", type=date_arg, metavar="DATE",
                    help="use only what was public by this date")
-    p.add_argument("--since", type=day, metavar="DATE",
+    p.add_argument("--since", type=date_arg, metavar="DATE",
                    help=f"count changes after this date (default: {WINDOW_DAYS} days before)")
 
 
