@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests.backends import backend, make_db  # noqa: F401
 from tests.conftest import run_cli
 from timeline.errors import TimelineError
 from timeline.store.store import Store
@@ -221,3 +222,17 @@ def test_export_as_of_takes_the_date_forms_of_queries(seeded_db, tmp_path):
     two_weeks = (dt.date.today() - dt.timedelta(days=14)).isoformat()
     assert r.returncode == 0 and f"_known_{two_weeks}" in r.stdout
     assert read_latest(out) == yesterday  # a --known-on export is a backfill
+
+
+def test_parquet_and_totals_are_the_same_on_every_backend(make_db, ro_store, tmp_path):
+    """PostgreSQL (when configured) exports the tables SQLite exports, value for value."""
+    other = Store.open(make_db(), readonly=True)
+    try:
+        theirs = write_snapshot(other, tmp_path / "b", "2025-06-12", "2025-06-10").path
+    finally:
+        other.close()
+    ours = write_snapshot(ro_store, tmp_path / "a", "2025-06-12", "2025-06-10").path
+    for stem, _, _ in export.TABLES:
+        assert pq.read_table(theirs / f"{stem}.parquet").to_pylist() == \
+            pq.read_table(ours / f"{stem}.parquet").to_pylist(), stem
+        assert (theirs / f"{stem}.csv").read_bytes() == (ours / f"{stem}.csv").read_bytes()
