@@ -411,3 +411,21 @@ def test_same_report_on_every_backend(make_db, seeded_store):
         # the head hash covers recorded_at, which differs between two loads of the seeds
         return re.sub(r"log head: [^.]*</code>", "", p)
     assert mask(page) == mask(reference)
+
+
+def test_hostile_titles_stay_text_in_every_section(seeded_store):
+    """A title that is markup lands escaped in changes, new events and the event list; the
+    page keeps its one script and stays well-formed."""
+    from timeline.log.events import NewEvent
+
+    title = '<script>alert("x")</script><img src=x onerror=alert(1)> & </section>'
+    seeded_store.append([NewEvent("diplomacy.us-cn", "meeting", dt.date(2025, 6, 11),
+                                  {"title": title}, {"name": "<b>outlet</b>"},
+                                  known=dt.date(2025, 6, 11))])
+    with seeded_store.reading() as c:
+        page = render_report(c, AS_OF)
+    assert page.count("<script>") == 1 and "<img" not in page and "onerror=alert" not in \
+        re.sub(r"&lt;img src=x onerror=alert\(1\)&gt;", "", page)
+    ids = _ids(_root(page))
+    assert title in _text(ids["new-events"]) and title in _text(ids["events"])
+    assert "<b>outlet</b>" in _text(ids["events"])
