@@ -22,7 +22,7 @@ COMMANDS = list(cli.COMMANDS)  # every command, including any added later
 # the arguments each command needs, so that only the bogus option is wrong
 REQUIRED = {"load": ["x.toml"], "query": ["measures"], "export": ["--out", "d"],
             "chart": ["history of a.b", "-o", "c.svg"], "copy": ["--from", "a", "--to", "b"],
-            "review": ["--through", "2025-01-01", "--note", "checked"]}
+            "review": ["--through", "2025-01-01", "--note", "checked"], "report": ["-o", "b.html"]}
 USAGE_ERRORS = [([c, *REQUIRED.get(c, []), "--bogus-option"], "unrecognized arguments")
                 for c in COMMANDS] + [
     (["load"], "required: PATH"),

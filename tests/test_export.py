@@ -42,9 +42,9 @@ def test_snapshot_contents(ro_store, tmp_path):
     res = write_snapshot(ro_store, tmp_path / "out", "2025-04-10", None, False, None)
     snap = tmp_path / "out" / "2025-04-10"
     assert res.written and res.path == snap
-    assert sorted(p.name for p in snap.iterdir()) == ["events.jsonl", "intervals.csv",
-                                                      "manifest.json", "report.html",
-                                                      "state.csv"]
+    assert sorted(p.name for p in snap.iterdir()) == [
+        "events.jsonl", "intervals.csv", "intervals.parquet", "manifest.json", "report.html",
+        "state.csv", "state.parquet", "totals.csv", "totals.parquet"]
     assert read_latest(tmp_path / "out") == "2025-04-10"
     assert (tmp_path / "out" / "latest").read_text() == "2025-04-10\n"
 
@@ -57,7 +57,8 @@ def test_snapshot_contents(ro_store, tmp_path):
 
     assert m["tool_version"] == __version__
     dt.datetime.strptime(m["generated_at"], "%Y-%m-%dT%H:%M:%SZ")
-    for name in ("events.jsonl", "intervals.csv", "state.csv"):
+    assert m["kind"] == "nightly" and m["parquet"] == "written"
+    for name in ("events.jsonl", "intervals.csv", "state.csv", "totals.csv", "state.parquet"):
         data = (snap / name).read_bytes()
         assert m["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
         assert m["files"][name]["bytes"] == len(data)
@@ -177,7 +178,8 @@ def test_keep_never_prunes_the_snapshot_just_written(ro_store, tmp_path):
     out = tmp_path / "out"
     write_snapshot(ro_store, out, "2025-06-01", None, False, None)
     res = write_snapshot(ro_store, out, "2025-05-01", None, False, 1)
-    assert res.pruned == [] and export.snapshots(out) == ["2025-05-01", "2025-06-01"]
+    assert res.pruned == [] and export.snapshots(out) == ["2025-05-01_backfill", "2025-06-01"]
+    assert read_latest(out) == "2025-06-01"
 
 
 def test_verify_catches_changed_missing_and_extra_files(seeded_db, tmp_path):
@@ -348,7 +350,11 @@ def test_usage_errors_exit_2(seeded_db, tmp_path):
     assert run_cli(*base).returncode == 2  # neither --out nor --verify
     assert run_cli(*base, "--out", str(tmp_path), "--verify", str(tmp_path)).returncode == 2
     r = run_cli(*base, "--out", str(tmp_path), "--as-of", "14/05/2025")
-    assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr
+    assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr and "Traceback" not in r.stderr
+    assert "invalid date '14/05/2025'" in r.stderr
+    r = run_cli(*base, "--out", str(tmp_path / "out"), "--as-of", "today + 99999999 years")
+    assert r.returncode == 2 and "out of range" in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
     assert run_cli(*base, "--out", str(tmp_path), "--as-of", "2025-02-30").returncode == 2
     assert run_cli(*base, "--out", str(tmp_path), "--keep", "0").returncode == 2
     assert run_cli(*base, "--verify", str(tmp_path), "--force").returncode == 2

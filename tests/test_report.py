@@ -1,6 +1,9 @@
 """report.html: well-formed, self-contained, deterministic, and every value cites its events."""
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
 import json
 import re
 import sys
@@ -14,7 +17,8 @@ from tests.backends import backend, make_db  # noqa: F401
 from timeline.log.loader import load_paths
 from timeline.resources import seeds_path
 from timeline.surfaces import chart
-from timeline.surfaces.report import REPORT, event_item, render_report, write_report
+from timeline.surfaces.report import (FILTER_SCRIPT, REPORT, event_item, render_report,
+                                      write_report)
 
 needs_mpl = pytest.mark.skipif(not chart.available(), reason="matplotlib (the chart extra) "
                                "is not installed")
@@ -91,10 +95,18 @@ def test_report_has_no_external_resources(page):
         if name in ("src", "href", "xlink:href", "action", "srcset", "poster"):
             assert (value or "").startswith("#"), (tag, name, value)
     tags = {t for t, _, _ in checker.attrs} | set(re.findall(r"<([a-zA-Z]+)[\s>/]", page))
-    assert not tags & {"script", "link", "img", "iframe", "object", "embed", "base", "image"}
+    assert not tags & {"link", "img", "iframe", "object", "embed", "base", "image"}
     assert "@import" not in page
     assert re.findall(r"url\(([^)]*)\)", page) and all(
         u.startswith("#") for u in re.findall(r"url\(([^)]*)\)", page))
+    # one script, inline, and the page's policy allows it by its hash and nothing else
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert scripts == [("", FILTER_SCRIPT)]
+    for word in ("fetch", "XMLHttpRequest", "import", "src", "http", "eval"):
+        assert word not in FILTER_SCRIPT
+    digest = base64.b64encode(hashlib.sha256(FILTER_SCRIPT.encode()).digest()).decode()
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
+    assert "default-src 'none'" in policy and f"script-src 'sha256-{digest}'" in policy
 
 
 def test_every_link_lands_on_the_page(page):
@@ -118,13 +130,25 @@ def test_report_inlines_both_total_charts(page):
     assert "chart-total-cn-us-band-cn.tariff.retaliatory.us" in ids
 
 
-def test_state_table_lists_every_measure(conn, page):
+def _state_rows(ids) -> dict:
+    return {tr.get("id"): tr for tr in ids["state"].iter("tr") if tr.get("id")}
+
+
+def test_state_lists_every_measure_grouped_and_collapsed(conn, page):
     ids = _ids(_root(page))
-    rows = ids["state-table"].findall("./tbody/tr")
+    rows = _state_rows(ids)
     streams = conn.all_streams()
-    assert [r.get("id") for r in rows] == [f"m-{s}" for s in streams]
+    assert sorted(rows) == sorted(f"m-{s}" for s in streams)
     assert len(streams) == len({e.stream for e in load_paths([seeds_path()])})
     assert "no state on 2025-06-12" in "".join(ids["m-agreement.us-cn.busan"].itertext())
+    groups = [el for el in ids["state"].iter("details")]
+    assert len(groups) > 4 and all(g.get("open") is None for g in groups)  # collapsed
+    summaries = ["".join(g.find("summary").itertext()) for g in groups]
+    assert "tariff · us → cn (" in " ".join(summaries)
+    tariffs_us_cn = ids["group-tariff-us-cn"]
+    assert "m-us.tariff.ieepa-reciprocal.cn" in {tr.get("id") for tr in tariffs_us_cn.iter("tr")}
+    assert "m-cn.tariff.retaliatory.us" not in {tr.get("id") for tr in tariffs_us_cn.iter("tr")}
+    assert ids["state-filter"].tag == "input"
 
 
 def _cell_links(row, column: int) -> tuple[str, list[str]]:
@@ -146,7 +170,7 @@ def test_values_link_to_the_events_that_set_them(page):
     assert "Federal Circuit administratively stays the CIT judgment" in "".join(
         ids[links[0][1:]].itertext())
     # every value cell of every measure with a state is a link
-    for row in ids["state-table"].findall("./tbody/tr"):
+    for row in _state_rows(ids).values():
         cells = row.findall("./td")
         if len(cells) < 8:
             continue
@@ -157,11 +181,12 @@ def test_values_link_to_the_events_that_set_them(page):
 
 def test_sources_give_dates_source_and_verbatim_quote(conn, page):
     ids = _ids(_root(page))
-    items = ids["sources"].findall(".//li")
+    items = ids["events"].findall(".//li")
     assert items and all(li.get("id", "").startswith("ev-") for li in items)
     quoted = [li for li in items if li.find("blockquote") is not None]
     assert quoted
-    (ev,) = [li for li in items if "Trump–Xi phone call" in "".join(li.itertext())]
+    (ev,) = [li for li in items if "Trump–Xi phone call" in "".join(li.itertext())
+             and "effective 2025-06-05" in "".join(li.itertext())]
     text = "".join(ev.itertext())
     assert "effective 2025-06-05" in text and "known 2025-06-05" in text
     assert "Source: US, China hold trade talks in London" in text
@@ -174,19 +199,88 @@ def test_sources_give_dates_source_and_verbatim_quote(conn, page):
     assert effective == sorted(effective)
 
 
-def test_developments_cover_the_30_days_before_the_as_of_date(page):
+def _text(el) -> str:
+    return "".join(el.itertext())
+
+
+def test_headline_gives_totals_their_moves_and_the_horizon(conn, page):
     ids = _ids(_root(page))
-    text = "".join(ids["developments-table"].itertext())
-    assert "Trump–Xi phone call" in text  # 2025-06-05
-    assert "Second day of the London talks" in text  # 2025-06-10
-    assert "Geneva: US suspends 24 points" in text  # 2025-05-14
-    assert "Geneva Joint Statement" not in text  # 2025-05-12: 31 days before
-    assert "US assures Nvidia" not in text  # 2025-07-14: after the as-of date
+    us = _text(ids["headline-us-cn"])
+    # 30 % on 2025-06-12; 145 % thirty days before (2025-05-13), before the Geneva cut
+    assert "30 %" in us and "−115 points" in us and "from 145 %" in us
+    assert "10 %" in _text(ids["headline-cn-us"])
+    assert f"Known through {conn.horizon()}" in _text(ids["horizon"])
+    assert "projected" not in _text(ids["headline"])
+    counts = _text(ids["headline-counts"])
+    assert re.search(r"\d+ state changes and \d+ newly known events since 2025-05-13", counts)
 
 
-def test_no_developments_is_said(conn):
-    page = render_report(conn, "2024-06-01")
-    assert "No developments recorded in these 30 days." in page
+def test_headline_flags_a_projected_state(conn):
+    ids = _ids(_root(render_report(conn, "2025-08-13", "2025-06-10")))
+    assert "Known through 2025-06-10" in _text(ids["horizon"])
+    assert "projected" in _text(ids["horizon"]) and "after it" in _text(ids["horizon"])
+    assert "projected" in _text(ids["headline-us-cn"])
+
+
+def test_changes_cover_the_window_with_sources(page):
+    ids = _ids(_root(page))
+    changes = _text(ids["changes-table"])
+    assert "us.tariff.ieepa-reciprocal.cn" in changes and "rate 125 → 10" in changes
+    assert "legal_status ruled_unlawful → stayed" in changes  # 2025-05-29
+    assert "2025-07-14" not in changes  # after the as-of date
+    for row in ids["changes-table"].findall("./tbody/tr"):
+        assert row.findall("./td")[3].find("a") is not None  # each with its source
+    fresh = _text(ids["new-events"])
+    assert "Trump–Xi phone call" in fresh  # known 2025-06-05
+    assert "Geneva Joint Statement" not in fresh  # known 2025-05-12: before the window
+    assert "US assures Nvidia" not in fresh  # known after the as-of date
+
+
+def test_a_scheduled_change_that_fired_is_a_change(conn):
+    page = render_report(conn, "2026-11-26", since="2026-11-01")
+    ids = _ids(_root(page))
+    assert "changes-none" not in ids
+    (row,) = [tr for tr in ids["changes-table"].findall("./tbody/tr")
+              if "cn.tariff.retaliatory.us" in _text(tr)]
+    text = _text(row)
+    assert "2026-11-10" in text and "rate 10 → 34" in text and "scheduled" in text
+    assert "projected" in text  # due after the horizon; no event confirms it
+    # its source is the event that scheduled it, not an event of that day
+    (item,) = conn.state("cn.tariff.retaliatory.us", "2026-11-09").state["scheduled"]
+    assert row.findall("./td")[3].find("a").get("href") == f"#ev-{item['by']}"
+    assert "since the previous snapshot (2026-11-01)" in _text(ids["changes"])
+
+
+def test_no_changes_is_said(conn):
+    ids = _ids(_root(render_report(conn, "2018-01-01")))
+    assert "No measure changed state" in _text(ids["changes-none"])
+    assert "No event became known" in _text(ids["new-events-none"])
+
+
+def test_coming_up_marks_what_rests_on_no_confirmation(conn):
+    ids = _ids(_root(render_report(conn, "2025-06-12", "2025-06-10")))
+    rows = [_text(tr) for tr in ids["coming-table"].findall("./tbody/tr")]
+    (lapse,) = [t for t in rows if "us.tariff.ieepa-reciprocal.cn" in t]
+    assert "2025-08-12" in lapse and "rate → 34" in lapse and "projected" in lapse
+    # with everything in the log, the lapse is not projected: the log says what came of it
+    ids = _ids(_root(render_report(conn, "2025-06-12")))
+    (lapse,) = [_text(tr) for tr in ids["coming-table"].findall("./tbody/tr")
+                if "us.tariff.ieepa-reciprocal.cn" in _text(tr)]
+    assert "projected" not in lapse and "did not take effect as scheduled" in lapse
+
+
+def test_coming_up_never_shows_what_was_not_yet_known(conn):
+    # on 2025-04-01 nothing said a 34 % reciprocal tariff was coming (announced 04-02)
+    ids = _ids(_root(render_report(conn, "2025-04-01")))
+    coming = _text(ids["coming-up"])
+    assert "ieepa-reciprocal" not in coming
+
+
+def test_since_must_be_before_the_briefing_date(conn):
+    from timeline.errors import TimelineError
+
+    with pytest.raises(TimelineError, match="must start before 2025-06-12"):
+        render_report(conn, AS_OF, since=AS_OF)
 
 
 def test_totals_tables(page):
@@ -225,7 +319,7 @@ def test_report_without_matplotlib_notes_each_chart(conn, monkeypatch):
     for pair in ("us-cn", "cn-us"):
         note = "".join(ids[f"fig-total-{pair}"].itertext())
         assert "Chart not drawn" in note and "pip install 'timeline[chart]'" in note
-    assert "state-table" in ids
+    assert "state" in ids and "headline" in ids
 
 
 def test_source_urls_are_text_not_links():
@@ -241,10 +335,11 @@ def test_source_urls_are_text_not_links():
     ET.fromstring(item)
 
 
-def test_export_snapshot_with_the_report_writer(seeded_store, tmp_path, monkeypatch):
-    """As the export runs it: hashed in the manifest, identical across two exports."""
-    export = pytest.importorskip("timeline.surfaces.export")
-    monkeypatch.setattr(export, "EXTRA_WRITERS", [write_report])
+def test_export_snapshot_carries_the_briefing(seeded_store, tmp_path):
+    """As the export runs it: hashed in the manifest, identical across two exports, and
+    compared with the previous nightly (the last 30 days when there is none)."""
+    from timeline.surfaces import export
+
     first = export.write_snapshot(seeded_store, tmp_path / "a", AS_OF)
     second = export.write_snapshot(seeded_store, tmp_path / "b", AS_OF)
     info = first.manifest["files"][REPORT]
@@ -252,6 +347,51 @@ def test_export_snapshot_with_the_report_writer(seeded_store, tmp_path, monkeypa
     assert info == second.manifest["files"][REPORT]
     assert (first.path / REPORT).read_bytes() == (second.path / REPORT).read_bytes()
     assert export.verify_snapshot(first.path) == []
+    ids = _ids(_root((first.path / REPORT).read_text(encoding="utf-8")))
+    assert "since 2025-05-13 (30 days)" in _text(ids["changes"])
+
+    later = export.write_snapshot(seeded_store, tmp_path / "a", "2025-07-20")
+    ids = _ids(_root((later.path / REPORT).read_text(encoding="utf-8")))
+    assert "since the previous snapshot (2025-06-12)" in _text(ids["changes"])
+    changes = _text(ids["changes-table"])
+    assert "2025-07-14" in changes
+    assert "2025-06-10" not in changes  # in the previous snapshot's window
+    assert later.manifest["previous_nightly"] == AS_OF
+
+
+def test_report_command(seeded_db, tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "briefing.html"
+    r = run_cli("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "2025-06-12",
+                "--known-on", "2025-06-10", "--since", "2025-06-01")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"wrote {out}: briefing for 2025-06-12 as known on 2025-06-10")
+    ids = _ids(_root(out.read_text(encoding="utf-8")))
+    assert "Known through 2025-06-10" in _text(ids["horizon"])
+    assert "since 2025-06-01" in _text(ids["changes"])
+    r = run_cli("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "today - 1 day")
+    assert r.returncode == 0, r.stderr
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    assert f"briefing for {yesterday}" in r.stdout
+
+
+def test_report_command_refuses_bad_input_and_writes_nothing(seeded_db, tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "briefing.html"
+    base = ("report", "--db", str(seeded_db))
+    r = run_cli(*base, "-o", str(out), "--as-of", "14/05/2025")
+    assert r.returncode == 2 and "invalid date '14/05/2025'" in r.stderr
+    r = run_cli(*base, "-o", str(out), "--as-of", "2025-06-12", "--since", "2025-07-01")
+    assert r.returncode == 1 and r.stderr.startswith("error: the changes must start before")
+    r = run_cli(*base, "-o", str(tmp_path / "missing" / "b.html"))
+    assert r.returncode == 1 and "cannot write" in r.stderr and "No such file" in r.stderr
+    r = run_cli(*base, "-o", str(tmp_path))
+    assert r.returncode == 1 and "is a folder" in r.stderr
+    assert run_cli(*base).returncode == 2  # -o is required
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert "Traceback" not in r.stderr
 
 
 def test_same_report_on_every_backend(make_db, seeded_store):
@@ -271,3 +411,21 @@ def test_same_report_on_every_backend(make_db, seeded_store):
         # the head hash covers recorded_at, which differs between two loads of the seeds
         return re.sub(r"log head: [^.]*</code>", "", p)
     assert mask(page) == mask(reference)
+
+
+def test_hostile_titles_stay_text_in_every_section(seeded_store):
+    """A title that is markup lands escaped in changes, new events and the event list; the
+    page keeps its one script and stays well-formed."""
+    from timeline.log.events import NewEvent
+
+    title = '<script>alert("x")</script><img src=x onerror=alert(1)> & </section>'
+    seeded_store.append([NewEvent("diplomacy.us-cn", "meeting", dt.date(2025, 6, 11),
+                                  {"title": title}, {"name": "<b>outlet</b>"},
+                                  known=dt.date(2025, 6, 11))])
+    with seeded_store.reading() as c:
+        page = render_report(c, AS_OF)
+    assert page.count("<script>") == 1 and "<img" not in page and "onerror=alert" not in \
+        re.sub(r"&lt;img src=x onerror=alert\(1\)&gt;", "", page)
+    ids = _ids(_root(page))
+    assert title in _text(ids["new-events"]) and title in _text(ids["events"])
+    assert "<b>outlet</b>" in _text(ids["events"])

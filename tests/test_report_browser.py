@@ -1,4 +1,5 @@
-"""report.html rendered by headless Chromium: charts and state table in the DOM, a real picture.
+"""The briefing rendered by headless Chromium: every section in the DOM, groups collapsed, the
+filter working, a real picture (and, with TIMELINE_WRITE_DOCS_IMG=1, docs/img/briefing.png).
 
 Skipped, with the reason, where no Chromium is installed (CI installs Debian's `chromium`).
 Set TIMELINE_CHROMIUM to use another binary.
@@ -8,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,8 @@ from timeline.resources import seeds_path
 from timeline.surfaces import chart
 from timeline.surfaces.report import REPORT, write_report
 
+DOCS_ENV = "TIMELINE_WRITE_DOCS_IMG"  # set to refresh docs/img/briefing.png from this test
+DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img" / "briefing.png"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "/usr/bin/chromium")
 # No network, no first-run work, no background services: the page must render from the file
 # alone. --no-sandbox because CI runs as root, where Chromium's sandbox refuses to start.
@@ -59,17 +64,73 @@ def report(seeded_store, tmp_path):
     return tmp_path / REPORT
 
 
-def test_rendered_dom_has_the_charts_and_the_state_table(report, tmp_path):
-    r = _run(tmp_path, "--dump-dom", report.resolve().as_uri())
-    dom = r.stdout
-    assert "<html" in dom, r.stderr[-2000:]
+class _Dom(HTMLParser):
+    """The rendered DOM's elements that the briefing's state depends on."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.ids: dict[str, dict] = {}
+        self.rows: dict[str, dict] = {}
+        self.groups: dict[str, dict] = {}
+        self._in: str | None = None
+        self.texts: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids[a["id"]] = {"tag": tag, **a}
+        if tag == "tr" and a.get("id", "").startswith("m-"):
+            self.rows[a["id"]] = a
+        if tag == "details":
+            self.groups[a.get("id", "")] = a
+        if a.get("id") == "state-count":
+            self._in = "state-count"
+
+    def handle_data(self, data):
+        if self._in:
+            self.texts[self._in] = self.texts.get(self._in, "") + data
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+
+def _dom(tmp_path, url: str) -> tuple[str, _Dom]:
+    r = _run(tmp_path, "--dump-dom", url)
+    assert "<html" in r.stdout, r.stderr[-2000:]
+    parsed = _Dom()
+    parsed.feed(r.stdout)
+    return r.stdout, parsed
+
+
+def test_rendered_dom_has_every_section_of_the_briefing(report, tmp_path):
+    dom, d = _dom(tmp_path, report.resolve().as_uri())
+    for section in ("headline", "changes", "coming-up", "totals", "state", "events"):
+        assert d.ids[section]["tag"] == "section", section
+    order = [dom.index(f'<section id="{s}"') for s in ("headline", "changes", "coming-up",
+                                                        "totals", "state", "events")]
+    assert order == sorted(order)  # the briefing reads top to bottom
+    assert "headline-us-cn" in d.ids and "horizon" in d.ids
+    assert "changes-table" in d.ids and "coming-table" in d.ids
     assert dom.count("<svg") == 2
     assert 'id="chart-total-us-cn"' in dom and 'id="chart-total-cn-us"' in dom
     assert 'id="chart-total-us-cn-series-total"' in dom
-    assert 'id="state-table"' in dom
     measures = {e.stream for e in load_paths([seeds_path()])}
-    assert dom.count('<tr id="m-') == len(measures)
-    assert "us.tariff.ieepa-reciprocal.cn" in dom
+    assert set(d.rows) == {f"m-{m}" for m in measures}
+    # collapsed by default: no group open, no row hidden
+    assert d.groups and all("open" not in g and "hidden" not in g for g in d.groups.values())
+    assert not [r for r in d.rows.values() if "hidden" in r]
+    events = [i for i in d.ids if i.startswith("ev-")]
+    assert len(events) == len(load_paths([seeds_path()]))  # every event, with its source
+
+
+def test_the_filter_shows_only_matching_measures(report, tmp_path):
+    _, d = _dom(tmp_path, report.resolve().as_uri() + "?filter=section-301")
+    shown = sorted(i for i, r in d.rows.items() if "hidden" not in r)
+    assert shown and all("section-301" in i for i in shown)
+    assert "m-us.tariff.ieepa-reciprocal.cn" not in shown
+    assert "open" in d.groups["group-tariff-us-cn"]
+    assert "hidden" in d.groups["group-tariff-cn-us"]
+    assert d.texts["state-count"].strip() == f"{len(shown)} measures match"
 
 
 def test_screenshot_is_not_blank(report, tmp_path):
@@ -86,4 +147,7 @@ def test_screenshot_is_not_blank(report, tmp_path):
     # rows that are not all one colour: text, chart lines and table rules down the page
     varied = (grey.max(axis=1) - grey.min(axis=1)) > 0.2
     assert varied.sum() > 400
-    assert varied[1000:].sum() > 100  # the chart further down was drawn too
+    assert varied[1000:].sum() > 100  # the page goes on drawing further down
+    if os.environ.get(DOCS_ENV):
+        # the README's picture of the briefing, made by this test on request
+        shutil.copyfile(shot, DOCS_IMG)

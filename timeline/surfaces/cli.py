@@ -31,6 +31,7 @@ COMMANDS = {
     "repl": ("timeline.surfaces.repl", "interactive query shell"),
     "sql": ("timeline.surfaces.sqlaccess", "run a read-only SQL SELECT (or the SQL shell)"),
     "export": ("timeline.surfaces.export", "write (or verify) a dated projection snapshot"),
+    "report": ("timeline.surfaces.report", "write the morning briefing page for a date"),
     "chart": ("timeline.surfaces.chart", "draw a history or total query as an SVG/PNG chart"),
     "copy": ("timeline.surfaces.copy", "copy a whole log between databases, verifying the chain"),
 }

@@ -3,13 +3,20 @@
 Everything goes through `write_snapshot` (and `verify_snapshot` to re-check one). A snapshot
 is built in a temporary folder beside its target, every file fsynced, the manifest written
 last, then the folder is renamed into place and `DIR/latest` (a one-line text file naming
-the snapshot folder) is replaced atomically. A crash at any point leaves the previous
+the newest nightly snapshot) is replaced atomically. A crash at any point leaves the previous
 complete snapshot and a valid `latest`; leftovers of a killed run are removed by the next.
+
+A nightly is named by its as-of date. A backfill (a `--known-on` date, or an as-of older than
+the newest nightly) is named `…_known_K` or `…_backfill` and never moves `latest`.
+
+Each snapshot holds events.jsonl, the tables (intervals, state, totals) as CSV and, with
+pyarrow, as Parquet, report.html (the briefing, compared with the previous nightly) and the
+manifest that hashes them all.
 
 Hooks:
 - `EXTRA_WRITERS`: callables `(reader, snapshot_tmp_dir, as_of, known_on) -> list[filename]`
   run after the built-in files and before the manifest, so their files are hashed and
-  counted in it (report.html's writer is the first). `as_of` is an ISO date, `known_on` one or None.
+  counted in it. `as_of` is an ISO date, `known_on` one or None.
 - `TIMELINE_EXPORT_TEST_DELAY` (environment, seconds): sleep after each file is written.
   A test hook only: it lets the tests kill an export part-way through.
 """
@@ -31,24 +38,37 @@ from pathlib import Path
 from typing import Callable
 
 from timeline import __version__
-from timeline.errors import IntegrityError, TimelineError
+from timeline.errors import IntegrityError, QueryError, TimelineError
 from timeline.files import fsync_path
 from timeline.log.chain import ChainChecker
 from timeline.log.events import canonical_json
 from timeline.projections.reader import Reader
-from timeline.surfaces.common import open_timeline
-from timeline.surfaces.manifest import (LATEST, MANIFEST, SNAPSHOT_NAME, read_latest,  # noqa: F401
-                                        read_manifest)
+from timeline.surfaces.common import date_arg, open_timeline, resolve_date
+from timeline.query.execute import run
+from timeline.query.parser import parse
+from timeline.query.planner import Context
+from timeline.surfaces import columnar
+from timeline.surfaces.manifest import (LATEST, MANIFEST, NIGHTLY_NAME, SNAPSHOT_NAME,  # noqa: F401
+                                        read_latest, read_manifest)
 from timeline.surfaces.report import write_report
 
 MANIFEST_VERSION = 1
 TEST_DELAY_ENV = "TIMELINE_EXPORT_TEST_DELAY"
 EXTRA_WRITERS: list[Callable] = []
 
-INTERVAL_COLUMNS = ("measure", "valid_from", "valid_to", "rate", "status", "legal_status",
-                    "kind", "imposer", "target", "scope", "state", "event_ids")
-STATE_COLUMNS = ("measure", "kind", "imposer", "target", "rate", "status", "legal_status",
-                 "scope", "authority", "since", "until", "state", "event_ids")
+# (name, type) of each table's columns; the type is the Parquet column's (see columnar.py)
+INTERVAL_COLUMNS = (("measure", "text"), ("valid_from", "date"), ("valid_to", "date"),
+                    ("rate", "rate"), ("status", "text"), ("legal_status", "text"),
+                    ("kind", "text"), ("imposer", "text"), ("target", "text"), ("scope", "text"),
+                    ("state", "text"), ("event_ids", "text"))
+STATE_COLUMNS = (("measure", "text"), ("kind", "text"), ("imposer", "text"), ("target", "text"),
+                 ("rate", "rate"), ("status", "text"), ("legal_status", "text"),
+                 ("scope", "text"), ("authority", "text"), ("since", "date"), ("until", "date"),
+                 ("state", "text"), ("event_ids", "text"))
+TOTAL_COLUMNS = (("imposer", "text"), ("target", "text"), ("as_of", "date"),
+                 ("known_on", "date"), ("total", "rate"), ("measures", "text"),
+                 ("event_ids", "text"), ("projected", "bool"), ("known_through", "date"))
+TOTAL_PAIRS = (("us", "cn"), ("cn", "us"))
 _TMP_PREFIX, _OLD_PREFIX = ".tmp-", ".old-"
 
 
@@ -62,9 +82,23 @@ class ExportResult:
     pruned: list[str] = field(default_factory=list)
 
 
-def snapshot_name(as_of: str, known_on: str | None) -> str:
-    """Folder name of a snapshot: `YYYY-MM-DD`, or `YYYY-MM-DD_known_YYYY-MM-DD`."""
-    return as_of if known_on is None else f"{as_of}_known_{known_on}"
+def snapshot_name(as_of: str, known_on: str | None, backfill: bool = False) -> str:
+    """Folder name of a snapshot: `YYYY-MM-DD` for a nightly, `YYYY-MM-DD_known_YYYY-MM-DD`
+    with a knowledge date, `YYYY-MM-DD_backfill` for an as-of older than the newest nightly."""
+    if known_on is not None:
+        return f"{as_of}_known_{known_on}"
+    return f"{as_of}_backfill" if backfill else as_of
+
+
+def nightlies(out_dir) -> list[str]:
+    """The nightly snapshots under `out_dir` (plain dates), oldest first."""
+    return [n for n in snapshots(out_dir) if NIGHTLY_NAME.fullmatch(n)]
+
+
+def previous_nightly(out_dir, as_of: str) -> str | None:
+    """As-of date of the newest nightly before `as_of`: what its report compares with."""
+    older = [n for n in nightlies(out_dir) if n < as_of]
+    return older[-1] if older else None
 
 
 def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = False,
@@ -91,8 +125,6 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
                     keep: int | None) -> ExportResult:
     as_of = _iso(as_of) or dt.date.today().isoformat()
     known_on = _iso(known_on)
-    name = snapshot_name(as_of, known_on)
-    target = out / name
     store = getattr(store, "store", store)  # a Timeline or its Store
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +132,11 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
         raise TimelineError(f"cannot create {out}: {exc.strerror or exc}") from exc
     with _locked(out):
         _clean_leftovers(out)
+        newest = (nightlies(out) or [None])[-1]
+        # a backfill never takes a nightly's name, so it can never move `latest`
+        backfill = known_on is not None or (newest is not None and as_of < newest)
+        name = snapshot_name(as_of, known_on, backfill)
+        target = out / name
         with store.reading() as r:
             # one read transaction: the head and every file describe the same log
             head = r.head()
@@ -107,17 +144,25 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
             if (not force and current is not None and current.get("head", {}).get("hash")
                     == head.hash and current.get("as_of") == as_of
                     and current.get("known_on") == known_on and not verify_snapshot(target)):
+                _point_latest(out)
                 return ExportResult(target, False, current)
+            since = previous_nightly(out, as_of)
             tmp = out / f"{_TMP_PREFIX}{name}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             try:
-                writers = [write_events, write_intervals, write_state, *EXTRA_WRITERS]
+                def report(r, folder, a, k):
+                    return write_report(r, folder, a, k, since=since)
+                writers = [write_events, write_tables, report, *EXTRA_WRITERS]
                 names: list[str] = []
                 for writer in writers:
                     names += writer(r, tmp, as_of, known_on)
                     _test_delay()
                 manifest = _manifest(tmp, names, r.revision(), head, as_of, known_on)
+                manifest.update({"kind": "backfill" if backfill else "nightly",
+                                 "previous_nightly": since,
+                                 "parquet": "written" if columnar.available()
+                                 else columnar.MISSING})
                 _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True,
                                                        ensure_ascii=False) + "\n")
                 fsync_path(tmp)
@@ -125,11 +170,19 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-        _write_file(out / ".latest.tmp", name + "\n")
-        os.replace(out / ".latest.tmp", out / LATEST)
-        fsync_path(out)
+        _point_latest(out)
         pruned = prune(out, keep, protect={name}) if keep else []
     return ExportResult(target, True, manifest, pruned)
+
+
+def _point_latest(out: Path) -> None:
+    """Make `latest` name the newest nightly (left alone when there is none yet)."""
+    newest = (nightlies(out) or [None])[-1]
+    if newest is None or read_latest(out) == newest:
+        return
+    _write_file(out / ".latest.tmp", newest + "\n")
+    os.replace(out / ".latest.tmp", out / LATEST)
+    fsync_path(out)
 
 
 def verify_snapshot(path) -> list[str]:
@@ -151,7 +204,8 @@ def verify_snapshot(path) -> list[str]:
             problems.append(f"{fname}: SHA-256 differs from the manifest (file was changed)")
         elif f.stat().st_size != info.get("bytes"):
             problems.append(f"{fname}: size differs from the manifest")
-        elif info.get("rows") is not None and _rows(f) != info["rows"]:
+        elif info.get("rows") is not None and _rows(f) not in (None, info["rows"]):
+            # None: a Parquet file where pyarrow is missing; its SHA-256 was checked above
             problems.append(f"{fname}: row count differs from the manifest")
     for extra in sorted(p.name for p in path.iterdir() if p.name not in files
                         and p.name != MANIFEST):
@@ -194,40 +248,74 @@ def write_events(r: Reader, folder: Path, as_of: str, known_on: str | None) -> l
     return ["events.jsonl"]
 
 
-def write_intervals(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
-    """intervals.csv: every interval of every measure, as known on `known_on`."""
+def interval_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
+    """Rows of intervals.csv (raw values): every interval of every measure, as known on K."""
     cat = _catalogue(r)
-    with _open(folder / "intervals.csv") as f:
-        w = csv.writer(f, lineterminator="\r\n")
-        w.writerow(INTERVAL_COLUMNS)
-        for stream in r.all_streams():
-            kind, imposer, target = cat.get(stream, (None, None, None))
-            for row in r.history(stream, None, None, known_on):
-                s = row.state
-                w.writerow([_cell(v) for v in (
-                    stream, row.valid_from, row.valid_to, s.get("rate"), s.get("status"),
-                    s.get("legal_status"), kind, imposer, target, s.get("scope"), s,
-                    row.event_ids)])
-    return ["intervals.csv"]
-
-
-def write_state(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
-    """state.csv: the state of every measure that has one on `as_of`, as known on `known_on`."""
-    cat = _catalogue(r)
-    with _open(folder / "state.csv") as f:
-        w = csv.writer(f, lineterminator="\r\n")
-        w.writerow(STATE_COLUMNS)
-        for stream in r.all_streams():
-            row = r.state(stream, as_of, known_on)
-            if row is None:
-                continue
-            kind, imposer, target = cat.get(stream, (None, None, None))
+    rows = []
+    for stream in r.all_streams():
+        kind, imposer, target = cat.get(stream, (None, None, None))
+        for row in r.history(stream, None, None, known_on):
             s = row.state
-            w.writerow([_cell(v) for v in (
-                stream, kind, imposer, target, s.get("rate"), s.get("status"),
-                s.get("legal_status"), s.get("scope"), s.get("authority"), row.valid_from,
-                row.valid_to, s, row.event_ids)])
-    return ["state.csv"]
+            rows.append((stream, row.valid_from, row.valid_to, s.get("rate"), s.get("status"),
+                         s.get("legal_status"), kind, imposer, target, s.get("scope"), s,
+                         row.event_ids))
+    return rows
+
+
+def state_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
+    """Rows of state.csv: the state of every measure that has one on `as_of`, as known on K."""
+    cat = _catalogue(r)
+    rows = []
+    for stream in r.all_streams():
+        row = r.state(stream, as_of, known_on)
+        if row is None:
+            continue
+        kind, imposer, target = cat.get(stream, (None, None, None))
+        s = row.state
+        rows.append((stream, kind, imposer, target, s.get("rate"), s.get("status"),
+                     s.get("legal_status"), s.get("scope"), s.get("authority"), row.valid_from,
+                     row.valid_to, s, row.event_ids))
+    return rows
+
+
+def total_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
+    """Rows of totals.csv: the total tariff each way on `as_of`, apart from the data rows."""
+    rows = []
+    for imposer, target in TOTAL_PAIRS:
+        text = f"total tariff by {imposer} on {target} as of {as_of}" + (
+            f" known on {known_on}" if known_on else "")
+        try:
+            ans = run(r, parse(text), text, Context(today=dt.date.fromisoformat(as_of))).data
+        except QueryError:
+            continue  # a log without one side's measures has no total that way
+        rows.append((imposer, target, as_of, known_on, ans["total"],
+                     [c["measure"] for c in ans["components"]],
+                     [i for c in ans["components"] for i in c["events"]], ans["projected"],
+                     ans["horizon"]["known_through"]))
+    return rows
+
+
+# (file stem, columns, row builder); each table is written as CSV and, with pyarrow, Parquet
+TABLES = (("intervals", INTERVAL_COLUMNS, interval_rows), ("state", STATE_COLUMNS, state_rows),
+          ("totals", TOTAL_COLUMNS, total_rows))
+
+
+def write_tables(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+    """The CSV tables, and their Parquet copies when pyarrow is importable."""
+    names = []
+    parquet = columnar.available()
+    for stem, columns, build in TABLES:
+        rows = build(r, as_of, known_on)
+        with _open(folder / f"{stem}.csv") as f:
+            w = csv.writer(f, lineterminator="\r\n")
+            w.writerow([name for name, _ in columns])
+            w.writerows([_cell(v) for v in row] for row in rows)
+        names.append(f"{stem}.csv")
+        if parquet:
+            columnar.write_parquet(folder / f"{stem}.parquet", columns, rows)
+            fsync_path(folder / f"{stem}.parquet")
+            names.append(f"{stem}.parquet")
+    return names
 
 
 def _catalogue(r: Reader) -> dict[str, tuple]:
@@ -272,6 +360,8 @@ def _rows(path: Path) -> int | None:
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as f:
             return sum(1 for line in f if line.strip())
+    if path.suffix == ".parquet":
+        return columnar.parquet_rows(path)
     return None
 
 
@@ -397,33 +487,17 @@ def _locked(out: Path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _iso(value) -> str | None:
+def _iso(value, today: dt.date | None = None) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, dt.date):
         return value.isoformat()
-    return _parse_iso(str(value)).isoformat()
-
-
-def _parse_iso(text: str) -> dt.date:
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValueError
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise TimelineError(f"invalid date {text!r}: write it as YYYY-MM-DD") from None
+    return resolve_date(str(value), today)
 
 
 # -- the command ----------------------------------------------------------------------------
 def configure_export(p) -> None:
     """Arguments of `timeline export`."""
-    def iso(text):
-        """argparse type: an ISO date, normalised."""
-        try:
-            return _parse_iso(text).isoformat()
-        except TimelineError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
     def positive(text):
         """argparse type: a whole number of at least 1."""
         if not text.isdigit() or int(text) < 1:
@@ -434,9 +508,11 @@ def configure_export(p) -> None:
     what.add_argument("--out", metavar="DIR", help="folder holding the dated snapshots")
     what.add_argument("--verify", metavar="SNAPSHOT_DIR",
                       help="re-check a snapshot (or DIR, meaning its latest) against its manifest")
-    p.add_argument("--as-of", type=iso, metavar="DATE", help="state date (default: today)")
-    p.add_argument("--known-on", type=iso, metavar="DATE",
-                   help="use only what was public by this date for state.csv and intervals.csv")
+    p.add_argument("--as-of", type=date_arg, metavar="DATE",
+                   help="state date, as in queries: 2025-05-14, today - 1 day (default: today)."
+                        " Older than the newest nightly: a backfill, under its own name")
+    p.add_argument("--known-on", type=date_arg, metavar="DATE",
+                   help="use only what was public by this date (a backfill: `latest` stays)")
     p.add_argument("--force", action="store_true", help="rewrite even when up to date")
     p.add_argument("--keep", type=positive, metavar="N",
                    help="keep only the N newest-dated snapshots")
@@ -472,6 +548,3 @@ def run_export(args) -> int:
         print(f"pruned {Path(args.out) / name}")
     return 0
 
-
-# report.html, the page for people (charts, state table, cited sources), is in every snapshot
-EXTRA_WRITERS.append(write_report)

@@ -10,7 +10,8 @@ from timeline.errors import IntegrityError, TimelineError
 
 MANIFEST = "manifest.json"
 LATEST = "latest"
-SNAPSHOT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}(_known_\d{4}-\d{2}-\d{2})?")
+SNAPSHOT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}(_known_\d{4}-\d{2}-\d{2}|_backfill)?")
+NIGHTLY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")  # backfills carry a suffix
 
 
 def read_latest(out_dir) -> str | None:

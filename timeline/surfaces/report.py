@@ -1,15 +1,22 @@
-"""`report.html`: one self-contained page summarising the timeline on a date, for snapshots.
+"""`report.html`, the morning briefing: one self-contained page that reads in a minute.
 
-The page has the total tariff charts both ways (inline SVG), the state of every measure,
-the developments of the last 30 days and, at the end, every event the page cites with its
-dates, source and verbatim quote; every value links to the events that set it. Nothing is
-fetched: no scripts, no external style sheets, fonts or images, and source URLs are shown
-as text rather than links. The output depends only on the log and the two dates (no
-timestamps, stable order, fixed SVG hash salt), so two exports of one log are identical.
+Top to bottom: the headline (total tariffs each way, how they moved since the previous
+snapshot and over 30 days, the knowledge horizon), what changed since then (state changes,
+scheduled ones included, and newly known events), what is due in the next 90 days, the
+total charts, the state of every measure (grouped, collapsed, filterable) and every event
+with its dates, source and verbatim quote; every value links to the events behind it.
+Nothing is fetched: one inline script (the filter, allowed by its hash in the page's
+Content-Security-Policy), no external style sheets, fonts or images, and source URLs are
+shown as text. The output depends only on the log and the dates (no timestamps, stable
+order, fixed SVG hash salt), so two exports of one log are identical.
+
+`timeline report [--as-of D] [--known-on K] [--since D] -o FILE` writes the same page alone.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import html
 import os
 import re
@@ -19,8 +26,9 @@ from timeline.errors import TimelineError
 from timeline.projections.reader import Reader, StateRow
 from timeline.query.execute import run
 from timeline.query.parser import parse
-from timeline.query.planner import Context
-from timeline.surfaces import chart
+from timeline.query.planner import Context, horizon
+from timeline.surfaces import briefing, chart
+from timeline.surfaces.common import date_arg, open_timeline
 
 REPORT = "report.html"
 WINDOW_DAYS = 30
@@ -56,6 +64,14 @@ blockquote { margin: 0.3em 0 0.3em 1em; padding-left: 0.6em; border-left: 3px so
   color: #333; font-style: italic; }
 code { font-size: 0.9em; word-break: break-all; }
 li:target, tr:target { background: #fff3b0; }
+.tag { font-size: 0.75em; padding: 0.05em 0.4em; border-radius: 0.6em; white-space: nowrap; }
+.tag.projected { background: #fde2e1; color: #8b1a10; border: 1px solid #f3b6b0; }
+.tag.scheduled { background: #e6effb; color: #1a4f8b; border: 1px solid #b6cdf0; }
+#headline-totals td.big { font-size: 1.5em; font-weight: bold; }
+#horizon { font-size: 1.05em; }
+details.group { margin: 0.3em 0; }
+details.group > summary { cursor: pointer; font-weight: bold; padding: 0.2em 0; }
+input#state-filter { font-size: 1em; padding: 0.2em 0.4em; width: 22em; }
 """
 
 
@@ -209,57 +225,166 @@ def _chart_section(r: Reader, imposer: str, target: str, heading: str, as_of: st
     return "\n".join(out)
 
 
-def _catalogue(r: Reader) -> dict[str, tuple]:
-    return {m.stream: (m.kind, m.title) for m in r.catalogue()}
+def _group_label(kind, imposer, target) -> str:
+    who = f"{imposer or '?'} → {target or 'all'}" if imposer else "other"
+    return f"{kind or 'other'} · {who}"
 
 
 def _state_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
-    cat = _catalogue(r)
-    rows = []
-    for stream in r.all_streams():
-        kind, title = cat.get(stream, (None, None))
-        cur, prov = _current(r, stream, as_of, known_on)
-        head = (f'<td><b>{_e(stream)}</b><br/><span class="muted">{_e(title)}</span></td>'
-                f'<td>{_e(kind)}</td>')
+    """Every measure's state, grouped by kind and direction, each group collapsed."""
+    h = horizon(r, known_on)
+    groups: dict[tuple, list[str]] = {}
+    for m in r.catalogue():
+        cur, prov = _current(r, m.stream, as_of, known_on)
+        head = (f'<td><b>{_e(m.stream)}</b><br/><span class="muted">{_e(m.title)}</span></td>'
+                f'<td>{_e(m.kind)}</td>')
+        key = (m.kind or "", m.imposer or "", m.target or "")
         if cur is None:
-            rows.append(f'<tr id="m-{_e(stream)}">{head}<td colspan="6" class="muted">no state '
-                        f'on {_e(as_of)}</td></tr>')
+            groups.setdefault(key, []).append(
+                f'<tr id="m-{_e(m.stream)}">{head}<td colspan="6" class="muted">no state on '
+                f'{_e(as_of)}</td></tr>')
             continue
         cells = [f'<td class="{"num" if f == "rate" else "word"}">'
                  f'{cited.links(_fmt(cur.state.get(f)), prov.get(f, ("", []))[1])}</td>'
                  for f in MAIN_FIELDS]
         details = "<br/>".join(_detail(k, cur.state[k], prov, cited)
                                for k in sorted(cur.state) if k not in HIDDEN_FIELDS)
-        rows.append(f'<tr id="m-{_e(stream)}">{head}{"".join(cells)}'
-                    f'<td class="date">{cited.links(cur.valid_from, cur.event_ids)}</td>'
-                    f'<td class="date">{_e(cur.valid_to or "")}</td>'
-                    f'<td class="details">{details}</td></tr>')
-    return ('<table id="state-table"><thead><tr><th>measure</th><th>kind</th><th>rate</th>'
-            '<th>status</th><th>legal status</th><th>since</th><th>until</th><th>details</th>'
-            '</tr></thead><tbody>\n' + "\n".join(rows) + "\n</tbody></table>")
+        flag = PROJECTED if h is not None and (cur.valid_from > h or as_of > h) else ""
+        groups.setdefault(key, []).append(
+            f'<tr id="m-{_e(m.stream)}">{head}{"".join(cells)}'
+            f'<td class="date">{cited.links(cur.valid_from, cur.event_ids)}{flag}</td>'
+            f'<td class="date">{_e(cur.valid_to or "")}</td>'
+            f'<td class="details">{details}</td></tr>')
+    out = ['<p><label for="state-filter">Filter measures: </label><input id="state-filter" '
+           'type="search" placeholder="e.g. section-301, stayed, rare earths"/> '
+           '<span id="state-count" class="muted"></span></p>']
+    for (kind, imposer, target), rows in sorted(groups.items()):
+        label = _group_label(kind, imposer, target)
+        out.append(f'<details class="group" id="group-{_e(kind)}-{_e(imposer)}-{_e(target)}">'
+                   f'<summary>{_e(label)} ({len(rows)})</summary>'
+                   '<table class="state-table"><thead><tr><th>measure</th><th>kind</th>'
+                   '<th>rate</th><th>status</th><th>legal status</th><th>since</th>'
+                   '<th>until</th><th>details</th></tr></thead><tbody>\n'
+                   + "\n".join(rows) + "\n</tbody></table></details>")
+    return "\n".join(out)
 
 
-def _developments_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
-    day = dt.date.fromisoformat(as_of)
-    # clamped near year 1, where there are fewer than WINDOW_DAYS days before `as_of`
-    back = min(WINDOW_DAYS, (day - dt.date.min).days)
-    start_day = day - dt.timedelta(days=back)
-    start = start_day.isoformat()
-    after = (start_day + dt.timedelta(days=1) if back == WINDOW_DAYS else start_day).isoformat()
-    rows = r.effective_between(after, as_of, known_on=known_on,
-                               exclude_types=("retraction", "correction"))
-    intro = (f'<p class="muted">Events effective after {_e(start)} up to and including '
-             f'{_e(as_of)}.</p>')
-    if not rows:
-        return intro + f'<p id="developments-none">No developments recorded in these ' \
-                       f'{WINDOW_DAYS} days.</p>'
+PROJECTED = ' <span class="tag projected" title="rests on a change after the knowledge ' \
+            'horizon that no event confirms yet">projected</span>'
+SCHEDULED = ' <span class="tag scheduled">scheduled</span>'
+
+
+def _delta(now, then) -> str:
+    if now is None or then is None:
+        return '<span class="muted">–</span>'
+    d = now - then
+    d = int(d) if float(d).is_integer() else round(d, 4)
+    if d == 0:
+        return f'no change <span class="muted">({_fmt(then)} %)</span>'
+    return f'<b>{"+" if d > 0 else "−"}{_fmt(abs(d))} points</b> <span class="muted">' \
+           f'(from {_fmt(then)} %)</span>'
+
+
+def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, label: str,
+                      counts: tuple[int, int, int], cited: _Cited) -> str:
+    month = briefing.days_before(as_of, WINDOW_DAYS)
+    rows = []
+    for (imposer, target), (_, _, heading) in zip(briefing.PAIRS, TOTALS):
+        now = briefing.total(r, imposer, target, as_of, known_on)
+        then = briefing.total(r, imposer, target, since, known_on)
+        before = briefing.total(r, imposer, target, month, known_on)
+        value = "–" if now.total is None else _fmt(now.total) + " %"
+        month_cell = f'<td>{_delta(now.total, before.total)}</td>' if month != since else ""
+        rows.append(f'<tr id="headline-{imposer}-{target}"><td>{_e(heading)}</td>'
+                    f'<td class="num big">{cited.links(value, now.event_ids)}'
+                    f'{PROJECTED if now.projected else ""}</td>'
+                    f'<td>{_delta(now.total, then.total)}</td>{month_cell}</tr>')
+    h = horizon(r, known_on)
+    if h is None:
+        reach = '<p id="horizon">The log is empty: nothing is known.</p>'
+    else:
+        reach = (f'<p id="horizon">Known through <b>{_e(h)}</b> (the knowledge horizon: the '
+                 f'latest date an event became known{" by " + _e(known_on) if known_on else ""}'
+                 f').')
+        if as_of > h:
+            reach += (f' {PROJECTED} The state on {_e(as_of)} is after it: it rests on what was '
+                      f'scheduled by {_e(h)}, and nothing later is known.')
+        reach += "</p>"
+    changes, known, due = counts
+    month_head = f'<th>since {_e(month)} (30 days before)</th>' if month != since else ""
+    return (f'<table id="headline-totals"><thead><tr><th>total tariff</th><th>on {_e(as_of)}'
+            f'</th><th>since {_e(label)}</th>{month_head}</tr></thead><tbody>{"".join(rows)}</tbody></table>\n{reach}\n'
+            f'<p id="headline-counts"><a href="#changes">{changes} state change'
+            f'{"" if changes == 1 else "s"} and {known} newly known event'
+            f'{"" if known == 1 else "s"}</a> since {_e(label)}; '
+            f'<a href="#coming-up">{due} change{"" if due == 1 else "s"} due</a> in the next '
+            f'{briefing.COMING_DAYS} days.</p>')
+
+
+def _short(value, width: int = 90) -> str:
+    text = "(none)" if value is None else _fmt(value)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _change_text(c: briefing.Change, title: str | None) -> str:
+    """A change in a line: the main fields, else the first two others (the rest counted)."""
+    main = [f for f in c.fields if f[0] in MAIN_FIELDS]
+    if c.appears:
+        what = ", ".join(f"{k} {_short(b)}" for k, _, b in main if b is not None)
+        return f"new: {_short(title or c.measure, 70)}" + (f" ({what})" if what else "")
+    shown = main or c.fields[:2]
+    more = len(c.fields) - len(shown)
+    return "; ".join(f"{k} {_short(a, 50)} → {_short(b, 50)}" for k, a, b in shown) + (
+        f" (+{more} more field{'s' if more > 1 else ''})" if more else "")
+
+
+def _changes_section(r: Reader, changes, fresh, start: str, as_of: str,
+                     cited: _Cited) -> str:
+    titles = {m.stream: m.title for m in r.catalogue()}
+    out = [f'<p class="muted">Effective after {_e(start)} up to and including {_e(as_of)}; '
+           'scheduled changes that fired count.</p>', "<h3>State changes</h3>"]
+    if changes:
+        body = "".join(
+            f'<tr><td class="date">{_e(c.day)}</td><td><a href="#m-{_e(c.measure)}">'
+            f'{_e(c.measure)}</a></td><td>{_e(_change_text(c, titles.get(c.measure)))}'
+            f'{SCHEDULED if c.scheduled else ""}{PROJECTED if c.projected else ""}</td>'
+            f'<td>{cited.links("source", c.event_ids)}</td></tr>' for c in changes)
+        out.append('<table id="changes-table"><thead><tr><th>effective</th><th>measure</th>'
+                   '<th>change</th><th>source</th></tr></thead><tbody>' + body
+                   + "</tbody></table>")
+    else:
+        out.append(f'<p id="changes-none">No measure changed state after {_e(start)} up to '
+                   f'{_e(as_of)}.</p>')
+    out.append("<h3>Newly known events</h3>")
+    if fresh:
+        body = "".join(
+            f'<tr><td class="date">{_e(ev.known)}</td><td class="date">{_e(ev.effective)}</td>'
+            f'<td>{_e(ev.type)}</td><td>{_e(ev.stream)}</td>'
+            f'<td>{cited.links(ev.title, [ev.id])}</td></tr>' for ev in fresh)
+        out.append('<table id="new-events"><thead><tr><th>known</th><th>effective</th>'
+                   '<th>type</th><th>measure</th><th>event</th></tr></thead><tbody>' + body
+                   + "</tbody></table>")
+    else:
+        out.append(f'<p id="new-events-none">No event became known after {_e(start)} up to '
+                   f'{_e(as_of)}.</p>')
+    return "\n".join(out)
+
+
+def _coming_section(due, as_of: str, cited: _Cited) -> str:
+    if not due:
+        return (f'<p id="coming-none">Nothing is scheduled or announced for the '
+                f'{briefing.COMING_DAYS} days after {_e(as_of)}.</p>')
     body = "".join(
-        f'<tr><td class="date">{_e(ev.effective)}</td><td>{_e(ev.type)}</td>'
-        f'<td>{_e(ev.stream)}</td><td>{cited.links(ev.title, [ev.id])}</td></tr>'
-        for ev in rows)
-    return (intro + '<table id="developments-table"><thead><tr><th>effective</th><th>type</th>'
-            '<th>measure</th><th>development</th></tr></thead><tbody>' + body
-            + "</tbody></table>")
+        f'<tr><td class="date">{_e(d.day)}</td><td><a href="#m-{_e(d.measure)}">'
+        f'{_e(d.measure)}</a></td><td>{_e(d.what)}</td>'
+        f'<td>{"scheduled" if d.scheduled else "announced"}'
+        f'{PROJECTED if d.projected else ""}'
+        f'{" · " + _e(d.outcome) if d.outcome else ""}</td>'
+        f'<td>{cited.links("source", d.event_ids)}</td></tr>' for d in due)
+    return (f'<p class="muted">Due after {_e(as_of)}, within {briefing.COMING_DAYS} days, as '
+            f'known on the briefing\'s date.</p><table id="coming-table"><thead><tr><th>due'
+            f'</th><th>measure</th><th>change</th><th>basis</th><th>source</th></tr></thead>'
+            f'<tbody>{body}</tbody></table>')
 
 
 def event_item(number: int, row) -> str:
@@ -290,32 +415,77 @@ def event_item(number: int, row) -> str:
     return "".join(parts) + "</li>"
 
 
-def _sources_section(r: Reader, cited: _Cited) -> tuple[str, list[str]]:
-    """The list of cited events in log order (effective date, then position), and that order."""
-    rows = r.events_by_id(cited.ids)
+def _events_section(r: Reader, known_on: str | None, cited: _Cited) -> tuple[str, list[str]]:
+    """Every event known on the briefing's date (and every one the page cites), by effective
+    date, and that order (the numbers of the links)."""
+    known = [ev.id for ev in r.iter_events() if known_on is None or ev.known <= known_on]
+    rows = r.events_by_id(list(dict.fromkeys(known + cited.ids)))
     order = sorted(rows, key=lambda i: (rows[i].effective, rows[i].known, rows[i].position))
     items = [event_item(n, rows[i]) for n, i in enumerate(order, 1)]
-    return ('<p class="muted">Every event this page links to, by effective date, numbered as in '
-            'the links.</p><ol class="events">\n' + "\n".join(items) + "\n</ol>", order)
+    return ('<p class="muted">Every event known on the briefing\'s date, by effective date, '
+            'numbered as in the links.</p><ol class="events">\n' + "\n".join(items)
+            + "\n</ol>", order)
 
 
-def render_report(r: Reader, as_of: str, known_on: str | None = None) -> str:
-    """The whole report page as a string."""
+# The filter of the state section: the page's only script, inline, allowed by its hash alone.
+# `?filter=WORDS` in the page's address fills the box (and lets a test drive it). No `<` or
+# `&` in it: the page is also well-formed XML.
+FILTER_SCRIPT = """(function () {
+  var box = document.getElementById('state-filter');
+  function apply() {
+    var q = box.value.trim().toLowerCase(), shown = 0;
+    document.querySelectorAll('#state details.group').forEach(function (g) {
+      var n = 0;
+      g.querySelectorAll('tbody tr').forEach(function (tr) {
+        var hit = !q || tr.textContent.toLowerCase().indexOf(q) !== -1;
+        tr.hidden = !hit;
+        if (hit) { n += 1; }
+      });
+      g.hidden = n === 0;
+      if (q) { g.open = n > 0; }
+      shown += n;
+    });
+    document.getElementById('state-count').textContent = q ? shown + ' measures match' : '';
+  }
+  box.addEventListener('input', apply);
+  var wanted = new URLSearchParams(window.location.search).get('filter');
+  if (wanted) { box.value = wanted; apply(); }
+})();"""
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-"
+       + base64.b64encode(hashlib.sha256(FILTER_SCRIPT.encode()).digest()).decode() + "'")
+
+
+def render_report(r: Reader, as_of: str, known_on: str | None = None,
+                  since: str | None = None, since_label: str | None = None) -> str:
+    """The whole briefing page as a string; changes are counted since `since` (by default
+    called the previous snapshot's date), else over the WINDOW_DAYS days before `as_of`."""
+    if since is not None and since >= as_of:
+        raise TimelineError(f"the changes must start before {as_of}, not on {since}")
+    start = since or briefing.days_before(as_of, WINDOW_DAYS)
+    label = since_label or (f"the previous snapshot ({start})" if since
+                            else f"{start} ({WINDOW_DAYS} days)")
     head = r.head()
     cited = _Cited()
     knowledge = (f"as known on {known_on}" if known_on else "with everything in the log")
+    changes = briefing.state_changes(r, start, as_of, known_on)
+    fresh = briefing.new_events(r, start, as_of, known_on)
+    due = briefing.coming_up(r, as_of, known_on)
+    headline = _headline_section(r, as_of, known_on, start, label,
+                                 (len(changes), len(fresh), len(due)), cited)
+    changed = _changes_section(r, changes, fresh, start, as_of, cited)
+    coming = _coming_section(due, as_of, cited)
     charts = "\n".join(_chart_section(r, a, b, h, as_of, known_on, cited)
                        for a, b, h in TOTALS)
     state = _state_section(r, as_of, known_on, cited)
-    developments = _developments_section(r, as_of, known_on, cited)
-    sources, order = _sources_section(r, cited)
+    events_html, order = _events_section(r, known_on, cited)
     log = (f"log head: position {head.position}, hash <code>{_e(head.hash[:16])}</code>"
            if head.position else "the log is empty")
-    title = f"US–China tariff timeline on {as_of}"
+    title = f"US–China tariff briefing for {as_of}"
     return cited.number(f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8"/>
+<meta http-equiv="Content-Security-Policy" content="{CSP}"/>
 <meta name="viewport" content="width=device-width, initial-scale=1"/>
 <title>{_e(title)}</title>
 <style>{CSS}</style>
@@ -325,9 +495,22 @@ def render_report(r: Reader, as_of: str, known_on: str | None = None) -> str:
 <h1>{_e(title)}</h1>
 <p class="muted">State on {_e(as_of)}, {_e(knowledge)}; {log}. Each value links to the
 events that set it, listed with their sources at the end of the page.</p>
-<nav><a href="#totals">Total tariffs</a><a href="#state">State of every measure</a>
-<a href="#developments">Last {WINDOW_DAYS} days</a><a href="#sources">Events and sources</a></nav>
+<nav><a href="#headline">Headline</a><a href="#changes">Changes</a><a href="#coming-up">Coming
+up</a><a href="#totals">Charts</a><a href="#state">Every measure</a><a href="#events">Events
+and sources</a></nav>
 </header>
+<section id="headline">
+<h2>Headline</h2>
+{headline}
+</section>
+<section id="changes">
+<h2>Changes since {_e(label)}</h2>
+{changed}
+</section>
+<section id="coming-up">
+<h2>Coming up: the next {briefing.COMING_DAYS} days</h2>
+{coming}
+</section>
 <section id="totals">
 <h2>Total tariffs</h2>
 {charts}
@@ -336,26 +519,24 @@ events that set it, listed with their sources at the end of the page.</p>
 <h2>State of every measure on {_e(as_of)}</h2>
 {state}
 </section>
-<section id="developments">
-<h2>Developments of the last {WINDOW_DAYS} days</h2>
-{developments}
-</section>
-<section id="sources">
+<section id="events">
 <h2>Events and sources</h2>
-{sources}
+{events_html}
 </section>
+<script>{FILTER_SCRIPT}</script>
 </body>
 </html>
 """, order)
 
 
-def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None) -> list[str]:
+def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None,
+                 since: str | None = None) -> list[str]:
     """Write `report.html` into `out_dir` (an export writer) and return its file name."""
     if isinstance(as_of, dt.date):
         as_of = as_of.isoformat()
     if isinstance(known_on, dt.date):
         known_on = known_on.isoformat()
-    page = render_report(r, as_of, known_on)
+    page = render_report(r, as_of, known_on, since)
     path = Path(out_dir) / REPORT
     try:
         with path.open("w", encoding="utf-8", newline="\n") as f:
@@ -366,3 +547,39 @@ def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None) ->
     except OSError as exc:
         raise TimelineError(f"cannot write {path}: {exc.strerror or exc}") from None
     return [REPORT]
+
+
+# -- the command ----------------------------------------------------------------------------
+def configure_report(p) -> None:
+    """Arguments of `timeline report`."""
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the page to write (FILE.html), replaced atomically")
+    p.add_argument("--as-of", type=date_arg, metavar="DATE",
+                   help="the briefing's date, as in queries (default: today)")
+    p.add_argument("--known-on", type=date_arg, metavar="DATE",
+                   help="use only what was public by this date")
+    p.add_argument("--since", type=date_arg, metavar="DATE",
+                   help=f"count changes after this date (default: {WINDOW_DAYS} days before)")
+
+
+def run_report(args) -> int:
+    """Write the briefing page for one date into a file."""
+    path = Path(args.output)
+    if path.is_dir():
+        raise TimelineError(f"-o {path} is a folder; name the page to write, e.g. "
+                            f"{path / REPORT}")
+    as_of = args.as_of or dt.date.today().isoformat()
+    with open_timeline(args, readonly=True) as tl, tl.store.reading() as r:
+        page = render_report(r, as_of, args.known_on, args.since, args.since)
+    # written beside the target and renamed, so a failure never leaves half a page
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8", newline="\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TimelineError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}: briefing for {as_of}"
+          + (f" as known on {args.known_on}" if args.known_on else "")
+          + f", changes since {args.since or briefing.days_before(as_of, WINDOW_DAYS)}")
+    return 0
