@@ -5,6 +5,7 @@ import datetime as dt
 import io
 import os
 import re
+import shutil
 import sys
 
 import pytest
@@ -301,12 +302,15 @@ def test_pager_only_for_tall_output_on_a_terminal(ro_store, monkeypatch):
 
     paged = []
     monkeypatch.setattr(pydoc, "pager", paged.append)
+    monkeypatch.setattr("timeline.surfaces.repl.pager_command", lambda: "less -S")
+    monkeypatch.setattr(pydoc, "pipe_pager" if hasattr(pydoc, "pipe_pager") else "pipepager",
+                        lambda text, cmd: paged.append(text))
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((100, 10)))
     s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
     s.execute("measures where kind = visa")  # short: printed
     assert not paged
     s.execute("measures")  # taller than 10 lines: paged
-    assert len(paged) == 1 and "us.tariff.section-301.cn" in paged[0]
+    assert len(paged) == 1 and "us.tariff.section-30" in paged[0]  # cut to the 100 columns
     s.interactive = False  # piped: never paged
     s.execute("measures")
     assert len(paged) == 1
@@ -355,3 +359,65 @@ def test_a_command_imports_only_its_own_module():
     code = "from timeline.surfaces.cli import build_parser\nbuild_parser('sql')"
     assert _modules_loaded_after(code, ("prompt_toolkit", "matplotlib", "pandas",
                                         "timeline.surfaces.export")) == []
+
+
+def test_pager_chops_long_lines_instead_of_wrapping(monkeypatch):
+    from timeline.surfaces.repl import pager_command
+
+    assert pager_command({"PAGER": "less"}) == "less -S"
+    assert pager_command({"PAGER": "/usr/bin/less -R"}) == "/usr/bin/less -R -S"
+    assert pager_command({"PAGER": "less -RS"}) == "less -RS"  # already chopping
+    assert pager_command({"PAGER": "sed s/^/P:/"}) == "sed s/^/P:/"  # the user's own pager
+    assert pager_command({"PAGER": "less 'unbalanced"}) == "less 'unbalanced"
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/less")
+    assert pager_command({}) == "less -S"
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert pager_command({}) is None
+
+
+def test_wide_lines_are_paged_by_count_not_by_wrapping(ro_store, monkeypatch):
+    class TTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    paged = []
+    monkeypatch.setattr("timeline.surfaces.repl.page", paged.append)
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((20, 10)))
+    s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
+    s.show("x" * 500 + "\n" + "y" * 500)  # two long lines: chopped by the pager, not paged
+    assert not paged and "x" * 500 in s.out.getvalue()
+
+
+def test_backslash_x_switches_expanded_rows(ro_store, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    s, out, _ = _session(ro_store)
+    q = "state of us.tariff.ieepa-reciprocal.cn as of 2025-05-14;"
+    assert s.run_piped(f"\\x\n{q}\n\\x\n{q}\n\\x auto\n") == 0
+    text = out.getvalue()
+    assert "expanded display: on" in text and "expanded display: off" in text
+    assert "expanded display: auto" in text
+    assert text.count("-[ RECORD 1 ]") == 1  # only while on
+    assert "legal_status | unchallenged" in text
+    assert not s.execute("\\x sideways") and s.expanded == "auto"
+
+
+def test_interactive_tables_fit_the_terminal(ro_store, monkeypatch):
+    class TTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((80, 500)))
+    s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
+    s.execute("history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to 2025-06-30")
+    table = s.out.getvalue().split("\n\n")[0]
+    assert max(len(line) for line in table.splitlines()) <= 80 and "…" in table
+    assert "RECORD" not in table
+    s.out = TTY()
+    s.execute("\\sql SELECT * FROM v_events LIMIT 2")  # 25 columns: cannot fit 80
+    assert s.out.getvalue().count("-[ RECORD") == 2
+
+
+def test_repl_expanded_option_starts_in_expanded_mode(seeded_db):
+    r = run_cli("repl", "--db", str(seeded_db), "--expanded", input="measures limit 1;\n")
+    assert r.returncode == 0 and "-[ RECORD 1 ]" in r.stdout

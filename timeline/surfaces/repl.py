@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import os
 import pydoc
+import shlex
 import shutil
 import sys
 import time
@@ -25,7 +27,8 @@ from timeline.surfaces.common import open_timeline
 from timeline.surfaces.chart import chart_to_tempfile
 from timeline.surfaces.completion import load_catalogue, make_completer
 from timeline.surfaces.lexer import make_lexer, make_style
-from timeline.surfaces.output import FORMATS, render, render_rows
+from timeline.surfaces.output import (EXPANDED, FORMATS, add_expanded_option, render,
+                                      render_rows, terminal_width)
 from timeline.surfaces.sparkline import history_sparklines
 INSTALL_HINT = "pip install 'timeline[repl]'"
 
@@ -72,6 +75,7 @@ class Session:
         self.err = err or sys.stderr
         self.interactive = interactive
         self.timing = False
+        self.expanded = "auto"  # \\x: rows as records always (on), never (off), or when too wide
         self.as_of = None  # DateExpr: used by queries that have no `as of`
         self.known_on = None  # DateExpr: used by queries that have no `known on`
         self._catalogue = None
@@ -141,7 +145,8 @@ class Session:
         text = text.strip().rstrip(";").rstrip()
         answer = self.tl.query(text, today=self.today, as_of=self.as_of,
                                known_on=self.known_on, explain=explain).answer
-        shown = render(answer, self.format, pretty=self.interactive)
+        shown = render(answer, self.format, pretty=self.interactive, width=self.width(),
+                       expanded=self.expanded)
         if answer.kind == "history" and self.format == "table" and self.interactive \
                 and _isatty(self.out):
             # a sparkline of each measure's rate: the shape of the history at a glance
@@ -153,17 +158,20 @@ class Session:
     def run_sql(self, text: str) -> None:
         """Run one read-only SQL statement and print its rows."""
         columns, rows = self.tl.sql(text)
-        self.show(render_rows(columns, rows, self.format, pretty=self.interactive))
+        self.show(render_rows(columns, rows, self.format, pretty=self.interactive,
+                              width=self.width(), expanded=self.expanded))
+
+    def width(self) -> int | None:
+        """The width tables must fit: the terminal's ($COLUMNS first), None when piped."""
+        return terminal_width(self.out if self.interactive else None)
 
     def show(self, text: str) -> None:
         """Print a result, through a pager when it is taller than the terminal."""
         if self.interactive and _isatty(self.out):
             size = shutil.get_terminal_size()
-            # long lines wrap, so count the screen rows they take, not the text lines
-            rows = sum(max(1, -(-len(line) // max(size.columns, 1)))
-                       for line in text.split("\n"))
-            if rows > size.lines - 2:
-                pydoc.pager(text)
+            # the pager chops long lines (less -S) rather than wrapping them: count text lines
+            if text.count("\n") + 1 > size.lines - 2:
+                page(text)
                 return
         # a blank line after a table keeps consecutive results apart; JSON and CSV stay
         # exactly as rendered (CSV ends with its own CRLF) so that they pipe into tools
@@ -181,6 +189,32 @@ class Session:
         except Quit:
             pass
         return 1 if failed else 0
+
+
+def pager_command(env=None) -> str | None:
+    """The pager for tall results: $PAGER, else less; less is told to chop long lines (-S)."""
+    env = os.environ if env is None else env
+    cmd = env.get("PAGER", "").strip() or ("less" if shutil.which("less") else "")
+    if not cmd:
+        return None
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        return cmd
+    if os.path.basename(words[0]) == "less" and not any(
+            w.startswith("-") and not w.startswith("--") and "S" in w for w in words[1:]):
+        cmd += " -S"
+    return cmd
+
+
+def page(text: str) -> None:
+    """Show `text` through the pager of `pager_command`, or pydoc's plain one without it."""
+    cmd = pager_command()
+    if cmd is None:
+        pydoc.pager(text)
+    else:
+        # pipepager became pipe_pager in Python 3.13
+        (getattr(pydoc, "pipe_pager", None) or getattr(pydoc, "pipepager"))(text, cmd)
 
 
 def _timed(statement: str) -> bool:
@@ -365,6 +399,15 @@ def _format(s: Session, arg: str) -> None:
     print(f"format: {s.format}", file=s.out)
 
 
+@meta("x", "\\x [on|off|auto]", "expanded rows: one 'column | value' line per field "
+      "(auto: only when a row is too wide)", ("expanded",))
+def _expanded(s: Session, arg: str) -> None:
+    if arg.lower() not in ("",) + EXPANDED:
+        raise TimelineError("usage: \\x [on|off|auto]")
+    s.expanded = arg.lower() or ("off" if s.expanded == "on" else "on")
+    print(f"expanded display: {s.expanded}", file=s.out)
+
+
 @meta("timing", "\\timing on|off", "print how long each statement took")
 def _timing(s: Session, arg: str) -> None:
     if arg.lower() not in ("", "on", "off"):
@@ -432,6 +475,7 @@ def _quit(s: Session, arg: str) -> None:
 def configure_repl(p) -> None:
     """Arguments of `timeline repl`."""
     p.add_argument("--format", choices=FORMATS, default="table")
+    add_expanded_option(p)
     p.add_argument("--as-of", metavar="DATE", help="default 'as of' date (like \\asof)")
     p.add_argument("--known-on", metavar="DATE", help="default 'known on' date (like \\known)")
 
@@ -447,6 +491,7 @@ def run_repl(args) -> int:
     tl = open_timeline(args, readonly=True)
     session = Session(tl, mode=mode, fmt=getattr(args, "format", None) or "table",
                       interactive=interactive)
+    session.expanded = getattr(args, "expanded", None) or "auto"
     if getattr(args, "as_of", None):
         session.as_of = parse_date(args.as_of)
         session.as_of.resolve(session.today)

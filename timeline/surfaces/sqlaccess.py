@@ -10,7 +10,7 @@ import sys
 
 from timeline.store.readonly_sql import single_statement
 from timeline.surfaces.common import open_timeline
-from timeline.surfaces.output import FORMATS, render_rows
+from timeline.surfaces.output import FORMATS, add_expanded_option, render_rows, terminal_width
 from timeline.surfaces.repl import run_repl
 
 
@@ -19,6 +19,7 @@ def configure_sql(p) -> None:
     p.add_argument("query", nargs="?", metavar="SQL",
                    help="one SELECT statement; without it, an interactive SQL shell opens")
     p.add_argument("--format", choices=FORMATS, default="table")
+    add_expanded_option(p)
     p.add_argument("--max-rows", type=_count, metavar="N",
                    help="print at most N rows (a note on stderr says when there were more)")
 
@@ -44,6 +45,7 @@ def run_sql(args) -> int:
         rows = rows[:limit]
         print(f"timeline sql: stopped at --max-rows {limit}; there are more rows",
               file=sys.stderr)
-    out = render_rows(columns, rows, args.format, pretty=sys.stdout.isatty())
+    out = render_rows(columns, rows, args.format, pretty=sys.stdout.isatty(),
+                      width=terminal_width(sys.stdout), expanded=args.expanded)
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return 0
