@@ -421,3 +421,68 @@ def test_interactive_tables_fit_the_terminal(ro_store, monkeypatch):
 def test_repl_expanded_option_starts_in_expanded_mode(seeded_db):
     r = run_cli("repl", "--db", str(seeded_db), "--expanded", input="measures limit 1;\n")
     assert r.returncode == 0 and "-[ RECORD 1 ]" in r.stdout
+
+
+chart_needed = pytest.mark.skipif(
+    not __import__("timeline.surfaces.chart", fromlist=["available"]).available(),
+    reason="matplotlib (the chart extra) is not installed")
+
+
+@chart_needed
+def test_chart_takes_the_cli_options_and_writes_the_named_file(ro_store, tmp_path, monkeypatch):
+    from timeline.surfaces import chart
+
+    opened = []
+    monkeypatch.setattr(chart.subprocess, "Popen", lambda cmd, **kw: opened.append(cmd))
+    s, out, err = _session(ro_store)
+    png = tmp_path / "recip.png"
+    assert s.execute(f"\\chart history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to "
+                     f"2025-12-31 -o {png} --known-on 2025-06-10 --known-on=2025-05-01"), \
+        err.getvalue()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.getvalue().strip() == str(png)  # piped: the path, no viewer
+    assert not opened
+    svg = tmp_path / "t.svg"
+    assert s.execute(f"\\chart total tariff by us on cn --from 2025-01-01 -o {svg}")
+    assert 'id="known-on-line-' not in svg.read_text()
+    assert 'id="series-total"' in svg.read_text()
+
+
+@chart_needed
+def test_chart_opens_a_viewer_only_where_there_is_one(ro_store, monkeypatch):
+    from timeline.surfaces import chart
+
+    started = []
+    monkeypatch.setattr(chart.subprocess, "Popen",
+                        lambda cmd, **kw: started.append((cmd, kw.get("start_new_session"))))
+    monkeypatch.setattr(chart.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(chart.sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":0")
+    s, out, _ = _session(ro_store, interactive=True)
+    assert s.execute("\\chart history of cn.tariff.retaliatory.us")
+    path = out.getvalue().split(" (opened")[0].strip()
+    try:
+        assert "(opened in the viewer)" in out.getvalue()
+        assert started == [(["xdg-open", path], True)]  # detached: the shell never waits
+    finally:
+        os.unlink(path)
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert chart.viewer_command(chart.Path("x.svg")) is None  # no display: print the path
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("-o x.png", "no query before the options"),
+    ("total tariff by us on cn -o", "expected one argument"),
+    ("total tariff by us on cn -o x.txt", "must end in .svg or .png"),
+    ("total tariff by us on cn -o 'x.png", "No closing quotation"),
+    ("state of us.tariff.ieepa-fentanyl.cn -o x.svg", "cannot chart a state query"),
+])
+def test_chart_bad_options_are_one_line_errors(ro_store, tmp_path, monkeypatch, arg, message):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    s, out, err = _session(ro_store)
+    assert not s.execute(f"\\chart {arg}")
+    assert message in err.getvalue() and len(err.getvalue().strip().splitlines()) <= 3
+    assert not list(cwd.iterdir())  # nothing half-written

@@ -11,10 +11,14 @@ tests and the report can find them in the XML.
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import io
 import os
 import re
+import shlex
+import shutil
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -549,12 +553,14 @@ def write_chart(r: Reader, query_text: str, path, *, today: dt.date, known_on=()
     return data
 
 
-def chart_to_tempfile(r: Reader, query_text: str, today: dt.date) -> Path:
-    """Draw `query_text` into a new temporary SVG file (for the REPL's `\\chart`) and return it."""
-    fd, name = tempfile.mkstemp(prefix="timeline-chart-", suffix=".svg")
+def chart_to_tempfile(r: Reader, query_text: str, today: dt.date, *, suffix: str = ".svg",
+                      **options) -> Path:
+    """Draw `query_text` into a new temporary file (for the REPL's `\\chart`) and return it;
+    `options` are write_chart's (known_on, start, end)."""
+    fd, name = tempfile.mkstemp(prefix="timeline-chart-", suffix=suffix)
     os.close(fd)
     try:
-        write_chart(r, query_text, name, today=today)
+        write_chart(r, query_text, name, today=today, **options)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -564,14 +570,71 @@ def chart_to_tempfile(r: Reader, query_text: str, today: dt.date) -> Path:
 def configure_chart(p) -> None:
     """Arguments of `timeline chart`."""
     p.add_argument("query", help='a history or total query, e.g. "total tariff by us on cn"')
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
+    _options(p, output_required=True)
+
+
+def _options(p, *, output_required: bool) -> None:
+    """The options `timeline chart` and the REPL's `\\chart` share."""
+    p.add_argument("-o", "--output", required=output_required, metavar="FILE",
                    help="the chart file to write: FILE.svg or FILE.png")
     p.add_argument("--known-on", action="append", default=[], metavar="DATE",
-                   help="also draw the series as known on DATE, dashed (repeatable)")
+                   help="also draw the series as known on DATE, dashed, with a vertical line "
+                        "at DATE (repeatable)")
     p.add_argument("--from", dest="start", metavar="DATE",
                    help="start of the time axis (default: the query's, or the data's)")
     p.add_argument("--to", dest="end", metavar="DATE",
                    help="end of the time axis (default: the query's, or today)")
+
+
+class _OptionParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print usage and exit the whole REPL
+        raise ChartError(f"\\chart: {message}")
+
+
+OPTION_START = re.compile(r"(?:^|\s)(?=(?:-o|--output|--known-on|--from|--to)(?:[\s=]|$))")
+
+
+def parse_chart_args(text: str) -> tuple[str, argparse.Namespace]:
+    """`<query> [-o FILE] [--known-on DATE]… [--from DATE] [--to DATE]` (the REPL's
+    `\\chart`): the query, then the options `timeline chart` takes."""
+    m = OPTION_START.search(text)
+    query, rest = (text[:m.start()], text[m.start():]) if m else (text, "")
+    p = _OptionParser(prog="\\chart", add_help=False)
+    _options(p, output_required=False)
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:
+        raise ChartError(f"\\chart: {exc} in {rest.strip()!r}") from None
+    opts = p.parse_args(words)
+    if not query.strip():
+        raise ChartError("\\chart: no query before the options, e.g. \\chart total tariff "
+                         "by us on cn -o total.png")
+    return query.strip(), opts
+
+
+def viewer_command(path: Path, env=None) -> list[str] | None:
+    """The desktop command that shows `path` (open on macOS, xdg-open where a display
+    is), or None: then only the path is printed."""
+    env = os.environ if env is None else env
+    if sys.platform == "darwin":
+        return ["open", str(path)]
+    if (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and shutil.which("xdg-open"):
+        return ["xdg-open", str(path)]
+    return None
+
+
+def open_in_viewer(path: Path, env=None) -> bool:
+    """Start the desktop viewer on `path` without waiting for it; False if there is none."""
+    cmd = viewer_command(path, env)
+    if cmd is None:
+        return False
+    try:
+        # detached and silent: the shell goes on at once, the viewer's chatter stays out
+        subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return False
+    return True
 
 
 def run_chart(args) -> int:

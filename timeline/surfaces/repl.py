@@ -16,6 +16,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from timeline import __version__, api
@@ -24,7 +25,7 @@ from timeline.log.db import user_data_dir
 from timeline.query.parser import parse_date, suggest
 from timeline.query.planner import Context
 from timeline.surfaces.common import open_timeline
-from timeline.surfaces.chart import chart_to_tempfile
+from timeline.surfaces import chart
 from timeline.surfaces.completion import load_catalogue, make_completer
 from timeline.surfaces.lexer import make_lexer, make_style
 from timeline.surfaces.output import (EXPANDED, FORMATS, add_expanded_option, render,
@@ -456,14 +457,25 @@ def _explain(s: Session, arg: str) -> None:
     s.run_query(arg, explain=True)
 
 
-@meta("chart", "\\chart <query>", "draw a history or total query into a temporary SVG file")
+@meta("chart", "\\chart <query> [-o FILE.png|svg] [--known-on DATE]… [--from D] [--to D]",
+      "draw a history or total query (as `timeline chart`) and open it in a viewer")
 def _chart(s: Session, arg: str) -> None:
     if not arg:
-        raise TimelineError("usage: \\chart <history or total query>, e.g. "
-                            "\\chart total tariff by us on cn")
+        raise TimelineError("usage: \\chart <history or total query> [-o FILE.png|svg] "
+                            "[--known-on DATE], e.g. \\chart total tariff by us on cn")
+    query, opts = chart.parse_chart_args(arg)
+    options = {"known_on": opts.known_on, "start": opts.start, "end": opts.end}
     with s.store.reading() as r:
-        path = chart_to_tempfile(r, arg, s.today)
-    print(path, file=s.out)
+        if opts.output:
+            path = Path(opts.output)
+            data = chart.write_chart(r, query, path, today=s.today, **options)
+            for note in data.notes:
+                print(f"note: {note}", file=s.err)
+        else:
+            path = chart.chart_to_tempfile(r, query, s.today, **options)
+    # only a person at a terminal gets a window; a script gets the path alone
+    opened = s.interactive and chart.open_in_viewer(path)
+    print(f"{path}{' (opened in the viewer)' if opened else ''}", file=s.out)
 
 
 @meta("quit", "\\quit", "leave (also \\q, Ctrl-D)", ("q", "exit"))
