@@ -185,3 +185,29 @@ def test_svg_still_carries_the_new_ids(conn):
     for gid in ("beyond-horizon", "known-on-line-2026-03-01", "disputed-us.tariff.section-122"
                 ".global-1", "value-series-us.tariff.section-122.global-1"):
         assert f'id="{gid}"' in svg
+
+
+def test_docs_images_are_made_by_the_docs_script_and_shown_in_the_readme(tmp_path):
+    import runpy
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    from tests.conftest import REPO
+
+    script = REPO / "docs" / "make_images.py"
+    charts = runpy.run_path(str(script))["CHARTS"]
+    pngs = [name for name, _, _ in charts if name.endswith(".png")]
+    assert {"total-us-cn.png", "history-us-cn.png"} <= set(pngs)
+    for name in pngs:  # committed, and real PNGs
+        assert (REPO / "docs" / "img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "](docs/img/total-us-cn.png)" in readme
+    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, _, _ in charts)
+    # the committed SVG is what the script makes now: same drawn elements
+    ids = lambda path: {el.get("id") for el in ET.parse(path).getroot().iter()  # noqa: E731
+                        if el.get("id")}
+    assert ids(tmp_path / "total-us-cn.svg") == ids(REPO / "docs" / "img" / "total-us-cn.svg")
