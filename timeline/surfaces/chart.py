@@ -235,8 +235,11 @@ def components(intervals: list[dict], start: str, end: str) -> list[tuple[str, l
         points = _steps(ivs, start, end)
         if any(v is not None for _, v in points):
             lines.setdefault(tuple(_runs(points)), [[], points])[0].append(name)
-    return [(" · ".join(ns) + f" ({'/'.join(sorted({_num(v) for _, v in pts if v is not None}, key=float))} %)", pts)
-            for ns, pts in lines.values()]
+    out = []
+    for ns, pts in lines.values():
+        rates = sorted({v for _, v in pts if v is not None})
+        out.append((" · ".join(ns) + f" ({'/'.join(_num(v) for v in rates)} %)", pts))
+    return out
 
 
 def _disputed_history(result: dict, start: str, end: str) -> list[Disputed]:
@@ -251,8 +254,12 @@ def _disputed_history(result: dict, start: str, end: str) -> list[Disputed]:
     out = []
     for n, ((claim, source), ivs) in enumerate(claims.items(), 1):
         on = {iv["valid_from"] for iv in ivs}
-        pick = lambda v: [{**iv, "state": {"rate": v(iv) if iv["valid_from"] in on else None,  # noqa: E731
-                                           "status": "in_force"}} for iv in result["intervals"]]
+
+        def pick(value):
+            """The intervals with `value` where the claim stands, a gap elsewhere."""
+            return [{**iv, "state": {"rate": value(iv) if iv["valid_from"] in on else None,
+                                     "status": "in_force"}} for iv in result["intervals"]]
+
         low = _steps(pick(lambda iv: iv["state"]["rate"]), start, end)
         high = _steps(pick(lambda iv: claim), start, end)
         if any(v is not None for _, v in low):

@@ -110,10 +110,9 @@ def grid(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_cell: int = 
     if widths is None:
         widths = [min(max_cell, max([len(h)] + [len(r[i]) for r in cells]))
                   for i, h in enumerate(columns)]
-    line = lambda vals: GAP.join(_cut(v, w).ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
-    out = [line(columns), line(["-" * w for w in widths])]
-    out += [line(r) for r in cells]
-    return "\n".join(out)
+    out = [columns, ["-" * w for w in widths], *cells]
+    return "\n".join(GAP.join(_cut(v, w).ljust(w) for v, w in zip(vals, widths)).rstrip()
+                     for vals in out)
 
 
 def fitted_widths(columns: Sequence[str], rows: Sequence[Sequence[Any]],
