@@ -115,3 +115,12 @@ def test_info_path_of_a_server_database_says_it_has_no_file(tmp_path):
     r = run_cli("info", "--path", "--db", url)
     assert r.returncode == 1 and not r.stdout
     assert "is not a database file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_readme_asks_timeline_for_the_path_instead_of_hard_coding_it():
+    from .conftest import REPO
+
+    for doc in ("README.md", "docs/sql.md"):
+        text = (REPO / doc).read_text(encoding="utf-8")
+        assert "sqlite3 ~/.local/share" not in text and "sqlite3 -readonly ~/" not in text
+        assert '"$(timeline info --path)"' in text
