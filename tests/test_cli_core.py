@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from .backends import new_db, only_postgres
 from .conftest import run_cli
 
 
@@ -80,3 +81,46 @@ def test_usage_errors_exit_2(seeded_db):
     assert run_cli("query", "--db", str(seeded_db), "--format", "xml", "measures").returncode == 2
     assert run_cli("frobnicate").returncode == 2
     assert run_cli().returncode == 2  # no command and no terminal
+
+
+def test_info_path_prints_the_file_in_use_honouring_xdg_and_timeline_db(tmp_path, seeded_db):
+    env = {"XDG_DATA_HOME": str(tmp_path / "elsewhere")}
+    r = run_cli("info", "--path", env=env, cwd=tmp_path)
+    expected = tmp_path / "elsewhere" / "timeline" / "timeline.db"
+    assert r.returncode == 0 and r.stdout == f"{expected}\n"  # one line, nothing else
+    assert expected.exists()  # created on first use, as `info` does
+    r = run_cli("info", "--path", env={"TIMELINE_DB": str(seeded_db)})
+    assert r.stdout == f"{seeded_db}\n"
+    r = run_cli("info", "--path", "--db", f"sqlite:///{seeded_db}")
+    assert r.stdout == f"{seeded_db}\n"
+    # the path is what sqlite3 opens: the same log as `timeline info` describes
+    import sqlite3
+
+    with sqlite3.connect(f"file:{r.stdout.strip()}?mode=ro", uri=True) as con:
+        n = con.execute("SELECT COUNT(*) FROM v_events").fetchone()[0]
+    assert n == json.loads(run_cli("info", "--format", "json", "--db",
+                                   str(seeded_db)).stdout)["events"]
+
+
+def test_info_path_of_a_missing_database_is_an_error(tmp_path):
+    missing = tmp_path / "nope.db"
+    r = run_cli("info", "--path", "--db", str(missing))
+    assert r.returncode == 1 and "no database at" in r.stderr and not r.stdout
+    assert not missing.exists()
+
+
+@only_postgres
+def test_info_path_of_a_server_database_says_it_has_no_file(tmp_path):
+    url = new_db("postgresql", tmp_path, seeded=False)
+    r = run_cli("info", "--path", "--db", url)
+    assert r.returncode == 1 and not r.stdout
+    assert "is not a database file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_readme_asks_timeline_for_the_path_instead_of_hard_coding_it():
+    from .conftest import REPO
+
+    for doc in ("README.md", "docs/sql.md"):
+        text = (REPO / doc).read_text(encoding="utf-8")
+        assert "sqlite3 ~/.local/share" not in text and "sqlite3 -readonly ~/" not in text
+        assert '"$(timeline info --path)"' in text

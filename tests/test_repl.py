@@ -5,6 +5,7 @@ import datetime as dt
 import io
 import os
 import re
+import shutil
 import sys
 
 import pytest
@@ -301,12 +302,15 @@ def test_pager_only_for_tall_output_on_a_terminal(ro_store, monkeypatch):
 
     paged = []
     monkeypatch.setattr(pydoc, "pager", paged.append)
+    monkeypatch.setattr("timeline.surfaces.repl.pager_command", lambda: "less -S")
+    monkeypatch.setattr(pydoc, "pipe_pager" if hasattr(pydoc, "pipe_pager") else "pipepager",
+                        lambda text, cmd: paged.append(text))
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((100, 10)))
     s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
     s.execute("measures where kind = visa")  # short: printed
     assert not paged
     s.execute("measures")  # taller than 10 lines: paged
-    assert len(paged) == 1 and "us.tariff.section-301.cn" in paged[0]
+    assert len(paged) == 1 and "us.tariff.section-30" in paged[0]  # cut to the 100 columns
     s.interactive = False  # piped: never paged
     s.execute("measures")
     assert len(paged) == 1
@@ -355,3 +359,130 @@ def test_a_command_imports_only_its_own_module():
     code = "from timeline.surfaces.cli import build_parser\nbuild_parser('sql')"
     assert _modules_loaded_after(code, ("prompt_toolkit", "matplotlib", "pandas",
                                         "timeline.surfaces.export")) == []
+
+
+def test_pager_chops_long_lines_instead_of_wrapping(monkeypatch):
+    from timeline.surfaces.repl import pager_command
+
+    assert pager_command({"PAGER": "less"}) == "less -S"
+    assert pager_command({"PAGER": "/usr/bin/less -R"}) == "/usr/bin/less -R -S"
+    assert pager_command({"PAGER": "less -RS"}) == "less -RS"  # already chopping
+    assert pager_command({"PAGER": "sed s/^/P:/"}) == "sed s/^/P:/"  # the user's own pager
+    assert pager_command({"PAGER": "less 'unbalanced"}) == "less 'unbalanced"
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/less")
+    assert pager_command({}) == "less -S"
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert pager_command({}) is None
+
+
+def test_wide_lines_are_paged_by_count_not_by_wrapping(ro_store, monkeypatch):
+    class TTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    paged = []
+    monkeypatch.setattr("timeline.surfaces.repl.page", paged.append)
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((20, 10)))
+    s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
+    s.show("x" * 500 + "\n" + "y" * 500)  # two long lines: chopped by the pager, not paged
+    assert not paged and "x" * 500 in s.out.getvalue()
+
+
+def test_backslash_x_switches_expanded_rows(ro_store, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    s, out, _ = _session(ro_store)
+    q = "state of us.tariff.ieepa-reciprocal.cn as of 2025-05-14;"
+    assert s.run_piped(f"\\x\n{q}\n\\x\n{q}\n\\x auto\n") == 0
+    text = out.getvalue()
+    assert "expanded display: on" in text and "expanded display: off" in text
+    assert "expanded display: auto" in text
+    assert text.count("-[ RECORD 1 ]") == 1  # only while on
+    assert "legal_status | unchallenged" in text
+    assert not s.execute("\\x sideways") and s.expanded == "auto"
+
+
+def test_interactive_tables_fit_the_terminal(ro_store, monkeypatch):
+    class TTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((80, 500)))
+    s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
+    s.execute("history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to 2025-06-30")
+    table = s.out.getvalue().split("\n\n")[0]
+    assert max(len(line) for line in table.splitlines()) <= 80 and "…" in table
+    assert "RECORD" not in table
+    s.out = TTY()
+    s.execute("\\sql SELECT * FROM v_events LIMIT 2")  # 25 columns: cannot fit 80
+    assert s.out.getvalue().count("-[ RECORD") == 2
+
+
+def test_repl_expanded_option_starts_in_expanded_mode(seeded_db):
+    r = run_cli("repl", "--db", str(seeded_db), "--expanded", input="measures limit 1;\n")
+    assert r.returncode == 0 and "-[ RECORD 1 ]" in r.stdout
+
+
+chart_needed = pytest.mark.skipif(
+    not __import__("timeline.surfaces.chart", fromlist=["available"]).available(),
+    reason="matplotlib (the chart extra) is not installed")
+
+
+@chart_needed
+def test_chart_takes_the_cli_options_and_writes_the_named_file(ro_store, tmp_path, monkeypatch):
+    from timeline.surfaces import chart
+
+    opened = []
+    monkeypatch.setattr(chart.subprocess, "Popen", lambda cmd, **kw: opened.append(cmd))
+    s, out, err = _session(ro_store)
+    png = tmp_path / "recip.png"
+    assert s.execute(f"\\chart history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to "
+                     f"2025-12-31 -o {png} --known-on 2025-06-10 --known-on=2025-05-01"), \
+        err.getvalue()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.getvalue().strip() == str(png)  # piped: the path, no viewer
+    assert not opened
+    svg = tmp_path / "t.svg"
+    assert s.execute(f"\\chart total tariff by us on cn --from 2025-01-01 -o {svg}")
+    assert 'id="known-on-line-' not in svg.read_text()
+    assert 'id="series-total"' in svg.read_text()
+
+
+@chart_needed
+def test_chart_opens_a_viewer_only_where_there_is_one(ro_store, monkeypatch):
+    from timeline.surfaces import chart
+
+    started = []
+    monkeypatch.setattr(chart.subprocess, "Popen",
+                        lambda cmd, **kw: started.append((cmd, kw.get("start_new_session"))))
+    monkeypatch.setattr(chart.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(chart.sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":0")
+    s, out, _ = _session(ro_store, interactive=True)
+    assert s.execute("\\chart history of cn.tariff.retaliatory.us")
+    path = out.getvalue().split(" (opened")[0].strip()
+    try:
+        assert "(opened in the viewer)" in out.getvalue()
+        assert started == [(["xdg-open", path], True)]  # detached: the shell never waits
+    finally:
+        os.unlink(path)
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert chart.viewer_command(chart.Path("x.svg")) is None  # no display: print the path
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("-o x.png", "no query before the options"),
+    ("total tariff by us on cn -o", "expected one argument"),
+    ("total tariff by us on cn -o x.txt", "must end in .svg or .png"),
+    ("total tariff by us on cn -o 'x.png", "No closing quotation"),
+    ("state of us.tariff.ieepa-fentanyl.cn -o x.svg", "cannot chart a state query"),
+])
+def test_chart_bad_options_are_one_line_errors(ro_store, tmp_path, monkeypatch, arg, message):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    s, out, err = _session(ro_store)
+    assert not s.execute(f"\\chart {arg}")
+    assert message in err.getvalue() and len(err.getvalue().strip().splitlines()) <= 3
+    assert not list(cwd.iterdir())  # nothing half-written

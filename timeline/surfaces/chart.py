@@ -11,9 +11,14 @@ tests and the report can find them in the XML.
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import io
 import os
+import re
+import shlex
+import shutil
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -32,14 +37,20 @@ INSTALL_HINT = "pip install 'timeline[chart]'"
 FORMATS = (".svg", ".png")
 # Non-rate developments worth a vertical marker: talks, court rulings, agreements opening
 MARKER_TYPES = ("meeting", "ruling", "opened", "statement")
-MARKER_COLORS = {"meeting": "#2166ac", "ruling": "#b2182b", "opened": "#1b7837",
-                 "statement": "#762a83"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 DASHES = ("--", ":", "-.")
 SVG_SALT = "timeline-chart"
 LABEL_CHARS = 56
 NOT_IN_FORCE = ("lifted", "expired", "suspended")
+COMPONENT_COLORS = ("#6a3d9a", "#b15928", "#1b9e77", "#e7298a", "#666666", "#a6761d",
+                    "#7570b3", "#d95f02")
+# `list_rates` text as the seeds write it: "List 1: 25% on $34bn; …; List 4A: 7.5%"
+LIST_RATE = re.compile(r"\b(List [0-9]+[A-Z]?):\s*([0-9]+(?:\.[0-9]+)?)\s*%")
+# Agreements and talks between the two parties of a charted measure are what move its rate;
+# other measures' developments (an export control's statement) are not marked
+RELATED_KINDS = ("agreement", "diplomacy")
+OFFSET_PT = 2.5  # how far apart equal lines are drawn
 
 
 class ChartError(TimelineError):
@@ -55,6 +66,8 @@ class Series:
     points: list[tuple[str, float | None]]
     color: str
     dashed: str | None = None  # a matplotlib dash style for `known on` series
+    offset: float = 0.0  # points up (+) or down: keeps a line visible on top of an equal one
+    values: bool = False  # print the value at each change
 
 
 @dataclass
@@ -75,6 +88,16 @@ class Marker:
 
 
 @dataclass
+class Disputed:
+    """A value some sources report and the log does not accept: drawn hatched, not solid."""
+
+    gid: str
+    label: str
+    low: list[tuple[str, float | None]]  # the accepted value (None: no dispute that day)
+    high: list[tuple[str, float | None]]  # the claimed value
+
+
+@dataclass
 class ChartData:
     """Everything a chart shows, in plain data: what `render` draws."""
 
@@ -86,6 +109,12 @@ class ChartData:
     bands: list[Series] = field(default_factory=list)  # stacked, bottom first
     markers: list[Marker] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    components: list[Series] = field(default_factory=list)  # a measure's lists/products
+    disputed: list[Disputed] = field(default_factory=list)
+    known_lines: list[str] = field(default_factory=list)  # `known on` dates: vertical lines
+    horizon: str | None = None  # known through this date; later days are projected
+    subtitle: str = ""
+    measures: list[str] = field(default_factory=list)  # what the chart draws (for markers)
 
 
 # -- gathering the data ---------------------------------------------------------------------
@@ -118,8 +147,21 @@ def build(r: Reader, query_text: str, *, today: dt.date, known_on=(), start: str
                          f"or `total tariff by <a> on <b>` queries")
     # with `known on` in the query, mark only the developments public by then
     main_known = query.known_on.resolve(today).isoformat() if query.known_on else None
-    data.markers = markers(r, data.start, data.end, main_known)
+    data.known_lines = sorted({k for k in [main_known, *known] if k})
+    data.markers = markers(r, data.start, data.end, main_known, measures=data.measures)
     return data
+
+
+def _titles(r: Reader) -> dict[str, str]:
+    return {e.stream: e.title for e in r.catalogue() if e.title}
+
+
+def measure_label(measure: str, titles: dict[str, str], width: int = 44) -> str:
+    """A legend label: the measure's catalogue title, cut to `width`, then its id."""
+    title = titles.get(measure)
+    if not title:
+        return measure
+    return f"{textwrap.shorten(title, width, placeholder='…')} ({measure})"
 
 
 def _value(state: dict, was_in_force: bool) -> float | None:
@@ -163,6 +205,96 @@ def _runs(points: list[tuple[str, float | None]]) -> list[tuple[str, float | Non
     return out
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _parts(state: dict) -> dict[str, float]:
+    """A measure's own parts: its lists' rates (`list_rates`) and product rates (`*_rate`)."""
+    out: dict[str, float] = {}
+    text = state.get("list_rates")
+    if isinstance(text, str):
+        out.update((name, float(rate)) for name, rate in LIST_RATE.findall(text))
+    for k, v in sorted(state.items()):
+        if k.endswith("_rate") and k != "last_rate" and isinstance(v, (int, float)) \
+                and not isinstance(v, bool):
+            out[k.removesuffix("_rate").replace("_", " ")] = float(v)
+    return out
+
+
+def components(intervals: list[dict], start: str, end: str) -> list[tuple[str, list]]:
+    """(name, step points) of each part of a measure (e.g. Section 301's lists and product
+    rates) over [start, end]; parts with the same line are one component, names joined."""
+    names: list[str] = []
+    for iv in intervals:
+        names += [n for n in _parts(iv["state"]) if n not in names]
+    lines: dict[tuple, list] = {}
+    for name in names:
+        ivs = [{**iv, "state": {"rate": _parts(iv["state"]).get(name),
+                                "status": iv["state"].get("status")}} for iv in intervals]
+        points = _steps(ivs, start, end)
+        if any(v is not None for _, v in points):
+            lines.setdefault(tuple(_runs(points)), [[], points])[0].append(name)
+    out = []
+    for ns, pts in lines.values():
+        rates = sorted({v for _, v in pts if v is not None})
+        out.append((" · ".join(ns) + f" ({'/'.join(_num(v) for v in rates)} %)", pts))
+    return out
+
+
+def _disputed_history(result: dict, start: str, end: str) -> list[Disputed]:
+    """The rates some sources claim for a measure while the log keeps another."""
+    claims: dict[tuple, list] = {}
+    for iv in result["intervals"]:
+        rate = iv["state"].get("rate")
+        for d in iv["state"].get("disputed") or ():
+            claim = (d.get("claims") or {}).get("rate") if isinstance(d, dict) else None
+            if isinstance(claim, (int, float)) and isinstance(rate, (int, float)):
+                claims.setdefault((float(claim), str(d.get("source", "?"))), []).append(iv)
+    out = []
+    for n, ((claim, source), ivs) in enumerate(claims.items(), 1):
+        on = {iv["valid_from"] for iv in ivs}
+
+        def pick(value):
+            """The intervals with `value` where the claim stands, a gap elsewhere."""
+            return [{**iv, "state": {"rate": value(iv) if iv["valid_from"] in on else None,
+                                     "status": "in_force"}} for iv in result["intervals"]]
+
+        low = _steps(pick(lambda iv: iv["state"]["rate"]), start, end)
+        high = _steps(pick(lambda iv: claim), start, end)
+        if any(v is not None for _, v in low):
+            out.append(Disputed(f"disputed-{result['measure']}-{n}",
+                                f"disputed: {_num(claim)} % reported by {source}",
+                                low, high))
+    return out
+
+
+def value_at(points: list[tuple[str, float | None]], day: str) -> float | None:
+    """The value a step line holds on `day` (None before its first point)."""
+    v = None
+    for d, x in points:
+        if d > day:
+            break
+        v = x
+    return v
+
+
+def _overlap(a: Series, b: Series) -> bool:
+    days = sorted({d for d, _ in a.points} | {d for d, _ in b.points})
+    return any(value_at(a.points, d) is not None and value_at(a.points, d) == value_at(b.points, d)
+               for d in days)
+
+
+def offset_overlaps(series: list[Series], end: str) -> None:
+    """Shift a line that runs on top of an earlier one (equal value for a while) a little up
+    or down, so that neither hides the other."""
+    for i, s in enumerate(series):
+        taken = {o.offset for o in series[:i] if _overlap(o, s)}
+        if taken:
+            s.offset = next(k * OFFSET_PT * sign for k in range(1, len(series) + 1)
+                            for sign in (1, -1) if k * OFFSET_PT * sign not in taken)
+
+
 def _build_history(rd: Reader, q, text, today, known, start, end) -> ChartData:
     q = replace(q, start=_iso_expr(start) if start else q.start,
                 end=_iso_expr(end) if end else q.end)
@@ -176,22 +308,44 @@ def _build_history(rd: Reader, q, text, today, known, start, end) -> ChartData:
         # the next day, or the last one there is (a chart of 9999-12-31 alone)
         hi = (dt.date.fromisoformat(lo) + dt.timedelta(days=1)).isoformat() \
             if lo < dt.date.max.isoformat() else lo
-    title = q.render()  # canonical, and showing the range actually drawn
-    data = ChartData("history", title, lo, hi)
+    titles = _titles(rd)
+    data = ChartData("history", q.render(), lo, hi)  # canonical, showing the range drawn
+    data.horizon = main["horizon"]["known_through"]
     colors = {}
+    drawn = []
     for r in results:
         points = _steps(r["intervals"], lo, hi)
         if not any(v is not None for _, v in points):
             data.notes.append(f"{r['measure']}: no rate in force to draw")
             continue
         colors[r["measure"]] = PALETTE[len(colors) % len(PALETTE)]
-        data.series.append(Series(f"series-{r['measure']}", r["measure"], points,
-                                  colors[r["measure"]]))
+        data.series.append(Series(f"series-{r['measure']}", measure_label(r["measure"], titles),
+                                  points, colors[r["measure"]], values=True))
+        data.measures.append(r["measure"])
+        drawn.append(r)
     if not data.series:
         raise ChartError(f"nothing to draw: no measure of {q.target.render()!r} has a rate "
                          f"in force between {lo} and {hi}")
+    if len(drawn) == 1 and drawn[0]["measure"] in titles:
+        data.title, data.subtitle = textwrap.shorten(titles[drawn[0]["measure"]], 72,
+                                                     placeholder="…"), data.title
+    for r in drawn:
+        parts = components(r["intervals"], lo, hi)
+        if parts and len(drawn) == 1:
+            data.components += [Series(f"component-{r['measure']}-{_slug(name)}", name, pts,
+                                       COMPONENT_COLORS[i % len(COMPONENT_COLORS)], values=True)
+                                for i, (name, pts) in enumerate(parts)]
+        elif parts:
+            rates = [v for _, pts in parts for _, v in pts if v is not None]
+            data.notes.append(f"{r['measure']}: the line is its headline rate; its lists and "
+                              f"product rates run from {_num(min(rates))} to "
+                              f"{_num(max(rates))} % (chart `history of {r['measure']}` to "
+                              f"see each)")
+        data.disputed += _disputed_history(r, lo, hi)
+    offset_overlaps(data.series + data.components, hi)
     for n, k in enumerate(known):
         other = run(rd, replace(q, known_on=_iso_expr(k)), text, ctx).data["results"]
+        other = [r for r in other if r["measure"] in colors]
         for r in other:
             points = _steps(r["intervals"], lo, hi)
             main_points = next((s.points for s in data.series
@@ -240,16 +394,23 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
     title = f"total tariff by {q.imposer} on {q.target}" + (
         f" known on {main_known}" if main_known else "")
     data = ChartData("total", title, lo, hi)
+    data.subtitle = "the sum of the all-goods tariffs in force, each stacked beneath"
     totals = _totals(r, q, text, ctx, streams, lo, hi, main_known)
+    data.horizon = totals[-1][1]["horizon"]["known_through"]
+    titles = _titles(r)
     order: list[str] = []  # bands stack in order of first appearance: oldest at the bottom
     for _, d in totals:
         order += [c["measure"] for c in d["components"] if c["measure"] not in order]
     for i, measure in enumerate(order):
         points = [(day, float(next((c["rate"] for c in d["components"]
                                     if c["measure"] == measure), 0))) for day, d in totals]
-        data.bands.append(Series(f"band-{measure}", measure, points, PALETTE[i % len(PALETTE)]))
+        data.bands.append(Series(f"band-{measure}", measure_label(measure, titles), points,
+                                 PALETTE[i % len(PALETTE)]))
+    data.measures = order
     data.series.append(Series("series-total", "total (sum of all-goods tariffs)",
-                              [(day, float(d["total"])) for day, d in totals], "#000000"))
+                              [(day, float(d["total"])) for day, d in totals], "#000000",
+                              values=True))
+    data.disputed += _disputed_total(totals)
     for n, k in enumerate(known):
         kt = _totals(r, q, text, ctx, streams, lo, hi, k)
         if _runs([(day, d["total"]) for day, d in kt]) == _runs(data.series[0].points):
@@ -266,13 +427,48 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
     return data
 
 
+def _pair(entry) -> frozenset | None:
+    if entry is None or not entry.imposer or not entry.target:
+        return None
+    return frozenset((entry.imposer, entry.target))
+
+
+def _disputed_total(totals: list[tuple[str, dict]]) -> list[Disputed]:
+    """The total as the disputed reports would have it, where any component is disputed."""
+    low, high, sources = [], [], set()
+    for day, d in totals:
+        extra = 0.0
+        for c in d["components"]:
+            for claim in c.get("disputed") or ():
+                if isinstance(claim.get("rate"), (int, float)) and c.get("rate") is not None:
+                    extra += float(claim["rate"]) - float(c["rate"])
+                    sources.add(f"{c['measure']} at {_num(claim['rate'])} % "
+                                f"({claim.get('source', '?')})")
+                    break
+        low.append((day, float(d["total"]) if extra else None))
+        high.append((day, float(d["total"]) + extra if extra else None))
+    if not sources:
+        return []
+    return [Disputed("disputed-total", "disputed: the total if " + "; ".join(sorted(sources))
+                     + " applied", low, high)]
+
+
 def _num(v) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
-def markers(r: Reader, start: str, end: str, known_on: str | None = None) -> list[Marker]:
-    """Non-rate developments effective in [start, end] (known by `known_on`), numbered."""
+def markers(r: Reader, start: str, end: str, known_on: str | None = None,
+            measures: list[str] | None = None) -> list[Marker]:
+    """Non-rate developments effective in [start, end] (known by `known_on`), numbered;
+    with `measures`, only those that touch them (see `touches`)."""
     evs = r.effective_between(start, end, known_on=known_on, types=MARKER_TYPES)
+    if measures is not None:
+        linked = {row["position"] for row in r.link_rows() if row["stream"] in measures}
+        cat = {e.stream: e for e in r.catalogue()}
+        pairs = {_pair(cat.get(m)) for m in measures} - {None}
+        evs = [ev for ev in evs if ev.stream in measures or ev.position in linked
+               or (getattr(cat.get(ev.stream), "kind", None) in RELATED_KINDS
+                   and _pair(cat.get(ev.stream)) in pairs)]
     return [Marker(n, ev.effective, ev.type, ev.stream, ev.title, ev.id)
             for n, ev in enumerate(evs, 1)]
 
@@ -309,8 +505,10 @@ def _rc() -> dict:
 def render(data: ChartData, fmt: str = "svg", svg_id: str = "timeline-chart") -> bytes:
     """The chart drawn as SVG or PNG bytes."""
     mpl = _matplotlib()
+    from timeline.surfaces.chart_figure import draw
+
     with mpl.rc_context(_rc()):
-        fig = _figure(mpl, data)
+        fig = draw(data)
         buf = io.BytesIO()
         meta = ({k: None for k in ("Date", "Creator", "Format", "Type")} if fmt == "svg"
                 else {"Software": None})
@@ -322,104 +520,13 @@ def render(data: ChartData, fmt: str = "svg", svg_id: str = "timeline-chart") ->
     return out
 
 
-def _d(iso: str) -> dt.date:
-    return dt.date.fromisoformat(iso)
+def figure(data: ChartData):
+    """The matplotlib Figure of a chart (what `render` saves; tests inspect its artists)."""
+    mpl = _matplotlib()
+    from timeline.surfaces.chart_figure import draw
 
-
-def _xy(s: Series, end: str):
-    xs = [_d(day) for day, _ in s.points] + [_d(end)]
-    ys = [float("nan") if v is None else v for _, v in s.points]
-    return xs, ys + ys[-1:]
-
-
-def _levels(data: ChartData, width_pt: float, gap_pt: float = 13.0) -> list[int]:
-    """A row for each marker number so that close dates do not print over each other."""
-    span = (_d(data.end) - _d(data.start)).days or 1
-    last: list[float] = []
-    out = []
-    for m in data.markers:
-        x = (_d(m.date) - _d(data.start)).days / span * width_pt
-        row = next((i for i, lx in enumerate(last) if x - lx >= gap_pt), len(last))
-        last[row:row + 1] = [x]
-        out.append(row)
-    return out
-
-
-def _figure(mpl, data: ChartData):
-    from matplotlib import dates as mdates
-    from matplotlib.figure import Figure
-
-    width, plot_h, left, right = 10.0, 3.6, 0.75, 0.3
-    levels = _levels(data, (width - left - right) * 72)
-    top = 0.55 + (max(levels) + 1) * 0.16 if levels else 0.55
-    entries = len(data.series) + len(data.bands)
-    legend_h = 0.25 + ((entries + 1) // 2) * 0.2
-    notes_h = sum(0.18 * len(textwrap.wrap(n, 150)) for n in data.notes)
-    key_h = ((len(data.markers) + 1) // 2) * 0.17 + (0.3 if data.markers else 0)
-    height = top + plot_h + 0.45 + legend_h + notes_h + key_h + 0.1
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes([left / width, 1 - (top + plot_h) / height, (width - left - right) / width,
-                       plot_h / height])
-    fig.text(left / width, 1 - 0.3 / height, data.title, fontsize=12, weight="bold",
-             gid="chart-title")
-    fig.text(1 - right / width, 1 - 0.3 / height, f"{data.start} to {data.end}", ha="right",
-             fontsize=9, color="#555555")
-    base = [0.0] * (len(data.bands[0].points) + 1) if data.bands else []
-    for band in data.bands:
-        xs, ys = _xy(band, data.end)
-        upper = [b + y for b, y in zip(base, ys)]
-        ax.fill_between(xs, base, upper, step="post", color=band.color, alpha=0.55,
-                        linewidth=0, label=band.label, gid=band.gid)
-        base = upper
-    for s in data.series:
-        xs, ys = _xy(s, data.end)
-        (line,) = ax.step(xs, ys, where="post", color=s.color, label=s.label,
-                          linestyle=s.dashed or "-", linewidth=1.4 if s.dashed else 1.9,
-                          alpha=0.85 if s.dashed else 1.0)
-        line.set_gid(s.gid)
-    for m, row in zip(data.markers, levels):
-        color = MARKER_COLORS.get(m.type, "#555555")
-        ax.axvline(_d(m.date), color=color, linewidth=0.8, alpha=0.45, zorder=0,
-                   gid=f"marker-{m.number}")
-        ax.annotate(str(m.number), xy=(_d(m.date), 1), xycoords=("data", "axes fraction"),
-                    xytext=(0, 3 + row * 11.5), textcoords="offset points", ha="center",
-                    va="bottom", fontsize=7.5, color=color, weight="bold",
-                    gid=f"marker-num-{m.number}")
-    ax.set_xlim(_d(data.start), _d(data.end))
-    ax.set_ylim(bottom=0)
-    ymax = ax.get_ylim()[1]
-    ax.set_ylim(0, ymax * 1.05)
-    ax.set_ylabel("tariff rate, % ad valorem")
-    loc = mdates.AutoDateLocator(minticks=4, maxticks=10)
-    ax.xaxis.set_major_locator(loc)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
-    ax.grid(True, color="#dddddd", linewidth=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    y = 1 - (top + plot_h + 0.4) / height
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles[::-1] if data.bands else handles,
-                   labels[::-1] if data.bands else labels, loc="upper left",
-                   bbox_to_anchor=(left / width, y), ncol=2, frameon=False, fontsize=8.5)
-    y -= legend_h / height
-    for i, note in enumerate(data.notes, 1):
-        lines = textwrap.wrap(note, 150)
-        fig.text(left / width, y, "\n".join(lines), fontsize=8, color="#444444", va="top",
-                 gid=f"chart-note-{i}")
-        y -= 0.18 * len(lines) / height
-    if data.markers:
-        fig.text(left / width, y, "Developments (numbered at the top of the chart):",
-                 fontsize=8.5, weight="bold", va="top")
-        y -= 0.22 / height
-        rows = (len(data.markers) + 1) // 2
-        for i, m in enumerate(data.markers):
-            col, row = divmod(i, rows)
-            fig.text((left + col * (width - left - right) / 2) / width, y - row * 0.17 / height,
-                     f"{m.number}  {m.date}  {m.type}: {m.label}", fontsize=7.5, va="top",
-                     color=MARKER_COLORS.get(m.type, "#333333"), gid=f"marker-label-{m.number}")
-    return fig
+    with mpl.rc_context(_rc()):
+        return draw(data)
 
 
 # -- files and the command ------------------------------------------------------------------
@@ -453,12 +560,14 @@ def write_chart(r: Reader, query_text: str, path, *, today: dt.date, known_on=()
     return data
 
 
-def chart_to_tempfile(r: Reader, query_text: str, today: dt.date) -> Path:
-    """Draw `query_text` into a new temporary SVG file (for the REPL's `\\chart`) and return it."""
-    fd, name = tempfile.mkstemp(prefix="timeline-chart-", suffix=".svg")
+def chart_to_tempfile(r: Reader, query_text: str, today: dt.date, *, suffix: str = ".svg",
+                      **options) -> Path:
+    """Draw `query_text` into a new temporary file (for the REPL's `\\chart`) and return it;
+    `options` are write_chart's (known_on, start, end)."""
+    fd, name = tempfile.mkstemp(prefix="timeline-chart-", suffix=suffix)
     os.close(fd)
     try:
-        write_chart(r, query_text, name, today=today)
+        write_chart(r, query_text, name, today=today, **options)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -468,14 +577,71 @@ def chart_to_tempfile(r: Reader, query_text: str, today: dt.date) -> Path:
 def configure_chart(p) -> None:
     """Arguments of `timeline chart`."""
     p.add_argument("query", help='a history or total query, e.g. "total tariff by us on cn"')
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
+    _options(p, output_required=True)
+
+
+def _options(p, *, output_required: bool) -> None:
+    """The options `timeline chart` and the REPL's `\\chart` share."""
+    p.add_argument("-o", "--output", required=output_required, metavar="FILE",
                    help="the chart file to write: FILE.svg or FILE.png")
     p.add_argument("--known-on", action="append", default=[], metavar="DATE",
-                   help="also draw the series as known on DATE, dashed (repeatable)")
+                   help="also draw the series as known on DATE, dashed, with a vertical line "
+                        "at DATE (repeatable)")
     p.add_argument("--from", dest="start", metavar="DATE",
                    help="start of the time axis (default: the query's, or the data's)")
     p.add_argument("--to", dest="end", metavar="DATE",
                    help="end of the time axis (default: the query's, or today)")
+
+
+class _OptionParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print usage and exit the whole REPL
+        raise ChartError(f"\\chart: {message}")
+
+
+OPTION_START = re.compile(r"(?:^|\s)(?=(?:-o|--output|--known-on|--from|--to)(?:[\s=]|$))")
+
+
+def parse_chart_args(text: str) -> tuple[str, argparse.Namespace]:
+    """`<query> [-o FILE] [--known-on DATE]… [--from DATE] [--to DATE]` (the REPL's
+    `\\chart`): the query, then the options `timeline chart` takes."""
+    m = OPTION_START.search(text)
+    query, rest = (text[:m.start()], text[m.start():]) if m else (text, "")
+    p = _OptionParser(prog="\\chart", add_help=False)
+    _options(p, output_required=False)
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:
+        raise ChartError(f"\\chart: {exc} in {rest.strip()!r}") from None
+    opts = p.parse_args(words)
+    if not query.strip():
+        raise ChartError("\\chart: no query before the options, e.g. \\chart total tariff "
+                         "by us on cn -o total.png")
+    return query.strip(), opts
+
+
+def viewer_command(path: Path, env=None) -> list[str] | None:
+    """The desktop command that shows `path` (open on macOS, xdg-open where a display
+    is), or None: then only the path is printed."""
+    env = os.environ if env is None else env
+    if sys.platform == "darwin":
+        return ["open", str(path)]
+    if (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and shutil.which("xdg-open"):
+        return ["xdg-open", str(path)]
+    return None
+
+
+def open_in_viewer(path: Path, env=None) -> bool:
+    """Start the desktop viewer on `path` without waiting for it; False if there is none."""
+    cmd = viewer_command(path, env)
+    if cmd is None:
+        return False
+    try:
+        # detached and silent: the shell goes on at once, the viewer's chatter stays out
+        subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return False
+    return True
 
 
 def run_chart(args) -> int:

@@ -6,13 +6,13 @@ import json
 import sys
 
 from timeline import api
-from timeline.errors import IntegrityError
+from timeline.errors import IntegrityError, TimelineError
 from timeline.log.migrate import HEAD_REVISION
 from timeline.log.validation import field_tables
 from timeline.query.parser import parse
 from timeline.surfaces.common import announce, open_timeline
 from timeline.surfaces.manifest import check_against_manifest
-from timeline.surfaces.output import FORMATS, render
+from timeline.surfaces.output import FORMATS, add_expanded_option, render, terminal_width
 
 
 def configure_init(p: argparse.ArgumentParser) -> None:
@@ -39,10 +39,15 @@ def run_init(args) -> int:
 def configure_info(p):
     """Arguments of `timeline info`."""
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--path", action="store_true",
+                   help="print only the database file's path, e.g. for "
+                        "sqlite3 \"$(timeline info --path)\"")
 
 
 def run_info(args) -> int:
     """Print where the database is and the state of its log."""
+    if args.path:
+        return _print_path(args)
     # no head check: `info` is how one looks at a database that fails it
     with open_timeline(args, readonly=True) as tl, tl.store.reading(check=False) as r:
         head = r.head()
@@ -54,6 +59,18 @@ def run_info(args) -> int:
         width = max(len(k) for k in info)
         for k, v in info.items():
             print(f"{k.replace('_', ' ').ljust(width)}  {v}")
+    return 0
+
+
+def _print_path(args) -> int:
+    """The file of the database --db / $TIMELINE_DB / the default names (created on first use,
+    as `info` creates it); a server database has no file to print."""
+    with open_timeline(args, readonly=True) as tl:
+        path = tl.store.path
+        if path is None:
+            raise TimelineError(f"info --path: {tl.where} is not a database file; "
+                                f"`timeline info` shows where it is")
+    print(path)
     return 0
 
 
@@ -150,6 +167,7 @@ def configure_query(p):
     """Arguments of `timeline query`."""
     p.add_argument("query", help="a query, e.g. \"state of us.tariff.* as of 2025-05-14\"")
     p.add_argument("--format", choices=FORMATS, default="table")
+    add_expanded_option(p)
 
 
 def run_query(args) -> int:
@@ -157,7 +175,8 @@ def run_query(args) -> int:
     parse(args.query)  # a malformed query is refused before any database is opened
     with open_timeline(args, readonly=True) as tl:
         result = tl.query(args.query)
-    out = render(result.answer, args.format, pretty=sys.stdout.isatty())
+    out = render(result.answer, args.format, pretty=sys.stdout.isatty(),
+                 width=terminal_width(sys.stdout), expanded=args.expanded)
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return 0
 

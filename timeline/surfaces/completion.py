@@ -22,7 +22,8 @@ from timeline.query.parser import _lark, _terminal_words
 META_ARGS: dict[str, tuple[str, ...]] = {
     "help": (), "measures": (), "format": ("table", "json", "csv"), "timing": ("on", "off"),
     "known": ("today", "off"), "asof": ("today", "off"), "sql": (), "explain": (),
-    "chart": (), "quit": (), "q": (),
+    "chart": (), "x": ("on", "off", "auto"), "quit": (),
+    "q": (),
 }
 HELP_TOPICS = ("state", "history", "events", "diff", "total", "measures", "explain", "dates",
                "where", "sql", "meta")

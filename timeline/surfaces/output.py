@@ -1,22 +1,55 @@
-"""Formatting answers: a readable table, stable JSON, or RFC 4180 CSV."""
+"""Formatting answers: a readable table, stable JSON, or RFC 4180 CSV.
+
+A table fits the width it is given (the terminal's): the longest columns are cut with `…`
+first; a row that cannot fit even so is shown expanded, one `column | value` line per field
+(psql's `\\x`). JSON and CSV are never cut.
+"""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import shutil
+import textwrap
 from typing import Any, Sequence
 
 from timeline.query.planner import Answer
 
 FORMATS = ("table", "json", "csv")
-MAX_CELL = 80
+MAX_CELL = 80  # without a width to fit (piped output), no cell is longer than this
+MIN_CELL = 10  # cut below this, a column stops being readable: expand the rows instead
+EXPANDED = ("auto", "on", "off")
+KEY_CELL = 40  # the first column is kept whole up to this, if the others can give way
+GAP = "  "
 
 
-def render(answer: Answer, fmt: str = "table", *, pretty: bool = False) -> str:
+def terminal_width(stream=None) -> int | None:
+    """The width a table must fit: $COLUMNS, else the terminal's when `stream` is one."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        tty = stream is not None and stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return shutil.get_terminal_size().columns if tty else None
+
+
+def add_expanded_option(p) -> None:
+    """The `--expanded` option of the commands that print tables (query, sql)."""
+    p.add_argument("-x", "--expanded", action="store_const", const="on", default="auto",
+                   help="print each row as a record, one 'column | value' line per field "
+                        "(rows too wide for the terminal are printed so anyway)")
+
+
+def render(answer: Answer, fmt: str = "table", *, pretty: bool = False,
+           width: int | None = None, expanded: str = "auto") -> str:
     """The answer in `fmt` (table, json or csv); only CSV ends with its line end (CRLF).
 
     JSON is one compact line unless `pretty` (the CLI asks for it on a terminal): the C
-    encoder only runs without indentation, and one line per answer suits pipelines.
+    encoder only runs without indentation, and one line per answer suits pipelines. A table
+    fits `width` when given; `expanded` is auto (only rows that cannot fit), on or off.
     """
     if fmt == "json":
         if pretty:
@@ -35,7 +68,8 @@ def render(answer: Answer, fmt: str = "table", *, pretty: bool = False) -> str:
     if missing:
         parts.append("\n".join(missing))
     if answer.rows or not answer.text:
-        parts.append(grid(answer.columns, answer.rows) if answer.rows else "(no rows)")
+        parts.append(table(answer.columns, answer.rows, width, expanded) if answer.rows
+                     else "(no rows)")
     data = answer.data.get("answer", answer.data) if answer.kind == "explain" else answer.data
     if "horizon" in data:
         parts.append(horizon_lines(data))
@@ -60,15 +94,92 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def grid(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_cell: int = MAX_CELL) -> str:
-    """A plain-text table with a header rule; long cells are cut with an ellipsis."""
-    cells = [[_fmt(v) for v in row] for row in rows]
-    cells = [[c if len(c) <= max_cell else c[:max_cell - 1] + "…" for c in row] for row in cells]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(columns)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
-    out = [line(columns), line(["-" * w for w in widths])]
-    out += [line(r) for r in cells]
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _cells(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
+    # a line break inside a cell would break the table's rows apart
+    return [[_fmt(v).replace("\r", " ").replace("\n", " ") for v in row] for row in rows]
+
+
+def grid(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_cell: int = MAX_CELL,
+         widths: Sequence[int] | None = None) -> str:
+    """A plain-text table with a header rule; cells longer than their column are cut with `…`."""
+    cells = _cells(rows)
+    if widths is None:
+        widths = [min(max_cell, max([len(h)] + [len(r[i]) for r in cells]))
+                  for i, h in enumerate(columns)]
+    out = [columns, ["-" * w for w in widths], *cells]
+    return "\n".join(GAP.join(_cut(v, w).ljust(w) for v, w in zip(vals, widths)).rstrip()
+                     for vals in out)
+
+
+def fitted_widths(columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                  width: int) -> list[int] | None:
+    """Column widths that fit `width`, the longest columns cut first (the first column last);
+    None if none would fit without cutting a column below MIN_CELL (or its header)."""
+    cells = _cells(rows)
+    natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(columns)]
+    floor = [min(n, max(len(h), MIN_CELL)) for n, h in zip(natural, columns)]
+    budget = width - len(GAP) * (len(columns) - 1)
+    if sum(natural) <= budget:
+        return natural
+    if sum(floor) > budget:
+        return None
+    # the first column names the row (a measure id): the others give way to it first
+    floor[0] = max(floor[0], min(natural[0], KEY_CELL, budget - sum(floor[1:])))
+    # the largest cap for which every column at min(natural, max(cap, floor)) still fits
+    lo, hi = 0, max(natural)
+    while lo < hi:
+        cap = (lo + hi + 1) // 2
+        if sum(min(n, max(cap, f)) for n, f in zip(natural, floor)) <= budget:
+            lo = cap
+        else:
+            hi = cap - 1
+    widths = [min(n, max(lo, f)) for n, f in zip(natural, floor)]
+    spare = budget - sum(widths)
+    for i in sorted(range(len(widths)), key=lambda i: -natural[i]):
+        if spare and widths[i] < natural[i]:  # hand what is left to the longest columns
+            widths[i] += 1
+            spare -= 1
+    return widths
+
+
+def expanded_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                  width: int | None = None, start: int = 1) -> str:
+    """Each row as a record, one `column | value` line per field; long values wrap, uncut.
+    Records are numbered from `start`."""
+    label = max(len(c) for c in columns)
+    room = max((width or 0) - label - 3, 20) if width else None
+    out = []
+    for n, row in enumerate(_cells(rows), start):
+        head = f"-[ RECORD {n} ]"
+        out.append(head + "-" * max(0, min(width or 0, label + 3 + 40) - len(head)))
+        for c, v in zip(columns, row):
+            parts = textwrap.wrap(v, room, break_long_words=True, drop_whitespace=False) \
+                if room and len(v) > room else [v]
+            out.append(f"{c.ljust(label)} | {parts[0]}".rstrip())
+            out += [f"{''.ljust(label)} | {p}".rstrip() for p in parts[1:]]
     return "\n".join(out)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
+          expanded: str = "auto") -> str:
+    """Rows as a table fitting `width` (when given), or expanded: always when `expanded` is
+    on, and in auto mode when the table cannot fit."""
+    if expanded not in EXPANDED:
+        raise ValueError(f"expanded must be one of {EXPANDED}, not {expanded!r}")
+    if expanded == "on" and rows:
+        return expanded_rows(columns, rows, width)
+    if width is None:
+        return grid(columns, rows)
+    widths = fitted_widths(columns, rows, width)
+    if widths is None:
+        if expanded == "auto" and rows:
+            return expanded_rows(columns, rows, width)
+        return grid(columns, rows, max_cell=MIN_CELL)  # off: as narrow as it can be
+    return grid(columns, rows, widths=widths)
 
 
 def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -83,7 +194,7 @@ def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def render_rows(columns: list[str], rows: list[tuple], fmt: str = "table", *,
-                pretty: bool = False) -> str:
+                pretty: bool = False, width: int | None = None, expanded: str = "auto") -> str:
     """Rows as a table, JSON (a list of objects) or RFC 4180 CSV, as `output.render` does."""
     if fmt == "json":
         # like output.render: one compact line for pipelines, indented for a person
@@ -95,8 +206,9 @@ def render_rows(columns: list[str], rows: list[tuple], fmt: str = "table", *,
     if not columns:
         return "(statement returned no columns)"
     if not rows:
-        return grid(columns, []) + "\n(no rows)"
-    return grid(columns, rows) + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
+        return table(columns, [], width, expanded) + "\n(no rows)"
+    return table(columns, rows, width, expanded) + \
+        f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
 
 
 # rows a streamed table is laid out from: later rows keep these column widths
@@ -104,7 +216,7 @@ TABLE_LAYOUT_ROWS = 10_000
 
 
 def write_rows(out, columns: list[str], batches, fmt: str = "table", *,
-               pretty: bool = False) -> int:
+               pretty: bool = False, width: int | None = None, expanded: str = "auto") -> int:
     """Write rows arriving in batches as `render_rows` would, holding one batch at a time
     (a table holds its first TABLE_LAYOUT_ROWS rows to size its columns); the row count."""
     if fmt == "csv":
@@ -118,29 +230,37 @@ def write_rows(out, columns: list[str], batches, fmt: str = "table", *,
         if len(head) >= TABLE_LAYOUT_ROWS:
             break
     else:
-        text = render_rows(columns, head, fmt)
-        out.write(text + "\n")
+        out.write(render_rows(columns, head, fmt, width=width, expanded=expanded) + "\n")
         return len(head)
     # too many rows to hold: the first rows size the columns, later cells are cut to fit
-    cells = [[_cut(_fmt(v), MAX_CELL) for v in row] for row in head]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(columns)]
-
-    def line(vals):
-        return "  ".join(_cut(v, w).ljust(w) for v, w in zip(vals, widths)).rstrip() + "\n"
-
-    out.write(line(columns) + line(["-" * w for w in widths]))
-    out.writelines(line(r) for r in cells)
-    count = len(head)
-    del head, cells
-    for batch in it:
-        out.writelines(line([_fmt(v) for v in row]) for row in batch)
-        count += len(batch)
+    widths = None if expanded == "on" else (
+        fitted_widths(columns, head, width) if width else
+        [min(MAX_CELL, max([len(h)] + [len(r[i]) for r in _cells(head)]))
+         for i, h in enumerate(columns)])
+    count = 0
+    if widths is None:  # expanded: records numbered on across batches
+        for batch in _chain([head], it):
+            if batch:
+                out.write(expanded_rows(columns, batch, width, start=count + 1) + "\n")
+            count += len(batch)
+    else:
+        out.write(grid(columns, [], widths=widths) + "\n")
+        for batch in _chain([head], it):
+            if batch:
+                out.write(_grid_rows(batch, widths) + "\n")
+            count += len(batch)
     out.write(f"({count} rows)\n")
     return count
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+def _chain(first, rest):
+    yield from first
+    yield from rest
+
+
+def _grid_rows(rows: Sequence[Sequence[Any]], widths: Sequence[int]) -> str:
+    return "\n".join(GAP.join(_cut(v, w).ljust(w) for v, w in zip(vals, widths)).rstrip()
+                     for vals in _cells(rows))
 
 
 def _write_csv(out, columns, batches) -> int:

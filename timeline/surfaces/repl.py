@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import os
 import pydoc
+import shlex
 import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from timeline import __version__, api
@@ -22,10 +25,11 @@ from timeline.log.db import user_data_dir
 from timeline.query.parser import parse_date, suggest
 from timeline.query.planner import Context
 from timeline.surfaces.common import open_timeline
-from timeline.surfaces.chart import chart_to_tempfile
+from timeline.surfaces import chart
 from timeline.surfaces.completion import load_catalogue, make_completer
 from timeline.surfaces.lexer import make_lexer, make_style
-from timeline.surfaces.output import FORMATS, render, render_rows, write_rows
+from timeline.surfaces.output import (EXPANDED, FORMATS, add_expanded_option, render,
+                                      render_rows, terminal_width, write_rows)
 from timeline.surfaces.sparkline import history_sparklines
 INSTALL_HINT = "pip install 'timeline[repl]'"
 # rows of one SQL answer the prompt holds and pages; `timeline sql` streams any number
@@ -74,6 +78,7 @@ class Session:
         self.err = err or sys.stderr
         self.interactive = interactive
         self.timing = False
+        self.expanded = "auto"  # \\x: rows as records always (on), never (off), or when too wide
         self.as_of = None  # DateExpr: used by queries that have no `as of`
         self.known_on = None  # DateExpr: used by queries that have no `known on`
         self._catalogue = None
@@ -143,7 +148,8 @@ class Session:
         text = text.strip().rstrip(";").rstrip()
         answer = self.tl.query(text, today=self.today, as_of=self.as_of,
                                known_on=self.known_on, explain=explain).answer
-        shown = render(answer, self.format, pretty=self.interactive)
+        shown = render(answer, self.format, pretty=self.interactive, width=self.width(),
+                       expanded=self.expanded)
         if answer.kind == "history" and self.format == "table" and self.interactive \
                 and _isatty(self.out):
             # a sparkline of each measure's rate: the shape of the history at a glance
@@ -160,26 +166,30 @@ class Session:
         if not (self.interactive and _isatty(self.out)):
             with self.tl.sql_stream(text) as stream:
                 write_rows(self.out, stream.columns, stream.batches(), self.format,
-                           pretty=self.interactive)
+                           pretty=self.interactive, width=self.width(),
+                           expanded=self.expanded)
             if self.format == "table":
                 self.out.write("\n")
             return
         columns, rows = self.tl.sql(text, max_rows=SCREEN_ROWS + 1)
-        shown = render_rows(columns, rows[:SCREEN_ROWS], self.format, pretty=True)
+        shown = render_rows(columns, rows[:SCREEN_ROWS], self.format, pretty=True,
+                            width=self.width(), expanded=self.expanded)
         if len(rows) > SCREEN_ROWS:
             shown += (f"\n(stopped after {SCREEN_ROWS} rows: for all of them, run "
                       f"`timeline sql \"…\" --format csv > FILE`)")
         self.show(shown)
 
+    def width(self) -> int | None:
+        """The width tables must fit: the terminal's ($COLUMNS first), None when piped."""
+        return terminal_width(self.out if self.interactive else None)
+
     def show(self, text: str) -> None:
         """Print a result, through a pager when it is taller than the terminal."""
         if self.interactive and _isatty(self.out):
             size = shutil.get_terminal_size()
-            # long lines wrap, so count the screen rows they take, not the text lines
-            rows = sum(max(1, -(-len(line) // max(size.columns, 1)))
-                       for line in text.split("\n"))
-            if rows > size.lines - 2:
-                pydoc.pager(text)
+            # the pager chops long lines (less -S) rather than wrapping them: count text lines
+            if text.count("\n") + 1 > size.lines - 2:
+                page(text)
                 return
         # a blank line after a table keeps consecutive results apart; JSON and CSV stay
         # exactly as rendered (CSV ends with its own CRLF) so that they pipe into tools
@@ -197,6 +207,32 @@ class Session:
         except Quit:
             pass
         return 1 if failed else 0
+
+
+def pager_command(env=None) -> str | None:
+    """The pager for tall results: $PAGER, else less; less is told to chop long lines (-S)."""
+    env = os.environ if env is None else env
+    cmd = env.get("PAGER", "").strip() or ("less" if shutil.which("less") else "")
+    if not cmd:
+        return None
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        return cmd
+    if os.path.basename(words[0]) == "less" and not any(
+            w.startswith("-") and not w.startswith("--") and "S" in w for w in words[1:]):
+        cmd += " -S"
+    return cmd
+
+
+def page(text: str) -> None:
+    """Show `text` through the pager of `pager_command`, or pydoc's plain one without it."""
+    cmd = pager_command()
+    if cmd is None:
+        pydoc.pager(text)
+    else:
+        # pipepager became pipe_pager in Python 3.13
+        (getattr(pydoc, "pipe_pager", None) or getattr(pydoc, "pipepager"))(text, cmd)
 
 
 def _timed(statement: str) -> bool:
@@ -384,6 +420,15 @@ def _format(s: Session, arg: str) -> None:
     print(f"format: {s.format}", file=s.out)
 
 
+@meta("x", "\\x [on|off|auto]", "expanded rows: one 'column | value' line per field "
+      "(auto: only when a row is too wide)", ("expanded",))
+def _expanded(s: Session, arg: str) -> None:
+    if arg.lower() not in ("",) + EXPANDED:
+        raise TimelineError("usage: \\x [on|off|auto]")
+    s.expanded = arg.lower() or ("off" if s.expanded == "on" else "on")
+    print(f"expanded display: {s.expanded}", file=s.out)
+
+
 @meta("timing", "\\timing on|off", "print how long each statement took")
 def _timing(s: Session, arg: str) -> None:
     if arg.lower() not in ("", "on", "off"):
@@ -432,14 +477,25 @@ def _explain(s: Session, arg: str) -> None:
     s.run_query(arg, explain=True)
 
 
-@meta("chart", "\\chart <query>", "draw a history or total query into a temporary SVG file")
+@meta("chart", "\\chart <query> [-o FILE.png|svg] [--known-on DATE]… [--from D] [--to D]",
+      "draw a history or total query (as `timeline chart`) and open it in a viewer")
 def _chart(s: Session, arg: str) -> None:
     if not arg:
-        raise TimelineError("usage: \\chart <history or total query>, e.g. "
-                            "\\chart total tariff by us on cn")
+        raise TimelineError("usage: \\chart <history or total query> [-o FILE.png|svg] "
+                            "[--known-on DATE], e.g. \\chart total tariff by us on cn")
+    query, opts = chart.parse_chart_args(arg)
+    options = {"known_on": opts.known_on, "start": opts.start, "end": opts.end}
     with s.store.reading() as r:
-        path = chart_to_tempfile(r, arg, s.today)
-    print(path, file=s.out)
+        if opts.output:
+            path = Path(opts.output)
+            data = chart.write_chart(r, query, path, today=s.today, **options)
+            for note in data.notes:
+                print(f"note: {note}", file=s.err)
+        else:
+            path = chart.chart_to_tempfile(r, query, s.today, **options)
+    # only a person at a terminal gets a window; a script gets the path alone
+    opened = s.interactive and chart.open_in_viewer(path)
+    print(f"{path}{' (opened in the viewer)' if opened else ''}", file=s.out)
 
 
 @meta("quit", "\\quit", "leave (also \\q, Ctrl-D)", ("q", "exit"))
@@ -451,6 +507,7 @@ def _quit(s: Session, arg: str) -> None:
 def configure_repl(p) -> None:
     """Arguments of `timeline repl`."""
     p.add_argument("--format", choices=FORMATS, default="table")
+    add_expanded_option(p)
     p.add_argument("--as-of", metavar="DATE", help="default 'as of' date (like \\asof)")
     p.add_argument("--known-on", metavar="DATE", help="default 'known on' date (like \\known)")
 
@@ -466,6 +523,7 @@ def run_repl(args) -> int:
     tl = open_timeline(args, readonly=True)
     session = Session(tl, mode=mode, fmt=getattr(args, "format", None) or "table",
                       interactive=interactive)
+    session.expanded = getattr(args, "expanded", None) or "auto"
     if getattr(args, "as_of", None):
         session.as_of = parse_date(args.as_of)
         session.as_of.resolve(session.today)

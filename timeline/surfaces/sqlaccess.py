@@ -10,7 +10,7 @@ import sys
 
 from timeline.store.readonly_sql import single_statement
 from timeline.surfaces.common import open_timeline
-from timeline.surfaces.output import FORMATS, write_rows
+from timeline.surfaces.output import FORMATS, add_expanded_option, terminal_width, write_rows
 from timeline.surfaces.repl import run_repl
 
 
@@ -19,6 +19,7 @@ def configure_sql(p) -> None:
     p.add_argument("query", nargs="?", metavar="SQL",
                    help="one SELECT statement; without it, an interactive SQL shell opens")
     p.add_argument("--format", choices=FORMATS, default="table")
+    add_expanded_option(p)
     p.add_argument("--max-rows", type=_count, metavar="N",
                    help="print at most N rows (a note on stderr says when there were more)")
 
@@ -42,7 +43,8 @@ def run_sql(args) -> int:
         more = []
         batches = _at_most(stream.batches(), limit, more)
         write_rows(sys.stdout, stream.columns, batches, args.format,
-                   pretty=sys.stdout.isatty())
+                   pretty=sys.stdout.isatty(), width=terminal_width(sys.stdout),
+                   expanded=args.expanded)
     if more:
         print(f"timeline sql: stopped at --max-rows {limit}; there are more rows",
               file=sys.stderr)
