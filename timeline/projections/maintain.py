@@ -6,7 +6,6 @@ dumps both to prove they produce byte-identical tables.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator
@@ -14,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
-from timeline.log.events import GENESIS_HASH, canonical_json
+from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.log.schema import intervals, measures
@@ -78,13 +77,13 @@ def load_measures(conn: Connection, streams: Iterable[str]) -> dict[str, Measure
                              f"({_marks(len(part))})", tuple(part))
         for r in rows:
             out[r[0]] = MeasureRow(r[0], r[1], r[2], r[3], r[4],
-                                   json.loads(r[5]) if r[5] else None, r[6], True)
+                                   loads(r[5]) if r[5] else None, r[6], True)
     return out
 
 
 def to_fold_event(row) -> FoldEvent:
     """FoldEvent from a row with position, id, stream, type, effective, known, payload, source."""
-    payload = row.payload if isinstance(row.payload, dict) else json.loads(row.payload)
+    payload = row.payload if isinstance(row.payload, dict) else loads(row.payload)
     return FoldEvent(row.position, row.id, row.stream, row.type, row.effective, row.known,
                      payload, row.source)
 
@@ -224,7 +223,7 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
                          "WHERE stream = ? AND valid_from < ?), ?) ORDER BY valid_from",
                    (stream, stream, d0, d0)).all()
     prev = rows[0] if rows and rows[0][0] < d0 else None
-    start = json.loads(prev[1]) if prev else None
+    start = loads(prev[1]) if prev else None
     stored = {r[0]: (r[1], r[2]) for r in rows if r[0] >= d0}
 
     def same_as_stored(day: str, state: dict, ids: list[str]) -> bool:
@@ -257,7 +256,7 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
         mr.tail_date = _last_event_day(conn, stream, d0, excluded)
         mr.tail_state = None
         if mr.tail_date is not None:
-            mr.tail_state = json.loads(run_sql(
+            mr.tail_state = loads(run_sql(
                 conn, "SELECT state FROM intervals WHERE stream = ? AND valid_from = ?",
                 (stream, mr.tail_date)).scalar_one())
     # the stream's intervals now: those before d0 (unchanged), the re-folded ones, and the

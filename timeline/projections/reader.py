@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from timeline.errors import TimelineError
 from timeline.log.chain import Head
 from timeline.log.db import IN_CHUNK
-from timeline.log.events import GENESIS_HASH, Event, row_to_event
+from timeline.log.events import GENESIS_HASH, Event, loads, row_to_event
 from timeline.log.migrate import current_revision
 from timeline.log.schema import events, intervals, measures
 from timeline.log.validation import SUPERSEDING_TYPES
@@ -86,14 +86,14 @@ class StateRow:
     def state(self) -> dict:
         """The state fields (decoded lazily)."""
         if self._state is None:
-            self._state = json.loads(self._raw)
+            self._state = loads(self._raw)
         return self._state
 
     @property
     def event_ids(self) -> list[str]:
         """Ids of the events that started this interval (decoded lazily)."""
         if isinstance(self._ids, str):
-            self._ids = json.loads(self._ids)
+            self._ids = loads(self._ids)
         return self._ids
 
     def __eq__(self, other) -> bool:

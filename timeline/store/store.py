@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import re
 import sys
@@ -28,7 +27,7 @@ from timeline.log import migrate
 from timeline.log.chain import ChainChecker, Head
 from timeline.log.db import IN_CHUNK
 from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json, chain_hash,
-                                 row_to_event, uuid7)
+                                 loads, row_to_event, uuid7)
 from timeline.log.events import reject as _fail
 from timeline.log.validation import EVENT_TYPES, SUPERSEDING_TYPES, validate
 from timeline.log.loader import load_paths
@@ -362,8 +361,8 @@ class Store:
         maintain.apply_batch(conn, fold_events, rows, withdrawn)
         maintain.record_head(conn, pos, prev)
         changes = _changes(before, _histories(conn, touched)) if dry_run else []
-        return AppendResult([Event(**{**r, "payload": json.loads(r["payload"]),
-                                      "source": json.loads(r["source"])}) for r in ev_rows],
+        return AppendResult([Event(**{**r, "payload": loads(r["payload"]),
+                                      "source": loads(r["source"])}) for r in ev_rows],
                             skipped, changes, dry_run)
 
     def copy_from(self, source: "Store") -> tuple[Head, int]:
