@@ -17,13 +17,11 @@ from typing import Callable, Iterable, Sequence
 from timeline.errors import QueryError, TimelineError
 from timeline.log.chain import Head
 from timeline.log.events import Event, NewEvent
-from timeline.log.loader import load_paths
 from timeline.log.validation import json_schema
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Answer, Context
 from timeline.query.syntax import DateExpr, ExplainQuery
-from timeline.store.readonly_sql import run_select
 from timeline.store.store import AppendResult, StateChange, Store
 
 REVIEW_STREAM = "log.review"  # where `reviewed` events go: the log's own record of checks
@@ -166,6 +164,8 @@ class Timeline:
 
         With `max_rows`, at most that many rows are fetched (ask for one more to know
         whether there were more)."""
+        from timeline.store.readonly_sql import run_select  # `timeline sql` only
+
         if self.store.readonly:
             return run_select(self.store, statement, max_rows=max_rows)
         ro = Store.open(self.store.url, readonly=True)
@@ -183,6 +183,8 @@ class Timeline:
         `sources` is the folder holding the cited documents (its `sources/` and
         `reference/`); `dry_run` writes nothing and reports what would change.
         """
+        from timeline.log.loader import load_paths  # not on a query's start-up path
+
         events = load_paths([Path(p) for p in paths], Path(sources) if sources else None)
         return self._result(self.store.append(events, dry_run=dry_run))
 

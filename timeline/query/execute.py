@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from timeline.projections.reader import Reader
-from timeline.query.explain import explain
 from timeline.query.planner import Answer, Context, answer
 from timeline.query.syntax import ExplainQuery
 
@@ -13,5 +12,7 @@ def run(r: Reader, query, text: str, ctx: Context | None = None) -> Answer:
     """Plan and run a parsed query (any form) over one Reader snapshot."""
     ctx = ctx or Context()
     if isinstance(query, ExplainQuery):
+        from timeline.query.explain import explain  # only explain queries load it
+
         return explain(r, query.query, text, ctx)
     return answer(r, query, text, ctx)

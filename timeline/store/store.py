@@ -30,7 +30,6 @@ from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json
                                  loads, row_to_event, uuid7)
 from timeline.log.events import reject as _fail
 from timeline.log.validation import EVENT_TYPES, SUPERSEDING_TYPES, validate
-from timeline.log.loader import load_paths
 from timeline.log.schema import event_links, events
 from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
@@ -130,7 +129,7 @@ class Store:
                     and store.count() == 0:
                 # a log with a schema and no events: what a creation killed before its
                 # seeds committed left behind (before creation became atomic)
-                n = len(store.append(load_paths([seeds_path()])).appended)
+                n = len(store.append(_seed_events()).appended)
                 if announce:
                     announce(f"timeline: {store.where} held a schema but no events; "
                              f"completed it with the {n} bundled seed events")
@@ -187,7 +186,7 @@ class Store:
         """Run migrations to head and load the bundled seeds; returns events appended."""
         with dbmod.driver_errors(self.where):
             migrate.upgrade(self.engine)
-        n = len(self.append(load_paths([seeds_path()])).appended) if seeds else 0
+        n = len(self.append(_seed_events()).appended) if seeds else 0
         if announce:
             announce(f"timeline: created {self.where} (schema {migrate.HEAD_REVISION}, "
                      f"{n} seed events loaded)")
@@ -476,6 +475,13 @@ def _check_stored(row: dict) -> None:
     except ValueError as exc:  # not even JSON (e.g. NaN written by an earlier version)
         raise IntegrityError(f"event at position {row['position']} is intact but its "
                              f"payload is not valid JSON: {exc}", row["position"]) from None
+
+
+def _seed_events() -> list[NewEvent]:
+    """The bundled seed events (the loader is imported here: a query never needs it)."""
+    from timeline.log.loader import load_paths
+
+    return load_paths([seeds_path()])
 
 
 def _remove_db_files(path: Path) -> None:
