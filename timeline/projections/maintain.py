@@ -118,11 +118,11 @@ def load_measures(conn: Connection, streams: Iterable[str]) -> dict[str, Measure
     return out
 
 
-def to_fold_event(row) -> FoldEvent:
-    """FoldEvent from a row with position, id, stream, type, effective, known, payload, source."""
-    payload = row.payload if isinstance(row.payload, dict) else loads(row.payload)
-    return FoldEvent(row.position, row.id, row.stream, row.type, row.effective, row.known,
-                     payload, row.source)
+def to_fold_event(row, at: int = 0) -> FoldEvent:
+    """FoldEvent from the eight columns of `_EVENT_COLS` in a row, starting at index `at`."""
+    payload = row[at + 6]
+    return FoldEvent(row[at], row[at + 1], row[at + 2], row[at + 3], row[at + 4], row[at + 5],
+                     payload if isinstance(payload, dict) else loads(payload), row[at + 7])
 
 
 def touching_events(conn: Connection, stream: str, *, since: str | None = None,
@@ -148,9 +148,7 @@ def touching_events(conn: Connection, stream: str, *, since: str | None = None,
     sql = (f"SELECT {_EVENT_COLS} FROM events e WHERE e.stream = ?{where} "
            f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
            f"JOIN events e ON e.position = l.position WHERE l.stream = ?{where}")
-    return [FoldEvent(r[0], r[1], r[2], r[3], r[4], r[5],
-                      r[6] if isinstance(r[6], dict) else loads(r[6]), r[7])
-            for r in run_sql(conn, sql, (stream, *params, stream, *params))]
+    return [to_fold_event(r) for r in run_sql(conn, sql, (stream, *params, stream, *params))]
 
 
 def _derive(stream: str, state: dict | None) -> dict:
@@ -325,20 +323,24 @@ def _last_event_day(conn: Connection, stream: str, before: str, excluded: set[st
 
 def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
     """Every stream with the events touching it, streamed in stream order."""
-    sql = text(
-        f"SELECT e.stream AS k, {_EVENT_COLS} FROM events e UNION ALL "
-        f"SELECT l.stream AS k, {_EVENT_COLS} FROM event_links l "
-        f"JOIN events e ON e.position = l.position ORDER BY 1"
-    )
+    sql = (f"SELECT e.stream AS k, {_EVENT_COLS} FROM events e UNION ALL "
+           f"SELECT l.stream AS k, {_EVENT_COLS} FROM event_links l "
+           f"JOIN events e ON e.position = l.position ORDER BY 1")
+    if conn.dialect.name == "sqlite":
+        # the driver's cursor reads lazily; Core's Row objects were a fifth of a rebuild
+        rows: Iterable = conn.connection.dbapi_connection.execute(sql)
+    else:
+        # per-statement options: conn.execution_options() would switch every later
+        # statement on this connection (the inserts too) to server-side cursors
+        rows = conn.execute(text(sql), execution_options={"stream_results": True,
+                                                          "yield_per": 5000})
     current, batch = None, []
-    # per-statement options: conn.execution_options() would switch every later statement
-    # on this connection (the inserts too) to server-side cursors on PostgreSQL
-    for r in conn.execute(sql, execution_options={"stream_results": True, "yield_per": 5000}):
-        if r.k != current:
+    for r in rows:
+        if r[0] != current:
             if current is not None:
                 yield current, batch
-            current, batch = r.k, []
-        batch.append(to_fold_event(r))
+            current, batch = r[0], []
+        batch.append(to_fold_event(r, 1))
     if current is not None:
         yield current, batch
 
