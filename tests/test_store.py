@@ -303,3 +303,20 @@ def test_read_only_store_and_connections_refuse_writes(make_db, backend):
                 assert c.execute(text("SELECT COUNT(*) FROM v_events")).scalar() > 0
         finally:
             eng.dispose()
+
+
+def test_explain_still_lists_the_sql_of_a_known_on_fold(seeded_store):
+    """On SQLite the fold's reads run on the driver's cursor, except while explain records:
+    the statements it shows are every statement the answer ran (issue 15)."""
+    from timeline.query.execute import run
+    from timeline.query.parser import parse
+
+    text = ("explain state of us.tariff.section-301.cn as of 2025-01-01 "
+            "known on 2024-01-01")
+    with seeded_store.reading() as r:
+        answer = run(r, parse(text), text)
+    from timeline.surfaces.output import render
+
+    out = render(answer, "text")
+    sql = out.split("SQL", 1)[1].split("CONTRIBUTING EVENTS", 1)[0]
+    assert "FROM events e WHERE e.stream = ?" in sql and "e.known <= ?" in sql

@@ -27,6 +27,9 @@ MEASURE_COLS = ("stream", "kind", "imposer", "target", "scope", "title", "versio
                 "first_effective", "tail_date", "tail_state", "pending")
 
 
+TRACE = "timeline.trace_sql"  # set while `explain` records: it must see every statement
+
+
 @lru_cache(maxsize=None)
 def _for_driver(statement: str, paramstyle: str) -> str:
     return statement if paramstyle == "qmark" else statement.replace("?", "%s")
@@ -41,7 +44,7 @@ def run_sql(conn: Connection, statement: str, params=()):
     on the transaction's own driver connection, whose errors `db.driver_errors` translates
     as it does SQLAlchemy's. A list of tuples runs as executemany.
     """
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
         raw = conn.connection.dbapi_connection
         if isinstance(params, list):
             return _Rows(raw.executemany(statement, params))
@@ -326,7 +329,7 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
     sql = (f"SELECT e.stream AS k, {_EVENT_COLS} FROM events e UNION ALL "
            f"SELECT l.stream AS k, {_EVENT_COLS} FROM event_links l "
            f"JOIN events e ON e.position = l.position ORDER BY 1")
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
         # the driver's cursor reads lazily; Core's Row objects were a fifth of a rebuild
         rows: Iterable = conn.connection.dbapi_connection.execute(sql)
     else:

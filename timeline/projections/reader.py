@@ -27,7 +27,7 @@ from timeline.log.schema import events, intervals, measures
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.projections.fold import state_at as _fold_state_at
-from timeline.projections.maintain import touching_events
+from timeline.projections.maintain import TRACE, touching_events
 
 # The fields queries may filter on, by where they live. Completion offers the same names.
 EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "announced",
@@ -65,7 +65,6 @@ SQL_HEAD = text("SELECT position, hash FROM events ORDER BY position DESC LIMIT 
 _RAW_STATE_AT = (
     "SELECT valid_from, valid_to, state, event_ids FROM intervals "
     "WHERE stream = ? AND valid_from <= ? ORDER BY valid_from DESC LIMIT 1")
-TRACE = "timeline.trace_sql"  # set while `explain` records: it must see every statement
 
 
 class StateRow:
