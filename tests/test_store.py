@@ -320,3 +320,18 @@ def test_explain_still_lists_the_sql_of_a_known_on_fold(seeded_store):
     out = render(answer, "text")
     sql = out.split("SQL", 1)[1].split("CONTRIBUTING EVENTS", 1)[0]
     assert "FROM events e WHERE e.stream = ?" in sql and "e.known <= ?" in sql
+
+
+def test_appended_events_come_back_as_stored(seeded_store):
+    """The Events an append returns (built positionally) equal the stored rows read back."""
+    import dataclasses
+
+    from timeline.log.events import Event
+    from timeline.store.store import EVENT_COLS
+
+    assert tuple(f.name for f in dataclasses.fields(Event)) == EVENT_COLS
+    new = ev("us.tariff.section-301.cn", "amended", "2025-03-01", title="Tiny rate",
+             set={"rate": 1e-05})
+    got = seeded_store.append([new]).appended
+    assert got == seeded_store.get_events([got[0].id])
+    assert got[0].payload["set"]["rate"] == 1e-05

@@ -349,7 +349,8 @@ class Store:
                 link_rows.append((s, pos, "supersedes"))
             fold_events.append(FoldEvent(pos, ev.id, ev.stream, ev.type, eff, row["known"],
                                          ev.payload, ev.source))
-        run_sql(conn, INSERT_EVENT, [tuple(r[c] for c in EVENT_COLS) for r in ev_rows])
+        tuples = [tuple(r[c] for c in EVENT_COLS) for r in ev_rows]
+        run_sql(conn, INSERT_EVENT, tuples)
         if link_rows:
             run_sql(conn, "INSERT INTO event_links (stream, position, role) VALUES (?, ?, ?)",
                     link_rows)
@@ -360,9 +361,9 @@ class Store:
         maintain.apply_batch(conn, fold_events, rows, withdrawn)
         maintain.record_head(conn, pos, prev)
         changes = _changes(before, _histories(conn, touched)) if dry_run else []
-        return AppendResult([Event(**{**r, "payload": loads(r["payload"]),
-                                      "source": loads(r["source"])}) for r in ev_rows],
-                            skipped, changes, dry_run)
+        # EVENT_COLS is Event's field order: positional construction, no dict per event
+        return AppendResult([Event(*t[:10], loads(t[10]), loads(t[11]), t[12], t[13])
+                             for t in tuples], skipped, changes, dry_run)
 
     def copy_from(self, source: "Store") -> tuple[Head, int]:
         """Copy `source`'s whole log, rows as they are, into this empty store.
