@@ -319,7 +319,9 @@ def test_explain_still_lists_the_sql_of_a_known_on_fold(seeded_store):
 
     out = render(answer, "text")
     sql = out.split("SQL", 1)[1].split("CONTRIBUTING EVENTS", 1)[0]
-    assert "FROM events e WHERE e.stream = ?" in sql and "e.known <= ?" in sql
+    # the fold's read, with the knowledge date among its parameters (placeholders and
+    # line folding differ by backend)
+    assert "SELECT e.position" in sql and "FROM events e" in sql and "'2024-01-01'" in sql
 
 
 def test_appended_events_come_back_as_stored(seeded_store):
