@@ -13,25 +13,26 @@ import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from timeline.errors import QueryError, TimelineError
 from timeline.log.chain import Head
 from timeline.log.events import Event, NewEvent
-from timeline.log.loader import load_paths
 from timeline.log.validation import json_schema
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Answer, Context
 from timeline.query.syntax import DateExpr, ExplainQuery
-from timeline.store.readonly_sql import RowStream, stream_select
 from timeline.store.store import AppendResult, StateChange, Store
+
+if TYPE_CHECKING:  # `timeline sql`'s module is loaded only when SQL is run
+    from timeline.store.readonly_sql import RowStream
 
 REVIEW_STREAM = "log.review"  # where `reviewed` events go: the log's own record of checks
 REVIEW_SOURCE = "timeline review"
 
 __all__ = ["open", "init", "Timeline", "Result", "LoadResult", "StateChange", "Head",
-           "RowStream", "event_schema"]
+           "event_schema"]
 
 
 @dataclass(frozen=True)
@@ -176,11 +177,13 @@ class Timeline:
             return stream.columns, rows
 
     @contextlib.contextmanager
-    def sql_stream(self, statement: str) -> Iterator[RowStream]:
+    def sql_stream(self, statement: str) -> Iterator["RowStream"]:
         """Run one read-only SQL statement and yield its rows as they are fetched.
 
         `with tl.sql_stream("SELECT …") as rows:` gives `rows.columns` and iterates the row
         tuples (or `rows.batches()`); memory stays bounded whatever the result's size."""
+        from timeline.store.readonly_sql import stream_select  # `timeline sql` only
+
         if self.store.readonly:
             with stream_select(self.store, statement) as stream:
                 yield stream
@@ -201,6 +204,8 @@ class Timeline:
         `sources` is the folder holding the cited documents (its `sources/` and
         `reference/`); `dry_run` writes nothing and reports what would change.
         """
+        from timeline.log.loader import load_paths  # not on a query's start-up path
+
         events = load_paths([Path(p) for p in paths], Path(sources) if sources else None)
         return self._result(self.store.append(events, dry_run=dry_run))
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Annotated, Any, Literal, Mapping, Union
+from collections.abc import Mapping  # typing.Mapping's isinstance is several times slower
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -219,37 +220,80 @@ def check_values(doc: Any, path: str = "", depth: int = 0, prose: bool = False) 
     """Refuse what no field may hold; raise Invalid(path, value, message) at the first."""
     if depth > MAX_DEPTH:
         raise Invalid(path, None, f"nested more than {MAX_DEPTH} levels deep")
-    if isinstance(doc, bool) or doc is None:
+    # exact types first: every event of every append passes here, and isinstance against
+    # typing.Mapping costs more than the rest of the check (issue 15's append profile)
+    kind = type(doc)
+    if kind is str:
+        _check_text(doc, path, prose)
+    elif kind is dict:
+        _check_mapping(doc, path, depth)
+    elif kind is list:
+        _check_sequence(doc, path, depth, prose)
+    elif kind is bool or doc is None:
         return
-    if isinstance(doc, float):
-        if not math.isfinite(doc):
-            raise Invalid(path, doc, "must be a finite number (not NaN or infinity)")
-    elif isinstance(doc, int):
-        if not INT64[0] <= doc <= INT64[1]:
-            raise Invalid(path, doc, "is an integer beyond 64 bits")
+    elif kind is float or kind is int:
+        _check_number(doc, path)
+    elif isinstance(doc, bool):
+        return
+    elif isinstance(doc, (float, int)):
+        _check_number(doc, path)
     elif isinstance(doc, str):
         _check_text(doc, path, prose)
     elif isinstance(doc, Mapping):
-        if len(doc) > MAX_ITEMS:
-            raise Invalid(path, None, f"has more than {MAX_ITEMS} keys")
-        for k, v in doc.items():
-            if not isinstance(k, str):
-                raise Invalid(path, k, "keys must be text")
-            _check_text(k, f"{path}.{k}" if path else k, False)
-            check_values(v, f"{path}.{k}" if path else k, depth + 1, k in PROSE_FIELDS)
+        _check_mapping(doc, path, depth)
     elif isinstance(doc, (list, tuple)):
-        if len(doc) > MAX_ITEMS * 100:
-            raise Invalid(path, None, f"has more than {MAX_ITEMS * 100} entries")
-        for i, v in enumerate(doc):
-            check_values(v, f"{path}[{i}]", depth + 1, prose)
+        _check_sequence(doc, path, depth, prose)
+
+
+def _check_number(doc: float | int, path: str) -> None:
+    if isinstance(doc, float):
+        if not math.isfinite(doc):
+            raise Invalid(path, doc, "must be a finite number (not NaN or infinity)")
+    elif not INT64[0] <= doc <= INT64[1]:
+        raise Invalid(path, doc, "is an integer beyond 64 bits")
+
+
+def _check_mapping(doc: Mapping, path: str, depth: int) -> None:
+    if len(doc) > MAX_ITEMS:
+        raise Invalid(path, None, f"has more than {MAX_ITEMS} keys")
+    leaf_ok = depth < MAX_DEPTH  # a value one level down may still be a leaf
+    for k, v in doc.items():
+        if type(k) is not str and not isinstance(k, str):
+            raise Invalid(path, k, "keys must be text")
+        # the common leaves are checked inline, and a value's path is only spelt out when
+        # something is wrong or it has values of its own: same answers, less work
+        if len(k) > MAX_PROSE or _SUSPECT.search(k):
+            _check_text_closely(k, f"{path}.{k}" if path else k, False)
+        kind = type(v)
+        if leaf_ok and kind is str:
+            if len(v) > MAX_PROSE or _SUSPECT.search(v):
+                _check_text_closely(v, f"{path}.{k}" if path else k, k in PROSE_FIELDS)
+        elif leaf_ok and (kind is bool or v is None):
+            continue
+        else:
+            check_values(v, f"{path}.{k}" if path else k, depth + 1, k in PROSE_FIELDS)
+
+
+def _check_sequence(doc: list | tuple, path: str, depth: int, prose: bool) -> None:
+    if len(doc) > MAX_ITEMS * 100:
+        raise Invalid(path, None, f"has more than {MAX_ITEMS * 100} entries")
+    for i, v in enumerate(doc):
+        check_values(v, f"{path}[{i}]", depth + 1, prose)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# one search finds whether a text needs a closer look (most never do)
+_SUSPECT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _check_text(s: str, path: str, prose: bool) -> None:
+    if len(s) > MAX_PROSE or _SUSPECT.search(s):
+        _check_text_closely(s, path, prose)
+
+
+def _check_text_closely(s: str, path: str, prose: bool) -> None:
     if _SURROGATE.search(s):
         raise Invalid(path, s, "holds a lone surrogate (not valid Unicode text)")
     m = (_CONTROL if prose else _CONTROL_LINE).search(s)

@@ -6,7 +6,6 @@ dumps both to prove they produce byte-identical tables.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator
@@ -14,7 +13,8 @@ from typing import Callable, Iterable, Iterator
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
-from timeline.log.events import GENESIS_HASH, canonical_json
+from timeline.errors import StoreError
+from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.log.schema import intervals, measures
@@ -27,6 +27,9 @@ MEASURE_COLS = ("stream", "kind", "imposer", "target", "scope", "title", "versio
                 "first_effective", "tail_date", "tail_state", "pending")
 
 
+TRACE = "timeline.trace_sql"  # set while `explain` records: it must see every statement
+
+
 @lru_cache(maxsize=None)
 def _for_driver(statement: str, paramstyle: str) -> str:
     return statement if paramstyle == "qmark" else statement.replace("?", "%s")
@@ -36,10 +39,46 @@ def run_sql(conn: Connection, statement: str, params=()):
     """Run SQL written with `?` placeholders straight through the driver.
 
     The append and rebuild paths run thousands of small statements and executemany
-    batches; Core's per-row parameter processing cost more than SQLite itself there.
-    A list of tuples runs as executemany.
+    batches; Core's per-row parameter processing cost more than SQLite itself there, and
+    on SQLite even Core's per-statement bookkeeping (~20 µs) is skipped: the statement runs
+    on the transaction's own driver connection, whose errors `db.driver_errors` translates
+    as it does SQLAlchemy's. A list of tuples runs as executemany.
     """
+    if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
+        raw = conn.connection.dbapi_connection
+        if isinstance(params, list):
+            return _Rows(raw.executemany(statement, params))
+        return _Rows(raw.execute(statement, params))
     return conn.exec_driver_sql(_for_driver(statement, conn.dialect.paramstyle), params)
+
+
+class _Rows:
+    """The part of a SQLAlchemy Result the callers of `run_sql` use, over a driver cursor."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur):
+        self._cur = cur
+
+    def __iter__(self):
+        return iter(self._cur)
+
+    def all(self) -> list[tuple]:
+        """Every remaining row."""
+        return self._cur.fetchall()
+
+    def first(self) -> tuple | None:
+        """The first row, or None."""
+        row = self._cur.fetchone()
+        self._cur.close()
+        return row
+
+    def scalar_one(self):
+        """The single value of a one-row, one-column result."""
+        rows = self._cur.fetchall()
+        if len(rows) != 1:
+            raise StoreError(f"expected one row, got {len(rows)}")
+        return rows[0][0]
 
 
 def _marks(n: int) -> str:
@@ -78,15 +117,15 @@ def load_measures(conn: Connection, streams: Iterable[str]) -> dict[str, Measure
                              f"({_marks(len(part))})", tuple(part))
         for r in rows:
             out[r[0]] = MeasureRow(r[0], r[1], r[2], r[3], r[4],
-                                   json.loads(r[5]) if r[5] else None, r[6], True)
+                                   loads(r[5]) if r[5] else None, r[6], True)
     return out
 
 
-def to_fold_event(row) -> FoldEvent:
-    """FoldEvent from a row with position, id, stream, type, effective, known, payload, source."""
-    payload = row.payload if isinstance(row.payload, dict) else json.loads(row.payload)
-    return FoldEvent(row.position, row.id, row.stream, row.type, row.effective, row.known,
-                     payload, row.source)
+def to_fold_event(row, at: int = 0) -> FoldEvent:
+    """FoldEvent from the eight columns of `_EVENT_COLS` in a row, starting at index `at`."""
+    payload = row[at + 6]
+    return FoldEvent(row[at], row[at + 1], row[at + 2], row[at + 3], row[at + 4], row[at + 5],
+                     payload if isinstance(payload, dict) else loads(payload), row[at + 7])
 
 
 def touching_events(conn: Connection, stream: str, *, since: str | None = None,
@@ -112,8 +151,7 @@ def touching_events(conn: Connection, stream: str, *, since: str | None = None,
     sql = (f"SELECT {_EVENT_COLS} FROM events e WHERE e.stream = ?{where} "
            f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
            f"JOIN events e ON e.position = l.position WHERE l.stream = ?{where}")
-    rows = run_sql(conn, sql, (stream, *params, stream, *params))
-    return [to_fold_event(r) for r in rows]
+    return [to_fold_event(r) for r in run_sql(conn, sql, (stream, *params, stream, *params))]
 
 
 def _derive(stream: str, state: dict | None) -> dict:
@@ -224,7 +262,7 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
                          "WHERE stream = ? AND valid_from < ?), ?) ORDER BY valid_from",
                    (stream, stream, d0, d0)).all()
     prev = rows[0] if rows and rows[0][0] < d0 else None
-    start = json.loads(prev[1]) if prev else None
+    start = loads(prev[1]) if prev else None
     stored = {r[0]: (r[1], r[2]) for r in rows if r[0] >= d0}
 
     def same_as_stored(day: str, state: dict, ids: list[str]) -> bool:
@@ -257,7 +295,7 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
         mr.tail_date = _last_event_day(conn, stream, d0, excluded)
         mr.tail_state = None
         if mr.tail_date is not None:
-            mr.tail_state = json.loads(run_sql(
+            mr.tail_state = loads(run_sql(
                 conn, "SELECT state FROM intervals WHERE stream = ? AND valid_from = ?",
                 (stream, mr.tail_date)).scalar_one())
     # the stream's intervals now: those before d0 (unchanged), the re-folded ones, and the
@@ -288,20 +326,24 @@ def _last_event_day(conn: Connection, stream: str, before: str, excluded: set[st
 
 def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
     """Every stream with the events touching it, streamed in stream order."""
-    sql = text(
-        f"SELECT e.stream AS k, {_EVENT_COLS} FROM events e UNION ALL "
-        f"SELECT l.stream AS k, {_EVENT_COLS} FROM event_links l "
-        f"JOIN events e ON e.position = l.position ORDER BY 1"
-    )
+    sql = (f"SELECT e.stream AS k, {_EVENT_COLS} FROM events e UNION ALL "
+           f"SELECT l.stream AS k, {_EVENT_COLS} FROM event_links l "
+           f"JOIN events e ON e.position = l.position ORDER BY 1")
+    if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
+        # the driver's cursor reads lazily; Core's Row objects were a fifth of a rebuild
+        rows: Iterable = conn.connection.dbapi_connection.execute(sql)
+    else:
+        # per-statement options: conn.execution_options() would switch every later
+        # statement on this connection (the inserts too) to server-side cursors
+        rows = conn.execute(text(sql), execution_options={"stream_results": True,
+                                                          "yield_per": 5000})
     current, batch = None, []
-    # per-statement options: conn.execution_options() would switch every later statement
-    # on this connection (the inserts too) to server-side cursors on PostgreSQL
-    for r in conn.execute(sql, execution_options={"stream_results": True, "yield_per": 5000}):
-        if r.k != current:
+    for r in rows:
+        if r[0] != current:
             if current is not None:
                 yield current, batch
-            current, batch = r.k, []
-        batch.append(to_fold_event(r))
+            current, batch = r[0], []
+        batch.append(to_fold_event(r, 1))
     if current is not None:
         yield current, batch
 

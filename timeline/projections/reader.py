@@ -21,13 +21,13 @@ from sqlalchemy.engine import Connection
 from timeline.errors import TimelineError
 from timeline.log.chain import Head
 from timeline.log.db import IN_CHUNK
-from timeline.log.events import GENESIS_HASH, Event, row_to_event
+from timeline.log.events import GENESIS_HASH, Event, loads, row_to_event
 from timeline.log.migrate import current_revision
 from timeline.log.schema import events, intervals, measures
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.projections.fold import state_at as _fold_state_at
-from timeline.projections.maintain import touching_events
+from timeline.projections.maintain import TRACE, touching_events
 
 # The fields queries may filter on, by where they live. Completion offers the same names.
 EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "announced",
@@ -65,7 +65,6 @@ SQL_HEAD = text("SELECT position, hash FROM events ORDER BY position DESC LIMIT 
 _RAW_STATE_AT = (
     "SELECT valid_from, valid_to, state, event_ids FROM intervals "
     "WHERE stream = ? AND valid_from <= ? ORDER BY valid_from DESC LIMIT 1")
-TRACE = "timeline.trace_sql"  # set while `explain` records: it must see every statement
 
 
 class StateRow:
@@ -86,14 +85,14 @@ class StateRow:
     def state(self) -> dict:
         """The state fields (decoded lazily)."""
         if self._state is None:
-            self._state = json.loads(self._raw)
+            self._state = loads(self._raw)
         return self._state
 
     @property
     def event_ids(self) -> list[str]:
         """Ids of the events that started this interval (decoded lazily)."""
         if isinstance(self._ids, str):
-            self._ids = json.loads(self._ids)
+            self._ids = loads(self._ids)
         return self._ids
 
     def __eq__(self, other) -> bool:

@@ -9,9 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from dateutil.parser import parse as _dateutil_parse
-from dateutil.relativedelta import relativedelta
-
 from timeline.errors import QueryError
 
 ISO_HINT = "write the date as ISO YYYY-MM-DD, e.g. 2025-04-15"
@@ -52,6 +49,10 @@ def parse_iso(text: str, *, line: int = 1, column: int = 1) -> dt.date:
 
 
 def _read(text: str, default: dt.datetime, dayfirst: bool) -> dt.datetime | None:
+    # imported here: only free-text dates need dateutil, and a query's start-up should not
+    # pay for it (issue 15)
+    from dateutil.parser import parse as _dateutil_parse
+
     try:
         return _dateutil_parse(text, default=default, dayfirst=dayfirst, ignoretz=True)
     # dateutil signals "not a date" with several exception types depending on the input
@@ -110,6 +111,8 @@ def apply_offsets(base: dt.date, offsets, *, line: int = 1, column: int = 1) -> 
         try:
             # Each step is applied on its own so that "+ 1 month + 1 month" from Jan 31
             # clamps twice (Feb 28, then Mar 28), exactly as it reads.
+            from dateutil.relativedelta import relativedelta  # offsets only: see _read
+
             result = result + relativedelta(**{normalize_unit(unit): amount})
         except (ValueError, OverflowError):
             word = unit[:-1] if abs(amount) == 1 else unit

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import re
 import sys
@@ -28,10 +27,9 @@ from timeline.log import migrate
 from timeline.log.chain import ChainChecker, Head
 from timeline.log.db import IN_CHUNK
 from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json, chain_hash,
-                                 row_to_event, uuid7)
+                                 loads, row_to_event, uuid7)
 from timeline.log.events import reject as _fail
 from timeline.log.validation import EVENT_TYPES, SUPERSEDING_TYPES, validate
-from timeline.log.loader import load_paths
 from timeline.log.schema import event_links, events
 from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
@@ -131,7 +129,7 @@ class Store:
                     and store.count() == 0:
                 # a log with a schema and no events: what a creation killed before its
                 # seeds committed left behind (before creation became atomic)
-                n = len(store.append(load_paths([seeds_path()])).appended)
+                n = len(store.append(_seed_events()).appended)
                 if announce:
                     announce(f"timeline: {store.where} held a schema but no events; "
                              f"completed it with the {n} bundled seed events")
@@ -188,7 +186,7 @@ class Store:
         """Run migrations to head and load the bundled seeds; returns events appended."""
         with dbmod.driver_errors(self.where):
             migrate.upgrade(self.engine)
-        n = len(self.append(load_paths([seeds_path()])).appended) if seeds else 0
+        n = len(self.append(_seed_events()).appended) if seeds else 0
         if announce:
             announce(f"timeline: created {self.where} (schema {migrate.HEAD_REVISION}, "
                      f"{n} seed events loaded)")
@@ -351,7 +349,8 @@ class Store:
                 link_rows.append((s, pos, "supersedes"))
             fold_events.append(FoldEvent(pos, ev.id, ev.stream, ev.type, eff, row["known"],
                                          ev.payload, ev.source))
-        run_sql(conn, INSERT_EVENT, [tuple(r[c] for c in EVENT_COLS) for r in ev_rows])
+        tuples = [tuple(r[c] for c in EVENT_COLS) for r in ev_rows]
+        run_sql(conn, INSERT_EVENT, tuples)
         if link_rows:
             run_sql(conn, "INSERT INTO event_links (stream, position, role) VALUES (?, ?, ?)",
                     link_rows)
@@ -362,9 +361,9 @@ class Store:
         maintain.apply_batch(conn, fold_events, rows, withdrawn)
         maintain.record_head(conn, pos, prev)
         changes = _changes(before, _histories(conn, touched)) if dry_run else []
-        return AppendResult([Event(**{**r, "payload": json.loads(r["payload"]),
-                                      "source": json.loads(r["source"])}) for r in ev_rows],
-                            skipped, changes, dry_run)
+        # EVENT_COLS is Event's field order: positional construction, no dict per event
+        return AppendResult([Event(*t[:10], loads(t[10]), loads(t[11]), t[12], t[13])
+                             for t in tuples], skipped, changes, dry_run)
 
     def copy_from(self, source: "Store") -> tuple[Head, int]:
         """Copy `source`'s whole log, rows as they are, into this empty store.
@@ -477,6 +476,13 @@ def _check_stored(row: dict) -> None:
     except ValueError as exc:  # not even JSON (e.g. NaN written by an earlier version)
         raise IntegrityError(f"event at position {row['position']} is intact but its "
                              f"payload is not valid JSON: {exc}", row["position"]) from None
+
+
+def _seed_events() -> list[NewEvent]:
+    """The bundled seed events (the loader is imported here: a query never needs it)."""
+    from timeline.log.loader import load_paths
+
+    return load_paths([seeds_path()])
 
 
 def _remove_db_files(path: Path) -> None:
