@@ -167,8 +167,9 @@ def _track_confidence(state: dict, ev: FoldEvent) -> None:
 def _open_uncertain(state: dict, ev: FoldEvent, implied: str | None, between,
                     known_between) -> None:
     """The start of a change whose day (or whose publication, as of `known on`) is only a
-    range: the state is `uncertain`, its fields unchanged; with a day range the change is
-    applied on the latest day, so it is never shown in force early."""
+    range: the state's `uncertain` names it, its fields stay unchanged and its status is
+    `uncertain` when the change would move it; with a day range the change is applied on the
+    latest day, so it is never shown in force early."""
     p = ev.payload
     prior = state.get("uncertain")
     was = prior.get("was") if prior else state.get("status")
@@ -184,7 +185,10 @@ def _open_uncertain(state: dict, ev: FoldEvent, implied: str | None, between,
     if p.get("date_qualifier"):
         info["qualifier"] = p["date_qualifier"]
     state["uncertain"] = info
-    state["status"] = "uncertain"
+    if becomes != was:
+        # only a change of status can be in force early; a change of other fields keeps
+        # the status and is flagged by `uncertain` alone
+        state["status"] = "uncertain"
     if between and not known_between:
         values = {**(p.get("set") or {}), **({"status": becomes} if becomes else {})}
         unset = list(p.get("unset") or ()) + ([] if becomes else ["status"])
