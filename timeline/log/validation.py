@@ -70,7 +70,7 @@ KINDS = ("tariff", "export-control", "visa", "agreement", "diplomacy", "case", "
 PRECISIONS = ("day", "month", "year")
 # how far one source vouches for an event: unqualified events are confirmed (two
 # independent pages, or one official or major outlet)
-CONFIDENCES = ("single-source", "low")
+CONFIDENCES = ("single-source",)
 
 StreamId = Annotated[str, Meta(pattern=STREAM_PATTERN, max_length=200,
                                description="a measure id: a lowercase dotted path")]
@@ -238,8 +238,8 @@ ENVELOPE_DOCS = {
                             "change as `uncertain`"),
     "date_qualifier": ("no", "the sources' words for an uncertain date (\"late May\"), shown "
                              "with the range"),
-    "confidence": ("no", "single-source or low: the event rests on one page (or only "
-                         "low-grade pages); the qualifier is carried into the state"),
+    "confidence": ("no", "single-source: the event rests on one page (or only low-grade "
+                         "pages); the qualifier is carried into the state"),
 }
 
 

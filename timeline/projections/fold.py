@@ -133,7 +133,8 @@ def apply_event(state: dict, ev: FoldEvent, stream: str, known_on: str | None = 
             state.pop("scheduled", None)
 
 
-CONFIDENCE_ORDER = ("low", "single-source")  # weakest first
+CONFIDENCE_ORDER = ("single-source",)  # weakest first
+IDENTITY_FIELDS = ("imposer", "target", "kind", "scope", "authority")
 
 
 def _track_confidence(state: dict, ev: FoldEvent) -> None:
@@ -185,6 +186,11 @@ def _open_uncertain(state: dict, ev: FoldEvent, implied: str | None, between,
     if p.get("date_qualifier"):
         info["qualifier"] = p["date_qualifier"]
     state["uncertain"] = info
+    for key in IDENTITY_FIELDS:
+        # what the measure is (not whether it is in force) is known from the start, so a
+        # stream opened by an uncertain event is catalogued and found by `total`
+        if key in (p.get("set") or {}) and key not in state:
+            state[key] = p["set"][key]
     if becomes != was:
         # only a change of status can be in force early; a change of other fields keeps
         # the status and is flagged by `uncertain` alone
