@@ -68,8 +68,8 @@ LEGAL_STATUSES = ("unchallenged", "challenged", "pending", "ruled_unlawful", "st
 KINDS = ("tariff", "export-control", "visa", "agreement", "diplomacy", "case", "indicator",
          "investigation", "entity-list", "trade-rule")
 PRECISIONS = ("day", "month", "year")
-# how far one source vouches for an event: unqualified events are confirmed (two
-# independent pages, or one official or major outlet)
+# how far the sources vouch for an event, weakest first: unqualified events are confirmed
+# (two independent pages, or one official or major outlet)
 CONFIDENCES = ("single-source",)
 
 StreamId = Annotated[str, Meta(pattern=STREAM_PATTERN, max_length=200,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from timeline.log.events import TERMINAL_TYPES, canonical_json
-from timeline.log.validation import EVENT_TYPES, SUPERSEDING_TYPES
+from timeline.log.validation import CONFIDENCES, EVENT_TYPES, SUPERSEDING_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,6 @@ def apply_event(state: dict, ev: FoldEvent, stream: str, known_on: str | None = 
             state.pop("scheduled", None)
 
 
-CONFIDENCE_ORDER = ("single-source",)  # weakest first
 IDENTITY_FIELDS = ("imposer", "target", "kind", "scope", "authority")
 
 
@@ -157,9 +156,9 @@ def _track_confidence(state: dict, ev: FoldEvent) -> None:
         entries = kept
     if entries:
         state["unconfirmed"] = entries
+        # CONFIDENCES runs from the weakest level
         state["confidence"] = min((e["confidence"] for e in entries),
-                                  key=lambda c: CONFIDENCE_ORDER.index(c)
-                                  if c in CONFIDENCE_ORDER else -1)
+                                  key=lambda c: CONFIDENCES.index(c) if c in CONFIDENCES else -1)
     else:
         state.pop("unconfirmed", None)
         state.pop("confidence", None)
