@@ -280,3 +280,26 @@ def test_seeded_answers_name_the_uncertainty_and_the_single_source(make_db):
                   "ORDER BY measure")
     assert sql.returncode == 0, sql.stderr
     assert {r["confidence"] for r in json.loads(sql.stdout)} == {"single-source"}
+
+
+def test_the_python_api_and_the_repl_carry_the_notes(seeded_db):
+    import io
+
+    import timeline
+    from timeline.surfaces.repl import Session
+
+    with timeline.open(str(seeded_db), readonly=True) as tl:
+        a = tl.query("state of us.export-control.jet-engines.cn as of 2025-07-02")
+        assert a.rows[0]["status"] == "uncertain"
+        assert a.data["notes"] == [
+            "us.export-control.jet-engines.cn: uncertain: in_force → lifted on a day between "
+            "2025-07-02 and 2025-07-03 (2025-07-02 to ~07-03); in effect from 2025-07-03"]
+        t = tl.query("total tariff by us on cn as of 2026-03-01")
+        assert t.total == 10
+        assert t.data["components"][0]["not_stacked_with"][1] == \
+            "us.tariff.section-232.steel-aluminum"
+        out, err = io.StringIO(), io.StringIO()
+        session = Session(tl.store, out=out, err=err)
+        assert session.run_piped("state of cn.tariff-exclusions.us as of 2025-12-01;") == 0
+        assert "note: cn.tariff-exclusions.us: single-source: authority, exclusions_until, " \
+               "imposer, kind, scope, target rest on event" in out.getvalue(), err.getvalue()
