@@ -77,7 +77,8 @@ def strategy(t) -> st.SearchStrategy:
         return st.dates(dt.date(2018, 1, 1), dt.date(2031, 12, 31)).map(dt.date.isoformat)
     if isinstance(t, i.ListType):
         lo = t.min_length or 0
-        return st.lists(strategy(t.item_type), min_size=lo, max_size=max(lo, 3))
+        hi = max(lo, 3) if t.max_length is None else min(t.max_length, max(lo, 3))
+        return st.lists(strategy(t.item_type), min_size=lo, max_size=hi)
     raise TypeError(f"no strategy for {t!r}: extend tests/test_fuzz_schema.py")
 
 

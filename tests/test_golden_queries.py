@@ -15,9 +15,15 @@ from .conftest import run_cli
 CASES = tomllib.loads((Path(__file__).parent / "golden" / "queries.toml").read_text())["case"]
 
 
+MISSING = "__missing__"  # an expected value that says: no such key or index
+
+
 def lookup(data, path: str):
     for part in path.split("."):
-        data = data[int(part)] if isinstance(data, list) else data[part]
+        try:
+            data = data[int(part)] if isinstance(data, list) else data[part]
+        except (KeyError, IndexError, TypeError):
+            return MISSING
     return data
 
 

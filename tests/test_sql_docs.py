@@ -87,3 +87,24 @@ def test_every_view_column_is_documented(ro_store, view):
         columns = {c["name"] for c in inspect(conn.conn).get_columns(view)}
     assert columns, f"{view} is missing from the database"
     assert columns == _documented(view)
+
+
+@pytest.mark.parametrize("day", ["2025-11-05", "2026-06-01", "2026-08-01"])
+def test_last_rate_and_confidence_columns_match_the_planner(ro_store, day):
+    from timeline.query.parser import parse
+    from timeline.query.execute import run
+
+    cols, rows = run_select(ro_store, f"""
+        SELECT measure, rate, last_rate, confidence FROM v_intervals
+        WHERE valid_from <= '{day}' AND (valid_to IS NULL OR valid_to > '{day}')""")
+    got = {r[0]: (r[1], r[2], r[3]) for r in rows}
+    text = f"state of * as of {day}"
+    with ro_store.reading() as conn:
+        answer = run(conn, parse(text), text)
+    want = {r["measure"]: (r["state"].get("rate"), r["state"].get("last_rate"),
+                           r["state"].get("confidence"))
+            for r in answer.data["results"] if r["state"] is not None}
+    assert got == want
+    assert any(v[1] is not None for v in got.values())  # the ended measures are there
+    if day != "2025-11-05":
+        assert any(v[2] == "single-source" for v in got.values())

@@ -69,6 +69,9 @@ LEGAL_STATUSES = ("unchallenged", "challenged", "pending", "ruled_unlawful", "st
 KINDS = ("tariff", "export-control", "visa", "agreement", "diplomacy", "case", "indicator",
          "investigation", "entity-list", "trade-rule")
 PRECISIONS = ("day", "month", "year")
+# how far the sources vouch for an event, weakest first: unqualified events are confirmed
+# (two independent pages, or one official or major outlet)
+CONFIDENCES = ("single-source",)
 
 StreamId = Annotated[str, Meta(pattern=STREAM_PATTERN, max_length=200,
                                description="a measure id: a lowercase dotted path")]
@@ -106,7 +109,8 @@ STATE_FIELDS: dict[str, tuple[Any, str]] = {
 }
 # component rates of a measure's product lists, percent
 RATE_FIELDS = (
-    "aluminum_rate", "bus_rate", "coal_lng_rate", "enteral_syringes_rate", "ev_rate",
+    "aluminum_rate", "bus_rate", "coal_lng_rate", "copper_rate", "derivatives_rate",
+    "enteral_syringes_rate", "ev_rate",
     "facemasks_respirators_rate", "kitchen_cabinets_vanities_rate", "li_ion_non_ev_rate",
     "medical_gloves_rate", "natural_graphite_rate", "other_rate", "permanent_magnets_rate",
     "rate_high", "rate_low", "semiconductors_rate", "solar_cells_rate", "steel_rate",
@@ -114,7 +118,8 @@ RATE_FIELDS = (
 )
 # free-form extras: text as the sources give it (dates in them are text, never compared)
 TEXT_FIELDS = (
-    "appeal", "argument", "board_of_trade", "boeing", "case", "change", "cn_position", "court",
+    "appeal", "argument", "basis", "board_of_trade", "boeing", "case", "change",
+    "cn_position", "copper_refined_review_due", "court", "derivatives_adjusted",
     "dockets", "easing", "economies", "entities", "entities_added", "eu_green_channel",
     "exceptions", "exclusions", "exclusions_until", "exemptions", "expansion", "first_payments",
     "format", "general_licence", "hearing", "hearings_from", "holding", "implemented",
@@ -125,6 +130,11 @@ TEXT_FIELDS = (
     "tariff_cut_framework", "threatened_from", "update_due", "updates_due", "us_position",
     "us_side", "venue", "vote", "window_end", "withdrawn_update",
 )
+# a measure pattern (`*` for any part): goods under a matching measure do not also pay this one
+STATE_FIELDS["not_stacked_with"] = (
+    Annotated[str, Meta(pattern=r"^[a-z0-9*][a-z0-9*.-]*$", max_length=200)],
+    "a measure pattern (e.g. `us.tariff.section-232.*`): goods under a matching measure pay "
+    "that one instead of this one; `total` says so")
 for _name in RATE_FIELDS:
     STATE_FIELDS[_name] = (Rate, "a component rate, percent")
 for _name in TEXT_FIELDS:
@@ -133,6 +143,10 @@ for _name in TEXT_FIELDS:
 StateSet = msgspec.defstruct(
     "StateSet", [(name, Union[typ, UnsetType], UNSET) for name, (typ, _) in
                  STATE_FIELDS.items()], forbid_unknown_fields=True, omit_defaults=True)
+
+
+DateRange = Annotated[list[dt.date], Meta(min_length=2, max_length=2,
+                                          description="[earliest, latest]")]
 
 
 class Source(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -179,6 +193,10 @@ class Event(Struct, forbid_unknown_fields=True, omit_defaults=True):
     disputed: Union[bool, UnsetType] = UNSET
     note: Union[Prose, UnsetType] = UNSET
     precision: Union[Literal[PRECISIONS], UnsetType] = UNSET
+    effective_between: Union[DateRange, UnsetType] = UNSET
+    known_between: Union[DateRange, UnsetType] = UNSET
+    date_qualifier: Union[Text, UnsetType] = UNSET
+    confidence: Union[Literal[CONFIDENCES], UnsetType] = UNSET
 
 
 class EventFile(Struct, forbid_unknown_fields=True):
@@ -188,7 +206,8 @@ class EventFile(Struct, forbid_unknown_fields=True):
 
 
 PAYLOAD_KEYS = ("title", "set", "unset", "schedule", "affects", "affects_set", "supersedes",
-                "disputed", "note", "precision")
+                "disputed", "note", "precision", "effective_between", "known_between",
+                "date_qualifier", "confidence")
 ENVELOPE_KEYS = ("stream", "type", "effective", "announced", "known", "id", "source")
 SOURCE_KEYS = tuple(Source.__struct_fields__)
 # Field descriptions for the generated docs table (the structs hold the types).
@@ -212,6 +231,16 @@ ENVELOPE_DOCS = {
                        "applied"),
     "note": ("no", f"free text (newlines allowed), at most {MAX_PROSE} characters"),
     "precision": ("no", "day (default), month or year: how precise `effective` is"),
+    "effective_between": ("no", "`[EARLIEST, LATEST]` when the sources give no day of effect "
+                                "(`effective` = EARLIEST): the state is `uncertain` from EARLIEST "
+                                "and changes on LATEST"),
+    "known_between": ("no", "`[EARLIEST, LATEST]` when no source dates the day it became public "
+                            "(`known` = EARLIEST): `known on` a day before LATEST reports the "
+                            "change as `uncertain`"),
+    "date_qualifier": ("no", "the sources' words for an uncertain date (\"late May\"), shown "
+                             "with the range"),
+    "confidence": ("no", "single-source: the event rests on one page (or only low-grade "
+                         "pages); the qualifier is carried into the state"),
 }
 
 
@@ -339,7 +368,7 @@ _KINDS_OF = {"float": "a number", "int": "a whole number", "str": "text",
              "date": "a date (YYYY-MM-DD, unquoted in TOML)", "bool": "true or false",
              "array": "an array", "object": "a table"}
 _CHOICES = {"type": tuple(EVENT_TYPES), "status": STATUSES, "legal_status": LEGAL_STATUSES,
-            "kind": KINDS, "precision": PRECISIONS}
+            "kind": KINDS, "precision": PRECISIONS, "confidence": CONFIDENCES}
 
 
 def _invalid_from(exc: msgspec.ValidationError, doc: Any) -> Invalid:
@@ -440,12 +469,26 @@ def check_rules(ev: Event) -> None:
         raise Invalid("affects", ev.affects, "names the same measure more than once")
     if ev.affects is not UNSET and ev.stream in ev.affects:
         raise Invalid("affects", ev.stream, "an event cannot affect its own measure; use `set`")
+    _check_range(ev.effective_between, ev.effective, "effective_between", "effective")
+    if ev.known_between is not UNSET:
+        _check_range(ev.known_between, ev.known if ev.known is not UNSET else None,
+                     "known_between", "known")
+    if ev.date_qualifier is not UNSET and ev.effective_between is UNSET \
+            and ev.known_between is UNSET:
+        raise Invalid("date_qualifier", None, "qualifies a date range: give effective_between "
+                                              "or known_between")
+    if ev.effective_between is not UNSET:
+        for key in ("schedule", "affects"):
+            if getattr(ev, key) is not UNSET:
+                raise Invalid(key, None, "an event with effective_between cannot carry "
+                                         f"`{key}`: enter that change as its own event")
+    latest = ev.effective_between[1] if ev.effective_between is not UNSET else ev.effective
     if ev.schedule is not UNSET:
         for i, item in enumerate(ev.schedule):
-            if item.on <= ev.effective:
+            if item.on <= latest:
                 raise Invalid(f"schedule[{i}].on", item.on.isoformat(),
                               f"a scheduled change must fall after the event's effective "
-                              f"date {ev.effective}")
+                              f"date {latest}")
     if ev.known is not UNSET and ev.announced is not UNSET and ev.announced > ev.known:
         raise Invalid("announced", ev.announced.isoformat(),
                       f"announced after it became known ({ev.known})")
@@ -456,6 +499,17 @@ def check_rules(ev: Event) -> None:
     if src.file is not UNSET and src.reference is not UNSET:
         raise Invalid("source.reference", None, "cite a source file or a reference table, "
                                                 "not both")
+
+
+def _check_range(rng: Any, start: dt.date | None, key: str, envelope: str) -> None:
+    if rng is UNSET:
+        return
+    if rng[0] >= rng[1]:
+        raise Invalid(key, [d.isoformat() for d in rng],
+                      "must be [earliest, latest] with earliest before latest")
+    if start is not None and rng[0] != start:
+        raise Invalid(key, rng[0].isoformat(),
+                      f"must start on the event's `{envelope}` date {start}")
 
 
 def stored_document(ev) -> dict:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from timeline.log.events import TERMINAL_TYPES, canonical_json
-from timeline.log.validation import EVENT_TYPES, SUPERSEDING_TYPES
+from timeline.log.validation import CONFIDENCES, EVENT_TYPES, SUPERSEDING_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ def superseded_ids(events: Iterable[FoldEvent], known_on: str | None = None) -> 
 
 # Fields the fold itself maintains: a stored `set` that names them (only a database written
 # before the schema refused it could hold one) must not break the structure queries read.
-DERIVED_FIELDS = frozenset({"disputed", "scheduled"})
+DERIVED_FIELDS = frozenset({"disputed", "scheduled", "uncertain", "confidence", "unconfirmed"})
 
 
 def _apply_fields(state: dict, values: dict | None, unset: Sequence[str] | None) -> None:
@@ -91,8 +91,9 @@ def _apply_fields(state: dict, values: dict | None, unset: Sequence[str] | None)
             state.pop(key, None)
 
 
-def apply_event(state: dict, ev: FoldEvent, stream: str) -> None:
-    """Apply one event to `stream`'s state in place."""
+def apply_event(state: dict, ev: FoldEvent, stream: str, known_on: str | None = None) -> None:
+    """Apply one event to `stream`'s state in place (`known_on`: the knowledge date of a
+    `known on` fold, against which `known_between` is judged)."""
     p = ev.payload
     if ev.stream != stream:
         # a ruling (or other cross-stream event) that names this measure in `affects`
@@ -106,18 +107,99 @@ def apply_event(state: dict, ev: FoldEvent, stream: str) -> None:
         }]
         return
     implied = EVENT_TYPES.get(ev.type, (False, None))[1]
+    _track_confidence(state, ev)
+    between = p.get("effective_between")
+    known_between = p.get("known_between")
+    unsure = bool(known_between) and known_on is not None and known_on < known_between[1]
+    if between or unsure:
+        _open_uncertain(state, ev, implied, between, known_between if unsure else None)
+        return
     if implied:
         state["status"] = implied
     _apply_fields(state, p.get("set"), p.get("unset"))
+    # an uncertain change still waiting for its latest day is kept: it is not the
+    # stream's schedule but the rest of an event already applied
+    settling = [it for it in state.get("scheduled") or () if it.get("settles")]
     if ev.type in TERMINAL_TYPES:
         state.pop("scheduled", None)
     if "schedule" in p:
-        items = [{"on": it["on"], "set": it.get("set", {}), "unset": it.get("unset", []),
-                  "by": ev.id} for it in p["schedule"]]
-        if items:
-            state["scheduled"] = sorted(items, key=lambda it: it["on"])
+        state.pop("scheduled", None)
+        settling += [{"on": it["on"], "set": it.get("set", {}), "unset": it.get("unset", []),
+                      "by": ev.id} for it in p["schedule"]]
+    if settling or "schedule" in p or ev.type in TERMINAL_TYPES:
+        if settling:
+            state["scheduled"] = sorted(settling, key=lambda it: it["on"])
         else:
             state.pop("scheduled", None)
+
+
+IDENTITY_FIELDS = ("imposer", "target", "kind", "scope", "authority")
+
+
+def _track_confidence(state: dict, ev: FoldEvent) -> None:
+    """`unconfirmed` lists the qualified events whose fields the state still holds;
+    `confidence` is the weakest of their levels. A confirmed event that sets all of a
+    qualified event's fields (or, when it set none, any event of the stream) clears it."""
+    p = ev.payload
+    fields = sorted(p.get("set") or {})
+    if EVENT_TYPES.get(ev.type, (False, None))[1] or "status" in fields:
+        fields = sorted(set(fields) | {"status"})
+    entries = list(state.get("unconfirmed") or ())
+    if p.get("confidence"):
+        entries.append({"event": ev.id, "confidence": p["confidence"], "fields": fields})
+    else:
+        kept = []
+        for entry in entries:
+            left = [f for f in entry["fields"] if f not in fields]
+            if entry["fields"] and left:
+                kept.append({**entry, "fields": left})
+        entries = kept
+    if entries:
+        state["unconfirmed"] = entries
+        # CONFIDENCES runs from the weakest level
+        state["confidence"] = min((e["confidence"] for e in entries),
+                                  key=lambda c: CONFIDENCES.index(c) if c in CONFIDENCES else -1)
+    else:
+        state.pop("unconfirmed", None)
+        state.pop("confidence", None)
+
+
+def _open_uncertain(state: dict, ev: FoldEvent, implied: str | None, between,
+                    known_between) -> None:
+    """The start of a change whose day (or whose publication, as of `known on`) is only a
+    range: the state's `uncertain` names it, its fields stay unchanged and its status is
+    `uncertain` when the change would move it; with a day range the change is applied on the
+    latest day, so it is never shown in force early."""
+    p = ev.payload
+    prior = state.get("uncertain")
+    was = prior.get("was") if prior else state.get("status")
+    becomes = (p.get("set") or {}).get("status") or implied or was
+    info: dict = {"event": ev.id, "becomes": becomes,
+                  "fields": sorted(k for k in p.get("set") or {} if k != "status")}
+    if was:
+        info["was"] = was
+    if between:
+        info["between"] = list(between)
+    if known_between:
+        info["known_between"] = list(known_between)
+    if p.get("date_qualifier"):
+        info["qualifier"] = p["date_qualifier"]
+    state["uncertain"] = info
+    for key in IDENTITY_FIELDS:
+        # what the measure is (not whether it is in force) is known from the start, so a
+        # stream opened by an uncertain event is catalogued and found by `total`
+        if key in (p.get("set") or {}) and key not in state:
+            state[key] = p["set"][key]
+    if becomes != was:
+        # only a change of status can be in force early; a change of other fields keeps
+        # the status and is flagged by `uncertain` alone
+        state["status"] = "uncertain"
+    if between and not known_between:
+        values = {**(p.get("set") or {}), **({"status": becomes} if becomes else {})}
+        unset = list(p.get("unset") or ()) + ([] if becomes else ["status"])
+        item = {"on": between[1], "set": values, "unset": unset, "by": ev.id, "settles": True}
+        state["scheduled"] = sorted([*(state.get("scheduled") or ()), item],
+                                    key=lambda it: it["on"])
 
 
 # A measure in one of these states has no rate in force: its rate is kept as `last_rate`.
@@ -133,7 +215,10 @@ def ended(state: dict) -> bool:
 
 def settle_rate(state: dict) -> None:
     """Move `rate` to `last_rate` while the measure has no rate in force, and back when it
-    is in force again without a new rate: `rate > 20` must never match an ended measure."""
+    is in force again without a new rate: `rate > 20` must never match an ended measure.
+    An `uncertain` state keeps both as they were until the change settles."""
+    if state.get("status") == "uncertain":
+        return
     if ended(state):
         if "rate" in state:
             state["last_rate"] = state.pop("rate")
@@ -150,6 +235,8 @@ def _apply_due(state: dict, day: str, applied: list[str]) -> None:
     rest = [it for it in pending if it["on"] > day]
     for item in due:
         _apply_fields(state, item["set"], item["unset"])
+        if item.get("settles"):
+            state.pop("uncertain", None)
         if item["by"] not in applied:
             applied.append(item["by"])
     if rest:
@@ -161,7 +248,7 @@ def _apply_due(state: dict, day: str, applied: list[str]) -> None:
 def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None = None,
          excluded: set[str] | None = None, until: str | None = None,
          converge: Callable[[str, dict, list[str]], bool] | None = None,
-         converge_after: str | None = None) -> FoldResult:
+         converge_after: str | None = None, known_on: str | None = None) -> FoldResult:
     """Fold `events` (those touching `stream`) into intervals.
 
     `start_state` is the state in force before the first event given (for incremental
@@ -169,6 +256,7 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
     which bounds the work of point queries. `converge(day, state, event_ids)` lets an
     incremental re-fold stop at the first day after `converge_after` whose interval equals
     the stored one: from there on nothing can differ, since no changed event lies beyond.
+    `known_on` is the knowledge date of a `known on` fold (see `known_between`).
     """
     excluded = excluded or set()
     # a retraction changes no state itself: it only removes what it supersedes
@@ -194,7 +282,7 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
         _apply_due(state, day, applied)
         had_event = False
         while i < n and evs[i].effective == day:
-            apply_event(state, evs[i], stream)
+            apply_event(state, evs[i], stream, known_on)
             if evs[i].id not in applied:
                 applied.append(evs[i].id)
             had_event = True

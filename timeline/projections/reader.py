@@ -125,6 +125,15 @@ class CatalogueEntry:
     last_change: str | None
 
 
+def _confidence(state) -> str | None:
+    """The weakest confidence a stored state rests on (None: confirmed, or no state)."""
+    if isinstance(state, str):
+        if '"confidence"' not in state:
+            return None  # most states: no need to decode
+        state = json.loads(state)
+    return state.get("confidence") if isinstance(state, dict) else None
+
+
 def _from_interval(iv: Interval) -> StateRow:
     return StateRow(iv.stream, iv.valid_from, iv.valid_to, iv.state, list(iv.event_ids))
 
@@ -311,7 +320,8 @@ class Reader:
     def fold_known(self, stream: str, known_on: str, until: str | None = None) -> list[Interval]:
         """Intervals of `stream` as they were known on `known_on` (up to `until`, inclusive)."""
         evs = touching_events(self.conn, stream, until=until, known_on=known_on)
-        return fold(stream, evs, excluded=superseded_ids(evs, known_on), until=until).intervals
+        return fold(stream, evs, excluded=superseded_ids(evs, known_on), until=until,
+                    known_on=known_on).intervals
 
     def state(self, stream: str, day: str, known_on: str | None = None) -> StateRow | None:
         """State on `day`, as known on `known_on` (everything when None)."""
@@ -377,7 +387,7 @@ class Reader:
                  "scope": r.scope, "title": r.title, "events": r.version,
                  "first_effective": r.first_effective, "last_change": r.tail_date,
                  "rate": r.rate, "status": r.status, "legal_status": r.legal_status,
-                 "since": r.valid_from}
+                 "since": r.valid_from, "confidence": _confidence(r.state)}
                 for r in self.conn.execute(stmt.order_by(m.stream))]
 
     def field_values(self, name: str) -> list[str]:

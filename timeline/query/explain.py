@@ -28,6 +28,7 @@ def explain(r: Reader, inner, text: str, ctx: Context, run=answer) -> Answer:
         "known": ev.known, "title": ev.payload.get("title"), "superseded": gone,
         "source": quotes.get(ev.id, {}).get("name"), "quote": quotes.get(ev.id, {}).get("quote"),
         "url": quotes.get(ev.id, {}).get("url"),
+        **{k: ev.payload[k] for k in QUALIFIERS if ev.payload.get(k)},
     } for stream, ev, gone in contributing]
     sql = [{"statement": s, "parameters": _params(p)} for s, p in rec.statements
            if s.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK")]
@@ -38,7 +39,7 @@ def explain(r: Reader, inner, text: str, ctx: Context, run=answer) -> Answer:
               for i, s in enumerate(sql)]
     lines += ["", "CONTRIBUTING EVENTS (effective, known, measure, type)"]
     for e in listed:
-        mark = " [superseded]" if e["superseded"] else ""
+        mark = (" [superseded]" if e["superseded"] else "") + _qualified(e)
         lines.append(f"  {e['effective']}  known {e['known']}  {e['measure']}  {e['type']}{mark}")
         lines.append(f"      {e['title']}")
         src = e["source"] or ""
@@ -49,6 +50,17 @@ def explain(r: Reader, inner, text: str, ctx: Context, run=answer) -> Answer:
         lines.append("  (none)")
     return Answer("explain", data, ans.columns, ans.rows, ans.plan,
                   ans.event_ids, ans.streams, ans.bounds, "\n".join(lines))
+
+
+QUALIFIERS = ("effective_between", "known_between", "date_qualifier", "confidence")
+
+
+def _qualified(e: dict) -> str:
+    """How an event's dates or source are qualified, for its explain line."""
+    marks = [f"{what} between {e[key][0]} and {e[key][1]}" for key, what in (
+        ("effective_between", "effective"), ("known_between", "known")) if e.get(key)]
+    marks += [e["confidence"]] if e.get("confidence") else []
+    return "".join(f" [{m}]" for m in marks)
 
 
 def _params(p):

@@ -6,6 +6,7 @@ bound parameters (field names are also checked against a pattern by the grammar)
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,11 +78,15 @@ def _rests_warning(measure: str, since: str, h: str | None) -> str:
             f"horizon {h} that no later event confirms (projected)")
 
 
-def _finish(ans: Answer, h: str | None, warnings: list[str], flags: list[bool]) -> Answer:
+def _finish(ans: Answer, h: str | None, warnings: list[str], flags: list[bool],
+            notes: list[str] | None = None) -> Answer:
     """Every answer carries its horizon and warnings; a `projected` column (and JSON flag)
-    marks the rows that rest on what was not yet known."""
+    marks the rows that rest on what was not yet known; notes say what qualifies a state
+    (an uncertain date, a single source, a tariff that does not stack)."""
     ans.data["horizon"] = {"known_through": h}
     ans.data["warnings"] = list(dict.fromkeys(warnings))
+    if notes:
+        ans.data["notes"] = list(dict.fromkeys(notes))
     ans.data["projected"] = any(flags)
     if any(flags):
         ans.columns = ans.columns + ["projected"]
@@ -196,7 +201,9 @@ def _extra(state: dict) -> str:
             continue
         v = state[k]
         if k == "scheduled":
-            v = "; ".join(f"{it['on']}: " + ", ".join(f"{a}={b}" for a, b in it["set"].items())
+            v = "; ".join(f"{it['on']}: " + ("the uncertain change settles" if it.get("settles")
+                                              else ", ".join(f"{a}={b}"
+                                                             for a, b in it["set"].items()))
                           for it in v)
         elif k == "disputed":
             v = "; ".join(", ".join(f"{a}={b}" for a, b in d["claims"].items())
@@ -221,7 +228,7 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
         first = r.state(q.target.pattern, as_of, known)
     streams = [q.target.pattern] if first is not None else resolve_targets(r, q.target, text)
     h = horizon(r, known)
-    warnings, flags = _past_warning("as of", as_of, h), []
+    warnings, flags, notes = _past_warning("as of", as_of, h), [], []
     results, rows, ids = [], [], []
     check_conditions(r, q.conditions, "measures", text)
     for s in streams:
@@ -235,6 +242,7 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
         flags.append(rests or _past(as_of, h))
         results.append({**result, "projected": flags[-1]})
         rows.append(_state_row_cells(row, s))
+        notes += state_notes(s, row.state) if row else []
         ids += row.event_ids if row else []
     plan = [f"state of {len(streams)} measure(s) as of {as_of}"
             + (f", keeping {len(results)} where {_where_text(q.conditions)}"
@@ -243,7 +251,7 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
             "everything known: one indexed lookup per measure in intervals"]
     return _finish(Answer("state", {"query": text, "as_of": as_of, "known_on": known,
                                     "results": results}, STATE_HEADER, rows, plan, ids,
-                          streams, (as_of, known)), h, warnings, flags)
+                          streams, (as_of, known)), h, warnings, flags, notes)
 
 
 def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
@@ -356,12 +364,15 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
     check_jurisdiction(r, q.target, q.target_pos, text)
     check_conditions(r, q.conditions, "measures", text)
     candidates = r.tariff_streams(q.imposer)
-    components, also, ids, used = [], [], [], []
+    components, also, ids, used, notes_all = [], [], [], [], []
     for s in candidates:
         row = r.state(s, as_of, known)
         if row is None:
             continue
         st = row.state
+        if st.get("target") in (q.target, "all") and st.get("status") == "uncertain":
+            notes_all.append(f"{s}: uncertain on {as_of}, not in the total")
+            notes_all += state_notes(s, st)
         if st.get("status") != "in_force" or st.get("target") not in (q.target, "all"):
             continue
         if q.conditions and not matches(q.conditions, _record(s, st)):
@@ -378,6 +389,11 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
             item["legal_status"] = st["legal_status"]
         if st.get("disputed"):
             item["disputed"] = [{**d["claims"], "source": d["source"]} for d in st["disputed"]]
+        if st.get("confidence"):
+            item["confidence"] = st["confidence"]
+            notes.append(st["confidence"])
+        if st.get("not_stacked_with"):
+            item["not_stacked_pattern"] = st["not_stacked_with"]
         if st.get("scope") == "all goods" and rate is not None:
             components.append(item)
             item["notes"] = notes
@@ -385,6 +401,7 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
             # product tariffs, and tariffs whose rates are stated per product group
             item.update({"scope": st.get("scope"), "rates": st.get("rates"), "notes": notes})
             also.append(item)
+    notes_all += _non_stacking(components, also)
     total = sum(c["rate"] for c in components)
     total = int(total) if float(total).is_integer() else total
     rows = [[c["measure"], c["rate"], "; ".join(["all goods"] + c["notes"])]
@@ -409,7 +426,36 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
                                     "imposer": q.imposer, "target": q.target, "total": total,
                                     "components": components, "also_applies": also},
                           ["measure", "rate", "scope"], rows, plan, ids, used, (as_of, known),
-                          summary_rows=1), h, warnings, flags)
+                          summary_rows=1), h, warnings, flags, notes_all)
+
+
+def _non_stacking(components: list[dict], also: list[dict]) -> list[str]:
+    """Mark a tariff that does not stack on others (`not_stacked_with`) and the in-force
+    measures it gives way to; the total stays the rate of goods under none of them."""
+    notes = []
+    for item in components + also:
+        pattern = item.pop("not_stacked_pattern", None)
+        if not pattern:
+            continue
+        others = [o for o in components + also
+                  if o is not item and fnmatch.fnmatchcase(o["measure"], pattern)]
+        if not others:
+            continue
+        item["not_stacked_with"] = [o["measure"] for o in others]
+        item["notes"] = item.get("notes", []) + [f"not on goods under {pattern}"]
+        for o in others:
+            o["notes"] = o.get("notes", []) + [f"{item['measure']} not added"]
+        paid = ", ".join(f"{o['measure']} {_fmt_rate(o['rate'])}" for o in others)
+        notes.append(f"{item['measure']} does not stack on {pattern}: goods under {paid} pay "
+                     f"that rate instead of {_fmt_rate(item['rate'])}; the TOTAL is for goods "
+                     f"under none of them")
+    return notes
+
+
+def _fmt_rate(rate) -> str:
+    if rate is None:
+        return "(rates per product)"
+    return f"{int(rate) if float(rate).is_integer() else rate}%"
 
 
 _LEGAL_NOTES = {"ruled_unlawful": "ruled unlawful", "stayed": "ruled unlawful; stayed",
@@ -424,6 +470,32 @@ def _total_notes(state: dict) -> list[str]:
     for d in state.get("disputed") or ():
         claims = ", ".join(f"{k}={v}" for k, v in d["claims"].items())
         notes.append(f"disputed: {claims} ({d['source']})")
+    return notes
+
+
+def state_notes(measure: str, state: dict) -> list[str]:
+    """One line per qualifier of a state: an uncertain date, the sources' confidence."""
+    notes = []
+    u = state.get("uncertain")
+    if isinstance(u, dict):
+        if u.get("was") != u.get("becomes"):
+            change = f"{u.get('was') or 'no status'} → {u.get('becomes') or 'no status'}"
+        else:
+            change = "a change of " + (", ".join(u.get("fields") or ()) or "its state")
+        words = f" ({u['qualifier']})" if u.get("qualifier") else ""
+        if u.get("between"):
+            a, b = u["between"]
+            notes.append(f"{measure}: uncertain: {change} on a day between {a} and {b}{words}; "
+                         f"in effect from {b}")
+        if u.get("known_between"):
+            a, b = u["known_between"]
+            notes.append(f"{measure}: uncertain: {change} became public between {a} and "
+                         f"{b}{words}; known from {b}")
+    for entry in state.get("unconfirmed") or ():
+        if isinstance(entry, dict):
+            fields = ", ".join(entry.get("fields") or ()) or "the event itself"
+            notes.append(f"{measure}: {entry.get('confidence')}: {fields} rest on event "
+                         f"{entry.get('event')}")
     return notes
 
 
@@ -464,15 +536,20 @@ def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer
                  "scope": e.scope, "title": e.title, "events": e.version,
                  "first_effective": e.first_effective, "last_change": e.last_change,
                  "rate": st.get("rate"), "status": st.get("status"),
-                 "legal_status": st.get("legal_status"), "since": row.valid_from}
+                 "legal_status": st.get("legal_status"), "since": row.valid_from,
+                 "confidence": st.get("confidence")}
             if not q.conditions or matches(q.conditions, {**st, **d}):
                 results.append(d)
     if order is not None:
         results = _sorted(results, lambda d: d.get(order[0]), order[1])
     if q.limit is not None:
         results = results[:q.limit]
-    rows = [[d["measure"], d["kind"], d["imposer"], d["target"], d["rate"], d["status"],
-             d["events"], d["title"]] for d in results]
+    columns = ["measure", "kind", "imposer", "target", "rate", "status", "events", "title"]
+    rows = [[d[c] for c in columns] for d in results]
+    if any(d.get("confidence") for d in results):
+        # only when a listed state rests on a qualified event: most listings have none
+        columns.append("confidence")
+        rows = [row + [d.get("confidence")] for row, d in zip(rows, results)]
     h = horizon(r, known)
     flags = [_past(day, h) or _past(d["since"], h) for d in results]
     for d, f in zip(results, flags):
@@ -481,8 +558,7 @@ def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer
         _rests_warning(d["measure"], d["since"], h) for d in results if _past(d["since"], h)]
     return _finish(Answer("measures", {"query": text, "as_of": day, "known_on": known,
                                        "results": results},
-                          ["measure", "kind", "imposer", "target", "rate", "status", "events",
-                           "title"], rows,
+                          columns, rows,
                           [f"catalogue joined with each measure's interval in force on {day}"
                            if known is None else
                            f"catalogue; each measure's state on {day} folded as known on {known}"]),

@@ -77,11 +77,12 @@ def render(answer: Answer, fmt: str = "table", *, pretty: bool = False,
 
 
 def horizon_lines(data: dict) -> str:
-    """The knowledge horizon line of an answer, then one line per warning."""
+    """The knowledge horizon line of an answer, then one line per warning and per note."""
     h = data["horizon"]["known_through"]
     lines = [f"known through {h} (knowledge horizon)" if h else
              "known through: nothing (the log is empty)"]
-    return "\n".join(lines + [f"warning: {w}" for w in data.get("warnings", ())])
+    return "\n".join(lines + [f"warning: {w}" for w in data.get("warnings", ())]
+                     + [f"note: {n}" for n in data.get("notes", ())])
 
 
 def _fmt(v: Any) -> str:
