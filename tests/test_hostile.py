@@ -545,9 +545,15 @@ def test_ctrl_c_interrupts_a_running_statement(make_db, backend):
     import sys
     url = make_db()
     marker = f"/* ctrl-c {os.getpid()} {backend} */"
-    proc = subprocess.Popen([sys.executable, "-m", "timeline", "--db", url, "sql",
-                             "--timeout", "0", f"{FOREVER} {marker}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a child inherits an ignored SIGINT (as under `pytest &` in a script), and Python then
+    # leaves it ignored: give the child the default, as an interactive shell would
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "timeline", "--db", url, "sql",
+                                 "--timeout", "0", f"{FOREVER} {marker}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         if backend == "postgresql":
             _wait_until(lambda: _pg_running(url, marker, proc.pid), "the statement to run")
@@ -585,29 +591,42 @@ def test_the_server_stops_when_the_client_is_killed(tmp_path):
 LONG = os.environ.get("TIMELINE_LONG_TESTS") == "1"
 
 
-def _peak_rss_mb(argv: list[str]) -> tuple[int, float, bytes]:
-    """Run `argv` with its output thrown away: (exit code, its own peak RSS in MB, stderr)."""
+# runs the CLI in a fresh interpreter, then reports that process's own peak RSS (VmHWM of
+# its address space): rusage would count the parent's size at fork, before exec
+_MEASURED = """
+import sys
+from timeline.surfaces.cli import main
+code = main(sys.argv[1:])
+with open("/proc/self/status") as f:
+    peak = next(line.split()[1] for line in f if line.startswith("VmHWM"))
+sys.stderr.write(f"VmHWM {peak}\\n")
+sys.exit(code)
+"""
+
+
+def _peak_rss_mb(argv: list[str]) -> tuple[int, float, str]:
+    """Run the CLI with `argv`, output thrown away: (exit code, its peak RSS in MB, stderr)."""
     import subprocess
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read()
-    proc.stderr.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024, err  # ru_maxrss is in KiB on Linux
+    import sys
+    proc = subprocess.run([sys.executable, "-c", _MEASURED, *argv], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    lines = proc.stderr.splitlines()
+    peak = [int(line.split()[1]) for line in lines if line.startswith("VmHWM ")]
+    assert peak, proc.stderr
+    return proc.returncode, peak[-1] / 1024, proc.stderr  # VmHWM is in kB
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "json", "table"])
 def test_a_huge_select_streams_in_bounded_memory(make_db, backend, fmt):
-    import sys
     url = make_db()
     # a million rows (three million with TIMELINE_LONG_TESTS=1): held in memory, as before,
     # they took well over 100 MB; streamed, the process stays under it
     n = 3_000_000 if LONG else 1_000_000
     sql = (f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "
            f"SELECT x, 'row number ' || x AS label FROM c")
-    code, peak, err = _peak_rss_mb([sys.executable, "-m", "timeline", "--db", url, "sql",
-                                    "--timeout", "0", "--format", fmt, sql])
+    code, peak, err = _peak_rss_mb(["--db", url, "sql", "--timeout", "0", "--format", fmt,
+                                    sql])
     assert code == 0, err
     assert peak < 100, f"peak RSS {peak:.0f} MB for {n} rows as {fmt}"
 
