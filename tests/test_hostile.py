@@ -656,3 +656,22 @@ def test_max_rows_stops_fetching_early(make_db):
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["x", "1", "2", "3"]
     assert "stopped at --max-rows 3; there are more rows" in res.stderr
+
+
+# -- attacks on this session's features (issues 12, 13, 15, 16) ---------------------------
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args", [
+    ("sql", "SELECT * FROM events"), ("sql", "SELECT * FROM events", "--format", "json"),
+    ("query", "events"), ("query", "learned between 2018-01-01 and 2026-01-01"),
+    ("info", "--path"), ("schema",)])
+def test_a_full_disk_under_stdout_is_one_clear_error(seeded_db, args):
+    """Attack: output into a full disk (/dev/full: every write is ENOSPC) was reported as an
+    internal error to report; it is the user's disk, said in one line, exit 1."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "timeline", *args, "--db", str(seeded_db)],
+                             stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    line = one_error_line(res)
+    assert "No space left on device" in line and "internal error" not in line
