@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 
 from timeline.errors import TimelineError
+from timeline.log.validation import RATE_DECIMALS
 
-# 18 digits, 6 after the point: any rate the schema admits, checked value by value below
-RATE_PRECISION, RATE_SCALE = 18, 6
+# 18 digits, 6 after the point: any rate the schema admits (it refuses finer ones), checked
+# value by value below for logs written before it did
+RATE_PRECISION, RATE_SCALE = 18, RATE_DECIMALS
 MISSING = "not written: pyarrow is not installed (pip install 'timeline[parquet]')"
 
 
