@@ -675,3 +675,38 @@ def test_a_full_disk_under_stdout_is_one_clear_error(seeded_db, args):
                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
     line = one_error_line(res)
     assert "No space left on device" in line and "internal error" not in line
+
+
+def _load_json_events(db, tmp_path, events) -> None:
+    path = tmp_path / "extra.json"
+    path.write_text(json.dumps({"events": events}), encoding="utf-8")
+    res = run_cli("load", "--db", str(db), str(path))
+    assert res.returncode == 0, res.stderr
+
+
+def _tariff(stream, rate, **more) -> dict:
+    return {"stream": stream, "type": "imposed", "effective": "2020-01-01",
+            "known": "2020-01-01", "title": "A demo tariff",
+            "set": {"rate": rate, "imposer": "zz", "target": "yy", "kind": "tariff", **more},
+            "source": {"name": "demo"}}
+
+
+def test_a_total_of_decimal_rates_is_exact_and_exports(seeded_db, tmp_path):
+    """Attack: 0.1 % + 0.2 % totalled 0.30000000000000004 % (binary floats): shown so, and
+    a total Parquet's decimal(18, 6) cannot hold. Rates add as the decimals they are."""
+    _load_json_events(seeded_db, tmp_path, [
+        _tariff("zz.tariff.a.yy", 0.1, scope="all goods"),
+        _tariff("zz.tariff.b.yy", 0.2, scope="all goods"),
+        _tariff("zz.tariff.c.yy", 7.5)])  # no scope: a product tariff, beside the total
+    res = run_cli("query", "--db", str(seeded_db), "total tariff by zz on yy as of 2021-01-01",
+                  "--format", "json")
+    data = json.loads(res.stdout)
+    assert data["total"] == 0.3
+    res = run_cli("query", "--db", str(seeded_db), "total tariff by zz on yy as of 2021-01-01")
+    assert "0.30000000000000004" not in res.stdout and "None" not in res.stdout, res.stdout
+    assert "also applies to some goods\n" in res.stdout.replace("  ", "").replace(" \n", "\n")
+    pytest.importorskip("matplotlib")
+    res = run_cli("chart", "--db", str(seeded_db), "total tariff by zz on yy",
+                  "-o", str(tmp_path / "t.svg"), "--from", "2020-01-01", "--to", "2021-01-01")
+    assert res.returncode == 0, res.stderr
+    assert "zz.tariff.c.yy 7.5 %" in res.stderr and "None" not in res.stderr, res.stderr
