@@ -710,3 +710,53 @@ def test_a_total_of_decimal_rates_is_exact_and_exports(seeded_db, tmp_path):
                   "-o", str(tmp_path / "t.svg"), "--from", "2020-01-01", "--to", "2021-01-01")
     assert res.returncode == 0, res.stderr
     assert "zz.tariff.c.yy 7.5 %" in res.stderr and "None" not in res.stderr, res.stderr
+
+
+def _full_disk(monkeypatch, after: int = 0) -> None:
+    """Every fsync after the first `after` fails as a full disk does (delayed allocation
+    reports ENOSPC there), as a small tmpfs would."""
+    import errno
+
+    calls = []
+    real = os.fsync
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) > after:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("after", [0, 3, 8])
+def test_export_into_a_full_disk_leaves_earlier_snapshots_and_latest(seeded_db, tmp_path,
+                                                                     monkeypatch, after):
+    out = tmp_path / "out"
+    assert run_main("--db", seeded_db, "export", "--out", out, "--as-of", "2025-06-01") \
+        .returncode == 0
+    before = sorted(p.name for p in out.iterdir())
+    _full_disk(monkeypatch, after)
+    res = run_main("--db", seeded_db, "export", "--out", out, "--as-of", "2025-06-02")
+    line = one_error_line(res)
+    assert "No space left on device" in line and "unchanged" in line
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert (out / "latest").read_text() == "2025-06-01\n"
+    monkeypatch.undo()
+    assert run_main("export", "--verify", out).returncode == 0
+
+
+def test_report_into_a_full_disk_leaves_the_old_page(seeded_db, tmp_path, monkeypatch):
+    import errno
+
+    page = tmp_path / "brief.html"
+    page.write_text("yesterday's page", encoding="utf-8")
+    real = Path.write_text
+
+    def half_then_full(self, data, *a, **k):
+        real(self, data[: len(data) // 2], *a, **k)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    res = run_main("--db", seeded_db, "report", "-o", page, "--as-of", "2025-06-01")
+    assert "No space left on device" in one_error_line(res)
+    assert page.read_text(encoding="utf-8") == "yesterday's page"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no half page
