@@ -29,7 +29,7 @@ GAP = "  "
 def terminal_width(stream=None) -> int | None:
     """The width a table must fit: $COLUMNS, else the terminal's when `stream` is one."""
     env = os.environ.get("COLUMNS", "")
-    if env.isdigit() and int(env) > 0:
+    if env.isascii() and env.isdigit() and int(env) > 0:  # isdigit alone takes '²'
         return int(env)
     try:
         tty = stream is not None and stream.isatty()
