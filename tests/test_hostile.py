@@ -760,3 +760,12 @@ def test_report_into_a_full_disk_leaves_the_old_page(seeded_db, tmp_path, monkey
     assert "No space left on device" in one_error_line(res)
     assert page.read_text(encoding="utf-8") == "yesterday's page"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no half page
+
+
+@pytest.mark.parametrize("args", [("sql", "--max-rows", "\u00b2", "SELECT 1"),
+                                  ("export", "--out", "x", "--keep", "\u00b2")])
+def test_a_superscript_count_is_a_usage_error_naming_the_option(seeded_db, args):
+    """Attack: '²' passed str.isdigit, then int() failed and argparse printed its own
+    'invalid _count value' naming a Python function instead of the option's rule."""
+    res = run_main("--db", seeded_db, *args)
+    assert res.returncode == 2 and "needs a whole number" in res.stderr, res.stderr

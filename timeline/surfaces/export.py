@@ -504,7 +504,7 @@ def configure_export(p) -> None:
     """Arguments of `timeline export`."""
     def positive(text):
         """argparse type: a whole number of at least 1."""
-        if not text.isdigit() or int(text) < 1:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
             raise argparse.ArgumentTypeError(f"--keep needs a whole number >= 1, not {text!r}")
         return int(text)
 
