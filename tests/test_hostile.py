@@ -769,3 +769,14 @@ def test_a_superscript_count_is_a_usage_error_naming_the_option(seeded_db, args)
     'invalid _count value' naming a Python function instead of the option's rule."""
     res = run_main("--db", seeded_db, *args)
     assert res.returncode == 2 and "needs a whole number" in res.stderr, res.stderr
+
+
+@only_postgres
+def test_postgres_sql_whose_connection_dies_is_one_clear_error(tmp_path):
+    """Attack: a statement that ends its own server process (or a server restart) was an
+    internal error: the rollback on the lost connection hid the server's message."""
+    url = pg_seeded(tmp_path)
+    line = one_error_line(run_main("--db", url, "sql",
+                                   "SELECT pg_terminate_backend(pg_backend_pid())"))
+    assert "terminating connection" in line and "internal error" not in line
+    assert run_main("--db", url, "sql", "SELECT 1").returncode == 0

@@ -318,7 +318,7 @@ def _stream_postgres(store, statement: str, batch: int):
             cur.execute(f"SET LOCAL statement_timeout = {max(int(left * 1000), 1)}")
 
     with _pg_unprivileged(store) as (conn, role):
-        with conn.begin():
+        with _transaction(conn):
             mode = conn.exec_driver_sql("SHOW transaction_read_only").scalar()
             if mode != "on":
                 raise ReadOnlyError(f"{store.where}: the transaction is not read-only, so "
@@ -355,6 +355,21 @@ def _stream_postgres(store, statement: str, batch: int):
                 cur.close()
                 setup.close()
             conn.rollback()
+
+
+@contextlib.contextmanager
+def _transaction(conn):
+    """`conn.begin()`, except that a rollback after an error never hides that error: on a
+    lost connection (the statement ended its own server process) the rollback fails too."""
+    trans = conn.begin()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(DBAPIError, SQLAlchemyError):
+            trans.rollback()
+        raise
+    if trans.is_active:
+        trans.commit()
 
 
 @contextlib.contextmanager
