@@ -220,3 +220,14 @@ def _streamed(store, sql, fmt, pretty=False):
     buf = io.StringIO()
     write_rows(buf, cols, [rows], fmt, pretty=pretty)
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("sql", ["SELECT '\udcff'", "SELECT '\ud800' AS x"])
+def test_sql_that_is_not_utf8_is_refused_in_one_line(seeded_db, sql):
+    """Attack: bytes that are not UTF-8 in the SQL (an argv or a piped shell line, which
+    Python keeps as lone surrogates) were an internal error from the driver's encoder."""
+    from tests.backends import run_main
+
+    res = run_main("--db", seeded_db, "sql", sql)
+    assert res.returncode == 1 and "not valid UTF-8" in res.stderr, res.stderr
+    assert "internal error" not in res.stderr and len(res.stderr.splitlines()) == 1

@@ -88,8 +88,20 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*|/\*.*?(\*/|$)", " ", sql, flags=re.S)
 
 
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
+
+
 def single_statement(text: str) -> str:
     """The one statement in `text` (a trailing `;` allowed); TimelineError otherwise."""
+    bad = _NOT_TEXT.search(text)
+    if bad:
+        # Python keeps bytes that are not UTF-8 (an argv, a piped line) as lone surrogates,
+        # which no driver can encode
+        code = ord(bad.group())
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else \
+            f"lone surrogate U+{code:04X}"
+        raise TimelineError(f"the SQL is not valid UTF-8 text ({what} at character "
+                            f"{bad.start() + 1}); nothing was run")
     statements = split_sql(text)
     if not statements:
         raise TimelineError("empty SQL: give one SELECT statement, e.g. "
