@@ -252,3 +252,13 @@ def test_a_future_as_of_is_a_backfill_and_never_pins_latest(seeded_db, tmp_path)
     r = run_cli(*base)
     assert r.returncode == 0 and f"{out / today}:" in r.stdout
     assert read_latest(out) == today
+
+
+def test_an_export_folder_whose_name_is_not_utf8(ro_store, tmp_path):
+    """Attack: a folder named with a byte that is not UTF-8 (Python holds it as a lone
+    surrogate) was an internal error from pyarrow's path encoder; the CSVs had been fine."""
+    out = tmp_path / "ex-\udcff"
+    res = write_snapshot(ro_store, out, "2025-06-01", None)
+    assert res.written and verify_snapshot(res.path) == []
+    assert pq.read_table(open(res.path / "state.parquet", "rb")).num_rows == \
+        json.loads((res.path / "manifest.json").read_text())["row_counts"]["state.parquet"]
