@@ -6,6 +6,7 @@ projections exactly as they were.
 """
 from __future__ import annotations
 
+import csv
 import json
 import random
 import signal
@@ -97,6 +98,37 @@ def test_toml_rates_that_are_not_rates(seeded_db, tmp_path, value, needle):
     p = write(tmp_path, "rate.toml", GOOD.replace("rate = 5", f"rate = {value}"))
     msg = refused(seeded_db, p, needle, "field 'set.rate'", "rate.toml:1", "event #1")
     assert "got" in msg  # the offending value is shown
+
+
+@pytest.mark.parametrize("value", ["1e-7", "0.30000000000000004", "999.9999999999999",
+                                   "5e-324", "12.3456789"])
+def test_a_rate_finer_than_the_exports_hold_is_refused(seeded_db, tmp_path, value):
+    """Attack: a rate with more than 6 decimal places entered the log, and then every export
+    failed on it (Parquet's decimal(18, 6)) for as long as the immutable log lasts."""
+    p = write(tmp_path, "rate.toml", GOOD.replace("rate = 5", f"rate = {value}"))
+    refused(seeded_db, p, "field 'set.rate'", "6 decimal places", "rate.toml:1")
+    sched = write(tmp_path, "sched.toml", GOOD + f"""
+[[events.schedule]]
+on = 2031-01-01
+set = {{ rate = {value} }}
+""")
+    refused(seeded_db, sched, "field 'schedule[0].set.rate'", "6 decimal places")
+
+
+def test_rates_to_6_places_are_stored_and_exported(seeded_db, tmp_path):
+    rates = ["0.000001", "0.1", "0.2", "33.333333", "999.999999", "0"]
+    body = "".join(GOOD.replace("demo", f"demo{i}").replace("rate = 5", f"rate = {r}")
+                   for i, r in enumerate(rates))
+    r = run_cli("load", "--db", str(seeded_db), str(write(tmp_path, "ok.toml", body)))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("export", "--db", str(seeded_db), "--out", str(tmp_path / "out"),
+                "--as-of", "2030-01-02")
+    assert r.returncode == 0, r.stderr
+    (snap,) = (tmp_path / "out").glob("2030-01-02*")
+    with open(snap / "state.csv", newline="", encoding="utf-8") as f:
+        got = {row["measure"]: row["rate"] for row in csv.DictReader(f)}
+    assert [float(got[f"us.tariff.demo{i}.cn"]) for i in range(len(rates))] == \
+        [float(r) for r in rates]
 
 
 @pytest.mark.parametrize("raw,needle", [

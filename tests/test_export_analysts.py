@@ -236,3 +236,29 @@ def test_parquet_and_totals_are_the_same_on_every_backend(make_db, ro_store, tmp
         assert pq.read_table(theirs / f"{stem}.parquet").to_pylist() == \
             pq.read_table(ours / f"{stem}.parquet").to_pylist(), stem
         assert (theirs / f"{stem}.csv").read_bytes() == (ours / f"{stem}.csv").read_bytes()
+
+
+def test_a_future_as_of_is_a_backfill_and_never_pins_latest(seeded_db, tmp_path):
+    """Attack: a mistyped far-future --as-of was taken for the newest nightly; every real
+    nightly after it became a backfill and `latest` stayed on the projection for good."""
+    out = tmp_path / "out"
+    base = ("export", "--db", str(seeded_db), "--out", str(out))
+    assert run_cli(*base, "--as-of", "2025-06-01").returncode == 0
+    r = run_cli(*base, "--as-of", "9999-12-31")
+    assert r.returncode == 0 and f"{out / '9999-12-31_backfill'}" in r.stdout
+    m = json.loads((out / "9999-12-31_backfill" / "manifest.json").read_text())
+    assert m["kind"] == "backfill" and read_latest(out) == "2025-06-01"
+    today = dt.date.today().isoformat()
+    r = run_cli(*base)
+    assert r.returncode == 0 and f"{out / today}:" in r.stdout
+    assert read_latest(out) == today
+
+
+def test_an_export_folder_whose_name_is_not_utf8(ro_store, tmp_path):
+    """Attack: a folder named with a byte that is not UTF-8 (Python holds it as a lone
+    surrogate) was an internal error from pyarrow's path encoder; the CSVs had been fine."""
+    out = tmp_path / "ex-\udcff"
+    res = write_snapshot(ro_store, out, "2025-06-01", None)
+    assert res.written and verify_snapshot(res.path) == []
+    assert pq.read_table(open(res.path / "state.parquet", "rb")).num_rows == \
+        json.loads((res.path / "manifest.json").read_text())["row_counts"]["state.parquet"]

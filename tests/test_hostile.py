@@ -178,7 +178,10 @@ def test_export_at_the_ends_of_the_calendar(seeded_db, tmp_path, as_of):
     out = tmp_path / "ex"
     res = run_main("--db", seeded_db, "export", "--out", out, "--as-of", as_of)
     assert res.returncode == 0, res.stderr
-    assert run_main("export", "--verify", out / as_of).returncode == 0
+    # a date after today is a projection: a backfill, which never moves `latest`
+    import datetime as dt
+    name = as_of + ("_backfill" if as_of > dt.date.today().isoformat() else "")
+    assert run_main("export", "--verify", out / name).returncode == 0
 
 
 # -- items 3 and 4: `timeline sql` cannot write, nor reach the server's files or programs ---
@@ -675,3 +678,127 @@ def test_max_rows_stops_fetching_early(make_db):
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["x", "1", "2", "3"]
     assert "stopped at --max-rows 3; there are more rows" in res.stderr
+
+
+# -- attacks on this session's features (issues 12, 13, 15, 16) ---------------------------
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args", [
+    ("sql", "SELECT * FROM events"), ("sql", "SELECT * FROM events", "--format", "json"),
+    ("query", "events"), ("query", "learned between 2018-01-01 and 2026-01-01"),
+    ("info", "--path"), ("schema",)])
+def test_a_full_disk_under_stdout_is_one_clear_error(seeded_db, args):
+    """Attack: output into a full disk (/dev/full: every write is ENOSPC) was reported as an
+    internal error to report; it is the user's disk, said in one line, exit 1."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "timeline", *args, "--db", str(seeded_db)],
+                             stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    line = one_error_line(res)
+    assert "No space left on device" in line and "internal error" not in line
+
+
+def _load_json_events(db, tmp_path, events) -> None:
+    path = tmp_path / "extra.json"
+    path.write_text(json.dumps({"events": events}), encoding="utf-8")
+    res = run_cli("load", "--db", str(db), str(path))
+    assert res.returncode == 0, res.stderr
+
+
+def _tariff(stream, rate, **more) -> dict:
+    return {"stream": stream, "type": "imposed", "effective": "2020-01-01",
+            "known": "2020-01-01", "title": "A demo tariff",
+            "set": {"rate": rate, "imposer": "zz", "target": "yy", "kind": "tariff", **more},
+            "source": {"name": "demo"}}
+
+
+def test_a_total_of_decimal_rates_is_exact_and_exports(seeded_db, tmp_path):
+    """Attack: 0.1 % + 0.2 % totalled 0.30000000000000004 % (binary floats): shown so, and
+    a total Parquet's decimal(18, 6) cannot hold. Rates add as the decimals they are."""
+    _load_json_events(seeded_db, tmp_path, [
+        _tariff("zz.tariff.a.yy", 0.1, scope="all goods"),
+        _tariff("zz.tariff.b.yy", 0.2, scope="all goods"),
+        _tariff("zz.tariff.c.yy", 7.5)])  # no scope: a product tariff, beside the total
+    res = run_cli("query", "--db", str(seeded_db), "total tariff by zz on yy as of 2021-01-01",
+                  "--format", "json")
+    data = json.loads(res.stdout)
+    assert data["total"] == 0.3
+    res = run_cli("query", "--db", str(seeded_db), "total tariff by zz on yy as of 2021-01-01")
+    assert "0.30000000000000004" not in res.stdout and "None" not in res.stdout, res.stdout
+    assert "also applies to some goods\n" in res.stdout.replace("  ", "").replace(" \n", "\n")
+    pytest.importorskip("matplotlib")
+    res = run_cli("chart", "--db", str(seeded_db), "total tariff by zz on yy",
+                  "-o", str(tmp_path / "t.svg"), "--from", "2020-01-01", "--to", "2021-01-01")
+    assert res.returncode == 0, res.stderr
+    assert "zz.tariff.c.yy 7.5 %" in res.stderr and "None" not in res.stderr, res.stderr
+
+
+def _full_disk(monkeypatch, after: int = 0) -> None:
+    """Every fsync after the first `after` fails as a full disk does (delayed allocation
+    reports ENOSPC there), as a small tmpfs would."""
+    import errno
+
+    calls = []
+    real = os.fsync
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) > after:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("after", [0, 3, 8])
+def test_export_into_a_full_disk_leaves_earlier_snapshots_and_latest(seeded_db, tmp_path,
+                                                                     monkeypatch, after):
+    out = tmp_path / "out"
+    assert run_main("--db", seeded_db, "export", "--out", out, "--as-of", "2025-06-01") \
+        .returncode == 0
+    before = sorted(p.name for p in out.iterdir())
+    _full_disk(monkeypatch, after)
+    res = run_main("--db", seeded_db, "export", "--out", out, "--as-of", "2025-06-02")
+    line = one_error_line(res)
+    assert "No space left on device" in line and "unchanged" in line
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert (out / "latest").read_text() == "2025-06-01\n"
+    monkeypatch.undo()
+    assert run_main("export", "--verify", out).returncode == 0
+
+
+def test_report_into_a_full_disk_leaves_the_old_page(seeded_db, tmp_path, monkeypatch):
+    import errno
+
+    page = tmp_path / "brief.html"
+    page.write_text("yesterday's page", encoding="utf-8")
+    real = Path.write_text
+
+    def half_then_full(self, data, *a, **k):
+        real(self, data[: len(data) // 2], *a, **k)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    res = run_main("--db", seeded_db, "report", "-o", page, "--as-of", "2025-06-01")
+    assert "No space left on device" in one_error_line(res)
+    assert page.read_text(encoding="utf-8") == "yesterday's page"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no half page
+
+
+@pytest.mark.parametrize("args", [("sql", "--max-rows", "\u00b2", "SELECT 1"),
+                                  ("export", "--out", "x", "--keep", "\u00b2")])
+def test_a_superscript_count_is_a_usage_error_naming_the_option(seeded_db, args):
+    """Attack: '²' passed str.isdigit, then int() failed and argparse printed its own
+    'invalid _count value' naming a Python function instead of the option's rule."""
+    res = run_main("--db", seeded_db, *args)
+    assert res.returncode == 2 and "needs a whole number" in res.stderr, res.stderr
+
+
+@only_postgres
+def test_postgres_sql_whose_connection_dies_is_one_clear_error(tmp_path):
+    """Attack: a statement that ends its own server process (or a server restart) was an
+    internal error: the rollback on the lost connection hid the server's message."""
+    url = pg_seeded(tmp_path)
+    line = one_error_line(run_main("--db", url, "sql",
+                                   "SELECT pg_terminate_backend(pg_backend_pid())"))
+    assert "terminating connection" in line and "internal error" not in line
+    assert run_main("--db", url, "sql", "SELECT 1").returncode == 0

@@ -179,3 +179,55 @@ def test_single_statement_messages():
         sqlaccess.single_statement("-- only a comment")
     with pytest.raises(TimelineError, match="3 SQL statements"):
         sqlaccess.single_statement("SELECT 1; SELECT 2; SELECT 3")
+
+
+@pytest.mark.parametrize("pretty", [False, True])
+def test_json_of_odd_values_is_valid_json(ro_store, pretty):
+    """Attack: infinities (SQLite's 1e999) and blobs came out as `Infinity` and b'…' reprs;
+    JSON has neither. They are written as PostgreSQL's to_json writes them."""
+    sql = ("SELECT 1e999 AS inf, -1e999 AS ninf, x'00ff' AS b, -0.0 AS nz, "
+           "9223372036854775807 AS big, char(0, 27) AS ctl")
+    for text in (render_rows(*run_select(ro_store, sql), "json", pretty=pretty),
+                 _streamed(ro_store, sql, "json", pretty)):
+        rows = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+        assert rows == [{"inf": "Infinity", "ninf": "-Infinity", "b": "\\x00ff", "nz": -0.0,
+                         "big": 9223372036854775807, "ctl": "\x00\x1b"}]
+
+
+def test_csv_and_table_show_a_blob_as_hex(ro_store):
+    cols, rows = run_select(ro_store, "SELECT x'00ff' AS b")
+    assert render_rows(cols, rows, "csv") == "b\r\n\\x00ff\r\n"
+    assert "\\x00ff" in render_rows(cols, rows, "table")
+
+
+def test_a_table_cell_never_sends_control_characters_to_the_terminal(ro_store):
+    """Attack: an escape character in a value (ESC [2J clears the screen) reached the
+    terminal raw through a table; it is shown as text. CSV and JSON keep the exact value."""
+    sql = "SELECT char(27) || '[2J' || char(7, 9, 0) AS c, 1 AS \"h\x1b[2J\""
+    cols, rows = run_select(ro_store, sql)
+    for expanded in ("off", "on"):
+        for text in (render_rows(cols, rows, "table", width=80, expanded=expanded),
+                     render_rows(cols, rows, "table", expanded=expanded),
+                     _streamed(ro_store, sql, "table")):
+            assert not any(ch in text for ch in "\x1b\x07\t\x00"), repr(text)
+            assert "\\x1b[2J" in text and "h\\x1b[2J" in text
+    assert "\x1b" in render_rows(cols, rows, "csv")
+
+
+def _streamed(store, sql, fmt, pretty=False):
+    from timeline.surfaces.output import write_rows
+    cols, rows = run_select(store, sql)
+    buf = io.StringIO()
+    write_rows(buf, cols, [rows], fmt, pretty=pretty)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("sql", ["SELECT '\udcff'", "SELECT '\ud800' AS x"])
+def test_sql_that_is_not_utf8_is_refused_in_one_line(seeded_db, sql):
+    """Attack: bytes that are not UTF-8 in the SQL (an argv or a piped shell line, which
+    Python keeps as lone surrogates) were an internal error from the driver's encoder."""
+    from tests.backends import run_main
+
+    res = run_main("--db", seeded_db, "sql", sql)
+    assert res.returncode == 1 and "not valid UTF-8" in res.stderr, res.stderr
+    assert "internal error" not in res.stderr and len(res.stderr.splitlines()) == 1

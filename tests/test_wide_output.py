@@ -84,6 +84,10 @@ def test_width_comes_from_columns_or_the_terminal(monkeypatch):
     assert terminal_width(None) == 73
     monkeypatch.setenv("COLUMNS", "junk")
     assert terminal_width(None) is None  # not a terminal, no usable COLUMNS: no fitting
+    # attack: str.isdigit takes '²' and '٤٠', which int() refuses or reads as 40
+    for junk in ("\u00b2", "\u0664\u0660", "0", "-5", " 40", "1e3"):
+        monkeypatch.setenv("COLUMNS", junk)
+        assert terminal_width(None) is None, junk
     with pytest.raises(ValueError):
         table(["a"], [("1",)], 10, expanded="sideways")
 

@@ -17,6 +17,7 @@ error path it gives, plus the offending value looked up here, is what a user nee
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import re
 from collections.abc import Mapping  # typing.Mapping's isinstance is several times slower
@@ -444,8 +445,28 @@ def convert(doc: Any, typ: Any, *, native_dates: bool) -> Any:
 
 
 # -- layer 3: rules across fields --------------------------------------------------------------
+# the exports hold rates as decimal(18, 6): a finer rate, once in the immutable log, would
+# make every export fail on it for good
+RATE_DECIMALS = 6
+RATE_NAMES = tuple(name for name, (typ, _) in STATE_FIELDS.items() if typ is Rate)
+
+
+def _check_rate_places(fields, path: str) -> None:
+    if fields is UNSET:
+        return
+    for name in RATE_NAMES:
+        v = getattr(fields, name)
+        if v is not UNSET and -decimal.Decimal(repr(v)).as_tuple().exponent > RATE_DECIMALS:
+            raise Invalid(f"{path}.{name}", v, f"has more than {RATE_DECIMALS} decimal places "
+                                               "(the exports hold rates to 6)")
+
+
 def check_rules(ev: Event) -> None:
     """What the structs cannot say; raises Invalid."""
+    _check_rate_places(ev.set, "set")
+    _check_rate_places(ev.affects_set, "affects_set")
+    for i, item in enumerate(ev.schedule or ()):
+        _check_rate_places(item.set, f"schedule[{i}].set")
     if ev.type in SUPERSEDING_TYPES:
         if ev.supersedes is UNSET:
             raise Invalid("supersedes", None,

@@ -6,6 +6,7 @@ bound parameters (field names are also checked against a pattern by the grammar)
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import fnmatch
 import json
 from dataclasses import dataclass, field
@@ -402,12 +403,14 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
             item.update({"scope": st.get("scope"), "rates": st.get("rates"), "notes": notes})
             also.append(item)
     notes_all += _non_stacking(components, also)
-    total = sum(c["rate"] for c in components)
-    total = int(total) if float(total).is_integer() else total
+    # rates add as the decimals they are written in: binary floats make 0.1 + 0.2 into
+    # 0.30000000000000004, which a reader should not see nor the export's decimal(18, 6) hold
+    exact = sum((decimal.Decimal(repr(c["rate"])) for c in components), decimal.Decimal(0))
+    total = int(exact) if exact == exact.to_integral_value() else float(exact)
     rows = [[c["measure"], c["rate"], "; ".join(["all goods"] + c["notes"])]
             for c in components]
     rows += [[a["measure"], a["rate"], "; ".join(
-        [f"also applies to some goods: {a['scope']}"]
+        ["also applies to some goods" + (f": {a['scope']}" if a["scope"] else "")]
         + ([f"rates: {a['rates']}"] if a["rate"] is None and a.get("rates") else [])
         + a["notes"])] for a in also]
     rows.append(["TOTAL", total, f"{q.imposer} on {q.target} as of {as_of}"])

@@ -88,8 +88,20 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*|/\*.*?(\*/|$)", " ", sql, flags=re.S)
 
 
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
+
+
 def single_statement(text: str) -> str:
     """The one statement in `text` (a trailing `;` allowed); TimelineError otherwise."""
+    bad = _NOT_TEXT.search(text)
+    if bad:
+        # Python keeps bytes that are not UTF-8 (an argv, a piped line) as lone surrogates,
+        # which no driver can encode
+        code = ord(bad.group())
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else \
+            f"lone surrogate U+{code:04X}"
+        raise TimelineError(f"the SQL is not valid UTF-8 text ({what} at character "
+                            f"{bad.start() + 1}); nothing was run")
     statements = split_sql(text)
     if not statements:
         raise TimelineError("empty SQL: give one SELECT statement, e.g. "
@@ -318,7 +330,7 @@ def _stream_postgres(store, statement: str, batch: int):
             cur.execute(f"SET LOCAL statement_timeout = {max(int(left * 1000), 1)}")
 
     with _pg_unprivileged(store) as (conn, role):
-        with conn.begin():
+        with _transaction(conn):
             mode = conn.exec_driver_sql("SHOW transaction_read_only").scalar()
             if mode != "on":
                 raise ReadOnlyError(f"{store.where}: the transaction is not read-only, so "
@@ -355,6 +367,21 @@ def _stream_postgres(store, statement: str, batch: int):
                 cur.close()
                 setup.close()
             conn.rollback()
+
+
+@contextlib.contextmanager
+def _transaction(conn):
+    """`conn.begin()`, except that a rollback after an error never hides that error: on a
+    lost connection (the statement ended its own server process) the rollback fails too."""
+    trans = conn.begin()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(DBAPIError, SQLAlchemyError):
+            trans.rollback()
+        raise
+    if trans.is_active:
+        trans.commit()
 
 
 @contextlib.contextmanager

@@ -423,7 +423,7 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
     if also:
         data.notes.append(f"Not in the total — product-specific tariffs on {hi}: " + "; ".join(
             f"{a['measure']} {_num(a['rate']) + ' %' if a['rate'] is not None else 'rates by product'}"
-            f" ({a['scope']})" for a in also))
+            + (f" ({a['scope']})" if a["scope"] else "") for a in also))
     return data
 
 

@@ -126,9 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         return EXIT_OK
+    except OSError as exc:
+        # the output's disk is full or gone (stdout into /dev/full, a pipe's device failing):
+        # the user's environment, not a bug to report; file writes name their own file
+        where = exc.filename or "the output"
+        print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+        _silence_stdout()
+        return EXIT_FAIL
     except MemoryError:
         # the traceback itself might not fit; say what to do instead
         print("error: out of memory; narrow the query, add a LIMIT or use sql --max-rows",
@@ -136,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAIL
     except Exception as exc:  # noqa: BLE001 - the one catch-all: no traceback reaches a user
         return _internal_error(exc, args.debug)
+
+
+def _silence_stdout() -> None:
+    # what is still buffered for stdout would fail again when Python flushes it at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _internal_error(exc: Exception, debug: bool) -> int:

@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 
 from timeline.errors import TimelineError
+from timeline.log.validation import RATE_DECIMALS
 
-# 18 digits, 6 after the point: any rate the schema admits, checked value by value below
-RATE_PRECISION, RATE_SCALE = 18, 6
+# 18 digits, 6 after the point: any rate the schema admits (it refuses finer ones), checked
+# value by value below for logs written before it did
+RATE_PRECISION, RATE_SCALE = 18, RATE_DECIMALS
 MISSING = "not written: pyarrow is not installed (pip install 'timeline[parquet]')"
 
 
@@ -71,7 +73,10 @@ def write_parquet(path: Path, columns: tuple[tuple[str, str], ...], rows: list[t
         arrays.append(pa.array(values, type=_type(pa, kind)))
     table = pa.Table.from_arrays(arrays, names=names)
     # no statistics timestamps or pandas metadata: two exports of one log are byte-identical
-    pq.write_table(table, str(path), compression="zstd", write_statistics=True)
+    # an open file, not the path: pyarrow encodes a path as strict UTF-8, and a folder name
+    # with a byte that is not UTF-8 reaches here as a lone surrogate
+    with open(path, "wb") as f:
+        pq.write_table(table, f, compression="zstd", write_statistics=True)
 
 
 def parquet_rows(path: Path) -> int | None:
@@ -81,6 +86,7 @@ def parquet_rows(path: Path) -> int | None:
     except ImportError:
         return None
     try:
-        return pq.ParquetFile(str(path)).metadata.num_rows
+        with open(path, "rb") as f:
+            return pq.ParquetFile(f).metadata.num_rows
     except Exception:  # noqa: BLE001 - pyarrow raises several types for a damaged file
         return -1

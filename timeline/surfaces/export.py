@@ -6,8 +6,9 @@ last, then the folder is renamed into place and `DIR/latest` (a one-line text fi
 the newest nightly snapshot) is replaced atomically. A crash at any point leaves the previous
 complete snapshot and a valid `latest`; leftovers of a killed run are removed by the next.
 
-A nightly is named by its as-of date. A backfill (a `--known-on` date, or an as-of older than
-the newest nightly) is named `…_known_K` or `…_backfill` and never moves `latest`.
+A nightly is named by its as-of date. A backfill (a `--known-on` date, an as-of after today,
+or one older than the newest nightly) is named `…_known_K` or `…_backfill` and never moves
+`latest`.
 
 Each snapshot holds events.jsonl, the tables (intervals, state, totals) as CSV and, with
 pyarrow, as Parquet, report.html (the briefing, compared with the previous nightly) and the
@@ -133,8 +134,11 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
     with _locked(out):
         _clean_leftovers(out)
         newest = (nightlies(out) or [None])[-1]
-        # a backfill never takes a nightly's name, so it can never move `latest`
-        backfill = known_on is not None or (newest is not None and as_of < newest)
+        # a backfill never takes a nightly's name, so it can never move `latest`; a date
+        # after today is a projection: taken for a nightly, it would hold `latest` on itself
+        # and make every real nightly before that date a backfill
+        backfill = (known_on is not None or (newest is not None and as_of < newest)
+                    or as_of > dt.date.today().isoformat())
         name = snapshot_name(as_of, known_on, backfill)
         target = out / name
         with store.reading() as r:
@@ -500,7 +504,7 @@ def configure_export(p) -> None:
     """Arguments of `timeline export`."""
     def positive(text):
         """argparse type: a whole number of at least 1."""
-        if not text.isdigit() or int(text) < 1:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
             raise argparse.ArgumentTypeError(f"--keep needs a whole number >= 1, not {text!r}")
         return int(text)
 
@@ -510,7 +514,8 @@ def configure_export(p) -> None:
                       help="re-check a snapshot (or DIR, meaning its latest) against its manifest")
     p.add_argument("--as-of", type=date_arg, metavar="DATE",
                    help="state date, as in queries: 2025-05-14, today - 1 day (default: today)."
-                        " Older than the newest nightly: a backfill, under its own name")
+                        " After today or older than the newest nightly: a backfill, under its own"
+                        " name")
     p.add_argument("--known-on", type=date_arg, metavar="DATE",
                    help="use only what was public by this date (a backfill: `latest` stays)")
     p.add_argument("--force", action="store_true", help="rewrite even when up to date")

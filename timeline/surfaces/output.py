@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+import re
 import shutil
 import textwrap
 from typing import Any, Sequence
@@ -27,7 +29,7 @@ GAP = "  "
 def terminal_width(stream=None) -> int | None:
     """The width a table must fit: $COLUMNS, else the terminal's when `stream` is one."""
     env = os.environ.get("COLUMNS", "")
-    if env.isdigit() and int(env) > 0:
+    if env.isascii() and env.isdigit() and int(env) > 0:  # isdigit alone takes '²'
         return int(env)
     try:
         tty = stream is not None and stream.isatty()
@@ -85,9 +87,14 @@ def horizon_lines(data: dict) -> str:
                      + [f"note: {n}" for n in data.get("notes", ())])
 
 
+_BYTES = (bytes, bytearray, memoryview)
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return ""
+    if isinstance(v, _BYTES):
+        return _hex(v)
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     if isinstance(v, (dict, list)):
@@ -95,13 +102,43 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _hex(v) -> str:
+    # PostgreSQL's bytea output form, on both backends: not Python's b'…' repr
+    return "\\x" + bytes(v).hex()
+
+
+def _json_cell(v: Any) -> Any:
+    """A value JSON can hold: infinities and NaN as text (as PostgreSQL's to_json writes
+    them; bare they are not JSON), binary as hex."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+    if isinstance(v, _BYTES):
+        return _hex(v)
+    if isinstance(v, list):
+        return [_json_cell(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _json_cell(x) for k, x in v.items()}
+    return v
+
+
+# a control character in a cell would reach the terminal raw (ESC starts a command); a line
+# break or a tab would break the table's rows or columns apart
+_CONTROL_CELL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    if not _CONTROL_CELL.search(text):
+        return text
+    return _CONTROL_CELL.sub(
+        lambda m: " " if m.group() in "\r\n\t" else f"\\x{ord(m.group()):02x}", text)
+
+
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _cells(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
-    # a line break inside a cell would break the table's rows apart
-    return [[_fmt(v).replace("\r", " ").replace("\n", " ") for v in row] for row in rows]
+    return [[_visible(_fmt(v)) for v in row] for row in rows]
 
 
 def grid(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_cell: int = MAX_CELL,
@@ -189,7 +226,8 @@ def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(columns)
     for row in rows:
-        w.writerow(["" if v is None else (_fmt(v) if isinstance(v, (dict, list, float)) else v)
+        w.writerow(["" if v is None else
+                    (_fmt(v) if isinstance(v, (dict, list, float, *_BYTES)) else v)
                     for v in row])
     return buf.getvalue()
 
@@ -199,11 +237,13 @@ def render_rows(columns: list[str], rows: list[tuple], fmt: str = "table", *,
     """Rows as a table, JSON (a list of objects) or RFC 4180 CSV, as `output.render` does."""
     if fmt == "json":
         # like output.render: one compact line for pipelines, indented for a person
-        return json.dumps([dict(zip(columns, r)) for r in rows], ensure_ascii=False,
+        return json.dumps([dict(zip(columns, map(_json_cell, r))) for r in rows],
+                          ensure_ascii=False,
                           default=str, **({"indent": 2} if pretty else
                                           {"separators": (",", ":")}))
     if fmt == "csv":
         return to_csv(columns, rows)
+    columns = [_visible(c) for c in columns]
     if not columns:
         return "(statement returned no columns)"
     if not rows:
@@ -224,6 +264,7 @@ def write_rows(out, columns: list[str], batches, fmt: str = "table", *,
         return _write_csv(out, columns, batches)
     if fmt == "json":
         return _write_json(out, columns, batches, pretty)
+    columns = [_visible(c) for c in columns]
     head: list[tuple] = []
     it = iter(batches)
     for batch in it:
@@ -271,7 +312,7 @@ def _write_csv(out, columns, batches) -> int:
     count = 0
     for batch in batches:
         for row in batch:
-            w.writerow(["" if v is None else (_fmt(v) if isinstance(v, (dict, list, float))
+            w.writerow(["" if v is None else (_fmt(v) if isinstance(v, (dict, list, float, *_BYTES))
                                               else v) for v in row])
         count += len(batch)
         out.write(buf.getvalue())
@@ -286,7 +327,7 @@ def _write_json(out, columns, batches, pretty: bool) -> int:
     count = 0
     for batch in batches:
         for row in batch:
-            obj = dict(zip(columns, row))
+            obj = dict(zip(columns, map(_json_cell, row)))
             if pretty:
                 text = json.dumps(obj, ensure_ascii=False, default=str, indent=2)
                 out.write(("[\n" if count == 0 else ",\n") + "  " + text.replace("\n", "\n  "))

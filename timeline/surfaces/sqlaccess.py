@@ -26,7 +26,7 @@ def configure_sql(p) -> None:
 
 def _count(text: str) -> int:
     """argparse type of --max-rows: a whole number >= 0."""
-    if not text.isdigit() or int(text) > 10 ** 12:
+    if not (text.isascii() and text.isdigit()) or int(text) > 10 ** 12:
         raise argparse.ArgumentTypeError(f"--max-rows needs a whole number from 0, not "
                                          f"{text!r}")
     return int(text)
