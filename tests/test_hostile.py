@@ -802,3 +802,15 @@ def test_postgres_sql_whose_connection_dies_is_one_clear_error(tmp_path):
                                    "SELECT pg_terminate_backend(pg_backend_pid())"))
     assert "terminating connection" in line and "internal error" not in line
     assert run_main("--db", url, "sql", "SELECT 1").returncode == 0
+
+
+def test_a_query_error_never_echoes_control_characters():
+    # ESC, BEL and a C1 control in the query: the error shows '?' for each, caret aligned
+    res = run_main("query", "state of \x1b[2J\x07x\x9b as of 2025-01-01")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert not any(ord(ch) < 0x20 and ch != "\n" or 0x7f <= ord(ch) < 0xa0
+                   for ch in res.stderr), repr(res.stderr)
+    lines = res.stderr.splitlines()
+    echoed = next(line for line in lines if line.startswith("  state of"))
+    caret = lines[lines.index(echoed) + 1]
+    assert "?[2J?" in echoed and echoed[caret.index("^")] not in " "

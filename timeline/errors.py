@@ -80,7 +80,12 @@ class QueryError(TimelineError):
             out.append("expected one of: " + ", ".join(self.expected))
         if self.hint:
             out.append(self.hint)
-        return "\n".join(out)
+        # the query is the user's text: its control characters (ESC and the like) would act
+        # on the terminal; one visible character each keeps the caret in its column
+        return "\n".join(line.translate(_CONTROLS) for line in out)
+
+
+_CONTROLS = {c: "?" for c in [*range(0x20), *range(0x7f, 0xa0)] if c != 0x0a}
 
 
 def describe(exc: TimelineError) -> str:
