@@ -429,3 +429,51 @@ def test_hostile_titles_stay_text_in_every_section(seeded_store):
     ids = _ids(_root(page))
     assert title in _text(ids["new-events"]) and title in _text(ids["events"])
     assert "<b>outlet</b>" in _text(ids["events"])
+
+
+def test_report_page_is_flushed_and_leftovers_of_killed_runs_go(seeded_db, tmp_path,
+                                                                 monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import run_cli
+    from timeline.surfaces import report
+
+    out = tmp_path / "briefing.html"
+    # a run killed between writing and renaming left its temporary page behind
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".briefing.html.{dead}.tmp"
+    stale.write_text("half a page")
+    # a temporary page of a run still going (this process) is not touched
+    live = tmp_path / f".briefing.html.{os.getpid()}.tmp"
+    live.write_text("another run's page")
+    r = run_cli("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "2025-06-12")
+    assert r.returncode == 0, r.stderr
+    assert not stale.exists() and out.read_text(encoding="utf-8").startswith("<!DOCTYPE")
+    assert live.read_text() == "another run's page"
+    live.unlink()
+    # the page reaches the disk before it is renamed into place, and so does the rename
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(report.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    report._write_page(out, "<!DOCTYPE html> again")
+    assert len(synced) == 2 and out.read_text() == "<!DOCTYPE html> again"
+
+
+def test_report_interrupted_while_writing_keeps_the_old_page(seeded_db, tmp_path, monkeypatch):
+    from timeline.surfaces import report
+
+    (tmp_path / "pages").mkdir()
+    out = tmp_path / "pages" / "briefing.html"
+    out.write_text("the old page")
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report._write_page(out, "<!DOCTYPE html> new")
+    assert out.read_text() == "the old page"
+    assert [p.name for p in out.parent.iterdir()] == ["briefing.html"]
