@@ -772,12 +772,11 @@ def test_report_into_a_full_disk_leaves_the_old_page(seeded_db, tmp_path, monkey
 
     page = tmp_path / "brief.html"
     page.write_text("yesterday's page", encoding="utf-8")
-    real = Path.write_text
+    from timeline.surfaces import report
 
-    def half_then_full(self, data, *a, **k):
-        real(self, data[: len(data) // 2], *a, **k)
+    def full(fd):  # the page is written; the disk refuses to take it
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(Path, "write_text", half_then_full)
+    monkeypatch.setattr(report.os, "fsync", full)
     res = run_main("--db", seeded_db, "report", "-o", page, "--as-of", "2025-06-01")
     assert "No space left on device" in one_error_line(res)
     assert page.read_text(encoding="utf-8") == "yesterday's page"
