@@ -438,7 +438,7 @@ def test_report_page_is_flushed_and_leftovers_of_killed_runs_go(seeded_db, tmp_p
     import sys
 
     from tests.conftest import run_cli
-    from timeline.surfaces import report
+    from timeline import files
 
     out = tmp_path / "briefing.html"
     # a run killed between writing and renaming left its temporary page behind
@@ -457,13 +457,13 @@ def test_report_page_is_flushed_and_leftovers_of_killed_runs_go(seeded_db, tmp_p
     # the page reaches the disk before it is renamed into place, and so does the rename
     synced = []
     real_fsync = os.fsync
-    monkeypatch.setattr(report.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
-    report._write_page(out, "<!DOCTYPE html> again")
+    monkeypatch.setattr(files.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    files.write_atomic(out, b"<!DOCTYPE html> again")
     assert len(synced) == 2 and out.read_text() == "<!DOCTYPE html> again"
 
 
 def test_report_interrupted_while_writing_keeps_the_old_page(seeded_db, tmp_path, monkeypatch):
-    from timeline.surfaces import report
+    from timeline import files
 
     (tmp_path / "pages").mkdir()
     out = tmp_path / "pages" / "briefing.html"
@@ -472,8 +472,8 @@ def test_report_interrupted_while_writing_keeps_the_old_page(seeded_db, tmp_path
     def interrupted(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(report.os, "fsync", interrupted)
+    monkeypatch.setattr(files.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        report._write_page(out, "<!DOCTYPE html> new")
+        files.write_atomic(out, b"<!DOCTYPE html> new")
     assert out.read_text() == "the old page"
     assert [p.name for p in out.parent.iterdir()] == ["briefing.html"]

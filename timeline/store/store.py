@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from timeline.errors import (ConcurrencyError, EventValidationError, IntegrityError,
                              ReadOnlyError, StoreError)
-from timeline.files import fsync_path
+from timeline.files import fsync_path, pid_alive
 from timeline.log import db as dbmod
 from timeline.log import migrate
 from timeline.log.chain import ChainChecker, Head
@@ -494,18 +494,8 @@ def _remove_stale_builds(path: Path) -> None:
     """Delete what a creator killed mid-build left beside `path` (its process is gone)."""
     for leftover in path.parent.glob(f".{path.name}.creating-*"):
         m = re.search(r"\.creating-(\d+)", leftover.name)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _link_into_place(tmp: Path, path: Path) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from timeline.errors import TimelineError
+from timeline.files import write_atomic
 from timeline.projections.reader import Reader
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
@@ -546,17 +547,10 @@ def write_chart(r: Reader, query_text: str, path, *, today: dt.date, known_on=()
     _matplotlib()  # fail before running any query when the extra is missing
     data = build(r, query_text, today=today, known_on=known_on, start=start, end=end)
     content = render(data, fmt)
-    # written beside the target and renamed, so a failure never leaves half a chart
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+    try:  # a failure never leaves half a chart
+        write_atomic(path, content)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ChartError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return data
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import os
@@ -281,23 +282,18 @@ def write_rows(out, columns: list[str], batches, fmt: str = "table", *,
          for i, h in enumerate(columns)])
     count = 0
     if widths is None:  # expanded: records numbered on across batches
-        for batch in _chain([head], it):
+        for batch in itertools.chain([head], it):
             if batch:
                 out.write(expanded_rows(columns, batch, width, start=count + 1) + "\n")
             count += len(batch)
     else:
         out.write(grid(columns, [], widths=widths) + "\n")
-        for batch in _chain([head], it):
+        for batch in itertools.chain([head], it):
             if batch:
                 out.write(_grid_rows(batch, widths) + "\n")
             count += len(batch)
     out.write(f"({count} rows)\n")
     return count
-
-
-def _chain(first, rest):
-    yield from first
-    yield from rest
 
 
 def _grid_rows(rows: Sequence[Sequence[Any]], widths: Sequence[int]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import glob
 import hashlib
 import html
 import os
@@ -24,7 +23,7 @@ import re
 from pathlib import Path
 
 from timeline.errors import TimelineError
-from timeline.files import fsync_path
+from timeline.files import write_atomic
 from timeline.projections.reader import Reader, StateRow
 from timeline.query.execute import run
 from timeline.query.parser import parse
@@ -539,15 +538,12 @@ def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None,
     if isinstance(known_on, dt.date):
         known_on = known_on.isoformat()
     page = render_report(r, as_of, known_on, since)
-    path = Path(out_dir) / REPORT
-    try:
-        with path.open("w", encoding="utf-8", newline="\n") as f:
-            f.write(page)
-            f.flush()
-            # the export fsyncs each file before its manifest names it
-            os.fsync(f.fileno())
-    except OSError as exc:
-        raise TimelineError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # the export fsyncs each file before its manifest names it; an OSError goes to the
+    # export, which says what is left on disk
+    with (Path(out_dir) / REPORT).open("w", encoding="utf-8", newline="\n") as f:
+        f.write(page)
+        f.flush()
+        os.fsync(f.fileno())
     return [REPORT]
 
 
@@ -564,39 +560,6 @@ def configure_report(p) -> None:
                    help=f"count changes after this date (default: {WINDOW_DAYS} days before)")
 
 
-def _write_page(path: Path, page: str) -> None:
-    """Write `page` beside `path`, flush it and rename it into place: a failure, Ctrl-C or a
-    crash never leaves half a page; a temporary file a killed run left is removed."""
-    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = old.name[len(path.name) + 2:-len(".tmp")]
-        if pid.isdecimal() and not _alive(int(pid)):
-            old.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(page)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_path(path.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TimelineError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # it exists, owned by someone else
-    return True
-
-
 def run_report(args) -> int:
     """Write the briefing page for one date into a file."""
     path = Path(args.output)
@@ -606,7 +569,10 @@ def run_report(args) -> int:
     as_of = args.as_of or dt.date.today().isoformat()
     with open_timeline(args, readonly=True) as tl, tl.store.reading() as r:
         page = render_report(r, as_of, args.known_on, args.since, args.since)
-    _write_page(path, page)
+    try:
+        write_atomic(path, page.encode("utf-8"))
+    except OSError as exc:
+        raise TimelineError(f"cannot write {path}: {exc.strerror or exc}") from None
     print(f"wrote {path}: briefing for {as_of}"
           + (f" as known on {args.known_on}" if args.known_on else "")
           + f", changes since {args.since or briefing.days_before(as_of, WINDOW_DAYS)}")
