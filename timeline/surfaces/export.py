@@ -174,7 +174,16 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-        _point_latest(out)
+        try:
+            fsync_path(out)
+            _point_latest(out)
+        except OSError as exc:
+            # the snapshot is complete and in place; only its rename's flush or `latest` failed
+            raise TimelineError(
+                f"the snapshot {name} was written into {out}, but the disk failed after it "
+                f"({exc.strerror or exc}); {LATEST} names {read_latest(out) or 'nothing'}. "
+                f"Run the export again once there is room: it finds {name} up to date and "
+                f"moves {LATEST}") from exc
         pruned = prune(out, keep, protect={name}) if keep else []
     return ExportResult(target, True, manifest, pruned)
 
@@ -184,8 +193,11 @@ def _point_latest(out: Path) -> None:
     newest = (nightlies(out) or [None])[-1]
     if newest is None or read_latest(out) == newest:
         return
-    _write_file(out / ".latest.tmp", newest + "\n")
-    os.replace(out / ".latest.tmp", out / LATEST)
+    try:
+        _write_file(out / ".latest.tmp", newest + "\n")
+        os.replace(out / ".latest.tmp", out / LATEST)
+    finally:
+        (out / ".latest.tmp").unlink(missing_ok=True)
     fsync_path(out)
 
 
@@ -439,7 +451,6 @@ def _install(tmp: Path, target: Path) -> None:
         os.rename(target, old)
         os.rename(tmp, target)
         shutil.rmtree(old)
-    fsync_path(target.parent)
 
 
 def _exchange(a: Path, b: Path) -> bool:
