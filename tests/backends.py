@@ -156,16 +156,20 @@ def raw_engine(url: str):
     return create_engine(url)
 
 
-def dump_projections(store: Store) -> tuple[list, list]:
-    """Every row of intervals and measures, in key order, for comparison with a rebuild."""
+def dump_projections(store: Store) -> tuple[list, list, list]:
+    """Every row of intervals, measures and the `known on` index, in key order, for
+    comparison with a rebuild."""
     with store.engine.connect() as c:
         ivs = [tuple(r) for r in c.execute(text(
             "SELECT stream, valid_from, valid_to, rate, status, legal_status, state, event_ids "
             "FROM intervals ORDER BY stream, valid_from"))]
         ms = [tuple(r) for r in c.execute(text(
             "SELECT stream, kind, imposer, target, scope, title, version, first_effective, "
-            "tail_date, tail_state, pending FROM measures ORDER BY stream"))]
-    return ivs, ms
+            "tail_date, tail_state, pending, known_through FROM measures ORDER BY stream"))]
+        known = [tuple(r) for r in c.execute(text(
+            "SELECT stream, valid_from, known_from, known_to, state, event_ids "
+            "FROM known_intervals ORDER BY stream, valid_from, known_from"))]
+    return ivs, ms, known
 
 
 def projections_match_rebuild(store: Store) -> bool:

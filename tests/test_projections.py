@@ -29,7 +29,9 @@ SRC = {"name": "property test"}
 def dump(store):
     with store.reading() as c:
         return (c.conn.execute(text("SELECT * FROM intervals ORDER BY stream, valid_from")).all(),
-                c.conn.execute(text("SELECT * FROM measures ORDER BY stream")).all())
+                c.conn.execute(text("SELECT * FROM measures ORDER BY stream")).all(),
+                c.conn.execute(text("SELECT * FROM known_intervals ORDER BY stream, valid_from, "
+                                    "known_from")).all())
 
 
 def day(n: int) -> dt.date:
@@ -42,7 +44,7 @@ def raw_event(draw):
     eff = draw(st.integers(0, 40))
     known = eff - draw(st.integers(0, 10)) + draw(st.sampled_from([0, 0, 0, 15]))
     kind = draw(st.sampled_from(["amended", "amended", "suspended", "resumed", "lifted",
-                                 "schedule", "ruling", "retract"]))
+                                 "schedule", "ruling", "retract", "ranged"]))
     return (stream, kind, eff, known, draw(st.integers(0, 200)), draw(st.integers(1, 20)))
 
 
@@ -67,8 +69,12 @@ def build(raw, existing_ids):
         etype = "retraction"
         payload["supersedes"] = [existing_ids[rate % len(existing_ids)][1]]
         target = existing_ids[rate % len(existing_ids)][0]
-    elif kind in ("amended",):
+    elif kind in ("amended", "ranged"):
+        etype = "amended"
         payload["set"] = {"rate": rate}
+        if kind == "ranged":  # known on some day of a range: uncertain until its end
+            payload["known_between"] = [day(max(known, 0)).isoformat(),
+                                        day(max(known, 0) + gap).isoformat()]
     return NewEvent(target, etype, day(eff + 1), payload, SRC, known=day(max(known, 0)))
 
 
@@ -114,6 +120,19 @@ def _incremental_equals_rebuild_and_pure_fold(store, drawn):
                 stored = c.history(s, None, None)
                 assert [(i.valid_from, i.valid_to, i.state) for i in pure] == \
                        [(r.valid_from, r.valid_to, r.state) for r in stored]
+                # `known on` by index equals `known on` by a fold of the events, every day
+                for k in range(-1, 62, 3):
+                    known = day(k).isoformat()
+                    folded = c.fold_known(s, known)
+                    assert [(i.valid_from, i.valid_to, i.state, i.event_ids) for i in folded] \
+                        == [(r.valid_from, r.valid_to, r.state, r.event_ids)
+                            for r in c.history(s, None, None, known)]
+                    for d in range(0, 62, 4):
+                        as_of = day(d).isoformat()
+                        want = next((i for i in reversed(folded) if i.valid_from <= as_of), None)
+                        got = c.state(s, as_of, known)
+                        assert (got and (got.valid_from, got.valid_to, got.state)) == \
+                            (want and (want.valid_from, want.valid_to, want.state))
         store.rebuild()
         assert dump(store) == incremental
     finally:

@@ -7,7 +7,7 @@ metadata = MetaData()
 
 # Every revision this code knows, oldest first. Kept here so commands can check the schema
 # without importing Alembic (start-up time); a test keeps it equal to migrations/versions.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 HEAD_REVISION = REVISIONS[-1]
 
 events = Table(
@@ -61,4 +61,17 @@ measures = Table(
     Column("tail_date", String(10)),
     Column("tail_state", Text),
     Column("pending", Integer, nullable=False),
+    Column("known_through", String(10)),
+)
+
+# `known on` by index: each interval of a stream with the knowledge days over which it held
+# (timeline/projections/knowledge.py); known_to NULL while it still holds.
+known_intervals = Table(
+    "known_intervals", metadata,
+    Column("stream", String(200), primary_key=True),
+    Column("valid_from", String(10), primary_key=True),
+    Column("known_from", String(10), primary_key=True),
+    Column("known_to", String(10)),
+    Column("state", Text, nullable=False),
+    Column("event_ids", Text, nullable=False),
 )

@@ -17,14 +17,15 @@ from timeline.errors import StoreError
 from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
-from timeline.log.schema import intervals, measures
+from timeline.projections.knowledge import KNOWN_COLS, epoch_changes, known_rows
+from timeline.log.schema import intervals, known_intervals, measures
 
 CHUNK = 500
 _EVENT_COLS = "e.position, e.id, e.stream, e.type, e.effective, e.known, e.payload, e.source"
 INTERVAL_COLS = ("stream", "valid_from", "valid_to", "rate", "status", "legal_status", "state",
                  "event_ids")
 MEASURE_COLS = ("stream", "kind", "imposer", "target", "scope", "title", "version",
-                "first_effective", "tail_date", "tail_state", "pending")
+                "first_effective", "tail_date", "tail_state", "pending", "known_through")
 
 
 TRACE = "timeline.trace_sql"  # set while `explain` records: it must see every statement
@@ -86,7 +87,8 @@ def _marks(n: int) -> str:
 
 
 INSERT_INTERVAL = f"INSERT INTO intervals ({', '.join(INTERVAL_COLS)}) VALUES ({_marks(8)})"
-INSERT_MEASURE = f"INSERT INTO measures ({', '.join(MEASURE_COLS)}) VALUES ({_marks(11)})"
+INSERT_MEASURE = f"INSERT INTO measures ({', '.join(MEASURE_COLS)}) VALUES ({_marks(12)})"
+INSERT_KNOWN = f"INSERT INTO known_intervals ({', '.join(KNOWN_COLS)}) VALUES ({_marks(6)})"
 UPDATE_MEASURE = ("UPDATE measures SET " + ", ".join(f"{c} = ?" for c in MEASURE_COLS[1:])
                   + " WHERE stream = ?")
 
@@ -102,6 +104,7 @@ class MeasureRow:
     tail_date: str | None = None
     tail_state: dict | None = None
     pending: int = 0
+    known_through: str | None = None
     exists: bool = False
     derived: dict = field(default_factory=dict)
 
@@ -113,11 +116,11 @@ def load_measures(conn: Connection, streams: Iterable[str]) -> dict[str, Measure
     for i in range(0, len(wanted), CHUNK):
         part = wanted[i:i + CHUNK]
         rows = run_sql(conn, "SELECT stream, version, title, first_effective, tail_date, "
-                             f"tail_state, pending FROM measures WHERE stream IN "
+                             f"tail_state, pending, known_through FROM measures WHERE stream IN "
                              f"({_marks(len(part))})", tuple(part))
         for r in rows:
             out[r[0]] = MeasureRow(r[0], r[1], r[2], r[3], r[4],
-                                   loads(r[5]) if r[5] else None, r[6], True)
+                                   loads(r[5]) if r[5] else None, r[6], r[7], True)
     return out
 
 
@@ -186,16 +189,18 @@ def _measure_row(mr: MeasureRow, memo: dict | None = None) -> tuple:
     if mr.tail_state is not None:
         tail = (memo or {}).get(id(mr.tail_state)) or canonical_json(mr.tail_state)
     return (mr.stream, d["kind"], d["imposer"], d["target"], d["scope"], mr.title, mr.version,
-            mr.first_effective, mr.tail_date, tail, mr.pending)
+            mr.first_effective, mr.tail_date, tail, mr.pending, mr.known_through)
 
 
 def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureRow],
-                superseded_effective: dict[str, list[str]]) -> None:
+                superseded_effective: dict[str, list[str]],
+                reach: dict[str, list[FoldEvent]] | None = None) -> None:
     """Bring the projections of every stream the batch touches up to date.
 
     `rows` are the streams' catalogue rows with version/title/first_effective already
     advanced by the store; `superseded_effective` maps a stream to the effective dates of
-    events that this batch withdraws from it.
+    events that this batch withdraws from it, `reach` to the batch's retractions and
+    corrections that withdraw them (they are events touching it, for its knowledge rows).
     """
     by_stream: dict[str, list[FoldEvent]] = {}
     for ev in new:
@@ -204,8 +209,12 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
             by_stream.setdefault(other, []).append(ev)
     for s in superseded_effective:
         by_stream.setdefault(s, [])
+    touching = {s: evs + [e for e in (reach or {}).get(s, ()) if e not in evs]
+                for s, evs in by_stream.items()}
 
     fast_updates, fast_inserts, fast_deletes = [], [], []
+    extended: dict[str, tuple[str, str | None, int]] = {}  # stream -> (known day, tail, pending)
+    recomputed: list[tuple[str, bool]] = []
     for stream, evs in by_stream.items():
         mr = rows[stream]
         own_dates = [e.effective for e in evs if e.type != "retraction"]
@@ -217,6 +226,12 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
         brand_new = not mr.exists
         if simple and (brand_new or (mr.tail_date is not None and d0 > mr.tail_date)):
             # appended at the end of valid time: fold on from the stored tail, no reads
+            k = _one_later_epoch(touching[stream], mr)
+            if k is not None:
+                extended[stream] = (k, mr.tail_date, 0 if brand_new else mr.pending)
+                mr.known_through = k
+            else:
+                recomputed.append((stream, brand_new))
             res = fold(stream, evs, start_state=mr.tail_state)
             if mr.pending:
                 fast_deletes.append((stream, mr.tail_date))
@@ -226,7 +241,10 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
             mr.tail_date, mr.tail_state = res.tail_date, res.tail_state
             mr.pending = sum(1 for iv in res.intervals if iv.valid_from > res.tail_date)
         else:
+            recomputed.append((stream, brand_new))
             _refold_from(conn, stream, d0, max(own_dates + withdrawn), mr)
+    for stream, brand_new in recomputed:
+        _recompute_known(conn, stream, touching[stream] if brand_new else None, rows[stream])
     if fast_deletes:
         run_sql(conn, "DELETE FROM intervals WHERE stream = ? AND valid_from > ?", fast_deletes)
     if fast_updates:
@@ -234,8 +252,70 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
                 fast_updates)
     memo: dict[int, str] = {}
     if fast_inserts:
-        run_sql(conn, INSERT_INTERVAL, _interval_rows(fast_inserts, memo))
+        iv_rows = _interval_rows(fast_inserts, memo)
+        run_sql(conn, INSERT_INTERVAL, iv_rows)
+        _extend_known(conn, extended, iv_rows)
     _save_measures(conn, [rows[s] for s in by_stream], memo)
+
+
+def _one_later_epoch(evs: list[FoldEvent], mr: MeasureRow) -> str | None:
+    """The one knowledge day of `evs` when it is later than every epoch of the stream (so
+    its knowledge rows only grow by the new intervals); None when they must be recomputed."""
+    days = epoch_changes(evs)
+    if len(days) != 1:
+        return None
+    (k,) = days
+    return k if mr.known_through is None or k > mr.known_through else None
+
+
+def _extend_known(conn: Connection, extended: dict, iv_rows: list[tuple]) -> None:
+    """Knowledge rows for streams whose new intervals all start after their old tail and
+    whose new events became known after all earlier ones: open a row per new interval; an
+    old open row after the tail (a scheduled change) goes on when equal, else closes."""
+    inserts, closes = [], []
+    olds: dict[str, dict[str, tuple]] = {}
+    for stream, (k, tail, pending) in extended.items():
+        if pending and tail is not None:
+            olds[stream] = {r[0]: (r[1], r[2]) for r in run_sql(
+                conn, "SELECT valid_from, state, event_ids FROM known_intervals WHERE "
+                      "stream = ? AND known_to IS NULL AND valid_from > ?", (stream, tail))}
+    for r in iv_rows:
+        plan = extended.get(r[0])
+        if plan is None:
+            continue
+        old = olds.get(r[0], {}).pop(r[1], None)
+        if old == (r[6], r[7]):
+            continue
+        if old is not None:
+            closes.append((plan[0], r[0], r[1]))
+        inserts.append((r[0], r[1], plan[0], None, r[6], r[7]))
+    closes += [(extended[s][0], s, vf) for s, rest in olds.items() for vf in rest]
+    if closes:
+        run_sql(conn, "UPDATE known_intervals SET known_to = ? WHERE stream = ? AND "
+                      "valid_from = ? AND known_to IS NULL", closes)
+    if inserts:
+        run_sql(conn, INSERT_KNOWN, inserts)
+
+
+def _recompute_known(conn: Connection, stream: str, evs: list[FoldEvent] | None,
+                     mr: MeasureRow) -> None:
+    """Recompute a stream's knowledge rows from all its events (`evs`, or read them) and
+    write only the rows that differ from the stored ones."""
+    fresh_evs = evs is not None
+    if evs is None:
+        evs = touching_events(conn, stream)
+    want = {(r[1], r[2]): r for r in known_rows(stream, evs)}
+    have = {} if fresh_evs else {(r[0], r[1]): (stream, *r) for r in run_sql(
+        conn, "SELECT valid_from, known_from, known_to, state, event_ids FROM "
+              "known_intervals WHERE stream = ?", (stream,))}
+    gone = [(stream, *key) for key, row in have.items() if want.get(key) != row]
+    if gone:
+        run_sql(conn, "DELETE FROM known_intervals WHERE stream = ? AND valid_from = ? AND "
+                      "known_from = ?", gone)
+    added = [row for key, row in want.items() if have.get(key) != row]
+    if added:
+        run_sql(conn, INSERT_KNOWN, added)
+    mr.known_through = max(epoch_changes(evs), default=None)
 
 
 def _save_measures(conn: Connection, mrs: list[MeasureRow], memo: dict | None = None) -> None:
@@ -360,9 +440,10 @@ def recorded_head(conn: Connection) -> tuple[int, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int]]:
-    """Per stream, in stream order: (stream, interval rows, measure row, own events) exactly
-    as a rebuild writes them: one definition for `rebuild` and `verify`'s comparison."""
+def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int, list[tuple]]]:
+    """Per stream, in stream order: (stream, interval rows, measure row, own events,
+    knowledge rows) exactly as a rebuild writes them: one definition for `rebuild` and
+    `verify`'s comparison."""
     for stream, evs in _all_touching(conn):
         own = [e for e in evs if e.stream == stream]
         res = fold(stream, evs, excluded=superseded_ids(evs))
@@ -372,18 +453,19 @@ def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int]
             title=min(own, key=lambda e: e.position).payload.get("title") if own else None,
             first_effective=min(non_retraction) if non_retraction else None,
             tail_date=res.tail_date, tail_state=res.tail_state,
+            known_through=max(epoch_changes(evs), default=None),
         )
         mr.pending = sum(1 for iv in res.intervals
                          if res.tail_date is not None and iv.valid_from > res.tail_date)
         memo: dict[int, str] = {}
         ivs = _interval_rows(res.intervals, memo)
-        yield stream, ivs, _measure_row(mr, memo), len(own)
+        yield stream, ivs, _measure_row(mr, memo), len(own), known_rows(stream, evs)
 
 
 def first_difference(conn: Connection) -> str | None:
     """Where the stored projections first differ from a fresh fold of the log, or None."""
     stored_streams = set(conn.execute(text("SELECT stream FROM measures")).scalars())
-    for stream, ivs, mrow, _ in fresh_rows(conn):
+    for stream, ivs, mrow, _, krows in fresh_rows(conn):
         stored_streams.discard(stream)
         got = [tuple(r) for r in conn.execute(text(
             f"SELECT {', '.join(INTERVAL_COLS)} FROM intervals WHERE stream = :s "
@@ -396,6 +478,14 @@ def first_difference(conn: Connection) -> str | None:
                 return (f"measure {stream}, interval from {day}: {field_} is "
                         f"{_show(have, field_)} in the projection, {_show(want, field_)} in a "
                         f"fresh fold of the log")
+        have_k = [tuple(r) for r in conn.execute(text(
+            f"SELECT {', '.join(KNOWN_COLS)} FROM known_intervals WHERE stream = :s "
+            f"ORDER BY valid_from, known_from"), {"s": stream})]
+        if have_k != krows:
+            row = next(a or b for a, b in zip(krows + [None] * len(have_k),
+                                              have_k + [None] * len(krows)) if a != b)
+            return (f"measure {stream}: the `known on` index row of the interval from {row[1]} "
+                    f"known from {row[2]} differs from a fresh fold of the log")
         have_m = conn.execute(text(f"SELECT {', '.join(MEASURE_COLS)} FROM measures WHERE "
                                    f"stream = :s"), {"s": stream}).first()
         if have_m is None or tuple(have_m) != mrow:
@@ -418,12 +508,14 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
     """Drop and recompute every projection row from the log; returns the number of streams."""
     conn.execute(delete(intervals))
     conn.execute(delete(measures))
+    conn.execute(delete(known_intervals))
     total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
     done, streams = 0, 0
-    iv_buf, m_buf = [], []
-    for stream, ivs, mrow, n_own in fresh_rows(conn):
+    iv_buf, m_buf, k_buf = [], [], []
+    for stream, ivs, mrow, n_own, krows in fresh_rows(conn):
         iv_buf.extend(ivs)
         m_buf.append(mrow)
+        k_buf.extend(krows)
         done += n_own
         streams += 1
         if len(iv_buf) >= 5000:
@@ -434,13 +526,32 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
         if len(m_buf) >= 5000:
             run_sql(conn, INSERT_MEASURE, m_buf)
             m_buf.clear()
-    if iv_buf:
-        run_sql(conn, INSERT_INTERVAL, iv_buf)
-    if m_buf:
-        run_sql(conn, INSERT_MEASURE, m_buf)
+        if len(k_buf) >= 5000:
+            run_sql(conn, INSERT_KNOWN, k_buf)
+            k_buf.clear()
+    for statement, buf in ((INSERT_INTERVAL, iv_buf), (INSERT_MEASURE, m_buf),
+                           (INSERT_KNOWN, k_buf)):
+        if buf:
+            run_sql(conn, statement, buf)
     head = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
                              "LIMIT 1")).first()
     record_head(conn, *(tuple(head) if head else (0, GENESIS_HASH)))
     if progress:
         progress(total, total)
     return streams
+
+
+def rebuild_knowledge(conn: Connection) -> None:
+    """Fill `known_intervals` and `measures.known_through` from the log (migration 0008)."""
+    conn.execute(delete(known_intervals))
+    buf, through = [], []
+    for stream, evs in _all_touching(conn):
+        buf.extend(known_rows(stream, evs))
+        through.append((max(epoch_changes(evs), default=None), stream))
+        if len(buf) >= 5000:
+            run_sql(conn, INSERT_KNOWN, buf)
+            buf.clear()
+    if buf:
+        run_sql(conn, INSERT_KNOWN, buf)
+    if through:
+        run_sql(conn, "UPDATE measures SET known_through = ? WHERE stream = ?", through)

@@ -26,8 +26,7 @@ from timeline.log.migrate import current_revision
 from timeline.log.schema import events, intervals, measures
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
-from timeline.projections.fold import state_at as _fold_state_at
-from timeline.projections.maintain import TRACE, touching_events
+from timeline.projections.maintain import TRACE, run_sql, touching_events
 
 # The fields queries may filter on, by where they live. Completion offers the same names.
 EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "announced",
@@ -62,6 +61,14 @@ SQL_LATEST_REVIEW = text("SELECT effective FROM events WHERE type = 'reviewed' "
                          "ORDER BY effective DESC LIMIT 1")
 _UNREAD = object()
 SQL_HEAD = text("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+# `known on`: the rows of migration 0008's index that held on the knowledge day
+_HELD = "stream = ? AND known_from <= ? AND (known_to IS NULL OR known_to > ?)"
+_KNOWN_AT = ("SELECT valid_from, state, event_ids FROM known_intervals WHERE " + _HELD +
+             " AND valid_from <= ? ORDER BY valid_from DESC LIMIT 1")
+_KNOWN_NEXT = ("SELECT valid_from FROM known_intervals WHERE " + _HELD +
+               " AND valid_from > ? ORDER BY valid_from LIMIT 1")
+_KNOWN_ALL = ("SELECT valid_from, state, event_ids FROM known_intervals WHERE " + _HELD +
+              " ORDER BY valid_from")
 _RAW_STATE_AT = (
     "SELECT valid_from, valid_to, state, event_ids FROM intervals "
     "WHERE stream = ? AND valid_from <= ? ORDER BY valid_from DESC LIMIT 1")
@@ -318,17 +325,22 @@ class Reader:
         return StateRow(stream, r[0], r[1], r[2], r[3])
 
     def fold_known(self, stream: str, known_on: str, until: str | None = None) -> list[Interval]:
-        """Intervals of `stream` as they were known on `known_on` (up to `until`, inclusive)."""
+        """Intervals of `stream` as known on `known_on` (up to `until`, inclusive), by a fold
+        of its events: the definition the `known on` index is tested against."""
         evs = touching_events(self.conn, stream, until=until, known_on=known_on)
         return fold(stream, evs, excluded=superseded_ids(evs, known_on), until=until,
                     known_on=known_on).intervals
 
     def state(self, stream: str, day: str, known_on: str | None = None) -> StateRow | None:
-        """State on `day`, as known on `known_on` (everything when None)."""
+        """State on `day`, as known on `known_on` (everything when None): indexed lookups."""
         if known_on is None:
             return self.state_at(stream, day)
-        iv = _fold_state_at(self.fold_known(stream, known_on, until=day), day)
-        return _from_interval(iv) if iv else None
+        held = (stream, known_on, known_on)
+        r = run_sql(self.conn, _KNOWN_AT, (*held, day)).first()
+        if r is None:
+            return None
+        nxt = run_sql(self.conn, _KNOWN_NEXT, (*held, day)).first()
+        return StateRow(stream, r[0], nxt[0] if nxt else None, r[1], r[2])
 
     def history(self, stream: str, start: str | None = None, end: str | None = None,
                 known_on: str | None = None) -> list[StateRow]:
@@ -336,8 +348,15 @@ class Reader:
         if known_on is None:
             rows = self.conn.execute(SQL_HISTORY, {"s": stream, "start": start, "end": end})
             return [StateRow(stream, r[0], r[1], r[2], r[3]) for r in rows]
-        return [_from_interval(iv) for iv in self.fold_known(stream, known_on, until=end)
-                if start is None or iv.valid_to is None or iv.valid_to > start]
+        rows = run_sql(self.conn, _KNOWN_ALL, (stream, known_on, known_on)).all()
+        out = []
+        for i, r in enumerate(rows):
+            until = rows[i + 1][0] if i + 1 < len(rows) else None
+            if end is not None and r[0] > end:
+                break
+            if start is None or until is None or until > start:
+                out.append(StateRow(stream, r[0], until, r[1], r[2]))
+        return out
 
     def stream_exists(self, stream: str) -> bool:
         """Whether the catalogue knows `stream`."""

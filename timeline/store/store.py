@@ -322,6 +322,7 @@ class Store:
         today = now.date().isoformat()
         prev, pos = head.hash, head.position
         ev_rows, link_rows, fold_events = [], [], []
+        reach: dict[str, list[FoldEvent]] = {}
         for ev in batch:
             pos += 1
             mr = rows[ev.stream]
@@ -349,6 +350,8 @@ class Store:
                 link_rows.append((s, pos, "supersedes"))
             fold_events.append(FoldEvent(pos, ev.id, ev.stream, ev.type, eff, row["known"],
                                          ev.payload, ev.source))
+            for s in {sup_rows[i][0] for i in ev.payload.get("supersedes", ())} - {ev.stream}:
+                reach.setdefault(s, []).append(fold_events[-1])
         tuples = [tuple(r[c] for c in EVENT_COLS) for r in ev_rows]
         run_sql(conn, INSERT_EVENT, tuples)
         if link_rows:
@@ -358,7 +361,7 @@ class Store:
         for i in sup_ids:
             stream, eff, _ = sup_rows[i]
             withdrawn.setdefault(stream, []).append(eff)
-        maintain.apply_batch(conn, fold_events, rows, withdrawn)
+        maintain.apply_batch(conn, fold_events, rows, withdrawn, reach)
         maintain.record_head(conn, pos, prev)
         changes = _changes(before, _histories(conn, touched)) if dry_run else []
         # EVENT_COLS is Event's field order: positional construction, no dict per event

@@ -1,0 +1,97 @@
+"""Knowledge rows (the `known on` index) equal a `known on` fold on every day, on random
+streams with late knowledge, known ranges, schedules, retractions and cross-stream events."""
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from timeline.log.events import canonical_json
+from timeline.projections.fold import FoldEvent, fold, superseded_ids
+from timeline.projections.knowledge import known_rows, known_through, slice_at
+
+BASE = dt.date(2025, 1, 1)
+S = "x.tariff.a.cn"
+
+
+def day(n: int) -> str:
+    return (BASE + dt.timedelta(days=n)).isoformat()
+
+
+@st.composite
+def stream_events(draw):
+    n = draw(st.integers(1, 14))
+    evs: list[FoldEvent] = []
+    for pos in range(1, n + 1):
+        eff = draw(st.integers(0, 30))
+        known = max(0, eff + draw(st.sampled_from([0, 0, 0, -3, 5, 12, -10])))
+        kind = draw(st.sampled_from(["amended", "amended", "suspended", "resumed", "lifted",
+                                     "schedule", "ranged", "link", "retract", "between"]))
+        payload: dict = {"title": kind}
+        etype, stream = kind, S
+        if kind in ("amended", "schedule", "ranged", "between"):
+            etype = "amended"
+            payload["set"] = {"rate": draw(st.integers(0, 5))}
+        if kind == "schedule":
+            payload["schedule"] = [{"on": day(eff + draw(st.integers(1, 8))),
+                                    "set": {"rate": draw(st.integers(0, 5))}}]
+        elif kind == "ranged":
+            payload["known_between"] = [day(known), day(known + draw(st.integers(1, 9)))]
+        elif kind == "between":
+            payload["effective_between"] = [day(eff), day(eff + draw(st.integers(1, 4)))]
+        elif kind == "link":
+            etype, stream = "ruling", "x.case.c"
+            payload["affects"] = [S]
+            payload["affects_set"] = {"legal_status": draw(st.sampled_from(["stayed",
+                                                                             "pending"]))}
+        elif kind == "retract":
+            if not evs:
+                continue
+            etype = "retraction"
+            payload["supersedes"] = [draw(st.sampled_from(evs)).id]
+        if pos == 1:
+            etype, eff = "imposed", 0
+        evs.append(FoldEvent(pos, f"e{pos}", stream, etype, day(eff), day(known), payload))
+    return evs
+
+
+def expected_slice(evs, k):
+    known = [e for e in evs if e.known <= k]
+    res = fold(S, known, excluded=superseded_ids(known, k), known_on=k)
+    return [(iv.valid_from, iv.valid_to, canonical_json(iv.state), canonical_json(iv.event_ids))
+            for iv in res.intervals]
+
+
+@settings(max_examples=int(__import__("os").environ.get("TIMELINE_PROPERTY_EXAMPLES", "300")),
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream_events())
+def test_rows_holding_on_each_day_are_the_known_on_fold(evs):
+    rows = known_rows(S, evs)
+    for k in range(-1, 50):
+        assert slice_at(rows, day(k)) == expected_slice(evs, day(k)), day(k)
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream_events())
+def test_rows_are_well_formed(evs):
+    rows = known_rows(S, evs)
+    keys = [(r[1], r[2]) for r in rows]
+    assert keys == sorted(set(keys))  # one row per (valid_from, known_from), in key order
+    assert all(r[3] is None or r[3] > r[2] for r in rows)  # a row holds at least one day
+    last = known_through(evs)
+    # from the last epoch on, the rows still open are the current intervals
+    assert slice_at(rows, last) == [(vf, vt, s, i) for vf, vt, s, i in slice_at(
+        [r for r in rows if r[3] is None], "9999-12-31")]
+
+
+def test_a_known_range_is_uncertain_until_its_end_then_settles():
+    evs = [FoldEvent(1, "a", S, "imposed", day(0), day(0), {"title": "t", "set": {"rate": 1}}),
+           FoldEvent(2, "b", S, "amended", day(5), day(5),
+                     {"title": "t", "set": {"rate": 2}, "known_between": [day(5), day(9)]})]
+    rows = known_rows(S, evs)
+    during = dict((vf, s) for vf, _, s, _ in slice_at(rows, day(6)))
+    after = dict((vf, s) for vf, _, s, _ in slice_at(rows, day(9)))
+    assert '"uncertain"' in during[day(5)] and '"rate":1' in during[day(5)]
+    assert '"rate":2' in after[day(5)] and "uncertain" not in after[day(5)]
+    assert slice_at(rows, day(4)) == [(day(0), None, '{"rate":1,"status":"in_force"}', '["a"]')]
+    assert known_through(evs) == day(9)

@@ -1,0 +1,98 @@
+"""Knowledge rows: a stream's intervals as they were known on each day, for `known on`.
+
+A row `(stream, valid_from, known_from, known_to, state, event_ids)` says: from knowledge
+day `known_from` until `known_to` (exclusive; NULL while it still holds) the stream had an
+interval starting on `valid_from` with this state. The rows that hold on a day K are exactly
+the intervals a `known on K` fold produces, each ending where the next begins, so `state of
+X as of D known on K` is an indexed lookup instead of a fold of the stream's events.
+
+A stream's rows change only on its epochs: the days its touching events became known and
+the days their `known_between` ranges end (before that a `known on` fold shows the change as
+uncertain). Each epoch re-folds from the earliest day its new knowledge touches and stops at
+the first interval equal to the one already known, so an in-order stream costs one short
+fold per epoch. Pure functions: the maintainer, the rebuild and the tests share them.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Iterable
+
+from timeline.log.events import canonical_json
+from timeline.log.validation import SUPERSEDING_TYPES
+from timeline.projections.fold import FoldEvent, fold, order_key
+
+KNOWN_COLS = ("stream", "valid_from", "known_from", "known_to", "state", "event_ids")
+
+
+def epoch_changes(evs: Iterable[FoldEvent]) -> dict[str, list[FoldEvent]]:
+    """The events whose knowledge changes on each epoch day (known, or range end)."""
+    out: dict[str, list[FoldEvent]] = {}
+    for e in evs:
+        out.setdefault(e.known, []).append(e)
+        kb = e.payload.get("known_between")
+        if kb and isinstance(kb, (list, tuple)) and len(kb) == 2 and str(kb[1]) > e.known:
+            out.setdefault(str(kb[1]), []).append(e)
+    return out
+
+
+def known_through(evs: Iterable[FoldEvent]) -> str | None:
+    """The stream's last epoch day: from it on, `known on` answers equal the current ones."""
+    return max(epoch_changes(evs), default=None)
+
+
+def known_rows(stream: str, evs: Iterable[FoldEvent]) -> list[tuple]:
+    """Every knowledge row of `stream` from all the events touching it, in key order
+    (valid_from, known_from); tuples in KNOWN_COLS order, state and ids as canonical JSON."""
+    evs = sorted(evs, key=order_key)
+    effs = [e.effective for e in evs]
+    by_id = {e.id: e for e in evs}
+    changes = epoch_changes(evs)
+    days: list[str] = []         # valid_from of the current slice, ascending
+    current: dict[str, list] = {}  # valid_from -> [known_from, state, state_json, ids_json]
+    excluded: set[str] = set()
+    out: list[tuple] = []
+    for k in sorted(changes):
+        touched = changes[k]
+        newly = {i for e in touched if e.type in SUPERSEDING_TYPES and e.known == k
+                 for i in e.payload.get("supersedes", ()) if i not in excluded}
+        excluded |= newly
+        dates = [e.effective for e in touched if e.type != "retraction"]
+        dates += [by_id[i].effective for i in newly if i in by_id]
+        if not dates:
+            continue
+        d0, last = min(dates), max(dates)
+        lo = bisect_left(days, d0)
+        start = current[days[lo - 1]][1] if lo else None
+        later = [e for e in evs[bisect_left(effs, d0):] if e.known <= k]
+
+        def same(day: str, state: dict, ids: list[str]) -> bool:
+            row = current.get(day)
+            return row is not None and row[3] == canonical_json(ids) and \
+                row[2] == canonical_json(state)
+
+        res = fold(stream, later, start_state=start, excluded=excluded, known_on=k,
+                   converge=same, converge_after=last)
+        hi = bisect_left(days, res.converged_at) if res.converged_at else len(days)
+        fresh = {iv.valid_from: (iv.state, canonical_json(iv.state), canonical_json(iv.event_ids))
+                 for iv in res.intervals}
+        for day in days[lo:hi]:
+            row, new = current[day], fresh.get(day)
+            if new is not None and new[1] == row[2] and new[2] == row[3]:
+                del fresh[day]  # the same interval goes on being known
+                continue
+            out.append((stream, day, row[0], k, row[2], row[3]))
+            del current[day]
+        for day, (state, sj, ij) in fresh.items():
+            current[day] = [k, state, sj, ij]
+        days[lo:hi] = [iv.valid_from for iv in res.intervals]
+    out.extend((stream, day, row[0], None, row[2], row[3]) for day, row in current.items())
+    out.sort(key=lambda r: (r[1], r[2]))
+    return out
+
+
+def slice_at(rows: Iterable[tuple], known_on: str) -> list[tuple[str, str | None, str, str]]:
+    """The rows holding on `known_on` as intervals: (valid_from, valid_to, state, ids)."""
+    held = sorted((r[1], r[4], r[5]) for r in rows
+                  if r[2] <= known_on and (r[3] is None or r[3] > known_on))
+    return [(vf, held[i + 1][0] if i + 1 < len(held) else None, s, ids)
+            for i, (vf, s, ids) in enumerate(held)]
