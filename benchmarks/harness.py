@@ -2,6 +2,7 @@
 
     python -m benchmarks [--events N] [--streams S] [--quick] [--json OUT] [--markdown MD]
                          [--skip-reference] [--seed SEED] [--workdir DIR]
+                         [--growth-at N] [--pg-events N] [--pg-single N]
 
 Every figure is measured on fresh database files in a temporary directory. Long figures
 (appends, rebuild) run once, interleaved with their references batch by batch so that drift
@@ -737,6 +738,13 @@ def run(a) -> dict:
         log("eventsourcing is not importable (pip install -e '.[bench]'): its reference "
             "columns are skipped")
     es_on = es_version is not None
+    if a.pg_url:
+        from .postgres import check_server
+
+        why = check_server(a.pg_url)
+        if why:
+            raise SystemExit(f"python -m benchmarks: TIMELINE_BENCH_POSTGRES_URL cannot be used "
+                             f"({why})")
     growth_at = a.growth_at if not a.quick and a.events > a.growth_at else None
     e2e_n = min(a.samples, 2_000 if a.quick else 5_000)
     known_n = min(a.samples, 500 if a.quick else 2_000)

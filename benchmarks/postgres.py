@@ -27,10 +27,20 @@ def es_postgres_available() -> bool:
     return True
 
 
+def check_server(url: str) -> str | None:
+    """Why the server of `url` cannot be used (unparsable, not PostgreSQL, unreachable), or
+    None: asked before the run, not after the SQLite figures."""
+    try:
+        PgRun(url, scratch=False).drop()
+    except Exception as e:  # any failure is reported the same way: the cause, one line
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    return None
+
+
 class PgRun:
     """A scratch database (or scratch schemas) for one run on the server of `url`."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, scratch: bool = True):
         import psycopg
         from sqlalchemy.engine import make_url
 
@@ -43,6 +53,8 @@ class PgRun:
         self.database: str | None = f"{u.database}_bench_{token}"[:63]
         self.prefix = ""
         try:
+            if not scratch:
+                raise psycopg.Error("no scratch database asked for")
             self.admin.execute(f'CREATE DATABASE "{self.database}"')
         except psycopg.Error:  # no CREATEDB right: schemas in the given database instead
             self.database, self.prefix = None, f"bench_{token}_"
