@@ -20,8 +20,9 @@ import datetime as dt
 import hashlib
 import json
 import random
+from itertools import islice
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 START = dt.date(2016, 1, 1)
 SPAN_DAYS = 3653  # 2016-01-01 .. 2025-12-31
@@ -74,13 +75,28 @@ class Workload:
         return sorted({r.stream for r in self.rows[:n]})
 
 
-def rows_hash(rows: Sequence[Row]) -> str:
+def rows_hash(rows: Iterable[Row]) -> str:
     """SHA-256 over every field of every row."""
-    h = hashlib.sha256()
+    h = RowsHash()
     for r in rows:
-        h.update("\x1f".join("" if v is None else str(v) for v in r).encode())
-        h.update(b"\x1e")
+        h.add(r)
     return h.hexdigest()
+
+
+class RowsHash:
+    """`rows_hash` computed incrementally, row by row, for a workload that is streamed."""
+
+    def __init__(self):
+        self._h = hashlib.sha256()
+
+    def add(self, r: Row) -> None:
+        """Fold one row into the hash."""
+        self._h.update("\x1f".join("" if v is None else str(v) for v in r).encode())
+        self._h.update(b"\x1e")
+
+    def hexdigest(self) -> str:
+        """The hash of the rows added so far."""
+        return self._h.hexdigest()
 
 
 def _canonical(value) -> str:
@@ -102,13 +118,21 @@ def stream_name(k: int, streams: int) -> str:
 
 def generate(events: int, streams: int, seed: int = DEFAULT_SEED) -> Workload:
     """The workload of `events` rows over `streams` streams, fully determined by `seed`."""
+    stats: dict = {}
+    rows = list(generate_rows(events, streams, seed, stats))
+    return Workload(seed, events, streams, rows, stats)
+
+
+def generate_rows(events: int, streams: int, seed: int = DEFAULT_SEED,
+                  stats: dict | None = None) -> Iterator[Row]:
+    """The rows of `generate` one at a time (a 10M-row list does not fit comfortably);
+    `stats` is filled in once the last row has been yielded."""
     rng = random.Random(seed)
     names = [stream_name(k, streams) for k in range(streams)]
     first: list[int | None] = [None] * streams   # first effective day offset
     latest: list[int] = [0] * streams
     version = [0] * streams
     rate = [0] * streams
-    rows: list[Row] = []
     retro = known_later = scheduled = retro_debt = 0
     size = 0
     epoch_ms = int(dt.datetime(START.year, START.month, START.day,
@@ -180,13 +204,13 @@ def generate(events: int, streams: int, seed: int = DEFAULT_SEED) -> Workload:
                        rng.getrandbits(80).to_bytes(10, "big"))
         p_json, s_json = _canonical(payload), _canonical(source)
         size += len(p_json) + len(s_json)
-        rows.append(Row(i + 1, ev_id, name, version[k], etype,
-                        (START + dt.timedelta(days=eff)).isoformat(), announced,
-                        (START + dt.timedelta(days=known_off)).isoformat(), p_json, s_json))
-    stats = {"retroactive": retro, "known_later": known_later, "scheduled": scheduled,
-             "mean_json_bytes": round(size / max(events, 1), 1),
-             "streams_opened": sum(1 for f in first if f is not None)}
-    return Workload(seed, events, streams, rows, stats)
+        yield Row(i + 1, ev_id, name, version[k], etype,
+                  (START + dt.timedelta(days=eff)).isoformat(), announced,
+                  (START + dt.timedelta(days=known_off)).isoformat(), p_json, s_json)
+    if stats is not None:
+        stats.update({"retroactive": retro, "known_later": known_later,
+                      "scheduled": scheduled, "mean_json_bytes": round(size / max(events, 1), 1),
+                      "streams_opened": sum(1 for f in first if f is not None)})
 
 
 def new_events(rows: Sequence[Row]) -> list:
@@ -199,10 +223,11 @@ def new_events(rows: Sequence[Row]) -> list:
                      d(r.announced) if r.announced else None, r.id) for r in rows]
 
 
-def batches(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
-    """Consecutive slices of `size` rows."""
-    for i in range(0, len(rows), size):
-        yield rows[i:i + size]
+def batches(rows: Iterable[Row], size: int) -> Iterator[Sequence[Row]]:
+    """Consecutive lists of `size` rows (the last may be shorter), from a list or a stream."""
+    it = iter(rows)
+    while b := list(islice(it, size)):
+        yield b
 
 
 def query_pairs(rows: Sequence[Row], n: int, seed: int, upto: int | None = None,

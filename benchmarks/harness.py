@@ -2,17 +2,22 @@
 
     python -m benchmarks [--events N] [--streams S] [--quick] [--json OUT] [--markdown MD]
                          [--skip-reference] [--seed SEED] [--workdir DIR]
+                         [--growth-at N] [--pg-events N] [--pg-single N]
 
 Every figure is measured on fresh database files in a temporary directory. Long figures
 (appends, rebuild) run once, interleaved with their references batch by batch so that drift
 of the machine hits both sides; short ones (latencies, CLI start) are repeated in rounds and
 reported as medians, and ratios are medians of the per-batch / per-round ratios.
+
+With TIMELINE_BENCH_POSTGRES_URL set (postgresql+psycopg://user@host:port/db), the run also
+measures appends and point queries on PostgreSQL (`--pg-events` rows of the same seed) in a
+scratch database it creates next to `db` and drops afterwards; those rows are labelled
+"PostgreSQL" in the table.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
 import os
 import platform
@@ -26,30 +31,21 @@ import time
 from pathlib import Path
 
 from . import reference as ref
-from .generate import DEFAULT_SEED, START, SPAN_DAYS, Workload, batches, generate, new_events
-from .generate import query_pairs
+from itertools import islice
+from typing import Iterable, Iterator, Sequence
+
+from .generate import DEFAULT_SEED, START, SPAN_DAYS, Row, RowsHash, batches, generate_rows
+from .generate import new_events, query_pairs
 from .measure import latencies_ns, median, now_ns, paired_latencies, percentile
+from .sides import SqliteSides, ours_create, ours_open_readonly  # noqa: F401 (profile's too)
 
 BATCH = 10_000
 GROWTH_AT = 100_000
+PG_EVENTS = 200_000
 REPO = Path(__file__).resolve().parent.parent
 
 
 # -- our side ----------------------------------------------------------------------------
-
-def ours_create(path: Path):
-    """A Store over a fresh SQLite file, schema only (no seeds)."""
-    from timeline.store.store import Store
-
-    return Store.create(f"sqlite:///{path}", path, seeds=False)
-
-
-def ours_open_readonly(path: Path):
-    """The store as the CLI opens it for queries."""
-    from timeline.store.store import Store
-
-    return Store.open(str(path), readonly=True)
-
 
 def make_e2e(conn):
     """fn(text): parse, plan, run, format to JSON on one open Reader: the language end to end."""
@@ -94,22 +90,33 @@ class Log:
             self(name)
 
 
-def measure_appends(w: Workload, tmp: Path, es_on: bool, log: Log,
-                    growth_at: int | None) -> dict:
+def _cut_batches(rows: Iterable[Row], size: int, cut: int) -> Iterator[Sequence[Row]]:
+    """Batches of `size` rows, one of which ends exactly at row `cut` (when cut > 0)."""
+    it = iter(rows)
+    if cut:
+        yield from batches(islice(it, cut), size)
+    yield from batches(it, size)
+
+
+def measure_appends(rows: Iterable[Row], total: int, sides, es_on: bool, log: Log,
+                    growth_at: int | None, hasher: RowsHash | None = None) -> dict:
     """Batched append of every row: ours, eventsourcing, raw, interleaved batch by batch.
 
-    Leaves the three full databases in `tmp` (ours.db, es.db, raw.db) for the read figures;
-    at `growth_at` rows it pauses (untimed) to snapshot ours.db and raw.db for the growth
-    check, which measures both sizes side by side at the end.
+    `rows` may be a stream (a 10M-row workload is generated as it is appended, untimed);
+    `hasher` sees every row. Leaves the three full databases (`ours`, `es`, `raw`) for the
+    read figures; at `growth_at` rows it pauses (untimed) to snapshot ours and raw for the
+    growth check, which measures both sizes side by side at the end.
     """
-    ours = ours_create(tmp / "ours.db")
-    es = ref.EsStore(tmp / "es.db") if es_on else None
-    raw = ref.raw_create(tmp / "raw.db")
+    ours = sides.ours_create("ours")
+    es = sides.es_open("es") if es_on else None
+    raw = sides.raw_create("raw")
     t_ours, t_es, t_raw, ratios_es, ratios_raw, sizes = [], [], [], [], [], []
     done, growth_out = 0, None
-    cut = growth_at if growth_at and growth_at < len(w.rows) else 0
-    parts = [w.rows[:cut], w.rows[cut:]] if cut else [w.rows]
-    for b in (b for part in parts for b in batches(part, BATCH)):  # a batch ends at the cut
+    cut = growth_at if growth_at and growth_at < total else 0
+    for b in _cut_batches(rows, BATCH, cut):
+        if hasher is not None:
+            for r in b:
+                hasher.add(r)
         evs = new_events(b)
         sizes.append(len(b))
         t0 = now_ns()
@@ -125,32 +132,32 @@ def measure_appends(w: Workload, tmp: Path, es_on: bool, log: Log,
             del stored
         params = ref.raw_rows(b)
         t0 = now_ns()
-        ref.raw_append_batch(raw, params)
+        sides.raw_append_batch(raw, params)
         t_raw.append(now_ns() - t0)
         ratios_raw.append(t_raw[-1] / t_ours[-1])
         done += len(b)
-        if len(t_ours) % 10 == 0 or done == len(w.rows):
-            log(f"  batched append: {done:,} rows; last batch ours "
-                f"{len(b) / (t_ours[-1] / 1e9):,.0f} ev/s"
+        if len(t_ours) % 10 == 0 or done == total:
+            log(f"  {sides.label + ' ' if sides.label else ''}batched append: {done:,} rows; "
+                f"last batch ours {len(b) / (t_ours[-1] / 1e9):,.0f} ev/s"
                 + (f", eventsourcing {len(b) / (t_es[-1] / 1e9):,.0f} ev/s" if t_es else "")
                 + f", raw {len(b) / (t_raw[-1] / 1e9):,.0f} ev/s")
         if growth_at and growth_out is None and done >= growth_at:
             log(f"  growth check: snapshot of the databases at {done:,} rows")
-            _snapshot(tmp / "ours.db", tmp / "ours-small.db")
-            _snapshot(tmp / "raw.db", tmp / "raw-small.db")
+            sides.snapshot("ours", "ours-small")
+            sides.snapshot("raw", "raw-small")
             growth_out = {"at_rows": done}
     ours.close()
     if es is not None:
         es.close()
     raw.close()
-    n = len(w.rows)
 
     def rate(ts):
-        return n / (sum(ts) / 1e9) if ts else None
+        return done / (sum(ts) / 1e9) if ts else None
 
     def per_batch(ts):
         return [round(k / (t / 1e9)) for k, t in zip(sizes, ts)]
     return {
+        "rows": done,
         "ours_eps": rate(t_ours), "es_eps": rate(t_es), "raw_eps": rate(t_raw),
         "ratio_es": median(ratios_es) if ratios_es else None,
         "ratio_raw": median(ratios_raw),
@@ -161,35 +168,26 @@ def measure_appends(w: Workload, tmp: Path, es_on: bool, log: Log,
     }
 
 
-def _snapshot(src: Path, dst: Path) -> None:
-    """A consistent copy of a SQLite database (online backup API)."""
-    a, b = sqlite3.connect(src), sqlite3.connect(dst)
-    try:
-        a.backup(b)
-    finally:
-        a.close()
-        b.close()
-
-
-def measure_single(w: Workload, tmp: Path, es_on: bool, n: int, log: Log, chunk: int = 500
-                   ) -> dict:
+def measure_single(prefix: Sequence[Row], streams: int, sides, es_on: bool, n: int, log: Log,
+                   chunk: int = 500) -> dict:
     """`n` single-event appends, one durable transaction each, after the S opening rows.
 
-    Fresh files; the first S rows (one opening event per stream) are loaded untimed so the
-    timed appends are the ordinary mix (amendments, retroactive ones, schedules). The three
-    stores take turns by chunks of `chunk` events.
+    `prefix` holds the workload's first S + n rows. Fresh databases; the first S rows (one
+    opening event per stream) are loaded untimed so the timed appends are the ordinary mix
+    (amendments, retroactive ones, schedules). The three stores take turns by chunks of
+    `chunk` events.
     """
-    pre = w.rows[:w.streams]
-    timed = w.rows[w.streams:w.streams + n]
-    ours = ours_create(tmp / "single-ours.db")
+    pre = prefix[:streams]
+    timed = prefix[streams:streams + n]
+    ours = sides.ours_create("single-ours")
     for b in batches(pre, BATCH):
         ours.append(new_events(b))
     es = None
     if es_on:
-        es = ref.EsStore(tmp / "single-es.db")
+        es = sides.es_open("single-es")
         es.insert(ref.es_stored(pre))
-    raw = ref.raw_create(tmp / "single-raw.db")
-    ref.raw_append_batch(raw, ref.raw_rows(pre))
+    raw = sides.raw_create("single-raw")
+    sides.raw_append_batch(raw, ref.raw_rows(pre))
     ne, st, rr = new_events(timed), (ref.es_stored(timed) if es_on else []), ref.raw_rows(timed)
     t_ours = t_es = t_raw = 0
     ratios_es, ratios_raw = [], []
@@ -208,11 +206,11 @@ def measure_single(w: Workload, tmp: Path, es_on: bool, n: int, log: Log, chunk:
             ratios_es.append(b / a)
         t0 = now_ns()
         for p in rr[i:i + chunk]:
-            ref.raw_append_one(raw, p)
+            sides.raw_append_one(raw, p)
         c = now_ns() - t0
         t_raw += c
         ratios_raw.append(c / a)
-    log(f"  single append: {len(timed):,} events each")
+    log(f"  {sides.label + ' ' if sides.label else ''}single append: {len(timed):,} events each")
     ours.close()
     if es is not None:
         es.close()
@@ -229,76 +227,92 @@ def _decoded(row):
     return None if row is None else row.state
 
 
-def as_of_rounds(ours_db: Path, raw_db: Path, pairs: list, rounds: int,
-                 es: "ref.EsStore | None") -> dict:
+def point_rounds(sides, suffix: str, pairs: list, rounds: int, es=None,
+                 triples: list | None = None) -> dict:
     """As-of point query through the storage API vs the raw indexed lookup (and the
-    eventsourcing latest-event select), `rounds` rounds over the same pairs."""
-    store = ours_open_readonly(ours_db)
-    raw = ref.raw_connect(raw_db)
-    out: dict[str, list] = {"ours_p50": [], "ours_p99": [], "raw_p50": [], "raw_p99": [],
-                            "es_p50": [], "es_p99": [], "ratio": []}
+    eventsourcing latest-event select), `rounds` rounds over the same pairs; with `triples`,
+    also `known on` through the API (reader.state) vs the raw known-on lookup.
+
+    Reads the sides `ours{suffix}` and `raw{suffix}`.
+    """
+    store = sides.ours_open_readonly(f"ours{suffix}")
+    raw = sides.raw_connect(f"raw{suffix}")
+    out: dict[str, list] = {k: [] for k in (
+        "ours_p50", "ours_p99", "raw_p50", "raw_p99", "es_p50", "es_p99", "ratio",
+        "known_ours_p50", "known_ours_p99", "known_raw_p50", "known_raw_p99", "known_ratio")}
+
+    def add(prefix, o, r):
+        for q in (50, 99):
+            out[f"{prefix}ours_p{q}"].append(percentile(o, q) / 1000)
+            out[f"{prefix}raw_p{q}"].append(percentile(r, q) / 1000)
+        out[f"{prefix}ratio"].append(out[f"{prefix}ours_p50"][-1] / out[f"{prefix}raw_p50"][-1])
     with store.reading() as rd:
         for _ in range(rounds):
-            o = latencies_ns(lambda s, d: _decoded(rd.state_at(s, d)), pairs)
-            r = latencies_ns(lambda s, d: ref.raw_as_of(raw, s, d), pairs)
-            out["ours_p50"].append(percentile(o, 50) / 1000)
-            out["ours_p99"].append(percentile(o, 99) / 1000)
-            out["raw_p50"].append(percentile(r, 50) / 1000)
-            out["raw_p99"].append(percentile(r, 99) / 1000)
-            out["ratio"].append(out["ours_p50"][-1] / out["raw_p50"][-1])
+            add("", latencies_ns(lambda s, d: _decoded(rd.state_at(s, d)), pairs),
+                latencies_ns(lambda s, d: sides.raw_as_of(raw, s, d), pairs))
             if es is not None:
                 e = latencies_ns(es.latest, pairs)
                 out["es_p50"].append(percentile(e, 50) / 1000)
                 out["es_p99"].append(percentile(e, 99) / 1000)
+            if triples:
+                add("known_",
+                    latencies_ns(lambda s, d, k: _decoded(rd.state(s, d, k)), triples),
+                    latencies_ns(lambda s, d, k: sides.raw_known_on(raw, s, d, k), triples))
     store.close()
     raw.close()
     return {k: (median(v) if v else None) for k, v in out.items()} | {
         "rounds": rounds, "samples": len(pairs)}
 
 
-def measure_queries(tmp: Path, w: Workload, es_on: bool, rounds: int, samples: int,
-                    e2e_samples: int, known_samples: int, seed: int, log: Log,
+def measure_growth(sides, pairs: list, triples: list, rounds: int, at_rows: int) -> dict:
+    """As-of and known-on p50 on the full databases vs the snapshots at `at_rows` rows.
+
+    Both sizes are measured now, round by round in alternating order, on the same pairs
+    (every stream exists at both sizes): the ratio is not skewed by the machine's load
+    drifting between the start and the end of the run.
+    """
+    small, full = [], []
+    for r in range(rounds):
+        order = [("-small", small), ("", full)]
+        for suffix, out in (order if r % 2 else order[::-1]):
+            out.append(point_rounds(sides, suffix, pairs, 1, None, triples))
+    g = {"at_rows": at_rows}
+    for prefix in ("", "known_"):
+        for side in ("ours", "raw"):
+            key = f"{prefix}{side}_p50"
+            g[f"small_{key}"] = median(x[key] for x in small)
+            g[f"full_{key}"] = median(x[key] for x in full)
+            g[f"{prefix}{side}"] = median(f[key] / s[key] for f, s in zip(full, small))
+    return g
+
+
+def measure_queries(sides, pairs: list, es_on: bool, rounds: int, e2e_samples: int,
+                    known_samples: int, seed: int, log: Log, total: int,
                     growth_at: int | None = None) -> dict:
-    """Figures 3-5 on the full databases."""
-    pairs = query_pairs(w.rows, samples, seed + 2)
-    es = ref.EsStore(tmp / "es.db") if es_on else None
+    """Figures 3-5 (and 8, the growth check) on the full SQLite databases."""
+    es = sides.es_open("es") if es_on else None
     log(f"  as-of point query: {len(pairs):,} pairs x {rounds} rounds")
-    asof = as_of_rounds(tmp / "ours.db", tmp / "raw.db", pairs, rounds, es)
+    asof = point_rounds(sides, "", pairs, rounds, es)
     if es is not None:
         es.close()
+    triples = known_triples(pairs[:known_samples], seed + 3)
     growth = None
     if growth_at:
-        # both sizes measured now, round by round in alternating order, on the same pairs
-        # (every stream exists at both sizes): the ratio is not skewed by the machine's
-        # load drifting between the start and the end of the run
-        log(f"  growth: as-of p50 at {len(w.rows):,} vs at {growth_at:,} rows, {rounds} rounds")
-        small, full = [], []
-        for r in range(rounds):
-            order = [("small", small), ("full", full)]
-            for name, out in (order if r % 2 else order[::-1]):
-                suffix = "-small" if name == "small" else ""
-                out.append(as_of_rounds(tmp / f"ours{suffix}.db", tmp / f"raw{suffix}.db",
-                                        pairs, 1, None))
-        growth = {"at_rows": growth_at,
-                  "small_ours_p50": median(x["ours_p50"] for x in small),
-                  "small_raw_p50": median(x["raw_p50"] for x in small),
-                  "full_ours_p50": median(x["ours_p50"] for x in full),
-                  "full_raw_p50": median(x["raw_p50"] for x in full),
-                  "ours": median(f["ours_p50"] / s["ours_p50"] for f, s in zip(full, small)),
-                  "raw": median(f["raw_p50"] / s["raw_p50"] for f, s in zip(full, small))}
+        log(f"  growth: as-of and known-on p50 at {total:,} vs at {growth_at:,} rows, "
+            f"{rounds} rounds")
+        growth = measure_growth(sides, pairs, triples, rounds, growth_at)
 
     texts = [f"state of {s} as of {d}" for s, d in pairs[:e2e_samples]]
-    triples = known_triples(pairs[:known_samples], seed + 3)
     ktexts = [f"state of {s} as of {d} known on {k}" for s, d, k in triples]
-    store = ours_open_readonly(tmp / "ours.db")
-    raw = ref.raw_connect(tmp / "raw.db")
+    store = sides.ours_open_readonly("ours")
+    raw = sides.raw_connect("raw")
     res: dict[str, list] = {k: [] for k in (
         "e2e_p50", "e2e_p99", "known_p50", "known_p99", "known_api_p50", "known_api_p99",
         "raw_known_p50", "raw_known_p99")}
     log(f"  end to end: {len(texts):,} queries; known on: {len(ktexts):,} x {rounds} rounds")
     # a second Store, not a second connection of the same one: the read-only engine's
     # pool hands every connection of a thread the same driver connection
-    store_api = ours_open_readonly(tmp / "ours.db")
+    store_api = sides.ours_open_readonly("ours")
     with store.reading() as conn, store_api.reading() as conn_api:
         e2e = make_e2e(conn)
         # a wrong answer would make the timings meaningless: check one against the API
@@ -321,7 +335,7 @@ def measure_queries(tmp: Path, w: Workload, es_on: bool, rounds: int, samples: i
             res["known_p99"].append(percentile(t, 99) / 1000)
             res["known_api_p50"].append(percentile(u, 50) / 1000)
             res["known_api_p99"].append(percentile(u, 99) / 1000)
-            t = latencies_ns(lambda s, d, k: ref.raw_known_on(raw, s, d, k), triples)
+            t = latencies_ns(lambda s, d, k: sides.raw_known_on(raw, s, d, k), triples)
             res["raw_known_p50"].append(percentile(t, 50) / 1000)
             res["raw_known_p99"].append(percentile(t, 99) / 1000)
     store.close()
@@ -329,6 +343,43 @@ def measure_queries(tmp: Path, w: Workload, es_on: bool, rounds: int, samples: i
     raw.close()
     return {"as_of": asof, "growth": growth, **{k: median(v) for k, v in res.items()},
             "e2e_samples": len(texts), "known_samples": len(ktexts)}
+
+
+def measure_postgres(url: str, a, es_on: bool, log: Log, known_samples: int) -> dict:
+    """Figures 1-3 and 5 (API) on PostgreSQL: a workload of `a.pg_events` rows (same seed and
+    streams), in a scratch database created and dropped here."""
+    from .postgres import PgRun, PgSides, es_postgres_available
+
+    n = min(a.pg_events, a.events)
+    es_pg = es_on and es_postgres_available()
+    if es_on and not es_pg:
+        log("  eventsourcing.postgres is not importable (pip install psycopg-pool): its "
+            "PostgreSQL columns are skipped")
+    run = PgRun(url)
+    log(f"  PostgreSQL {run.settings['server_version']}, scratch "
+        f"{'database ' + run.database if run.database else 'schemas ' + run.prefix + '*'}, "
+        f"{n:,} events")
+    try:
+        sides = PgSides(run)
+        hasher, stats = RowsHash(), {}
+        append = measure_appends(generate_rows(n, a.streams, a.seed, stats), n, sides, es_pg,
+                                 log, None, hasher)
+        prefix = list(islice(generate_rows(n, a.streams, a.seed), a.streams + a.pg_single))
+        single = measure_single(prefix, a.streams, sides, es_pg, min(a.pg_single, n - a.streams),
+                                log)
+        pairs = query_pairs(prefix[:a.streams], a.samples, a.seed + 2)
+        triples = known_triples(pairs[:known_samples], a.seed + 3)
+        log(f"  PostgreSQL as-of and known-on point queries: {len(pairs):,} / {len(triples):,}"
+            f" x {a.rounds} rounds")
+        es = sides.es_open("es") if es_pg else None
+        points = point_rounds(sides, "", pairs, a.rounds, es, triples)
+        if es is not None:
+            es.close()
+    finally:
+        run.drop()
+    return {"events": n, "rows_hash": hasher.hexdigest(), "database": run.database,
+            "schemas": run.schemas if not run.database else None, "settings": run.settings,
+            "eventsourcing": es_pg, "append": append, "single": single, "points": points}
 
 
 def _child_env() -> dict:
@@ -456,7 +507,47 @@ def figures(r: dict) -> list[dict]:
                                   f"{g['at_rows']:,}", "x", g["ours"], g["raw"],
                         "raw lookup's own growth", g["ours"] / g["raw"], "<= 1.5x",
                         _le(g["ours"], 1.5)))
+        if g.get("known_ours") is not None:
+            out.append(_fig("growth_known", "   growth: known-on p50 (reader.state), same sizes",
+                            "x", g["known_ours"], g["known_raw"],
+                            "raw known-on lookup's own growth", g["known_ours"] / g["known_raw"],
+                            "<= 1.5x", _le(g["known_ours"], 1.5)))
+    if r.get("postgres"):
+        out += pg_figures(r["postgres"])
     return out
+
+
+def pg_figures(pg: dict) -> list[dict]:
+    """The PostgreSQL rows of the table (issue 15, target 6: as-of p50 <= 1.5x raw lookup)."""
+    a, s, p = pg["append"], pg["single"], pg["points"]
+    raw, es = "raw psycopg", "eventsourcing PostgresApplicationRecorder"
+    return [
+        _fig("pg_batched_append", "PG1. PostgreSQL batched append (10k/txn)", "events/s",
+             a["ours_eps"], a["es_eps"], f"{es} insert_events", a["ratio_es"], "(info)", None),
+        _fig("pg_batched_append_raw", "     PostgreSQL vs raw psycopg executemany", "events/s",
+             a["ours_eps"], a["raw_eps"], f"{raw} executemany", a["ratio_raw"], "(info)",
+             None, False),
+        _fig("pg_single_append", "PG2. PostgreSQL single append (1 txn/event)", "events/s",
+             s["ours_eps"], s["es_eps"], f"{es} insert_events([1])", s["ratio_es"], "(info)",
+             None),
+        _fig("pg_single_append_raw", "     PostgreSQL vs raw psycopg single insert", "events/s",
+             s["ours_eps"], s["raw_eps"], f"{raw} INSERT+COMMIT", s["ratio_raw"], "(info)",
+             None, False),
+        _fig("pg_as_of_p50", "PG3. PostgreSQL as-of point query (API) p50", "us",
+             p["ours_p50"], p["raw_p50"], f"{raw} indexed lookup", p["ratio"],
+             "<= 1.5x raw lookup", _le(p["ratio"], 1.5)),
+        _fig("pg_as_of_p99", "     PostgreSQL as-of p99", "us", p["ours_p99"], p["raw_p99"],
+             f"{raw} indexed lookup", p["ours_p99"] / p["raw_p99"], "(info)", None, False),
+        _fig("pg_as_of_es", "     PostgreSQL vs eventsourcing latest-event select p50", "us",
+             p["ours_p50"], p["es_p50"], f"{es} select_events(desc, limit=1)",
+             p["ours_p50"] / p["es_p50"] if p["es_p50"] else None, "(info)", None, False),
+        _fig("pg_known_on_api_p50", "PG5. PostgreSQL known on, storage API (reader.state) p50",
+             "us", p["known_ours_p50"], p["known_raw_p50"], f"{raw} lookup with known<=K",
+             p["known_ratio"], "(info)", None),
+        _fig("pg_known_on_api_p99", "     PostgreSQL known on, storage API p99", "us",
+             p["known_ours_p99"], p["known_raw_p99"], f"{raw} lookup with known<=K",
+             p["known_ours_p99"] / p["known_raw_p99"], "(info)", None, False),
+    ]
 
 
 def _num(v, unit=""):
@@ -580,6 +671,17 @@ def markdown_report(result: dict) -> str:
         "",
         "Phases (wall seconds): " + ", ".join(f"{k} {v}" for k, v in result["phases"].items()),
     ]
+    pg = result.get("postgres")
+    if pg:
+        st = pg["settings"]
+        lines[-1:-1] = [
+            f"PostgreSQL rows (PG1-PG5): PostgreSQL {st['server_version']} on the same machine "
+            f"(synchronous_commit={st['synchronous_commit']}, fsync={st['fsync']}: the "
+            f"defaults), a workload of {pg['events']:,} events (same seed and streams, rows "
+            f"hash `{pg['rows_hash'][:16]}…`), each side in its own schema of a scratch "
+            f"database dropped after the run; eventsourcing "
+            f"{'PostgresApplicationRecorder' if pg['eventsourcing'] else 'not measured'}.",
+            ""]
     return "\n".join(lines) + "\n"
 
 
@@ -604,6 +706,11 @@ def parse_args(argv):
     p.add_argument("--growth-at", type=int, default=GROWTH_AT,
                    help="size of the growth check's smaller log (default 100,000; the check "
                         "runs when --events is larger, and not with --quick)")
+    p.add_argument("--pg-events", type=int, default=PG_EVENTS,
+                   help="events of the PostgreSQL figures (default 200,000, at most --events; "
+                        "they run when TIMELINE_BENCH_POSTGRES_URL is set)")
+    p.add_argument("--pg-single", type=int, default=2_000,
+                   help="single appends to time on PostgreSQL (default 2,000)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a = p.parse_args(argv)
     if a.events is None:
@@ -612,6 +719,10 @@ def parse_args(argv):
     a.rounds = a.rounds or (2 if a.quick else 3)
     if a.streams < 1 or a.events < 2 * a.streams:
         p.error("need at least two events per stream (--events >= 2 * --streams)")
+    a.pg_url = os.environ.get("TIMELINE_BENCH_POSTGRES_URL") or None
+    if a.pg_url and min(a.pg_events, a.events) < 2 * a.streams:
+        p.error("need at least two events per stream on PostgreSQL (--pg-events >= 2 * "
+                "--streams)")
     return a
 
 
@@ -627,6 +738,13 @@ def run(a) -> dict:
         log("eventsourcing is not importable (pip install -e '.[bench]'): its reference "
             "columns are skipped")
     es_on = es_version is not None
+    if a.pg_url:
+        from .postgres import check_server
+
+        why = check_server(a.pg_url)
+        if why:
+            raise SystemExit(f"python -m benchmarks: TIMELINE_BENCH_POSTGRES_URL cannot be used "
+                             f"({why})")
     growth_at = a.growth_at if not a.quick and a.events > a.growth_at else None
     e2e_n = min(a.samples, 2_000 if a.quick else 5_000)
     known_n = min(a.samples, 500 if a.quick else 2_000)
@@ -641,14 +759,11 @@ def run(a) -> dict:
     code = code_version()
     log(f"timeline code: HEAD {code['head']}{' + local changes' if code['dirty'] else ''}, "
         f"sources {code['timeline_sources_sha256']}")
-    log.phase("generate")
-    w = generate(a.events, a.streams, a.seed)
-    rows_hash = w.rows_hash()
-    # the generated rows live as long as the run: keep the garbage collector from walking
-    # them on every full collection (it would bill the harness's memory to timeline)
-    gc.collect()
-    gc.freeze()
-    log(f"  {len(w.rows):,} rows, hash {rows_hash[:16]}, {w.stats}")
+    # the rows are generated as they are appended (untimed), never held all at once: a
+    # 10M-row list would take ~8 GB; the figures that need rows take a short prefix
+    hasher, stats = RowsHash(), {}
+    prefix = list(islice(generate_rows(a.events, a.streams, a.seed), a.streams + a.single))
+    pairs = query_pairs(prefix[:a.streams], a.samples, a.seed + 2)  # every stream opens there
 
     if a.workdir:
         tmp = Path(a.workdir)
@@ -659,16 +774,22 @@ def run(a) -> dict:
     else:
         cleanup = tempfile.TemporaryDirectory(prefix="timeline-bench-")
         tmp = Path(cleanup.name)
+    sides = SqliteSides(tmp)
+    postgres = None
     try:
         log.phase("batched append")
-        append = measure_appends(w, tmp, es_on, log, growth_at)
+        append = measure_appends(generate_rows(a.events, a.streams, a.seed, stats), a.events,
+                                 sides, es_on, log, growth_at, hasher)
+        rows_hash = hasher.hexdigest()
+        log(f"  {append['rows']:,} rows, hash {rows_hash[:16]}, {stats}")
         log.phase("single append")
-        single = measure_single(w, tmp, es_on, min(a.single, a.events - a.streams), log)
+        single = measure_single(prefix, a.streams, sides, es_on,
+                                min(a.single, a.events - a.streams), log)
         log.phase("queries")
-        queries = measure_queries(tmp, w, es_on, a.rounds, a.samples, e2e_n, known_n,
-                                  a.seed, log, (append["growth"] or {}).get("at_rows"))
+        queries = measure_queries(sides, pairs, es_on, a.rounds, e2e_n, known_n, a.seed, log,
+                                  a.events, (append["growth"] or {}).get("at_rows"))
         log.phase("cli cold start")
-        s, d = query_pairs(w.rows, 1, a.seed + 4)[0]
+        s, d = query_pairs(prefix[:a.streams], 1, a.seed + 4)[0]
         cli = measure_cli(tmp / "ours.db", f"state of {s} as of {d}", cli_runs)
         log.phase("rebuild")
         scan = run_child("scan", tmp / "raw.db")
@@ -679,6 +800,9 @@ def run(a) -> dict:
         rebuild = run_child("rebuild", tmp / "ours.db")
         log(f"  rebuild: {rebuild['events'] / rebuild['seconds']:,.0f} ev/s, peak RSS "
             f"{rebuild['peak_rss_kb'] / 1024:,.0f} MB")
+        if a.pg_url:
+            log.phase("postgresql")
+            postgres = measure_postgres(a.pg_url, a, es_on, log, known_n)
         log.phase("")
     finally:
         if cleanup is not None:
@@ -697,8 +821,9 @@ def run(a) -> dict:
         "machine": {**machine(), "load_average_start": load_start},
         "code": code,
         "workload": {"events": a.events, "streams": a.streams, "seed": a.seed,
-                     "rows_hash": rows_hash, **w.stats},
+                     "rows_hash": rows_hash, **stats},
         "append": append, "single": single, "queries": queries, "cli": cli,
+        "postgres": postgres,
         "rebuild": {
             "ours_eps": rebuild["events"] / rebuild["seconds"], "ours_seconds": rebuild["seconds"],
             "ours_rss_mb": rebuild["peak_rss_kb"] / 1024,

@@ -3,19 +3,28 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.generate import generate, rows_hash  # noqa: E402
+from benchmarks.generate import RowsHash, batches, generate, generate_rows, rows_hash  # noqa: E402
 from benchmarks.reference import eventsourcing_available  # noqa: E402
+
+from .backends import PG_URL, only_postgres  # noqa: E402
 
 PRIMARY = {"batched_append", "single_append", "as_of_p50", "e2e_p50", "known_on_p50",
            "rebuild", "rebuild_rss", "cli_cold_start", "growth"}
 ES_REFERENCED = {"batched_append", "single_append", "as_of_es", "replay_es"}
+PG = {"pg_batched_append", "pg_batched_append_raw", "pg_single_append", "pg_single_append_raw",
+      "pg_as_of_p50", "pg_as_of_p99", "pg_as_of_es", "pg_known_on_api_p50",
+      "pg_known_on_api_p99"}
+PG_ES_REFERENCED = {"pg_batched_append", "pg_single_append", "pg_as_of_es"}
 
 
 def test_generation_is_deterministic():
@@ -51,29 +60,97 @@ def test_generated_rows_are_valid_events():
         validate(ev)
 
 
-def test_harness_runs_end_to_end(tmp_path):
-    out = tmp_path / "bench.json"
-    md = tmp_path / "RESULTS.md"
+def test_streamed_rows_are_the_generated_rows():
+    # the harness streams the rows (a 10M-row list does not fit comfortably): the stream,
+    # its batches and the incremental hash must be exactly the list's
+    w = generate(3000, 300, seed=11)
+    stats: dict = {}
+    streamed = list(generate_rows(3000, 300, 11, stats))
+    assert streamed == w.rows and stats == w.stats
+    h = RowsHash()
+    for b in batches(iter(streamed), 700):
+        assert 0 < len(b) <= 700
+        for r in b:
+            h.add(r)
+    assert h.hexdigest() == rows_hash(w.rows) == w.rows_hash()
+    assert [len(b) for b in batches(w.rows, 700)] == [700, 700, 700, 700, 200]
+
+
+@pytest.fixture(scope="module")
+def harness_run(tmp_path_factory):
+    """One tiny harness run (on PostgreSQL too when TIMELINE_TEST_POSTGRES_URL is set)."""
+    tmp = tmp_path_factory.mktemp("bench")
+    out, md = tmp / "bench.json", tmp / "RESULTS.md"
     cmd = [sys.executable, "-m", "benchmarks", "--events", "2000", "--streams", "200",
            "--single", "200", "--samples", "300", "--rounds", "2", "--growth-at", "1000",
-           "--quiet",
+           "--pg-single", "200", "--quiet",
            "--json", str(out), "--markdown", str(md)]
     es = eventsourcing_available() is not None
     if not es:
         cmd.append("--skip-reference")
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k != "TIMELINE_BENCH_POSTGRES_URL"}
+    if PG_URL:
+        env["TIMELINE_BENCH_POSTGRES_URL"] = PG_URL
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(out.read_text())
+    return proc, json.loads(out.read_text()), md.read_text(), es
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and v > 0 and math.isfinite(v)
+
+
+def test_harness_runs_end_to_end(harness_run):
+    proc, result, md, es = harness_run
     figs = {f["key"]: f for f in result["figures"]}
-    assert PRIMARY <= set(figs)
+    assert PRIMARY | {"growth_known"} <= set(figs)
     for key, f in figs.items():
-        assert isinstance(f["ours"], (int, float)) and f["ours"] > 0 and math.isfinite(f["ours"]), key
+        if key in PG:
+            continue
+        assert _finite(f["ours"]), key
         if key in ES_REFERENCED and not es:
             continue
         assert f["reference"] > 0, key
         assert f["ratio"] > 0, key
+    g = result["queries"]["growth"]
+    assert all(_finite(g[k]) for k in ("ours", "raw", "known_ours", "known_raw"))
     assert result["workload"]["rows_hash"] == generate(2000, 200).rows_hash()
+    assert result["workload"]["retroactive"] == generate(2000, 200).stats["retroactive"]
     assert "figure" in proc.stdout and "batched append" in proc.stdout
-    assert "| figure |" in md.read_text()
+    assert "| figure |" in md
     if not es:
         assert "skipped" in proc.stdout
+
+
+@only_postgres
+def test_harness_measures_postgres_and_drops_its_database(harness_run):
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    proc, result, md, es = harness_run
+    pg = result["postgres"]
+    figs = {f["key"]: f for f in result["figures"]}
+    assert PG <= set(figs)
+    es_pg = es and pg["eventsourcing"]
+    for key in PG:
+        f = figs[key]
+        assert "PostgreSQL" in f["figure"], key
+        assert _finite(f["ours"]), key
+        if key in PG_ES_REFERENCED and not es_pg:
+            continue
+        assert _finite(f["reference"]) and _finite(f["ratio"]), key
+    assert pg["events"] == 2000 and pg["rows_hash"] == generate(2000, 200).rows_hash()
+    assert pg["settings"]["synchronous_commit"] == "on"
+    assert "PostgreSQL" in proc.stdout and "PostgreSQL rows" in md
+    # the scratch database (or schemas) the run created is gone
+    u = make_url(PG_URL)
+    with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
+                         dbname=u.database, autocommit=True) as c:
+        if pg["database"]:
+            assert pg["database"].startswith(f"{u.database}_bench_")
+            assert not c.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                 (pg["database"],)).fetchone()
+        else:
+            assert pg["schemas"]
+            assert not c.execute("SELECT 1 FROM pg_namespace WHERE nspname = ANY(%s)",
+                                 (pg["schemas"],)).fetchone()
