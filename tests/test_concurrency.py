@@ -21,6 +21,7 @@ import time
 import pytest
 from sqlalchemy import text
 
+from timeline.projections.knowledge import known_rows
 from timeline.projections.fold import fold, superseded_ids
 from timeline.store.store import Store
 
@@ -83,9 +84,12 @@ def _snapshot_is_consistent(store: Store, stream: str) -> tuple[int, bool]:
                       "SELECT valid_from, valid_to, state, event_ids FROM intervals "
                       "WHERE stream = :s ORDER BY valid_from"), {"s": stream})]
         evs = c.touching_events(stream)
+        known = [tuple(r) for r in c.conn.execute(text(
+            "SELECT stream, valid_from, known_from, known_to, state, event_ids FROM "
+            "known_intervals WHERE stream = :s ORDER BY valid_from, known_from"), {"s": stream})]
     folded = [(iv.valid_from, iv.valid_to, iv.state, list(iv.event_ids))
               for iv in fold(stream, evs, excluded=superseded_ids(evs)).intervals]
-    return head, version == own and stored == folded
+    return head, version == own and stored == folded and known == known_rows(stream, evs)
 
 
 @pytest.mark.slow

@@ -43,6 +43,13 @@ def known_through(evs: Iterable[FoldEvent]) -> str | None:
 def known_rows(stream: str, evs: Iterable[FoldEvent]) -> list[tuple]:
     """Every knowledge row of `stream` from all the events touching it, in key order
     (valid_from, known_from); tuples in KNOWN_COLS order, state and ids as canonical JSON."""
+    return known_fold(stream, evs)[0]
+
+
+def known_fold(stream: str, evs: Iterable[FoldEvent]) -> tuple[list[tuple], list[tuple]]:
+    """`known_rows`, and the stream's intervals once everything is known, as (valid_from,
+    state, state JSON, ids JSON) in order: the last epoch's fold is the plain fold (every
+    event known, every range ended), so a rebuild need not fold the stream a second time."""
     evs = sorted(evs, key=order_key)
     effs = [e.effective for e in evs]
     by_id = {e.id: e for e in evs}
@@ -51,6 +58,12 @@ def known_rows(stream: str, evs: Iterable[FoldEvent]) -> list[tuple]:
     current: dict[str, list] = {}  # valid_from -> [known_from, state, state_json, ids_json]
     excluded: set[str] = set()
     out: list[tuple] = []
+
+    def same(day: str, state: dict, ids: list[str]) -> bool:
+        row = current.get(day)
+        return row is not None and row[3] == canonical_json(ids) and \
+            row[2] == canonical_json(state)
+
     for k in sorted(changes):
         touched = changes[k]
         newly = {i for e in touched if e.type in SUPERSEDING_TYPES and e.known == k
@@ -64,11 +77,6 @@ def known_rows(stream: str, evs: Iterable[FoldEvent]) -> list[tuple]:
         lo = bisect_left(days, d0)
         start = current[days[lo - 1]][1] if lo else None
         later = [e for e in evs[bisect_left(effs, d0):] if e.known <= k]
-
-        def same(day: str, state: dict, ids: list[str]) -> bool:
-            row = current.get(day)
-            return row is not None and row[3] == canonical_json(ids) and \
-                row[2] == canonical_json(state)
 
         res = fold(stream, later, start_state=start, excluded=excluded, known_on=k,
                    converge=same, converge_after=last)
@@ -87,7 +95,7 @@ def known_rows(stream: str, evs: Iterable[FoldEvent]) -> list[tuple]:
         days[lo:hi] = [iv.valid_from for iv in res.intervals]
     out.extend((stream, day, row[0], None, row[2], row[3]) for day, row in current.items())
     out.sort(key=lambda r: (r[1], r[2]))
-    return out
+    return out, [(day, *current[day][1:]) for day in days]
 
 
 def slice_at(rows: Iterable[tuple], known_on: str) -> list[tuple[str, str | None, str, str]]:

@@ -17,7 +17,7 @@ from timeline.errors import StoreError
 from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
-from timeline.projections.knowledge import KNOWN_COLS, epoch_changes, known_rows
+from timeline.projections.knowledge import KNOWN_COLS, epoch_changes, known_fold, known_rows
 from timeline.log.schema import intervals, known_intervals, measures
 
 CHUNK = 500
@@ -171,16 +171,20 @@ def _interval_rows(ivs: list[Interval], memo: dict | None = None) -> list[tuple]
     reuse the tail state's serialisation instead of encoding it a second time."""
     out = []
     for iv in ivs:
-        st = iv.state
-        rate = st.get("rate")
-        text_ = canonical_json(st)
+        text_ = canonical_json(iv.state)
         if memo is not None:
-            memo[id(st)] = text_
-        out.append((iv.stream, iv.valid_from, iv.valid_to,
-                    rate if isinstance(rate, (int, float)) and not isinstance(rate, bool)
-                    else None, st.get("status"), st.get("legal_status"),
-                    text_, canonical_json(iv.event_ids)))
+            memo[id(iv.state)] = text_
+        out.append(_interval_row(iv.stream, iv.valid_from, iv.valid_to, iv.state, text_,
+                                 canonical_json(iv.event_ids)))
     return out
+
+
+def _interval_row(stream: str, valid_from: str, valid_to: str | None, state: dict,
+                  state_json: str, ids_json: str) -> tuple:
+    rate = state.get("rate")
+    return (stream, valid_from, valid_to,
+            rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None,
+            state.get("status"), state.get("legal_status"), state_json, ids_json)
 
 
 def _measure_row(mr: MeasureRow, memo: dict | None = None) -> tuple:
@@ -446,20 +450,27 @@ def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int,
     `verify`'s comparison."""
     for stream, evs in _all_touching(conn):
         own = [e for e in evs if e.stream == stream]
-        res = fold(stream, evs, excluded=superseded_ids(evs))
+        # the knowledge fold's last epoch is the plain fold: one pass gives both
+        krows, final = known_fold(stream, evs)
+        gone = superseded_ids(evs)
+        tail_date = max((e.effective for e in evs if e.type != "retraction" and e.id not in gone),
+                        default=None)
+        ivs, memo, tail_state = [], {}, None
+        for i, (day, state, state_json, ids_json) in enumerate(final):
+            ivs.append(_interval_row(stream, day, final[i + 1][0] if i + 1 < len(final) else None,
+                                     state, state_json, ids_json))
+            if day == tail_date:
+                tail_state, memo[id(state)] = state, state_json
         non_retraction = [e.effective for e in own if e.type != "retraction"]
         mr = MeasureRow(
             stream, version=len(own),
             title=min(own, key=lambda e: e.position).payload.get("title") if own else None,
             first_effective=min(non_retraction) if non_retraction else None,
-            tail_date=res.tail_date, tail_state=res.tail_state,
+            tail_date=tail_date, tail_state=tail_state,
             known_through=max(epoch_changes(evs), default=None),
+            pending=sum(1 for f in final if tail_date is not None and f[0] > tail_date),
         )
-        mr.pending = sum(1 for iv in res.intervals
-                         if res.tail_date is not None and iv.valid_from > res.tail_date)
-        memo: dict[int, str] = {}
-        ivs = _interval_rows(res.intervals, memo)
-        yield stream, ivs, _measure_row(mr, memo), len(own), known_rows(stream, evs)
+        yield stream, ivs, _measure_row(mr, memo), len(own), krows
 
 
 def first_difference(conn: Connection) -> str | None:
