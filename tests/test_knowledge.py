@@ -3,12 +3,15 @@ streams with late knowledge, known ranges, schedules, retractions and cross-stre
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from timeline.log.events import canonical_json
 from timeline.projections.fold import FoldEvent, fold, superseded_ids
-from timeline.projections.knowledge import known_rows, known_through, slice_at
+from timeline.log.validation import SUPERSEDING_TYPES
+from timeline.projections.knowledge import (epoch_changes, holding_before, known_fold, known_rows,
+                                            known_through, slice_at, window_bounds)
 
 BASE = dt.date(2025, 1, 1)
 S = "x.tariff.a.cn"
@@ -95,3 +98,33 @@ def test_a_known_range_is_uncertain_until_its_end_then_settles():
     assert '"rate":2' in after[day(5)] and "uncertain" not in after[day(5)]
     assert slice_at(rows, day(4)) == [(day(0), None, '{"rate":1,"status":"in_force"}', '["a"]')]
     assert known_through(evs) == day(9)
+
+
+@settings(max_examples=int(__import__("os").environ.get("TIMELINE_PROPERTY_EXAMPLES", "300")),
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream_events(), st.integers(1, 13))
+def test_recomputing_a_window_after_an_append_equals_recomputing_the_stream(evs, m):
+    """What the maintainer does on an append: the window the new events' knowledge can
+    reach, re-folded from the rows that held before it, plus the rows outside it, equals a
+    from-scratch computation of the whole stream."""
+    old, new = evs[:m], evs[m:]
+    if not old or not new:
+        return
+    stored, want = known_rows(S, old), known_rows(S, evs)
+    since = min(epoch_changes(new))
+    later = [e for e in evs if e.known >= since or e.payload.get("known_between")
+             or e.type in SUPERSEDING_TYPES]
+    bounds = window_bounds(new, later)
+    if bounds is None:
+        return  # the maintainer recomputes the whole stream: known_rows itself
+    since, first = bounds
+    region = [r for r in stored if r[1] >= first and (r[3] is None or r[3] >= since)]
+    kept = [r for r in stored if r not in region]
+    before = holding_before([r for r in stored if r[1] < first], since)
+    start = json.loads(max(before)[4]) if before else None
+    window = {r[1]: [r[2], json.loads(r[4]), r[4], r[5]] for r in holding_before(region, since)}
+    excluded = superseded_ids([e for e in evs if e.known < since])
+    window_evs = [e for e in evs if e.effective >= first or e.type in SUPERSEDING_TYPES]
+    rows, _ = known_fold(S, window_evs, since=since, start_state=start, window=window,
+                         excluded=excluded)
+    assert sorted(kept + rows, key=lambda r: (r[1], r[2])) == want

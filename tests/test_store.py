@@ -23,7 +23,7 @@ from .backends import (any_empty_store, any_seeded_store,  # noqa: F401
                        backend, blank_url, dump_projections, make_db, new_event,  # noqa: F401
                        raw_engine)
 
-TABLES = {"events", "event_links", "intervals", "measures", "alembic_version"}
+TABLES = {"events", "event_links", "intervals", "measures", "known_intervals", "alembic_version"}
 VIEWS = {"v_events", "v_measures", "v_intervals", "v_state_today"}
 
 
@@ -337,3 +337,27 @@ def test_appended_events_come_back_as_stored(seeded_store):
     got = seeded_store.append([new]).appended
     assert got == seeded_store.get_events([got[0].id])
     assert got[0].payload["set"]["rate"] == 1e-05
+
+
+def test_migration_0008_fills_the_known_on_index_of_an_existing_log(make_db):
+    """A database made before the index (0007) gets it filled by the migration: the rows and
+    every `known on` answer equal those of a store that kept them from the start."""
+    store = Store.open(make_db())
+    try:
+        stream = "us.tariff.ieepa-reciprocal.cn"
+        with store.reading() as c:
+            want = dump_projections(store)
+            answers = [c.state(stream, "2025-08-13", k) for k in
+                       ("2025-04-01", "2025-06-10", "2025-08-12", "2026-01-01")]
+        migrate.downgrade(store.engine, "0007")
+        with store.engine.connect() as c:
+            assert "known_intervals" not in inspect(c).get_table_names()
+        migrate.upgrade(store.engine)
+        assert dump_projections(store) == want and want[2]
+        with store.reading() as c:
+            assert [c.state(stream, "2025-08-13", k) for k in
+                    ("2025-04-01", "2025-06-10", "2025-08-12", "2026-01-01")] == answers
+            assert answers[1].state["rate"] == 34 and answers[3].state["rate"] == 10
+        assert store.verify()
+    finally:
+        store.close()

@@ -46,17 +46,26 @@ def known_rows(stream: str, evs: Iterable[FoldEvent]) -> list[tuple]:
     return known_fold(stream, evs)[0]
 
 
-def known_fold(stream: str, evs: Iterable[FoldEvent]) -> tuple[list[tuple], list[tuple]]:
+def known_fold(stream: str, evs: Iterable[FoldEvent], *, since: str | None = None,
+               start_state: dict | None = None, window: dict[str, list] | None = None,
+               excluded: Iterable[str] = ()) -> tuple[list[tuple], list[tuple]]:
     """`known_rows`, and the stream's intervals once everything is known, as (valid_from,
     state, state JSON, ids JSON) in order: the last epoch's fold is the plain fold (every
-    event known, every range ended), so a rebuild need not fold the stream a second time."""
+    event known, every range ended), so a rebuild need not fold the stream a second time.
+
+    An append recomputes only a window: the epochs from `since` on, over the valid days of
+    `window` (valid_from -> [known_from, state, state JSON, ids JSON], the rows holding
+    just before `since`) and later. `start_state` is the state in force before the window,
+    `evs` every event touching it (and every retraction and correction), `excluded` the ids
+    withdrawn before `since`; rows come back for the window only.
+    """
     evs = sorted(evs, key=order_key)
     effs = [e.effective for e in evs]
     by_id = {e.id: e for e in evs}
     changes = epoch_changes(evs)
-    days: list[str] = []         # valid_from of the current slice, ascending
-    current: dict[str, list] = {}  # valid_from -> [known_from, state, state_json, ids_json]
-    excluded: set[str] = set()
+    current: dict[str, list] = dict(window or {})  # valid_from -> [known_from, state, JSONs]
+    days: list[str] = sorted(current)  # valid_from of the current slice, ascending
+    excluded = set(excluded)
     out: list[tuple] = []
 
     def same(day: str, state: dict, ids: list[str]) -> bool:
@@ -64,7 +73,7 @@ def known_fold(stream: str, evs: Iterable[FoldEvent]) -> tuple[list[tuple], list
         return row is not None and row[3] == canonical_json(ids) and \
             row[2] == canonical_json(state)
 
-    for k in sorted(changes):
+    for k in sorted(k for k in changes if since is None or k >= since):
         touched = changes[k]
         newly = {i for e in touched if e.type in SUPERSEDING_TYPES and e.known == k
                  for i in e.payload.get("supersedes", ()) if i not in excluded}
@@ -75,7 +84,7 @@ def known_fold(stream: str, evs: Iterable[FoldEvent]) -> tuple[list[tuple], list
             continue
         d0, last = min(dates), max(dates)
         lo = bisect_left(days, d0)
-        start = current[days[lo - 1]][1] if lo else None
+        start = current[days[lo - 1]][1] if lo else start_state
         later = [e for e in evs[bisect_left(effs, d0):] if e.known <= k]
 
         res = fold(stream, later, start_state=start, excluded=excluded, known_on=k,
@@ -104,3 +113,30 @@ def slice_at(rows: Iterable[tuple], known_on: str) -> list[tuple[str, str | None
                   if r[2] <= known_on and (r[3] is None or r[3] > known_on))
     return [(vf, held[i + 1][0] if i + 1 < len(held) else None, s, ids)
             for i, (vf, s, ids) in enumerate(held)]
+
+
+def window_bounds(new: Iterable[FoldEvent], later: Iterable[FoldEvent]) -> tuple[str, str] | None:
+    """Where an append's new knowledge can change a stream's rows: (since, first valid day).
+
+    `new` are the appended events touching the stream; `later` every stored event touching
+    it (the new ones included) that became known on or after the new ones' first epoch, or
+    carries `known_between`, or withdraws others. Rows before `since` in knowledge, or
+    before the first valid day, stay as they are. None: a retraction, correction or known
+    range is among the later knowledge, and the stream is recomputed whole instead.
+    """
+    since = min(epoch_changes(new), default=None)
+    if since is None:
+        return None
+    firsts = []
+    for e in later:
+        kb = e.payload.get("known_between")
+        if (e.known >= since and e.type in SUPERSEDING_TYPES) or (kb and str(kb[-1]) >= since):
+            return None
+        if e.known >= since and e.type != "retraction":
+            firsts.append(e.effective)
+    return (since, min(firsts)) if firsts else None
+
+
+def holding_before(rows: Iterable[tuple], since: str) -> list[tuple]:
+    """The rows (KNOWN_COLS) that held on the day before `since`."""
+    return [r for r in rows if r[2] < since and (r[3] is None or r[3] >= since)]

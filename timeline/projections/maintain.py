@@ -17,7 +17,8 @@ from timeline.errors import StoreError
 from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
-from timeline.projections.knowledge import KNOWN_COLS, epoch_changes, known_fold, known_rows
+from timeline.projections.knowledge import (KNOWN_COLS, epoch_changes, holding_before,
+                                            known_fold, known_rows, window_bounds)
 from timeline.log.schema import intervals, known_intervals, measures
 
 CHUNK = 500
@@ -132,12 +133,23 @@ def to_fold_event(row, at: int = 0) -> FoldEvent:
 
 
 def touching_events(conn: Connection, stream: str, *, since: str | None = None,
-                    until: str | None = None, known_on: str | None = None) -> list[FoldEvent]:
+                    until: str | None = None, known_on: str | None = None,
+                    known_from: str | None = None) -> list[FoldEvent]:
     """Events that touch `stream` (its own and those linking to it), optionally bounded.
 
     Retractions and corrections are always included, whatever their dates, because they
-    withdraw events regardless of when they take effect.
+    withdraw events regardless of when they take effect. `known_from` asks instead for
+    the events known on or after that day, with every retraction, correction and event
+    whose day of knowledge is a range (what `knowledge.window_bounds` needs).
     """
+    if known_from is not None:
+        where = " AND (e.known >= ? OR e.type IN ('retraction', 'correction') OR " \
+                "e.payload LIKE ?)"
+        params = (known_from, '%"known_between"%')
+        sql = (f"SELECT {_EVENT_COLS} FROM events e WHERE e.stream = ?{where} "
+               f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
+               f"JOIN events e ON e.position = l.position WHERE l.stream = ?{where}")
+        return [to_fold_event(r) for r in run_sql(conn, sql, (stream, *params, stream, *params))]
     conds, params = [], []
     if since is not None:
         conds.append("e.effective >= ?")
@@ -218,24 +230,30 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
 
     fast_updates, fast_inserts, fast_deletes = [], [], []
     extended: dict[str, tuple[str, str | None, int]] = {}  # stream -> (known day, tail, pending)
+    windowed: list[tuple] = []  # (stream, old tail, its state, pending): later knowledge only
     recomputed: list[tuple[str, bool]] = []
     for stream, evs in by_stream.items():
         mr = rows[stream]
         own_dates = [e.effective for e in evs if e.type != "retraction"]
         withdrawn = superseded_effective.get(stream, [])
         d0 = min(own_dates + withdrawn) if (own_dates or withdrawn) else None
-        if d0 is None:
+        days = epoch_changes(touching[stream])
+        if d0 is None:  # retractions of other streams' events: new knowledge, no new rows
+            mr.known_through = max([mr.known_through or "", *days])
             continue
         simple = not withdrawn and not any(e.type in SUPERSEDING_TYPES for e in evs)
         brand_new = not mr.exists
         if simple and (brand_new or (mr.tail_date is not None and d0 > mr.tail_date)):
             # appended at the end of valid time: fold on from the stored tail, no reads
-            k = _one_later_epoch(touching[stream], mr)
-            if k is not None:
-                extended[stream] = (k, mr.tail_date, 0 if brand_new else mr.pending)
-                mr.known_through = k
-            else:
+            if mr.known_through is not None and min(days) <= mr.known_through:
                 recomputed.append((stream, brand_new))
+            elif len(days) == 1:  # one new epoch: its rows are the new intervals
+                extended[stream] = (min(days), mr.tail_date, 0 if brand_new else mr.pending)
+                mr.known_through = min(days)
+            else:
+                windowed.append((stream, mr.tail_date, mr.tail_state,
+                                 0 if brand_new else mr.pending))
+                mr.known_through = max(days)
             res = fold(stream, evs, start_state=mr.tail_state)
             if mr.pending:
                 fast_deletes.append((stream, mr.tail_date))
@@ -248,7 +266,9 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
             recomputed.append((stream, brand_new))
             _refold_from(conn, stream, d0, max(own_dates + withdrawn), mr)
     for stream, brand_new in recomputed:
-        _recompute_known(conn, stream, touching[stream] if brand_new else None, rows[stream])
+        _recompute_known(conn, stream, touching[stream], brand_new, rows[stream])
+    for stream, tail, tail_state, pending in windowed:
+        _later_known(conn, stream, touching[stream], tail, tail_state, pending)
     if fast_deletes:
         run_sql(conn, "DELETE FROM intervals WHERE stream = ? AND valid_from > ?", fast_deletes)
     if fast_updates:
@@ -262,14 +282,18 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
     _save_measures(conn, [rows[s] for s in by_stream], memo)
 
 
-def _one_later_epoch(evs: list[FoldEvent], mr: MeasureRow) -> str | None:
-    """The one knowledge day of `evs` when it is later than every epoch of the stream (so
-    its knowledge rows only grow by the new intervals); None when they must be recomputed."""
-    days = epoch_changes(evs)
-    if len(days) != 1:
-        return None
-    (k,) = days
-    return k if mr.known_through is None or k > mr.known_through else None
+def _later_known(conn: Connection, stream: str, new: list[FoldEvent], tail: str | None,
+                 tail_state: dict | None, pending: int) -> None:
+    """Knowledge rows for events after the stream's tail that became known after all
+    earlier ones, over several epochs: the window is what follows the old tail (the
+    scheduled changes still open), folded epoch by epoch from the tail's state."""
+    stored = [] if not pending or tail is None else run_sql(
+        conn, f"SELECT {', '.join(KNOWN_COLS)} FROM known_intervals WHERE stream = ? AND "
+              f"known_to IS NULL AND valid_from > ?", (stream, tail)).all()
+    window = {r[1]: [r[2], loads(r[4]), r[4], r[5]] for r in stored}
+    rows, _ = known_fold(stream, new, since=min(epoch_changes(new)), start_state=tail_state,
+                         window=window)
+    _write_known(conn, stream, stored, rows)
 
 
 def _extend_known(conn: Connection, extended: dict, iv_rows: list[tuple]) -> None:
@@ -301,17 +325,46 @@ def _extend_known(conn: Connection, extended: dict, iv_rows: list[tuple]) -> Non
         run_sql(conn, INSERT_KNOWN, inserts)
 
 
-def _recompute_known(conn: Connection, stream: str, evs: list[FoldEvent] | None,
+def _recompute_known(conn: Connection, stream: str, new: list[FoldEvent], brand_new: bool,
                      mr: MeasureRow) -> None:
-    """Recompute a stream's knowledge rows from all its events (`evs`, or read them) and
-    write only the rows that differ from the stored ones."""
-    fresh_evs = evs is not None
-    if evs is None:
+    """Recompute a stream's knowledge rows where the new events' knowledge can reach them
+    (`knowledge.window_bounds`), or whole when that cannot be bounded, and write only the
+    rows that differ from the stored ones."""
+    if brand_new:  # every event touching it is in the batch
+        _write_known(conn, stream, [], known_rows(stream, new))
+        mr.known_through = max(epoch_changes(new), default=None)
+        return
+    days = epoch_changes(new)
+    since = min(days, default=None)
+    later = [] if since is None else touching_events(conn, stream, known_from=since)
+    bounds = window_bounds(new, later)
+    if bounds is None:
         evs = touching_events(conn, stream)
-    want = {(r[1], r[2]): r for r in known_rows(stream, evs)}
-    have = {} if fresh_evs else {(r[0], r[1]): (stream, *r) for r in run_sql(
-        conn, "SELECT valid_from, known_from, known_to, state, event_ids FROM "
-              "known_intervals WHERE stream = ?", (stream,))}
+        stored = run_sql(conn, f"SELECT {', '.join(KNOWN_COLS)} FROM known_intervals "
+                               f"WHERE stream = ?", (stream,)).all()
+        _write_known(conn, stream, stored, known_rows(stream, evs))
+        mr.known_through = max(epoch_changes(evs), default=None)
+        return
+    since, first = bounds
+    region = run_sql(conn, f"SELECT {', '.join(KNOWN_COLS)} FROM known_intervals WHERE "
+                           f"stream = ? AND valid_from >= ? AND (known_to IS NULL OR "
+                           f"known_to >= ?)", (stream, first, since)).all()
+    start = run_sql(conn, "SELECT state FROM known_intervals WHERE stream = ? AND "
+                          "valid_from < ? AND known_from < ? AND (known_to IS NULL OR "
+                          "known_to >= ?) ORDER BY valid_from DESC LIMIT 1",
+                    (stream, first, since, since)).first()
+    window = {r[1]: [r[2], loads(r[4]), r[4], r[5]] for r in holding_before(region, since)}
+    rows, _ = known_fold(stream, touching_events(conn, stream, since=first), since=since,
+                         start_state=loads(start[0]) if start else None, window=window,
+                         excluded=superseded_ids([e for e in later if e.known < since]))
+    _write_known(conn, stream, region, rows)
+    mr.known_through = max([mr.known_through or "", *days])
+
+
+def _write_known(conn: Connection, stream: str, stored: list, wanted: list[tuple]) -> None:
+    """Replace the `stored` knowledge rows of `stream` by `wanted`, writing only changes."""
+    want = {(r[1], r[2]): r for r in wanted}
+    have = {(r[1], r[2]): tuple(r) for r in stored}
     gone = [(stream, *key) for key, row in have.items() if want.get(key) != row]
     if gone:
         run_sql(conn, "DELETE FROM known_intervals WHERE stream = ? AND valid_from = ? AND "
@@ -319,7 +372,6 @@ def _recompute_known(conn: Connection, stream: str, evs: list[FoldEvent] | None,
     added = [row for key, row in want.items() if have.get(key) != row]
     if added:
         run_sql(conn, INSERT_KNOWN, added)
-    mr.known_through = max(epoch_changes(evs), default=None)
 
 
 def _save_measures(conn: Connection, mrs: list[MeasureRow], memo: dict | None = None) -> None:
