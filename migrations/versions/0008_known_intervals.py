@@ -28,6 +28,9 @@ def upgrade() -> None:
         sa.Column("known_to", sa.String(10)),
         sa.Column("state", sa.Text, nullable=False),
         sa.Column("event_ids", sa.Text, nullable=False),
+        # SQLite: one B-tree keyed by (stream, valid_from, known_from) instead of a table and
+        # its key's index: a lookup reads known_to where it walks, an append writes one page
+        sqlite_with_rowid=False,
     )
     op.add_column("measures", sa.Column("known_through", sa.String(10)))
     # imported here: the projections' code is what defines the rows (one definition)

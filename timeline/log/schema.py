@@ -74,4 +74,5 @@ known_intervals = Table(
     Column("known_to", String(10)),
     Column("state", Text, nullable=False),
     Column("event_ids", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
