@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from timeline.log.schema import HEAD_REVISION
+
 from .backends import new_db, only_postgres
 from .conftest import run_cli
 
@@ -15,7 +17,7 @@ def test_first_use_creates_the_default_database_from_the_seeds(tmp_path):
     info = json.loads(r.stdout)
     assert info["database"] == str(tmp_path / "data" / "timeline" / "timeline.db")
     assert info["events"] >= 80 and info["head_position"] == info["events"]
-    assert len(info["head_hash"]) == 64 and info["schema_revision"] == "0007"
+    assert len(info["head_hash"]) == 64 and info["schema_revision"] == HEAD_REVISION
     again = run_cli("info", env=env, cwd=tmp_path)
     assert again.returncode == 0 and "created" not in again.stderr  # only the first time
     v = run_cli("verify", env=env, cwd=tmp_path)
@@ -38,7 +40,7 @@ def test_init_creates_then_reports(tmp_path):
     r = run_cli("init", "--db", str(db))
     assert r.returncode == 0 and db.exists() and "head:" in r.stdout
     r2 = run_cli("init", "--db", str(db))
-    assert r2.returncode == 0 and "schema at 0007" in r2.stderr
+    assert r2.returncode == 0 and f"schema at {HEAD_REVISION}" in r2.stderr
 
 
 def test_rebuild_reports_and_keeps_answers(seeded_db):
