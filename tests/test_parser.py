@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from timeline.errors import QueryError
-from timeline.query.parser import _lark, parse, suggest
+from timeline.query.lark_parser import lark_parser
+from timeline.query.parser import parse
+from timeline.query.suggest import suggest
 from timeline.query.syntax import (Condition, DateExpr, DiffQuery, EventsQuery, ExplainQuery,
                                 HistoryQuery, MeasuresQuery, Pos, StateQuery, Target,
                                 TotalQuery)
@@ -136,7 +138,7 @@ def test_value_types():
 
 
 def test_parser_is_built_once():
-    assert _lark() is _lark()
+    assert lark_parser() is lark_parser()
 
 
 def test_suggest():

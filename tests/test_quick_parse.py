@@ -2,14 +2,12 @@
 positions included, and leaves everything else (and every error) to Lark (issue 15)."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from timeline.errors import QueryError
-from timeline.query.parser import _parse_with_lark, _quick_state, parse
+from timeline.query.lark_parser import parse_with_lark
+from timeline.query.parser import _quick_state, parse
 
 keyword = st.sampled_from(["state", "STATE", "State", "sTaTe"])
 space = st.sampled_from([" ", "  ", "\t", "\n", " \n ", "\u00a0", "\u2028", ""])
@@ -37,7 +35,7 @@ def _outcome(fn, text):
                  tail).map(lambda parts: "".join(parts[:5]) + " " + "".join(parts[5:])))
 def test_quick_reading_equals_lark_on_generated_queries(text):
     quick = _quick_state(text)
-    lark = _outcome(lambda t: _parse_with_lark(t, "start"), text)
+    lark = _outcome(lambda t: parse_with_lark(t, "start"), text)
     if quick is not None:
         assert repr(quick) == lark
     assert _outcome(parse, text) == lark
@@ -48,7 +46,7 @@ def test_the_canonical_forms_are_read_quickly():
                  "state of us.s232.steel as of 2020-01-01 known on 2021-06-30",
                  "STATE OF cn.x known on 2021-06-30;", "state of us.*"):
         assert _quick_state(text) is not None
-        assert repr(_quick_state(text)) == repr(_parse_with_lark(text, "start"))
+        assert repr(_quick_state(text)) == repr(parse_with_lark(text, "start"))
 
 
 def test_errors_still_come_from_lark_with_their_caret():
@@ -62,20 +60,3 @@ def test_errors_still_come_from_lark_with_their_caret():
         else:
             raise AssertionError(f"{text!r} parsed")
 
-
-def test_a_state_query_process_never_builds_the_lark_parser(seeded_db):
-    """Through the CLI: the answer comes without Lark's tables (or dateutil) being loaded."""
-    code = ("import sys, runpy; sys.argv = ['timeline', 'query', "
-            "'state of us.tariff.section-301.cn as of 2025-01-01', '--format', 'json', '--db', "
-            f"{str(seeded_db)!r}]\n"
-            "from timeline.surfaces.cli import main\n"
-            "rc = main(sys.argv[1:])\n"
-            "import timeline.query.parser as p\n"
-            "print('LARK', p._lark.cache_info().currsize, 'DATEUTIL', "
-            "'dateutil.parser' in sys.modules, 'LOADER', 'timeline.log.loader' in sys.modules, "
-            "file=sys.stderr)\n"
-            "sys.exit(rc)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert '"us.tariff.section-301.cn"' in out.stdout
-    assert "LARK 0 DATEUTIL False LOADER False" in out.stderr

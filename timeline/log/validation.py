@@ -27,6 +27,8 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from timeline.errors import EventValidationError
+from timeline.log.vocabulary import (CONFIDENCES, EVENT_TYPES, KINDS, LEGAL_STATUSES, PRECISIONS,
+                                     STATUSES, SUPERSEDING_TYPES)
 
 MAX_DEPTH = 8            # tables and arrays inside an event
 MAX_TEXT = 2_000         # characters of a one-line text field
@@ -42,37 +44,6 @@ STREAM_RE = re.compile(STREAM_PATTERN)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,35}$"
 ID_RE = re.compile(ID_PATTERN)
 FIELD_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-
-# type -> (may open a stream, status it implies)
-EVENT_TYPES: dict[str, tuple[bool, str | None]] = {
-    "imposed": (True, "in_force"),
-    "announced": (True, "announced"),
-    "opened": (True, None),
-    "observed": (True, None),
-    "meeting": (True, None),
-    "statement": (True, None),
-    "ruling": (True, None),
-    "amended": (False, None),
-    "suspended": (False, "suspended"),
-    "resumed": (False, "in_force"),
-    "lifted": (False, "lifted"),
-    "expired": (False, "expired"),
-    "licensed": (False, None),
-    "retraction": (False, None),
-    "correction": (False, None),
-    "reviewed": (True, None),  # sources checked through `effective`: moves the horizon
-}
-SUPERSEDING_TYPES = frozenset({"retraction", "correction"})
-STATUSES = ("announced", "in_force", "suspended", "lifted", "expired", "withdrawn")
-# challenged: suits filed, no ruling yet; pending: awaiting a decision (e.g. on appeal)
-LEGAL_STATUSES = ("unchallenged", "challenged", "pending", "ruled_unlawful", "stayed",
-                  "invalidated")
-KINDS = ("tariff", "export-control", "visa", "agreement", "diplomacy", "case", "indicator",
-         "investigation", "entity-list", "trade-rule")
-PRECISIONS = ("day", "month", "year")
-# how far the sources vouch for an event, weakest first: unqualified events are confirmed
-# (two independent pages, or one official or major outlet)
-CONFIDENCES = ("single-source",)
 
 StreamId = Annotated[str, Meta(pattern=STREAM_PATTERN, max_length=200,
                                description="a measure id: a lowercase dotted path")]

@@ -24,7 +24,7 @@ from timeline.log.db import IN_CHUNK
 from timeline.log.events import GENESIS_HASH, Event, loads, row_to_event
 from timeline.log.migrate import current_revision
 from timeline.log.schema import events, intervals, measures
-from timeline.log.validation import SUPERSEDING_TYPES
+from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.projections.maintain import TRACE, run_sql, touching_events
 

@@ -1,360 +1,24 @@
-"""Parse query text into the syntax tree of `timeline.query_ast`.
+"""Parse query text into the syntax tree of `timeline.query.syntax`.
 
-The Lark LALR parser is built once, lazily, from the shipped grammar. Every failure,
-whether Lark's own or a validation error raised while building the tree, leaves `parse`
-as a QueryError with a 1-based line and column; `_to_query_error` is the only place a
-Lark exception is translated.
+The plain `state of ID [as of DATE] [known on DATE]` is read here by one regular expression;
+every other query (and every error) goes to the Lark parser of `timeline.query.lark_parser`,
+imported only then: Lark's import was the largest piece of a quick query's start-up that
+the query did not use.
 """
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-import difflib
-import functools
 import re
-from typing import Iterable
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
-from lark.lark import PostLex
-from lark.lexer import PatternStr
-
-from timeline.query import dates
 from timeline.errors import QueryError
-from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery,
-                                   ExplainQuery, FirstQuery, HistoryQuery, LearnedQuery,
-                                   MeasuresQuery, OrderBy, Pos, Query, StateQuery, Target,
-                                   TotalQuery)
-from timeline.resources import grammar_path
+from timeline.query.syntax import DateExpr, Positions, Query, StateQuery, Target
 
 MAX_QUERY_LENGTH = 10_000
-# Longer numbers are certainly mistakes; the cap also keeps int() and float() away from
-# Python's digit limit and from overflowing to infinity.
-MAX_NUMBER_DIGITS = 100
-
-_MEASURE_ID = re.compile(r"[a-z0-9*][a-z0-9*-]*(\.[a-z0-9*][a-z0-9*-]*)*")
-_JURISDICTION = re.compile(r"[a-z][a-z0-9-]*")
-
-# Human names for the value-carrying terminals; keywords and punctuation are shown as
-# written. JUNK never appears: it is accepted by the lexer, never by the parser.
-_TERMINAL_NAMES = {
-    "MEASURE_ID": "a measure id",
-    "FIELD": "a field name",
-    "JURISDICTION": "a jurisdiction code",
-    "WORD": "a bare word",
-    "ISO_DATE": "a date",
-    "NUMBER": "a number",
-    "INT": "a whole number",
-    "STRING": "a quoted string",
-    "$END": "end of query",
-}
-
-
-class _AcceptJunk(PostLex):
-    """Passes tokens through; exists to put JUNK into every contextual lexer state."""
-
-    always_accept = ("JUNK",)
-
-    def process(self, stream: Iterable[Token]) -> Iterable[Token]:
-        """Return the token stream unchanged."""
-        return stream
-
-
-@functools.cache
-def _lark() -> Lark:
-    # One parser per process: building the LALR tables is the expensive part, and the
-    # resulting object is reusable and holds no per-parse state. Lark also caches the
-    # tables on disk (temp dir, keyed by grammar, options and Lark version), which cuts a
-    # new process's start-up by ~50 ms; a missing or stale cache file is just rebuilt.
-    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                lexer="contextual", propagate_positions=True, maybe_placeholders=True,
-                start=["start", "date_only"], postlex=_AcceptJunk(), cache=True)
-
-
-@functools.cache
-def _terminal_words() -> dict[str, str]:
-    return {t.name: t.pattern.value.lower() for t in _lark().terminals
-            if isinstance(t.pattern, PatternStr)}
-
-
-def suggest(word: str, candidates: Iterable[str]) -> str | None:
-    """The candidate closest to `word` (case-insensitive), or None if none is close."""
-    by_lower: dict[str, str] = {}
-    for candidate in candidates:
-        by_lower.setdefault(candidate.lower(), candidate)
-    match = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
-    return by_lower[match[0]] if match else None
-
-
-class _Positions:
-    """Offset → (line, column), counting lines exactly as QueryError.render splits them."""
-
-    def __init__(self, text: str):
-        self.starts = [0]
-        for line in text.splitlines(keepends=True):
-            self.starts.append(self.starts[-1] + len(line))
-
-    def at(self, offset: int) -> Pos:
-        """The position of a 0-based character offset."""
-        index = bisect.bisect_right(self.starts, offset) - 1
-        # The end of a text that finishes with a newline still belongs to its last line,
-        # the one QueryError.render can show.
-        index = min(index, max(len(self.starts) - 2, 0))
-        return Pos(index + 1, offset - self.starts[index] + 1)
-
-
-def _show(value: str, limit: int = 30) -> str:
-    return repr(value if len(value) <= limit else value[:limit - 3] + "...")
-
-
-@v_args(meta=True)
-class _Builder(Transformer):
-    """Turns Lark's tree into query_ast nodes, validating values as it goes."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self._positions = _Positions(text)
-
-    def _pos(self, item) -> Pos:
-        return self._positions.at(item.start_pos)
-
-    def _error(self, message: str, item, hint: str | None = None) -> QueryError:
-        pos = self._pos(item)
-        return QueryError(message, line=pos.line, column=pos.column, hint=hint)
-
-    def start(self, meta, children):
-        return children[0]
-
-    def date_only(self, meta, children):
-        return children[0]
-
-    def explain(self, meta, children):
-        return ExplainQuery(children[0], self._pos(meta))
-
-    def state_query(self, meta, children):
-        *rest, where = children
-        return StateQuery(*rest, pos=self._pos(meta), conditions=where or ())
-
-    def history_query(self, meta, children):
-        *rest, where, order, limit = children
-        return HistoryQuery(*rest, pos=self._pos(meta), conditions=where or (), order=order,
-                            limit=limit)
-
-    def events_query(self, meta, children):
-        target, start, end, where, order, limit = children
-        return EventsQuery(target, start, end, where or (), limit, self._pos(meta), order)
-
-    def diff_query(self, meta, children):
-        *rest, where, fields = children
-        names, places = fields or ((), ())
-        return DiffQuery(*rest, pos=self._pos(meta), conditions=where or (), fields=names,
-                         fields_pos=places)
-
-    def fields(self, meta, children):
-        seen = {str(f).lower(): self._pos(f) for f in reversed(children)}
-        names = tuple(dict.fromkeys(str(f).lower() for f in children))
-        return names, tuple(seen[n] for n in names)
-
-    def total_query(self, meta, children):
-        (imposer, imposer_pos), (target, target_pos), as_of, known_on, where = children
-        return TotalQuery(imposer, target, as_of, known_on, self._pos(meta), imposer_pos,
-                          target_pos, where or ())
-
-    def measures_query(self, meta, children):
-        as_of, known_on, where, order, limit = children
-        return MeasuresQuery(where or (), self._pos(meta), as_of, known_on, order, limit)
-
-    def first_query(self, meta, children):
-        target, node, start, known_on = children
-        conds = node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
-        return FirstQuery(target, conds, start, known_on, self._pos(meta))
-
-    def learned_query(self, meta, children):
-        target, first, second, as_of = children
-        return LearnedQuery(target, first, second, as_of, self._pos(meta))
-
-    def order_by(self, meta, children):
-        field, direction = children
-        return OrderBy(str(field), direction == "desc", self._pos(field))
-
-    def direction(self, meta, children):
-        return str(children[0]).lower()
-
-    def as_of(self, meta, children):
-        return children[0]
-
-    known_on = from_date = to_date = for_target = as_of
-
-    def where(self, meta, children):
-        node = children[0]
-        # a plain conjunction stays a tuple of conditions; anything else is one BoolExpr in it
-        return node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
-
-    def _bool(self, op: str, meta, children) -> BoolExpr:
-        items: list = []
-        for c in children:  # flatten a and b and c (the grammar nests them)
-            items += c.items if isinstance(c, BoolExpr) and c.op == op != "not" else [c]
-        return BoolExpr(op, tuple(items), self._pos(meta))
-
-    def or_(self, meta, children):
-        return self._bool("or", meta, children)
-
-    def and_(self, meta, children):
-        return self._bool("and", meta, children)
-
-    def not_(self, meta, children):
-        return self._bool("not", meta, children)
-
-    def limit(self, meta, children):
-        token = children[0]
-        if not token.isdigit():
-            raise self._error(f"limit must be a non-negative integer, not {token}", token)
-        return self._number(token)
-
-    def target(self, meta, children):
-        token = children[0]
-        pattern = str(token)
-        if not _MEASURE_ID.fullmatch(pattern):
-            fixed = re.sub(r"\.+", ".", pattern.lower().replace("_", "-")).strip(".")
-            hint = f"did you mean {_show(fixed, 120)}?" if _MEASURE_ID.fullmatch(fixed) else None
-            raise self._error(f"invalid measure id {_show(pattern)}: ids are lowercase letters, "
-                              "digits and '-' in dot-separated parts", token, hint)
-        return Target(pattern, self._pos(token))
-
-    def first_target(self, meta, children):
-        return self.target(meta, children)
-
-    def jurisdiction(self, meta, children):
-        token = children[0]
-        if not _JURISDICTION.fullmatch(token):
-            fixed = token.lower().replace("_", "-")
-            raise self._error(f"invalid jurisdiction {_show(str(token))}: codes are lowercase",
-                              token, f"did you mean {_show(fixed)}?")
-        return str(token), self._pos(token)
-
-    def condition(self, meta, children):
-        field, op, (value, value_pos) = children
-        return Condition(str(field), op, value, self._pos(meta), value_pos)
-
-    def op(self, meta, children):
-        return str(children[0]).lower()
-
-    def value(self, meta, children):
-        token = children[0]
-        return self._value(token), self._pos(token)
-
-    def _value(self, token: Token):
-        if token.type == "NUMBER":
-            return self._number(token)
-        if token.type == "STRING":
-            return _unquote(token)
-        if token.type == "ISO_DATE":
-            pos = self._pos(token)
-            return dates.parse_iso(str(token), line=pos.line, column=pos.column)
-        return str(token)
-
-    def _number(self, token: Token) -> int | float:
-        if len(token) > MAX_NUMBER_DIGITS:
-            raise self._error(f"number {_show(str(token))} is too long", token)
-        return float(token) if "." in token else int(token)
-
-    def date(self, meta, children):
-        base, offsets = children[0], tuple(children[1:])
-        pos = self._pos(meta)
-        expr = DateExpr(base[0], base[1], offsets, pos)
-        if expr.kind != "today":
-            # Fixed dates do not depend on the day the query runs, so every error they can
-            # produce (invalid day, ambiguity, out of range) is reported at parse time.
-            expr.resolve(dt.date(2000, 1, 1))
-        return expr
-
-    def iso_date(self, meta, children):
-        return ("iso", str(children[0]))
-
-    def text_date(self, meta, children):
-        return ("text", _unquote(children[0]))
-
-    def today(self, meta, children):
-        return ("today", "today")
-
-    def offset(self, meta, children):
-        sign, amount, unit = children
-        if len(amount.lstrip("0")) > len(str(dates.MAX_OFFSET)):
-            raise self._error(f"date offset {_show(str(amount))} is out of range", amount)
-        return (-int(amount) if sign == "-" else int(amount), unit)
-
-    def unit(self, meta, children):
-        return dates.normalize_unit(children[0])
-
-
-def _unquote(token: str) -> str:
-    return re.sub(r"\\(.)", r"\1", token[1:-1])
-
-
-def _expected(exc: UnexpectedInput) -> set[str]:
-    interactive = getattr(exc, "interactive_parser", None)
-    if interactive is not None:
-        # The LALR tables merge look-aheads of similar states; asking the parser which
-        # terminals it would really accept here gives the honest list.
-        return set(interactive.accepts())
-    return set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
-
-
-def _describe(names: set[str]) -> list[str]:
-    words = _terminal_words()
-    if names == {"NUMBER"}:
-        return ["a non-negative integer"]
-    dated = "TODAY" in names
-    out = []
-    for name in names:
-        if name == "STRING" and dated:
-            out.append("a quoted date")
-        elif name in words:
-            out.append(words[name])
-        elif name in _TERMINAL_NAMES:
-            out.append(_TERMINAL_NAMES[name])
-        elif name == "SIGN":
-            out += ["+", "-"]
-    return out
-
-
-def _to_query_error(exc: UnexpectedInput | VisitError, text: str) -> QueryError:
-    """The single translation of a Lark exception into a positioned QueryError."""
-    if isinstance(exc, VisitError):
-        orig = exc.orig_exc
-        if isinstance(orig, QueryError):
-            return QueryError(orig.message, query=text, line=orig.line, column=orig.column,
-                              expected=orig.expected, hint=orig.hint)
-        start = getattr(getattr(exc.obj, "meta", None), "start_pos", 0) or 0
-        pos = _Positions(text).at(start)
-        return QueryError(f"internal error while reading the query: {orig!r}", query=text,
-                          line=pos.line, column=pos.column)
-    names = _expected(exc)
-    expected = _describe(names)
-    token = getattr(exc, "token", None)
-    if isinstance(exc, UnexpectedToken) and token is not None and token.type != "$END":
-        offset, word = token.start_pos, str(token)
-        message = f"unexpected {_show(word)}"
-    elif isinstance(exc, UnexpectedCharacters):
-        offset = exc.pos_in_stream
-        word = re.match(r"\w*", text[offset:])[0]
-        char = text[offset]
-        message = ("unterminated string" if char in "\"'"
-                   else f"unexpected character {_show(char)}")
-    else:
-        offset, word = len(text.rstrip()), ""
-        message = "unexpected end of query"
-    keywords = [w for w in map(_terminal_words().get, names) if w and w.isalpha()]
-    guess = suggest(word, keywords) if word else None
-    hint = f"did you mean {guess!r}?" if guess and guess != word.lower() else None
-    pos = _Positions(text).at(offset)
-    return QueryError(message, query=text, line=pos.line, column=pos.column,
-                      expected=expected, hint=hint)
 
 
 def _run(text: str, start: str):
     if len(text) > MAX_QUERY_LENGTH:
-        pos = _Positions(text).at(MAX_QUERY_LENGTH)
+        pos = Positions(text).at(MAX_QUERY_LENGTH)
         raise QueryError(f"query is longer than {MAX_QUERY_LENGTH:,} characters", query=text,
                          line=pos.line, column=pos.column)
     if not text.strip():
@@ -363,21 +27,15 @@ def _run(text: str, start: str):
         quick = _quick_state(text)
         if quick is not None:
             return quick
-    return _parse_with_lark(text, start)
+    from timeline.query.lark_parser import parse_with_lark  # the rest: Lark, loaded on demand
 
-
-def _parse_with_lark(text: str, start: str):
-    try:
-        tree = _lark().parse(text, start=start)
-        return _Builder(text).transform(tree)
-    except (UnexpectedInput, VisitError) as exc:
-        raise _to_query_error(exc, text) from None
+    return parse_with_lark(text, start)
 
 
 # The commonest query, `state of ID [as of DATE] [known on DATE]` with ISO dates, is read
-# by one expression into the very tree Lark builds (tests/test_parser.py compares them):
+# by one expression into the very tree Lark builds (tests/test_quick_parse.py compares them):
 # Lark's parse was most of such a query's time end to end, and a process that only asks
-# it never builds or loads the parser tables. Anything else, or odd, goes to Lark.
+# it never imports Lark at all. Anything else, or odd, goes to Lark.
 _QUICK_STATE = re.compile(
     r"\s*((?i:state))\s+(?i:of)\s+([a-z0-9*][a-z0-9*-]*(?:\.[a-z0-9*][a-z0-9*-]*)*)"
     r"(?:\s+(?i:as)\s+(?i:of)\s+(\d{4}-\d{2}-\d{2}))?"
@@ -389,7 +47,7 @@ def _quick_state(text: str) -> StateQuery | None:
     m = _QUICK_STATE.fullmatch(text)
     if m is None:
         return None
-    at = _Positions(text).at
+    at = Positions(text).at
     when: list[DateExpr | None] = []
     for group in (3, 4):
         if m.group(group) is None:

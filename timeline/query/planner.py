@@ -16,7 +16,7 @@ from timeline.errors import QueryError
 from timeline.projections.fold import ended
 from timeline.projections.reader import (ENUM_FIELDS, EVENT_FIELDS, MEASURE_FIELDS, Reader,
                                          StateRow)
-from timeline.query.parser import suggest
+from timeline.query.suggest import suggest
 from timeline.query.syntax import (BoolExpr, DateExpr, FirstQuery, DiffQuery, EventsQuery, HistoryQuery,
                                    MeasuresQuery, Pos, StateQuery, Target, TotalQuery, leaves)
 

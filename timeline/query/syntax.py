@@ -6,6 +6,7 @@ in layout are the same query, which is what the planner and its caches care abou
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 from dataclasses import dataclass, field as _field
@@ -23,6 +24,23 @@ class Pos:
 
     line: int
     column: int
+
+
+class Positions:
+    """Offset → Pos in one query text, counting lines exactly as QueryError.render splits them."""
+
+    def __init__(self, text: str):
+        self.starts = [0]
+        for line in text.splitlines(keepends=True):
+            self.starts.append(self.starts[-1] + len(line))
+
+    def at(self, offset: int) -> Pos:
+        """The position of a 0-based character offset."""
+        index = bisect.bisect_right(self.starts, offset) - 1
+        # The end of a text that finishes with a newline still belongs to its last line,
+        # the one QueryError.render can show.
+        index = min(index, max(len(self.starts) - 2, 0))
+        return Pos(index + 1, offset - self.starts[index] + 1)
 
 
 def quote(text: str) -> str:

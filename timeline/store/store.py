@@ -110,19 +110,23 @@ class Store:
             store.close()
             return cls(dbmod.make_engine(url, readonly=True), url, path, True)
         store = cls(dbmod.make_engine(url, readonly=readonly), url, path, readonly)
+        # every read, and a writer that may neither create nor upgrade: one look at the
+        # revision, on one connection, refused unless it is the code's
+        plain = readonly or not (create or upgrade)
         try:
             with dbmod.driver_errors(store.where), store.engine.connect() as conn:
-                rev = migrate.current_revision(conn)
-            if rev is None and create and not readonly:
+                rev = (migrate.check(conn, store.where) if plain
+                       else migrate.current_revision(conn))
+            if not plain and rev is None and create:
                 store.initialise(announce=announce, seeds=seeds)
-            elif rev is not None and upgrade and not readonly and rev != migrate.HEAD_REVISION:
+            elif not plain and rev is not None and upgrade and rev != migrate.HEAD_REVISION:
                 migrate.check_known(rev, store.where)
                 with dbmod.driver_errors(store.where):
                     migrate.upgrade(store.engine)
                 if announce:
                     announce(f"{store.where}: schema upgraded from {rev} to "
                              f"{migrate.HEAD_REVISION}")
-            else:
+            elif not plain:
                 with dbmod.driver_errors(store.where), store.engine.connect() as conn:
                     migrate.check(conn, store.where)
             if rev is not None and (create or is_default) and seeds and not readonly \

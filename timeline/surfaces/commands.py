@@ -11,7 +11,6 @@ from timeline.log.migrate import HEAD_REVISION
 from timeline.log.validation import field_tables
 from timeline.query.parser import parse
 from timeline.surfaces.common import announce, open_timeline
-from timeline.surfaces.manifest import check_against_manifest
 from timeline.surfaces.output import FORMATS, add_expanded_option, render, terminal_width
 
 
@@ -87,6 +86,8 @@ def configure_verify(p):
 
 def run_verify(args) -> int:
     """Recompute the chain; `ok` or the first altered position."""
+    from timeline.surfaces.manifest import check_against_manifest  # verify --against only
+
     findings: list[str] = []
     head, against = None, ""
     with open_timeline(args, readonly=True) as tl:

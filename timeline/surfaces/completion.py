@@ -15,7 +15,7 @@ from lark.exceptions import LarkError
 
 from timeline.log.validation import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
 from timeline.projections.reader import EVENT_COLUMNS, MEASURE_COLUMNS, STATE_COLUMNS, Reader
-from timeline.query.parser import _lark, _terminal_words
+from timeline.query.lark_parser import lark_parser, terminal_words
 
 # Meta-commands and their argument words; repl.py registers the commands themselves and
 # a test keeps the two lists equal.
@@ -129,7 +129,7 @@ def _filter(candidates, word: str, substring=()) -> list[str]:
 def _accepts(prefix: str) -> set[str] | None:
     """Terminal names the grammar accepts after `prefix`, or None if the prefix is invalid."""
     try:
-        ip = _lark().parse_interactive(prefix, start="start")
+        ip = lark_parser().parse_interactive(prefix, start="start")
         ip.exhaust_lexer()
         return set(ip.accepts())
     except LarkError:
@@ -149,7 +149,7 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
     names = _accepts(prefix)
     if names is None:
         return []
-    words = _terminal_words()
+    words = terminal_words()
     keywords, other, anywhere = [], [], []
     for name in sorted(names):
         w = words.get(name, "")

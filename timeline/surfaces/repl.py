@@ -22,7 +22,8 @@ from typing import Callable
 from timeline import __version__, api
 from timeline.errors import TimelineError, describe
 from timeline.log.db import user_data_dir
-from timeline.query.parser import parse_date, suggest
+from timeline.query.parser import parse_date
+from timeline.query.suggest import suggest
 from timeline.query.planner import Context
 from timeline.surfaces.common import open_timeline
 from timeline.surfaces import chart
