@@ -19,7 +19,8 @@ from timeline.log.schema import REVISIONS
 # `load`, explain and the SQL guard their own commands, the ORM and the extensions nothing.
 NOT_ON_A_QUICK_READ = ("lark", "timeline.query.lark_parser", "alembic", "dateutil",
                        "timeline.log.loader", "difflib", "timeline.query.explain",
-                       "timeline.store.readonly_sql", "sqlalchemy.orm", "sqlalchemy.ext")
+                       "timeline.store.readonly_sql", "sqlalchemy.orm", "sqlalchemy.ext",
+                       "timeline.log.validation")
 PROBE = ("import sys\n"
          "from timeline.surfaces.cli import main\n"
          "rc = main(sys.argv[1:])\n"

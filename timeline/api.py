@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 from timeline.errors import QueryError, TimelineError
 from timeline.log.chain import Head
 from timeline.log.events import Event, NewEvent
-from timeline.log.validation import json_schema
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Answer, Context
@@ -273,6 +272,8 @@ def init(db: str | Path | None = None, *, seeds: bool = True,
 
 def event_schema() -> dict:
     """The JSON Schema of the event-file format (editors can check files against it)."""
+    from timeline.log.validation import json_schema
+
     return json_schema()
 
 

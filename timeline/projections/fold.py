@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from timeline.log.events import TERMINAL_TYPES, canonical_json
-from timeline.log.validation import CONFIDENCES, EVENT_TYPES, SUPERSEDING_TYPES
+from timeline.log.vocabulary import CONFIDENCES, EVENT_TYPES, SUPERSEDING_TYPES
 
 
 @dataclass(frozen=True, slots=True)

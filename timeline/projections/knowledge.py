@@ -18,7 +18,7 @@ from bisect import bisect_left
 from typing import Iterable
 
 from timeline.log.events import canonical_json
-from timeline.log.validation import SUPERSEDING_TYPES
+from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, fold, order_key
 
 KNOWN_COLS = ("stream", "valid_from", "known_from", "known_to", "state", "event_ids")

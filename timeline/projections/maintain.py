@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from timeline.errors import StoreError
 from timeline.log.events import GENESIS_HASH, canonical_json, loads
-from timeline.log.validation import SUPERSEDING_TYPES
+from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.projections.knowledge import (KNOWN_COLS, epoch_changes, holding_before,
                                             known_fold, known_rows, window_bounds)

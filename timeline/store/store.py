@@ -29,7 +29,7 @@ from timeline.log.db import IN_CHUNK
 from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json, chain_hash,
                                  loads, row_to_event, uuid7)
 from timeline.log.events import reject as _fail
-from timeline.log.validation import EVENT_TYPES, SUPERSEDING_TYPES, validate
+from timeline.log.vocabulary import EVENT_TYPES, SUPERSEDING_TYPES
 from timeline.log.schema import event_links, events
 from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
@@ -272,6 +272,9 @@ class Store:
         transaction that is rolled back, and reports the state changes it would make."""
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
+        # imported on a write: a read (the CLI's queries) need not load the schema's structs
+        from timeline.log.validation import validate
+
         for ev in new:
             validate(ev)
         offered = [ev if ev.id else ev.with_id(uuid7()) for ev in new]
@@ -471,6 +474,8 @@ class Store:
 def _check_stored(row: dict) -> None:
     """An intact stored event that today's schema refuses (written by an earlier version):
     named as a finding, with its position and field."""
+    from timeline.log.validation import validate
+
     try:
         ev = row_to_event(row)
         validate(NewEvent(ev.stream, ev.type, ev.effective, ev.payload, ev.source,

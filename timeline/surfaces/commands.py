@@ -8,7 +8,6 @@ import sys
 from timeline import api
 from timeline.errors import IntegrityError, TimelineError
 from timeline.log.migrate import HEAD_REVISION
-from timeline.log.validation import field_tables
 from timeline.query.parser import parse
 from timeline.surfaces.common import announce, open_timeline
 from timeline.surfaces.output import FORMATS, add_expanded_option, render, terminal_width
@@ -158,6 +157,8 @@ def configure_schema(p):
 def run_schema(args) -> int:
     """Print the JSON Schema of the event-file format (or its field tables)."""
     if args.markdown:
+        from timeline.log.validation import field_tables
+
         print(field_tables())
     else:
         print(json.dumps(api.event_schema(), indent=2, ensure_ascii=False))
