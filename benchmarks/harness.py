@@ -411,6 +411,12 @@ def measure_cli(db: Path, query: str, runs: int) -> dict:
     cli = timeline_command() + ["query", query, "--format", "json", "--db", str(db)]
     base = [sys.executable, "-c", "import sqlalchemy, lark, dateutil"]
     env = _child_env()
+    # the dependencies' bytecode is on disk (pip compiles what it installs); a source tree
+    # run with PYTHONDONTWRITEBYTECODE would compile timeline's modules on every start
+    import compileall
+    import timeline
+
+    compileall.compile_dir(str(Path(timeline.__file__).parent), quiet=1)
 
     def once(cmd):
         t0 = now_ns()
