@@ -229,7 +229,8 @@ def time_limit(conn, seconds: float | None, what: str = "database"):
 def driver_errors(what: str = "database"):
     """Translate driver and SQLAlchemy errors into the package's StoreError family.
 
-    Raw sqlite3 errors are translated too: the hot read path runs on the driver's cursor.
+    Raw sqlite3 and psycopg errors are translated too: the hot paths run on the driver's
+    cursor.
     """
     try:
         yield
@@ -239,6 +240,12 @@ def driver_errors(what: str = "database"):
         raise StoreError(f"{what}: {exc}") from exc
     except sqlite3.Error as exc:
         raise translate(exc, what) from exc
+    except Exception as exc:
+        # psycopg's own errors, from the statements run on its cursor (imported only by
+        # PostgreSQL users, so recognised by module rather than by class)
+        if type(exc).__module__.split(".")[0] == "psycopg":
+            raise translate(exc, what) from exc
+        raise
 
 
 def translate(exc: Exception, what: str = "database") -> StoreError:

@@ -41,9 +41,6 @@ MEASURE_FIELDS = MEASURE_COLUMNS + ("measure", "stream", "events", "first_effect
 ENUM_FIELDS = ("kind", "imposer", "target", "type", "status", "legal_status")
 
 # Hot-path statements are built once so SQLAlchemy's compiled cache is hit every time.
-SQL_STATE_AT = text(
-    "SELECT valid_from, valid_to, state, event_ids FROM intervals "
-    "WHERE stream = :s AND valid_from <= :d ORDER BY valid_from DESC LIMIT 1")
 SQL_HISTORY = text(
     "SELECT valid_from, valid_to, state, event_ids FROM intervals WHERE stream = :s "
     "AND (:end IS NULL OR valid_from <= :end) AND (:start IS NULL OR valid_to IS NULL "
@@ -312,14 +309,10 @@ class Reader:
     # -- the projections -------------------------------------------------------------------
     def state_at(self, stream: str, day: str) -> StateRow | None:
         """The state in force on `day` with everything in the log known: one indexed lookup."""
-        conn = self.conn
-        if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
-            # the hottest read: straight to the driver's cursor (same connection, same
-            # transaction), skipping SQLAlchemy's per-execute bookkeeping (~20 us of ~25);
-            # its driver errors are translated by Store.reading() like all others
-            r = conn.connection.dbapi_connection.execute(_RAW_STATE_AT, (stream, day)).fetchone()
-        else:
-            r = conn.execute(SQL_STATE_AT, {"s": stream, "d": day}).first()
+        # the hottest read: straight to the driver's cursor (same connection, same
+        # transaction), skipping SQLAlchemy's per-execute bookkeeping (~20 us of ~25 on
+        # SQLite); its driver errors are translated by Store.reading() like all others
+        r = run_sql(self.conn, _RAW_STATE_AT, (stream, day)).first()
         if r is None or (r[1] is not None and r[1] <= day):
             return None
         return StateRow(stream, r[0], r[1], r[2], r[3])
