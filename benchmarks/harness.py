@@ -592,8 +592,9 @@ def code_version() -> dict:
 
     pkg = Path(timeline.__file__).resolve().parent
     h = hashlib.sha256()
-    for f in sorted(pkg.glob("*.py")):
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    # every module of the package: the layers live in subpackages
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode() + b"\0" + f.read_bytes())
     info = {"timeline_sources_sha256": h.hexdigest()[:16], "head": None, "dirty": None}
     try:
         git = lambda *a: subprocess.run(["git", *a], cwd=pkg, capture_output=True,  # noqa: E731
