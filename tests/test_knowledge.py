@@ -11,7 +11,7 @@ from timeline.log.events import canonical_json
 from timeline.projections.fold import FoldEvent, fold, superseded_ids
 from timeline.log.validation import SUPERSEDING_TYPES
 from timeline.projections.knowledge import (epoch_changes, holding_before, known_fold, known_rows,
-                                            known_through, slice_at, window_bounds)
+                                            known_through, window_bounds)
 
 BASE = dt.date(2025, 1, 1)
 S = "x.tariff.a.cn"
@@ -56,6 +56,14 @@ def stream_events(draw):
             etype, eff = "imposed", 0
         evs.append(FoldEvent(pos, f"e{pos}", stream, etype, day(eff), day(known), payload))
     return evs
+
+
+def slice_at(rows: list[tuple], known_on: str) -> list[tuple[str, str | None, str, str]]:
+    """The rows holding on `known_on` as intervals: (valid_from, valid_to, state, ids)."""
+    held = sorted((r[1], r[4], r[5]) for r in rows
+                  if r[2] <= known_on and (r[3] is None or r[3] > known_on))
+    return [(vf, held[i + 1][0] if i + 1 < len(held) else None, s, ids)
+            for i, (vf, s, ids) in enumerate(held)]
 
 
 def expected_slice(evs, k):

@@ -107,14 +107,6 @@ def known_fold(stream: str, evs: Iterable[FoldEvent], *, since: str | None = Non
     return out, [(day, *current[day][1:]) for day in days]
 
 
-def slice_at(rows: Iterable[tuple], known_on: str) -> list[tuple[str, str | None, str, str]]:
-    """The rows holding on `known_on` as intervals: (valid_from, valid_to, state, ids)."""
-    held = sorted((r[1], r[4], r[5]) for r in rows
-                  if r[2] <= known_on and (r[3] is None or r[3] > known_on))
-    return [(vf, held[i + 1][0] if i + 1 < len(held) else None, s, ids)
-            for i, (vf, s, ids) in enumerate(held)]
-
-
 def window_bounds(new: Iterable[FoldEvent], later: Iterable[FoldEvent]) -> tuple[str, str] | None:
     """Where an append's new knowledge can change a stream's rows: (since, first valid day).
 

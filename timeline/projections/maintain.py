@@ -157,15 +157,11 @@ def touching_events(conn: Connection, stream: str, *, since: str | None = None,
     the events known on or after that day, with every retraction, correction and event
     whose day of knowledge is a range (what `knowledge.window_bounds` needs).
     """
-    if known_from is not None:
-        where = " AND (e.known >= ? OR e.type IN ('retraction', 'correction') OR " \
-                "e.payload LIKE ?)"
-        params = (known_from, '%"known_between"%')
-        sql = (f"SELECT {_EVENT_COLS} FROM events e WHERE e.stream = ?{where} "
-               f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
-               f"JOIN events e ON e.position = l.position WHERE l.stream = ?{where}")
-        return [to_fold_event(r) for r in run_sql(conn, sql, (stream, *params, stream, *params))]
     conds, params = [], []
+    if known_from is not None:
+        return _touching(conn, stream, " AND (e.known >= ? OR e.type IN ('retraction', "
+                                       "'correction') OR e.payload LIKE ?)",
+                         [known_from, '%"known_between"%'])
     if since is not None:
         conds.append("e.effective >= ?")
         params.append(since)
@@ -178,6 +174,11 @@ def touching_events(conn: Connection, stream: str, *, since: str | None = None,
     if known_on is not None:
         where += " AND e.known <= ?"
         params.append(known_on)
+    return _touching(conn, stream, where, params)
+
+
+def _touching(conn: Connection, stream: str, where: str, params: list) -> list[FoldEvent]:
+    """The stream's own events and those linking to it, both filtered by `where`."""
     sql = (f"SELECT {_EVENT_COLS} FROM events e WHERE e.stream = ?{where} "
            f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
            f"JOIN events e ON e.position = l.position WHERE l.stream = ?{where}")
