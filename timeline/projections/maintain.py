@@ -525,7 +525,8 @@ def record_head(conn: Connection, position: int, hash_: str) -> None:
 
 def recorded_head(conn: Connection) -> tuple[int, str] | None:
     """The log head the projections were last brought up to (None: no record)."""
-    row = conn.execute(text("SELECT position, hash FROM projection_head WHERE id = 1")).first()
+    # every append asks: through the driver, not Core's per-statement machinery
+    row = run_sql(conn, "SELECT position, hash FROM projection_head WHERE id = 1").first()
     return (row[0], row[1]) if row else None
 
 

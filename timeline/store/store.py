@@ -552,7 +552,7 @@ def _in_force(intervals, day: str) -> dict:
 def _write_lock(conn: Connection) -> None:
     """PostgreSQL: queue behind any other writer until this transaction ends (no-op on SQLite)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
+        run_sql(conn, "SELECT pg_advisory_xact_lock(?)", (PG_WRITE_LOCK,)).first()
 
 
 def _head(conn: Connection) -> Head:
