@@ -4,7 +4,8 @@
 
 Each round starts `python -c "import sqlalchemy, lark, dateutil"` once and then the CLI of
 every TREE (a checkout whose `timeline` package goes first on PYTHONPATH) on the harness's
-quick-run query, so that the machine's drift hits every side alike; the ratios are medians
+quick-run query, and two floors no SQLAlchemy-based CLI can go below (`python -c pass`,
+`import sqlalchemy` alone), so that the machine's drift hits every side alike; the ratios are medians
 of the per-round ratios, in wall time (the harness's measure) and in CPU time (user + system,
 which a busy machine disturbs less). The database is the quick run's 50,000 events, built by
 the first TREE's code when FILE does not exist. Where PYTHONDONTWRITEBYTECODE is set and a
@@ -25,6 +26,9 @@ from .generate import DEFAULT_SEED, generate, query_pairs
 from .measure import median, now_ns
 
 REFERENCE = [sys.executable, "-c", "import sqlalchemy, lark, dateutil"]
+# what no CLI built on SQLAlchemy can go below: the interpreter, and SQLAlchemy's own import
+FLOORS = {"interpreter alone": [sys.executable, "-c", "pass"],
+          "import sqlalchemy alone": [sys.executable, "-c", "import sqlalchemy"]}
 CLI = "import sys; from timeline.surfaces.cli import main; sys.exit(main())"
 
 
@@ -76,13 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     base, nowhere = dict(os.environ), tempfile.gettempdir()
     once(REFERENCE, base, nowhere)
     ref, ours = [], {t: [] for t in a.trees}
+    floors: dict[str, list] = {name: [] for name in FLOORS}
     for _ in range(a.rounds):
         ref.append(once(REFERENCE, base, nowhere)[:2])
+        for name, floor in FLOORS.items():
+            floors[name].append(once(floor, base, nowhere)[:2])
         for t in a.trees:
             ours[t].append(once(cmd, envs[t], t)[:2])
     print(f"imports: wall {median(w for w, _ in ref):.0f} ms, cpu {median(c for _, c in ref):.0f}"
           f" ms; {a.rounds} rounds; load {os.getloadavg()[0]:.1f}")
-    for t, runs in ours.items():
+    for t, runs in [*floors.items(), *ours.items()]:
         wall = median(w / r[0] for (w, _), r in zip(runs, ref))
         cpu = median(c / r[1] for (_, c), r in zip(runs, ref))
         print(f"{t}: wall {median(w for w, _ in runs):.0f} ms, ratio {wall:.3f}; "
