@@ -5,12 +5,13 @@
 Each round starts `python -c "import sqlalchemy, lark, dateutil"` once and then the CLI of
 every TREE (a checkout whose `timeline` package goes first on PYTHONPATH) on the harness's
 quick-run query, and two floors no SQLAlchemy-based CLI can go below (`python -c pass`,
-`import sqlalchemy` alone), so that the machine's drift hits every side alike; the ratios are medians
-of the per-round ratios, in wall time (the harness's measure) and in CPU time (user + system,
-which a busy machine disturbs less). The database is the quick run's 50,000 events, built by
-the first TREE's code when FILE does not exist. Where PYTHONDONTWRITEBYTECODE is set and a
-tree has no __pycache__, its modules are compiled at every start, as in the harness;
-`python -m compileall TREE/timeline` measures the state of an installed package instead.
+`import sqlalchemy` alone), so that the machine's drift hits every side alike; the ratios
+are medians of the per-round ratios, in wall time (the harness's measure) and in CPU time
+(user + system, which a busy machine disturbs less). The database is the quick run's 50,000
+events, built by the first TREE's code when FILE does not exist. Where
+PYTHONDONTWRITEBYTECODE is set and a tree has no __pycache__, its modules are compiled at
+every start, as in the harness; `python -m compileall TREE/timeline` measures the state of
+an installed package instead.
 """
 from __future__ import annotations
 

@@ -157,11 +157,11 @@ def touching_events(conn: Connection, stream: str, *, since: str | None = None,
     the events known on or after that day, with every retraction, correction and event
     whose day of knowledge is a range (what `knowledge.window_bounds` needs).
     """
-    conds, params = [], []
     if known_from is not None:
         return _touching(conn, stream, " AND (e.known >= ? OR e.type IN ('retraction', "
                                        "'correction') OR e.payload LIKE ?)",
                          [known_from, '%"known_between"%'])
+    conds, params = [], []
     if since is not None:
         conds.append("e.effective >= ?")
         params.append(since)
