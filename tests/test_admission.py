@@ -517,3 +517,25 @@ def test_first_use_of_the_default_database_is_atomic_too(tmp_path):
     assert json.loads(r.stdout)["events"] == SEED_COUNT
     assert not list((tmp_path / "xdg" / "timeline").glob(".*creating*"))
 
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ("DELETE FROM projection_head", "the log changed behind the store's back"),
+    ("UPDATE projection_head SET hash = 'x'", "the log changed behind the store's back"),
+    ("DROP TABLE projection_head", "projection_head"),
+])
+def test_an_append_onto_a_hand_edited_projection_head_is_refused(seeded_db, tmp_path, edit,
+                                                                  needle):
+    """Attack: the head every append checks (read on the driver's cursor) is edited or
+    gone: one error line, exit 1, and the log and projections stay as they were."""
+    con = sqlite3.connect(seeded_db)
+    con.execute(edit)
+    con.commit()
+    con.close()
+    before = snapshot(seeded_db)
+    r = run_cli("load", "--db", str(seeded_db), str(write(tmp_path, "ok.toml", GOOD)))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and r.stderr.startswith("error: "), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert needle in r.stderr, r.stderr
+    assert snapshot(seeded_db) == before
