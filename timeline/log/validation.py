@@ -103,10 +103,48 @@ TEXT_FIELDS = (
     "us_side", "venue", "vote", "window_end", "withdrawn_update",
 )
 # a measure pattern (`*` for any part): goods under a matching measure do not also pay this one
+_PATTERN = r"[a-z0-9*][a-z0-9*.-]*"
+MeasurePatterns = Annotated[str, Meta(pattern=rf"^{_PATTERN}(, {_PATTERN})*$", max_length=400)]
 STATE_FIELDS["not_stacked_with"] = (
-    Annotated[str, Meta(pattern=r"^[a-z0-9*][a-z0-9*.-]*$", max_length=200)],
-    "a measure pattern (e.g. `us.tariff.section-232.*`): goods under a matching measure pay "
-    "that one instead of this one; `total` says so")
+    MeasurePatterns,
+    "measure patterns, comma-separated (e.g. `us.tariff.section-232.*`): goods under a "
+    "matching measure pay that one instead of this one; `total` and `tariff on` say so")
+# -- product scopes (docs/products.md): what a tariff covers, by HTS prefix -------------------
+# chapter 72, heading 8471, subheading 8517.13, 8-digit 8517.13.00, 10-digit 8507.60.0010
+HTS_PATTERN = r"^\d{2}(\d{2}(\.\d{2}(\.\d{2}(\d{2})?)?)?)?$"
+Hts = Annotated[str, Meta(pattern=HTS_PATTERN, description="an HTS prefix: 72, 8471, 8517.13, "
+                                                           "8517.13.00 or 8507.60.0010")]
+HtsList = Annotated[list[Hts], Meta(min_length=1, max_length=MAX_ITEMS)]
+PRODUCT_FIELDS: dict[str, tuple[Any, str]] = {
+    "hts": (HtsList, "HTS prefixes the measure covers at its `rate` (a product group: the "
+                     "codes it names); without it a tariff covers what `scope` says "
+                     "(\"all goods\": every code)"),
+    "hts_rates": (Annotated[dict[Hts, Rate], Meta(min_length=1, max_length=MAX_ITEMS)],
+                  "HTS prefix -> rate for the lines charged at their own rate; the longest "
+                  "matching prefix of `hts` and `hts_rates` decides a code's rate"),
+    "hts_excluded": (HtsList, "HTS prefixes carved out of the measure's own coverage (a "
+                              "longer prefix than the covering one wins)"),
+    "hts_coverage": (Literal["complete", "partial"],
+                     "complete (default): a code the measure does not name is not covered; "
+                     "partial: the log does not hold every line, so such a code's coverage "
+                     "is not known"),
+    "hts_full_value": (HtsList, "with `content_basis`: the prefixes charged on their full "
+                                "value (the article is the material itself)"),
+    "content_basis": (Text, "the material whose content share alone pays this measure "
+                            "(e.g. `steel`, `copper`); the rest of the value pays the others"),
+    "exempts": (MeasurePatterns, "an exemption: while in force, the codes of its `hts` do not "
+                                 "pay the measures matching these patterns"),
+    "shipments": (Literal["postal"], "the measure applies only to shipments of this kind "
+                                     "(`tariff on … by post`)"),
+    "replaces_others": (bool, "true: the measure replaces every other duty on what it covers"),
+    "specific_duty": (Text, "a per-item alternative to the ad valorem rate, as the sources "
+                            "give it (e.g. `$100 per item`)"),
+    "stacking_rule": (Text, "the sourced stacking rule behind `not_stacked_with` or "
+                            "`exempts`, shown with the layer it removes"),
+    "coverage_note": (Text, "what is not known about the measure's coverage (shown with "
+                            "every layer it touches)"),
+}
+STATE_FIELDS.update(PRODUCT_FIELDS)
 for _name in RATE_FIELDS:
     STATE_FIELDS[_name] = (Rate, "a component rate, percent")
 for _name in TEXT_FIELDS:

@@ -31,7 +31,7 @@ STATUSES = ("announced", "in_force", "suspended", "lifted", "expired", "withdraw
 LEGAL_STATUSES = ("unchallenged", "challenged", "pending", "ruled_unlawful", "stayed",
                   "invalidated")
 KINDS = ("tariff", "export-control", "visa", "agreement", "diplomacy", "case", "indicator",
-         "investigation", "entity-list", "trade-rule")
+         "investigation", "entity-list", "trade-rule", "exemption", "product")
 PRECISIONS = ("day", "month", "year")
 # how far the sources vouch for an event, weakest first: unqualified events are confirmed
 # (two independent pages, or one official or major outlet)
