@@ -23,8 +23,10 @@ from timeline.errors import QueryError
 from timeline.query.suggest import suggest
 from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery,
                                    ExplainQuery, FirstQuery, HistoryQuery, LearnedQuery,
-                                   MeasuresQuery, OrderBy, Pos, Positions, Query, StateQuery,
-                                   Target, TotalQuery)
+                                   MeasuresQuery, OrderBy, Pos, Positions, Product,
+                                   ProductsQuery, Query, StateQuery, TariffFirstQuery,
+                                   TariffHistoryQuery, TariffQuery, Target, TotalQuery)
+from timeline.projections.scopes import hts_digits
 from timeline.resources import grammar_path
 
 # Longer numbers are certainly mistakes; the cap also keeps int() and float() away from
@@ -147,6 +149,56 @@ class _Builder(Transformer):
     def learned_query(self, meta, children):
         target, first, second, as_of = children
         return LearnedQuery(target, first, second, as_of, self._pos(meta))
+
+    def tariff_query(self, meta, children):
+        product, (origin, origin_pos), as_of, known_on, shares, postal = children
+        return TariffQuery(product, origin, as_of, known_on, self._pos(meta), origin_pos,
+                           shares or (), bool(postal))
+
+    def tariff_history_query(self, meta, children):
+        product, (origin, origin_pos), start, end, known_on, shares, postal = children
+        return TariffHistoryQuery(product, origin, start, end, known_on, self._pos(meta),
+                                  origin_pos, shares or (), bool(postal))
+
+    def tariff_first_query(self, meta, children):
+        product, (origin, origin_pos), op, (value, value_pos), start, known_on, shares, \
+            postal = children
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            pos = value_pos
+            raise QueryError(f"a tariff is compared with a number (percent), not "
+                             f"{_show(str(value))}", line=pos.line, column=pos.column)
+        return TariffFirstQuery(product, origin, op, value, start, known_on, self._pos(meta),
+                                origin_pos, value_pos, shares or (), bool(postal))
+
+    def products_query(self, meta, children):
+        where, order, limit = children
+        return ProductsQuery(where or (), self._pos(meta), order, limit)
+
+    def hts_product(self, meta, children):
+        token = children[0]
+        if hts_digits(str(token)) is None:
+            raise self._error(f"{_show(str(token))} is not an HTS code: give 2, 4, 6, 8 or 10 "
+                              f"digits, dotted as 8517.13.00 or 8507.60.0010", token)
+        return Product("hts", str(token), self._pos(token))
+
+    def named_product(self, meta, children):
+        token = children[0]
+        name = _unquote(token) if token.type == "STRING" else str(token)
+        return Product("group", name.lower(), self._pos(token))
+
+    def shares(self, meta, children):
+        return tuple(children)
+
+    def share(self, meta, children):
+        material, number = children[0], children[1]
+        pct = self._number(number)
+        if not 0 <= pct <= 100:
+            raise self._error(f"a content share is a percentage from 0 to 100, not {number}",
+                              number)
+        return (str(material).lower(), pct)
+
+    def by_post(self, meta, children):
+        return True
 
     def order_by(self, meta, children):
         field, direction = children

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field as _field
 from decimal import Decimal
+from typing import Any
 
 from timeline.query import dates
 
@@ -330,11 +331,113 @@ class LearnedQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class Product:
+    """A good asked about: an HTS code (`hts 8517.13.00`) or a product group's name."""
+
+    kind: str  # "hts" or "group"
+    value: str
+    pos: Pos = _field(compare=False)
+
+    def render(self) -> str:
+        """Canonical text."""
+        if self.kind == "hts":
+            return f"hts {self.value}"
+        return self.value if BARE_WORD.fullmatch(self.value) else quote(self.value)
+
+
+def _product_tail(shares: tuple, postal: bool) -> str:
+    text = ""
+    if shares:
+        text += " with " + ", ".join(f"{name} content {render_value(pct)}%"
+                                     for name, pct in shares)
+    return text + (" by post" if postal else "")
+
+
+@dataclass(frozen=True, slots=True)
+class TariffQuery:
+    """`tariff on <product> from <origin> [as of D] [known on K] [with … content N%] [by post]`."""
+
+    product: Product
+    origin: str
+    as_of: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+    origin_pos: Pos | None = _field(default=None, compare=False)
+    shares: tuple = ()  # (material, percent) pairs
+    postal: bool = False
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"tariff on {self.product.render()} from {self.origin}"
+                + _clause("as of", self.as_of) + _clause("known on", self.known_on)
+                + _product_tail(self.shares, self.postal))
+
+
+@dataclass(frozen=True, slots=True)
+class TariffHistoryQuery:
+    """`history of tariff on <product> from <origin> [from D] [to D] [known on K] …`."""
+
+    product: Product
+    origin: str
+    start: DateExpr | None
+    end: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+    origin_pos: Pos | None = _field(default=None, compare=False)
+    shares: tuple = ()
+    postal: bool = False
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"history of tariff on {self.product.render()} from {self.origin}"
+                + _clause("from", self.start) + _clause("to", self.end)
+                + _clause("known on", self.known_on) + _product_tail(self.shares, self.postal))
+
+
+@dataclass(frozen=True, slots=True)
+class TariffFirstQuery:
+    """`first date where tariff on <product> from <origin> <op> N [from D] [known on K] …`."""
+
+    product: Product
+    origin: str
+    op: str
+    value: Any
+    start: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+    origin_pos: Pos | None = _field(default=None, compare=False)
+    value_pos: Pos | None = _field(default=None, compare=False)
+    shares: tuple = ()
+    postal: bool = False
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"first date where tariff on {self.product.render()} from {self.origin} "
+                f"{self.op} {render_value(self.value)}" + _clause("from", self.start)
+                + _clause("known on", self.known_on) + _product_tail(self.shares, self.postal))
+
+
+@dataclass(frozen=True, slots=True)
+class ProductsQuery:
+    """`products [where …] [order by F [asc|desc]] [limit n]`: the product groups."""
+
+    conditions: tuple
+    pos: Pos = _field(compare=False)
+    order: OrderBy | None = None
+    limit: int | None = None
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return "products" + _where(self.conditions) + _tail(self.order, self.limit)
+
+
+@dataclass(frozen=True, slots=True)
 class ExplainQuery:
     """`explain <query>`: describe the plan instead of running it."""
 
     query: (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-            | FirstQuery | LearnedQuery)
+            | FirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery | TariffFirstQuery
+            | ProductsQuery)
     pos: Pos = _field(compare=False)
 
     def render(self) -> str:
@@ -343,4 +446,5 @@ class ExplainQuery:
 
 
 Query = (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-         | FirstQuery | LearnedQuery | ExplainQuery)
+         | FirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery | TariffFirstQuery
+         | ProductsQuery | ExplainQuery)

@@ -1,0 +1,428 @@
+"""Product-level tariffs: `tariff on …`, `history of tariff on …`, `first date where tariff
+on …` and `products` (docs/products.md).
+
+The measures' states are read as of the day asked and as known on the knowledge date, like
+every other answer; `timeline.projections.scopes` turns them into the layers a good pays.
+"""
+from __future__ import annotations
+
+import decimal
+from typing import Any
+
+from timeline.errors import QueryError
+from timeline.projections.reader import Reader
+from timeline.projections.scopes import (Evaluation, Measure, evaluate, hts_digits,
+                                         hts_render)
+from timeline.query.planner import (Answer, Context, _date, _finish, _past, _past_warning,
+                                    _rests_warning, check_conditions, check_jurisdiction,
+                                    horizon, matches, _order_rows, _record)
+from timeline.query.suggest import suggest
+from timeline.query.syntax import (Product, ProductsQuery, TariffFirstQuery, TariffHistoryQuery,
+                                   TariffQuery)
+
+GROUP_PREFIX = "product."
+END_OF_TIME = "9999-12-31"
+COLUMNS = ["measure", "rate", "applies", "why", "legal_status", "confidence"]
+
+
+class Scene:
+    """The measures, exemptions and product groups of one imposer, read once per answer."""
+
+    def __init__(self, r: Reader, imposer: str = "us"):
+        self.r = r
+        cat = {e.stream: e for e in r.catalogue()}
+        self.titles = {s: e.title for s, e in cat.items()}
+        self.tariffs = [s for s, e in cat.items() if e.kind == "tariff" and e.imposer == imposer]
+        self.exemptions = [s for s, e in cat.items()
+                           if e.kind == "exemption" and e.imposer == imposer]
+        self.groups = sorted(s for s, e in cat.items() if e.kind == "product")
+
+    def measures(self, origin: str, day: str, known: str | None) -> list[Measure]:
+        """Every tariff on goods from `origin` with a state on `day` as known on `known`."""
+        out = []
+        for s in self.tariffs:
+            row = self.r.state(s, day, known)
+            if row is None or row.state.get("target") not in (origin, "all"):
+                continue
+            out.append(Measure(s, row.state, row.valid_from, row.event_ids,
+                               title=self.titles.get(s)))
+        return out
+
+    def exempting(self, day: str, known: str | None) -> list[Measure]:
+        """The exemptions with a state on `day` as known on `known`."""
+        out = []
+        for s in self.exemptions:
+            row = self.r.state(s, day, known)
+            if row is not None:
+                out.append(Measure(s, row.state, row.valid_from, row.event_ids,
+                                   title=self.titles.get(s)))
+        return out
+
+    def refundable(self, stream: str, known: str | None) -> bool:
+        """Whether `stream`'s authority was invalidated, as known on `known`."""
+        last = self.r.state(stream, END_OF_TIME, known)
+        return bool(last and last.state.get("legal_status") == "invalidated")
+
+    def group_names(self) -> list[str]:
+        """The product groups' names (`product.smartphones` -> smartphones)."""
+        return [g.removeprefix(GROUP_PREFIX) for g in self.groups]
+
+
+def _lines(scene: Scene, product: Product, day: str, known: str | None,
+           text: str) -> tuple[list[str], dict]:
+    """The HTS lines a product stands for, and what to say about it."""
+    if product.kind == "hts":
+        digits = hts_digits(product.value)
+        if digits is None:  # the grammar refuses it first; kept for the API's own values
+            raise QueryError(f"{product.value!r} is not an HTS code", query=text,
+                             line=product.pos.line, column=product.pos.column)
+        groups = []
+        for g in scene.groups:
+            row = scene.r.state(g, day, known) or scene.r.state(g, END_OF_TIME, known)
+            for p in (row.state.get("hts") or ()) if row else ():
+                pd = hts_digits(str(p)) or ""
+                if digits.startswith(pd) or pd.startswith(digits):
+                    groups.append(g.removeprefix(GROUP_PREFIX))
+                    break
+        return [digits], {"kind": "hts", "hts": hts_render(digits), "groups": groups}
+    stream = GROUP_PREFIX + product.value
+    if stream not in scene.groups:
+        guess = suggest(product.value, scene.group_names())
+        raise QueryError(f"unknown product group {product.value!r}", query=text,
+                         line=product.pos.line, column=product.pos.column,
+                         hint=f"did you mean '{guess}'?" if guess else
+                         "list the groups with: products")
+    row = scene.r.state(stream, day, known) or scene.r.state(stream, END_OF_TIME, known)
+    state = row.state if row else {}
+    lines = [d for d in (hts_digits(str(p)) for p in state.get("hts") or ()) if d]
+    info: dict[str, Any] = {"kind": "group", "group": product.value,
+                            "title": scene.titles.get(stream),
+                            "hts": [hts_render(d) for d in lines]}
+    if state.get("mfn_rate") is not None:
+        info["mfn_rate"] = state["mfn_rate"]
+    if not lines:
+        note = state.get("coverage_note") or "the sources give no HTS codes for it"
+        raise QueryError(f"product group {product.value!r} has no HTS codes in the log: {note}",
+                         query=text, line=product.pos.line, column=product.pos.column,
+                         hint="ask by code instead: tariff on hts <code> from …")
+    return lines, info
+
+
+def assess(scene: Scene, lines: list[str], origin: str, day: str, known: str | None,
+           shares: dict, postal: bool) -> list[Evaluation]:
+    """Evaluate every line of a product on one day."""
+    measures = scene.measures(origin, day, known)
+    exemptions = scene.exempting(day, known)
+    out = []
+    for code in lines:
+        ev = evaluate(code, measures, exemptions, shares=shares, postal=postal)
+        for layer in ev.layers:
+            if layer.applies and layer.legal_status and scene.refundable(layer.measure, known):
+                layer.refundable = True
+                layer.notes.append("collected at entry; its authority was later invalidated: "
+                                   "refundable")
+        if any(l.refundable for l in ev.layers):
+            ev = evaluate(code, [_marked(m, ev) for m in measures], exemptions, shares=shares,
+                          postal=postal)
+        out.append(ev)
+    return out
+
+
+def _marked(m: Measure, ev: Evaluation) -> Measure:
+    refund = any(l.measure == m.stream and l.refundable for l in ev.layers)
+    return Measure(m.stream, m.state, m.since, m.events, refund, m.title)
+
+
+def _line_json(ev: Evaluation, info: dict) -> dict:
+    out: dict[str, Any] = {"hts": hts_render(ev.code),
+                           "layers": [l.as_dict() for l in ev.layers],
+                           "total": ev.total, "complete": ev.complete}
+    if ev.refundable:
+        out["refundable"] = ev.refundable
+        out["net_of_refunds"] = _sub(ev.total, ev.refundable)
+    if ev.portions:
+        out["portions"] = ev.portions
+    if ev.alternatives:
+        out["alternatives"] = ev.alternatives
+    if ev.notes:
+        out["notes"] = ev.notes
+    if ev.total is not None and info.get("mfn_rate") is not None:
+        out["mfn_rate"] = info["mfn_rate"]
+        out["total_with_mfn"] = _add(ev.total, info["mfn_rate"])
+    return out
+
+
+def _sub(a, b):
+    d = decimal.Decimal(repr(a)) - decimal.Decimal(repr(b))
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def _add(a, b):
+    return _sub(a, -b)
+
+
+def _shares(q) -> dict:
+    return {name: pct for name, pct in q.shares}
+
+
+def _applies(flag: bool | None) -> str:
+    return "yes" if flag else ("not known" if flag is None else "no")
+
+
+def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
+    """`tariff on <product> from <origin> as of D [known on K]`: the layers and their total."""
+    day = _date(q.as_of, ctx, ctx.as_of, default_today=True)
+    known = _date(q.known_on, ctx, ctx.known_on)
+    check_jurisdiction(r, q.origin, q.origin_pos, text)
+    scene = Scene(r)
+    lines, info = _lines(scene, q.product, day, known, text)
+    evals = assess(scene, lines, q.origin, day, known, _shares(q), q.postal)
+    h = horizon(r, known)
+    results = [_line_json(ev, info) for ev in evals]
+    totals = {json_key(res.get("total")) for res in results}
+    total = results[0]["total"] if len(totals) == 1 else None
+    rows, flags, warnings, ids, notes = [], [], _past_warning("as of", day, h), [], []
+    many = len(evals) > 1
+    for ev in evals:
+        for layer in ev.layers:
+            flag = _past(layer.since, h) and layer.applies is not False
+            if flag:
+                warnings.append(_rests_warning(layer.measure, layer.since or "", h))
+            row = [layer.measure, layer.rate, _applies(layer.applies),
+                   "; ".join([layer.why] + layer.notes), layer.legal_status or "",
+                   layer.confidence or ""]
+            rows.append(([hts_render(ev.code)] if many else []) + row)
+            flags.append(flag or _past(day, h))
+            if layer.applies is not False:
+                ids += layer.events
+        label = _total_label(ev)
+        rows.append(([hts_render(ev.code)] if many else []) +
+                    ["TOTAL", ev.total, "", label, "", ""])
+        flags.append(_past(day, h) or any(_past(l.since, h) for l in ev.layers if l.applies))
+        if not ev.complete:
+            notes.append(f"{hts_render(ev.code)}: the total counts only the layers whose coverage "
+                         f"is known; the layers marked 'not known' may add to it")
+    if info.get("kind") == "hts" and not info.get("groups"):
+        named = any(l.applies and l.why.startswith("covers ") for ev in evals
+                    for l in ev.layers)
+        if not named:
+            notes.append(f"no product group in the log names {info['hts']}; the answer is "
+                         f"the all-goods layers and what the measures' own HTS lines say")
+    data = {"query": text, "product": info, "origin": q.origin, "as_of": day,
+            "known_on": known, "total": total, "lines": results}
+    if len(results) == 1:
+        for key in ("refundable", "net_of_refunds", "portions", "alternatives", "mfn_rate",
+                    "total_with_mfn", "complete"):
+            if key in results[0]:
+                data[key] = results[0][key]
+    plan = [f"tariff measures and exemptions of 'us' in force on {day}"
+            + (f" as known on {known}" if known else ""),
+            f"HTS lines of {q.product.render()}: {', '.join(hts_render(c) for c in lines)}",
+            "per line: coverage (longest HTS prefix), exemptions, stacking rules, content "
+            "shares; sum what applies"]
+    columns = (["hts"] if many else []) + COLUMNS
+    streams = [l.measure for ev in evals for l in ev.layers if l.applies is not False]
+    return _finish(Answer("tariff", data, columns, rows, plan, list(dict.fromkeys(ids)),
+                          list(dict.fromkeys(streams)), (day, known),
+                          summary_rows=0 if many else 1), h, warnings, flags, notes)
+
+
+def json_key(v: Any) -> str:
+    return repr(v)
+
+
+def _total_label(ev: Evaluation) -> str:
+    parts = ["additional duties"]
+    if ev.total is None and ev.portions:
+        parts = ["by portion of value: " + "; ".join(
+            f"{p['portion']} {p['rate']}%" for p in ev.portions)]
+    if not ev.complete:
+        parts.append("at least: some coverage not known")
+    if ev.refundable:
+        parts.append(f"of which {ev.refundable}% refundable (net {_sub(ev.total, ev.refundable)}%)")
+    for alt in ev.alternatives:
+        parts.append(f"{alt['total']}% if the disputed {alt['measure']} rate "
+                     f"{alt['rate']}% ({alt['source']}) applied")
+    parts += ev.notes
+    return "; ".join(parts)
+
+
+def _change_days(scene: Scene, origin: str, start: str | None, end: str | None,
+                 known: str | None) -> list[str]:
+    """Every day on which a tariff or exemption of the scene changes, within [start, end]."""
+    days: set[str] = set()
+    for s in scene.tariffs + scene.exemptions:
+        for iv in scene.r.history(s, start, end, known):
+            days.add(iv.valid_from)
+    if start:
+        days = {d for d in days if d >= start} | {start}
+    if end:
+        days = {d for d in days if d <= end}
+    return sorted(days)
+
+
+def _summary(ev: Evaluation) -> tuple:
+    return (ev.total, ev.complete, tuple((l.measure, l.rate, l.applies) for l in ev.layers
+                                         if l.applies is not False))
+
+
+def tariff_history(scene: Scene, lines: list[str], origin: str, start: str | None,
+                   end: str | None, known: str | None, shares: dict,
+                   postal: bool) -> list[dict]:
+    """One entry per change of a product's layers or total, per line."""
+    out: list[dict] = []
+    last: dict[str, tuple] = {}
+    prev: dict[str, Evaluation] = {}
+    for day in _change_days(scene, origin, start, end, known):
+        for ev in assess(scene, lines, origin, day, known, shares, postal):
+            key = _summary(ev)
+            if last.get(ev.code) == key:
+                continue
+            before = prev.get(ev.code)
+            changed = _changed_layers(before, ev)
+            last[ev.code], prev[ev.code] = key, ev
+            out.append({"hts": hts_render(ev.code), "from": day, "total": ev.total,
+                        "complete": ev.complete, "changed": changed,
+                        "layers": [l.as_dict() for l in ev.layers if l.applies is not False],
+                        **({"refundable": ev.refundable} if ev.refundable else {})})
+    for i, item in enumerate(out):
+        nxt = next((o["from"] for o in out[i + 1:] if o["hts"] == item["hts"]), None)
+        item["until"] = nxt
+    return out
+
+
+def _changed_layers(before: Evaluation | None, after: Evaluation) -> list[str]:
+    old = {l.measure: (l.rate, l.applies) for l in before.layers} if before else {}
+    new = {l.measure: (l.rate, l.applies) for l in after.layers}
+    out = []
+    for m in sorted(set(old) | set(new)):
+        a, b = old.get(m, (None, False)), new.get(m, (None, False))
+        if (a[1] or b[1]) and a != b:
+            out.append(f"{m}: {_fmt(a)} -> {_fmt(b)}")
+    return out
+
+
+def _fmt(pair) -> str:
+    rate, applies = pair
+    if applies is None:
+        return "not known"
+    return f"{rate}%" if applies else "-"
+
+
+def run_tariff_history(r: Reader, q: TariffHistoryQuery, text: str, ctx: Context) -> Answer:
+    """`history of tariff on <product> from <origin>`: one row per change of the total."""
+    start, end = _date(q.start, ctx), _date(q.end, ctx)
+    known = _date(q.known_on, ctx, ctx.known_on)
+    check_jurisdiction(r, q.origin, q.origin_pos, text)
+    scene = Scene(r)
+    lines, info = _lines(scene, q.product, end or start or ctx.today.isoformat(), known, text)
+    items = tariff_history(scene, lines, q.origin, start, end, known, _shares(q), q.postal)
+    h = horizon(r, known)
+    many = len(lines) > 1
+    rows, flags, warnings = [], [], []
+    for it in items:
+        flag = _past(it["from"], h)
+        if flag:
+            warnings.append(f"{it['hts']}: the total from {it['from']} rests on a change due "
+                            f"after the knowledge horizon {h} (projected)")
+        it["projected"] = flag
+        rows.append(([it["hts"]] if many else []) +
+                    [it["from"], it["until"], it["total"], "; ".join(it["changed"]) or "",
+                     "" if it["complete"] else "some coverage not known"])
+        flags.append(flag)
+    data = {"query": text, "product": info, "origin": q.origin, "from": start, "to": end,
+            "known_on": known, "changes": items}
+    plan = [f"every day a US tariff or exemption changes from {start or 'the beginning'} "
+            f"to {end or 'the end'}", "evaluate the product on each; keep the days its "
+            "layers or total change"]
+    columns = (["hts"] if many else []) + ["from", "until", "total", "changed", "note"]
+    return _finish(Answer("tariff_history", data, columns, rows, plan, [],
+                          scene.tariffs, (end, known)), h, warnings, flags)
+
+
+_OPS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+def run_tariff_first(r: Reader, q: TariffFirstQuery, text: str, ctx: Context) -> Answer:
+    """`first date where tariff on <product> from <origin> >= N`: per line, the first day."""
+    if q.op not in _OPS:
+        pos = q.value_pos or q.pos
+        raise QueryError(f"a tariff is compared with =, !=, <, <=, > or >=, not {q.op!r}",
+                         query=text, line=pos.line, column=pos.column)
+    start = _date(q.start, ctx)
+    known = _date(q.known_on, ctx, ctx.known_on)
+    check_jurisdiction(r, q.origin, q.origin_pos, text)
+    scene = Scene(r)
+    lines, info = _lines(scene, q.product, start or ctx.today.isoformat(), known, text)
+    items = tariff_history(scene, lines, q.origin, start, None, known, _shares(q), q.postal)
+    h = horizon(r, known)
+    results, rows, flags, warnings = [], [], [], []
+    seen: set[str] = set()
+    for it in items:
+        if it["hts"] in seen or it["total"] is None or not _OPS[q.op](it["total"], q.value):
+            continue
+        seen.add(it["hts"])
+        flag = _past(it["from"], h)
+        results.append({**it, "date": it["from"], "projected": flag})
+        rows.append([it["hts"], it["from"], it["until"], it["total"],
+                     "; ".join(it["changed"])])
+        flags.append(flag)
+        if flag:
+            warnings.append(f"{it['hts']}: {it['from']} rests on a change due after the "
+                            f"knowledge horizon {h} (projected)")
+    data = {"query": text, "product": info, "origin": q.origin, "from": start,
+            "known_on": known, "results": results}
+    plan = [f"history of the product's total from {start or 'the beginning'}; the first day "
+            f"it is {q.op} {q.value}"]
+    return _finish(Answer("tariff_first", data, ["hts", "date", "until", "total", "changed"],
+                          rows, plan, [], scene.tariffs, (None, known)), h, warnings, flags)
+
+
+def run_products(r: Reader, q: ProductsQuery, text: str, ctx: Context) -> Answer:
+    """`products [where …]`: the product groups, their HTS codes and what they cover."""
+    scene = Scene(r)
+    items = []
+    for g in scene.groups:
+        row = r.state(g, END_OF_TIME)
+        st = row.state if row else {}
+        rec = {"product": g.removeprefix(GROUP_PREFIX), "name": g.removeprefix(GROUP_PREFIX),
+               "title": scene.titles.get(g), "hts": ", ".join(map(str, st.get("hts") or ())),
+               "scope": st.get("scope"), "confidence": st.get("confidence"),
+               "mfn_rate": st.get("mfn_rate"), "coverage_note": st.get("coverage_note")}
+        if q.conditions:
+            _check_product_fields(q, text)
+            if not matches(q.conditions, _record(g, rec)):
+                continue
+        items.append(rec)
+    if q.order is not None:
+        key = q.order.field.lower()
+        items.sort(key=lambda it: (it.get(key) is None, str(it.get(key) or "")),
+                   reverse=q.order.descending)
+    if q.limit is not None:
+        items = items[:q.limit]
+    rows = [[it["product"], it["title"], it["hts"], it["confidence"] or ""] for it in items]
+    plan = ["the product groups of the log (streams of kind 'product'), their HTS codes"]
+    return _finish(Answer("products", {"query": text, "products": items},
+                          ["product", "title", "hts", "confidence"], rows, plan, [],
+                          scene.groups, (None, None)), horizon(r, None), [], [])
+
+
+PRODUCT_FIELDS = ("product", "name", "title", "hts", "scope", "confidence", "mfn_rate",
+                  "coverage_note")
+
+
+def _check_product_fields(q: ProductsQuery, text: str) -> None:
+    from timeline.query.syntax import leaves
+
+    for c in leaves(q.conditions):
+        if c.field.lower() not in PRODUCT_FIELDS:
+            guess = suggest(c.field.lower(), PRODUCT_FIELDS)
+            raise QueryError(f"unknown field {c.field!r}: products have "
+                             f"{', '.join(PRODUCT_FIELDS)}", query=text, line=c.pos.line,
+                             column=c.pos.column,
+                             hint=f"did you mean '{guess}'?" if guess else None)
+
+
+HANDLERS = {TariffQuery: run_tariff, TariffHistoryQuery: run_tariff_history,
+            TariffFirstQuery: run_tariff_first, ProductsQuery: run_products}
