@@ -21,7 +21,8 @@ from timeline.log.events import Event, NewEvent
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Answer, Context
-from timeline.query.syntax import DateExpr, ExplainQuery
+from timeline.query.syntax import (DateExpr, ExplainQuery, Pos, Product, TariffHistoryQuery,
+                                   TariffQuery)
 from timeline.store.store import AppendResult, StateChange, Store
 
 if TYPE_CHECKING:  # `timeline sql`'s module is loaded only when SQL is run
@@ -69,8 +70,15 @@ class Result:
 
     @property
     def total(self) -> float | int | None:
-        """The total rate of a `total` query; None for other forms."""
-        return self.data.get("total") if self.kind == "total" else None
+        """The total rate of a `total` or `tariff` query; None for other forms (and for a
+        product whose lines pay different totals, or whose content share is not given)."""
+        return self.data.get("total") if self.kind in ("total", "tariff") else None
+
+    @property
+    def layers(self) -> list[dict]:
+        """A `tariff` answer's layers (of its first HTS line): measure, rate, applies, why…"""
+        lines = self.data.get("lines") or []
+        return list(lines[0]["layers"]) if lines and self.kind == "tariff" else []
 
     def to_pandas(self):
         """`rows` as a pandas DataFrame (needs pandas: pip install 'timeline[pandas]')."""
@@ -82,7 +90,7 @@ class Result:
         return pd.DataFrame(self.rows, columns=self.columns)
 
     def __repr__(self) -> str:
-        extra = f", total={self.total!r}" if self.kind == "total" else ""
+        extra = f", total={self.total!r}" if self.kind in ("total", "tariff") else ""
         return f"<Result {self.kind} of {self.query!r}: {len(self.rows)} rows{extra}>"
 
 
@@ -143,6 +151,39 @@ class Timeline:
             q = ExplainQuery(q, q.pos)
         ctx = Context(today=today or dt.date.today(), as_of=_date_expr(as_of),
                       known_on=_date_expr(known_on))
+        with self.store.reading() as r:
+            return Result(text, run(r, q, text, ctx))
+
+    def tariff(self, product: str, *, origin: str = "cn", on: str | dt.date | None = None,
+               known_on: str | dt.date | None = None, shares: dict[str, float] | None = None,
+               postal: bool = False, today: dt.date | None = None) -> "Result":
+        """What a good from `origin` paid on `on` (default today), as known on `known_on`.
+
+        `product` is an HTS code (`"8517.13.00"`, `"8471"`) or a product group's name
+        (`"smartphones"`); `shares` gives content shares (`{"steel": 40}`) for measures
+        charged on a material's content; `postal=True` asks about a postal shipment. The
+        query is built from these values, never from text: `.total`, `.layers`, `.data`.
+        """
+        return self._ask(TariffQuery(_product(product), _code(origin, "origin"),
+                                     _date_expr(on), _date_expr(known_on), _AT,
+                                     shares=_share_pairs(shares), postal=bool(postal)), today)
+
+    def tariff_history(self, product: str, *, origin: str = "cn",
+                       start: str | dt.date | None = None, end: str | dt.date | None = None,
+                       known_on: str | dt.date | None = None,
+                       shares: dict[str, float] | None = None, postal: bool = False,
+                       today: dt.date | None = None) -> "Result":
+        """Each change of a good's duty between `start` and `end`, as known on `known_on`
+        (`.rows`, `.to_pandas()`)."""
+        return self._ask(TariffHistoryQuery(_product(product), _code(origin, "origin"),
+                                            _date_expr(start), _date_expr(end),
+                                            _date_expr(known_on), _AT,
+                                            shares=_share_pairs(shares), postal=bool(postal)),
+                         today)
+
+    def _ask(self, q, today: dt.date | None) -> "Result":
+        text = q.render()
+        ctx = Context(today=today or dt.date.today())
         with self.store.reading() as r:
             return Result(text, run(r, q, text, ctx))
 
@@ -292,3 +333,44 @@ def _date_expr(value):
         value = value.isoformat()
     return parse_date(str(value))
 
+
+
+_AT = Pos(1, 1)
+
+
+def _product(value) -> Product:
+    """An HTS code or a group name as the query's product node (checked, never spliced)."""
+    from timeline.projections.scopes import hts_digits
+
+    if not isinstance(value, str) or not value.strip():
+        raise QueryError(f"a product is an HTS code or a group name, not {value!r}")
+    text = value.strip()
+    if text[0].isdigit():
+        if hts_digits(text) is None:
+            raise QueryError(f"{text!r} is not an HTS code: give 2, 4, 6, 8 or 10 digits, "
+                             f"dotted as 8517.13.00 or 8507.60.0010")
+        return Product("hts", text, _AT)
+    return Product("group", text.lower(), _AT)
+
+
+def _code(value, what: str) -> str:
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", value):
+        raise QueryError(f"{what} must be a jurisdiction code such as 'cn', not {value!r}")
+    return value
+
+
+def _share_pairs(shares) -> tuple:
+    if not shares:
+        return ()
+    if not isinstance(shares, dict):
+        raise QueryError(f"shares is a dict of material -> percent, not {shares!r}")
+    out = []
+    for name, pct in shares.items():
+        if (not isinstance(name, str) or not name.isalpha() or isinstance(pct, bool)
+                or not isinstance(pct, (int, float)) or not 0 <= pct <= 100):
+            raise QueryError(f"a content share is a material name and a percentage from 0 to "
+                             f"100, not {name!r}: {pct!r}")
+        out.append((name.lower(), pct))
+    return tuple(out)
