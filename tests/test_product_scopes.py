@@ -161,3 +161,13 @@ def test_totals_add_as_decimals(rates):
 
     want = sum((decimal.Decimal(repr(r)) for r in rates), decimal.Decimal(0))
     assert decimal.Decimal(repr(evaluate("72", measures, []).total)) == want
+
+
+def test_a_code_broader_than_the_lines_named_depends_on_the_line():
+    tariff = m("us.tariff.evs", rate=100, hts=["8703.80.00"])
+    assert coverage(tariff.state, "8703").covered is None
+    reciprocal = m("us.tariff.reciprocal", rate=125, **ALL)
+    memo = m("us.exemption.e", hts=["8517.13.00"], exempts="us.tariff.reciprocal")
+    ev = evaluate("851713", [reciprocal], [memo])
+    assert ev.layers[0].applies is None and "8517.13.00" in ev.layers[0].why
+    assert ev.complete is False

@@ -99,6 +99,12 @@ def coverage(state: dict, code: str) -> Coverage:
     if excluded is not None and (best is None or len(excluded) > len(best)):
         return Coverage(False, None, excluded, f"{hts_render(excluded)} is outside its scope")
     if best is None:
+        narrower = sorted(p for p in [*listed, *by_digits] if p and p.startswith(code))
+        if narrower:
+            shown = ", ".join(hts_render(p) for p in narrower[:5])
+            more = f" and {len(narrower) - 5} more" if len(narrower) > 5 else ""
+            return Coverage(None, None, None, f"it names only some lines under this code "
+                                              f"({shown}{more}): ask about the full code")
         if partial:
             return Coverage(None, None, None, "the log does not hold every line it covers, "
                                               "and none it holds names this code")
@@ -238,6 +244,13 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
         if st.get("status") != "in_force":
             continue
         cov = coverage({**st, "scope": None}, code)
+        if cov.covered is None and "only some lines" in cov.why:
+            for layer in layers:
+                if layer.applies and _matches(layer.measure, st.get("exempts")):
+                    layer.applies = None
+                    layer.why = f"depends on the line: {ex.title or ex.stream} exempts " \
+                                f"{cov.why.split('(')[1].split(')')[0]}; ask about the full code"
+            continue
         if not cov.covered:
             continue
         for layer in layers:

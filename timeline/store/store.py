@@ -760,7 +760,7 @@ _DEFINITIONS: dict[str, dict] = {}
 
 
 def expected_definitions(dialect: str) -> dict:
-    """The triggers and views as migrations 0001, 0003 and 0007 create them on `dialect`.
+    """The triggers and views as migrations 0001, 0003, 0007 and 0009 create them on `dialect`.
 
     Taken from the migration files themselves (run against a recorder, not a database), so
     there is one definition and verify cannot drift from what the migrations made.
@@ -777,7 +777,7 @@ def expected_definitions(dialect: str) -> dict:
                                    create_table=lambda *a, **k: None)
         # later migrations that remake a view replace the earlier definition
         for fname in ("0001_event_log.py", "0003_views.py",
-                      "0007_view_last_rate_confidence.py"):
+                      "0007_view_last_rate_confidence.py", "0009_product_scopes_view.py"):
             spec = importlib.util.spec_from_file_location(
                 f"_timeline_migration_{fname[:4]}", migrations_path() / "versions" / fname)
             mod = importlib.util.module_from_spec(spec)
