@@ -55,6 +55,8 @@ class Catalogue:
     measure_fields: list[str] = field(default_factory=list)
     values: dict[str, list[str]] = field(default_factory=dict)
     tables: dict[str, list[str]] = field(default_factory=dict)
+    products: list[str] = field(default_factory=list)  # product group names
+    hts: list[str] = field(default_factory=list)  # HTS prefixes the log names
 
     def globs(self) -> list[str]:
         """`prefix.*` patterns for every dotted prefix shared by at least two measures."""
@@ -164,6 +166,10 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
         other += fields
     if "JURISDICTION" in names:
         other += cat.jurisdictions
+    if "PRODUCT_NAME" in names:
+        other += cat.products
+    if "HTS_CODE" in names:
+        other += cat.hts
     if "TODAY" in names:
         other.append("today")
     if {"EQUAL", "CONTAINS"} <= names and not word:
@@ -242,8 +248,25 @@ def load_catalogue(r: Reader) -> Catalogue:
     tables = r.table_columns()
     values = {"status": list(STATUSES), "legal_status": list(LEGAL_STATUSES),
               "kind": list(KINDS), "type": list(EVENT_TYPES), "imposer": juris, "target": juris}
+    products, hts = _product_words(r, rows)
     return Catalogue([m.stream for m in rows], {m.stream: m.title or "" for m in rows}, juris,
-                     event_fields, measure_fields, values, tables)
+                     event_fields, measure_fields, values, tables, products, hts)
+
+
+def _product_words(r: Reader, rows) -> tuple[list[str], list[str]]:
+    """Product group names and every HTS prefix a group, tariff or exemption names."""
+    names, codes = [], set()
+    for m in rows:
+        if m.kind not in ("product", "tariff", "exemption"):
+            continue
+        if m.kind == "product":
+            names.append(m.stream.removeprefix("product."))
+        last = r.state_at(m.stream, "9999-12-31")
+        state = last.state if last else {}
+        for key in ("hts", "hts_rates", "hts_excluded"):
+            value = state.get(key)
+            codes.update(str(v) for v in (value if isinstance(value, (list, dict)) else ()))
+    return sorted(names), sorted(codes)
 
 
 def make_completer(get_catalogue, get_mode):
