@@ -31,7 +31,7 @@ from timeline.projections.reader import Reader
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Context
-from timeline.query.syntax import DateExpr, HistoryQuery, Pos, TotalQuery
+from timeline.query.syntax import DateExpr, HistoryQuery, Pos, TariffHistoryQuery, TotalQuery
 from timeline.surfaces.common import open_timeline
 
 INSTALL_HINT = "pip install 'timeline[chart]'"
@@ -142,10 +142,13 @@ def build(r: Reader, query_text: str, *, today: dt.date, known_on=(), start: str
         data = _build_history(r, query, query_text, today, known, start, end)
     elif isinstance(query, TotalQuery):
         data = _build_total(r, query, query_text, today, known, start, end)
+    elif isinstance(query, TariffHistoryQuery):
+        data = _build_tariff(r, query, today, known, start, end)
     else:
         kind = type(query).__name__.removesuffix("Query").lower()
-        raise ChartError(f"cannot chart a {kind} query: charts draw `history of <measure>` "
-                         f"or `total tariff by <a> on <b>` queries")
+        raise ChartError(f"cannot chart a {kind} query: charts draw `history of <measure>`, "
+                         f"`history of tariff on <product> from <origin>` or `total tariff by "
+                         f"<a> on <b>` queries")
     # with `known on` in the query, mark only the developments public by then
     main_known = query.known_on.resolve(today).isoformat() if query.known_on else None
     data.known_lines = sorted({k for k in [main_known, *known] if k})
@@ -426,6 +429,67 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
             f"{a['measure']} {_num(a['rate']) + ' %' if a['rate'] is not None else 'rates by product'}"
             + (f" ({a['scope']})" if a["scope"] else "") for a in also))
     return data
+
+
+def _build_tariff(r: Reader, q, today, known, start, end) -> ChartData:
+    """A product's duty: each charged layer a band, the total a line, and the total as known
+    on each `--known-on` date dashed over it."""
+    from timeline.query.products import Scene, _lines, tariff_history
+
+    main_known = q.known_on.resolve(today).isoformat() if q.known_on else None
+    hi = end or (q.end.resolve(today).isoformat() if q.end else today.isoformat())
+    lo = start or (q.start.resolve(today).isoformat() if q.start else None)
+    scene = Scene(r)
+    text = q.render()
+    lines, info = _lines(scene, q.product, hi, main_known, text)
+    shares = dict(q.shares)
+    items = [it for it in tariff_history(scene, lines[:1], q.origin, lo, hi, main_known, shares,
+                                         q.postal)]
+    if not items:
+        raise ChartError(f"no US tariff on {q.product.render()} changes before {hi}")
+    lo = lo or items[0]["from"]
+    if lo >= hi:
+        raise ChartError(f"the chart would start on {lo}, after its end {hi}: give --from")
+    code = items[0]["hts"]
+    label = f"{info['title']} ({code})" if info.get("title") else f"HTS {code}"
+    data = ChartData("total", f"tariff on {label} from {q.origin}" + (
+        f" known on {main_known}" if main_known else ""), lo, hi)
+    data.subtitle = "additional duties: each charged layer stacked beneath the total"
+    data.horizon = (main_known or r.horizon())
+    titles = _titles(r)
+    points_at = [(max(it["from"], lo), it) for it in items]
+    order: list[str] = []
+    for _, it in points_at:
+        order += [l["measure"] for l in it["layers"] if l["applies"] and l["measure"] not in order]
+    for i, measure in enumerate(order):
+        pts = [(day, float(next((_part(l) for l in it["layers"]
+                                 if l["measure"] == measure and l["applies"]), 0)))
+               for day, it in points_at]
+        data.bands.append(Series(f"band-{measure}", measure_label(measure, titles), pts,
+                                 PALETTE[i % len(PALETTE)]))
+    data.measures = order
+    data.series.append(Series("series-total", "total additional duty",
+                              [(day, None if it["total"] is None else float(it["total"]))
+                               for day, it in points_at], "#000000", values=True))
+    for n, k in enumerate(known):
+        kt = tariff_history(scene, lines[:1], q.origin, lo, hi, k, shares, q.postal)
+        pts = [(max(it["from"], lo), None if it["total"] is None else float(it["total"]))
+               for it in kt]
+        if _runs(pts) == _runs(data.series[0].points):
+            data.notes.append(f"total as known on {k}: the same as drawn")
+            continue
+        data.series.append(Series(f"known-on-{k}-total", f"total as known on {k}", pts,
+                                  "#000000", DASHES[n % len(DASHES)]))
+    if any(not it["complete"] for it in items):
+        data.notes.append("some layers' coverage of this code is not known: the total is a "
+                          "floor (see `tariff on …`)")
+    return data
+
+
+def _part(layer: dict) -> float:
+    rate = float(layer.get("rate") or 0)
+    share = layer.get("share_pct")
+    return rate * share / 100 if share is not None else rate
 
 
 def _pair(entry) -> frozenset | None:

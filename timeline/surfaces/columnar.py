@@ -33,7 +33,7 @@ def available() -> bool:
 
 def _type(pa, kind: str):
     return {"date": pa.date32(), "rate": pa.decimal128(RATE_PRECISION, RATE_SCALE),
-            "bool": pa.bool_(), "text": pa.string()}[kind]
+            "bool": pa.bool_(), "text": pa.string(), "number": pa.float64()}[kind]
 
 
 def _value(kind: str, v, where: str):
@@ -52,6 +52,11 @@ def _value(kind: str, v, where: str):
             raise TimelineError(f"{where} {v!r} does not fit a decimal of "
                                 f"{RATE_PRECISION} digits with {RATE_SCALE} after the point")
         return d
+    if kind == "number":
+        # float64: pandas reads it as numbers (a decimal column arrives as `object`)
+        if isinstance(v, bool) or not isinstance(v, (int, float, decimal.Decimal)):
+            raise TimelineError(f"{where} {str(v)[:40]!r} is not a number")
+        return float(v)
     if kind == "bool":
         return bool(v)
     if isinstance(v, (dict, list)):

@@ -70,6 +70,11 @@ TOTAL_COLUMNS = (("imposer", "text"), ("target", "text"), ("as_of", "date"),
                  ("known_on", "date"), ("total", "rate"), ("measures", "text"),
                  ("event_ids", "text"), ("projected", "bool"), ("known_through", "date"))
 TOTAL_PAIRS = (("us", "cn"), ("cn", "us"))
+# products.csv: each product group's HTS line, one row per change of its duty (docs/products.md)
+PRODUCT_COLUMNS = (("product", "text"), ("hts", "text"), ("valid_from", "date"),
+                   ("valid_to", "date"), ("total", "number"), ("complete", "bool"),
+                   ("refundable", "number"), ("layers", "text"), ("changed", "text"),
+                   ("projected", "bool"), ("known_on", "date"), ("known_through", "date"))
 _TMP_PREFIX, _OLD_PREFIX = ".tmp-", ".old-"
 
 
@@ -311,9 +316,33 @@ def total_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
     return rows
 
 
+def product_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
+    """Rows of products.csv: every product group's lines, each change of the duty they pay
+    from goods of China, as known on K (or on the as-of date)."""
+    from timeline.query.planner import horizon
+    from timeline.query.products import GROUP_PREFIX, Scene, tariff_history
+    from timeline.projections.scopes import hts_digits
+
+    scene = Scene(r)
+    known = known_on or as_of
+    h = horizon(r, known_on)
+    rows = []
+    for g in scene.groups:
+        last = r.state(g, "9999-12-31", known)
+        lines = [d for d in (hts_digits(str(p)) for p in
+                             ((last.state.get("hts") or ()) if last else ())) if d]
+        for it in tariff_history(scene, lines, "cn", None, None, known, {}, False):
+            layers = {l["measure"]: l["rate"] for l in it["layers"] if l["applies"]}
+            rows.append((g.removeprefix(GROUP_PREFIX), it["hts"], it["from"], it["until"],
+                         it["total"], it["complete"], it.get("refundable", 0),
+                         layers, it["changed"], h is not None and it["from"] > h, known_on,
+                         h))
+    return rows
+
+
 # (file stem, columns, row builder); each table is written as CSV and, with pyarrow, Parquet
 TABLES = (("intervals", INTERVAL_COLUMNS, interval_rows), ("state", STATE_COLUMNS, state_rows),
-          ("totals", TOTAL_COLUMNS, total_rows))
+          ("totals", TOTAL_COLUMNS, total_rows), ("products", PRODUCT_COLUMNS, product_rows))
 
 
 def write_tables(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
