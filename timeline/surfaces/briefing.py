@@ -166,3 +166,60 @@ def coming_up(r: Reader, as_of: str, known_on: str | None,
         out.append(Due(ev.effective, ev.stream, ev.title, [ev.id], False,
                        h is None or ev.effective > h))
     return sorted(out, key=lambda d: (d.day, d.measure))
+
+
+# the representative goods of the headline table (docs/products.md), in this order
+HEADLINE_GROUPS = ("smartphones", "computers", "chips", "steel", "evs", "solar-cells",
+                   "furniture", "apparel")
+
+
+@dataclass
+class ProductLine:
+    """One product group's duty from China on the briefing's day, as known on its date."""
+
+    group: str
+    title: str | None
+    hts: str
+    total: float | int | None
+    before: float | int | None  # 30 days earlier
+    complete: bool
+    projected: bool
+    next_day: str | None = None  # the next change known to be due, within COMING_DAYS
+    next_total: float | int | None = None
+    event_ids: list[str] = field(default_factory=list)
+
+
+def product_lines(r: Reader, day: str, known_on: str | None,
+                  groups=HEADLINE_GROUPS) -> list[ProductLine]:
+    """Each headline group's first HTS line: its total on `day`, 30 days before, and the
+    next change due (as scheduled by the knowledge date)."""
+    from timeline.projections.scopes import hts_digits, hts_render
+    from timeline.query.products import GROUP_PREFIX, Scene, assess, tariff_history
+
+    scene = Scene(r)
+    h = horizon(r, known_on)
+    month = days_before(day, 30)
+    end = (dt.date.fromisoformat(day) + dt.timedelta(days=COMING_DAYS)).isoformat() \
+        if day < "9999-01-01" else "9999-12-31"
+    out = []
+    for name in groups:
+        stream = GROUP_PREFIX + name
+        if stream not in scene.groups:
+            continue
+        row = r.state(stream, day, known_on) or r.state(stream, "9999-12-31", known_on)
+        lines = [d for d in (hts_digits(str(p)) for p in
+                             ((row.state.get("hts") or ()) if row else ())) if d][:1]
+        if not lines:
+            continue
+        now = assess(scene, lines, "cn", day, known_on, {}, False)[0]
+        then = assess(scene, lines, "cn", month, known_on, {}, False)[0]
+        later = [it for it in tariff_history(scene, lines, "cn", day, end, known_on, {}, False)
+                 if it["from"] > day]
+        ids = [i for l in now.layers if l.applies for i in l.events]
+        out.append(ProductLine(name, scene.titles.get(stream), hts_render(lines[0]), now.total,
+                               then.total, now.complete,
+                               h is not None and day > h,
+                               later[0]["from"] if later else None,
+                               later[0]["total"] if later else None,
+                               list(dict.fromkeys(ids))))
+    return out

@@ -311,15 +311,43 @@ def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, l
             reach += (f' {PROJECTED} The state on {_e(as_of)} is after it: it rests on what was '
                       f'scheduled by {_e(h)}, and nothing later is known.')
         reach += "</p>"
+    goods = _goods_table(r, as_of, known_on, cited)
     changes, known, due = counts
     month_head = f'<th>since {_e(month)} (30 days before)</th>' if month != since else ""
     return (f'<table id="headline-totals"><thead><tr><th>total tariff</th><th>on {_e(as_of)}'
-            f'</th><th>since {_e(label)}</th>{month_head}</tr></thead><tbody>{"".join(rows)}</tbody></table>\n{reach}\n'
+            f'</th><th>since {_e(label)}</th>{month_head}</tr></thead><tbody>{"".join(rows)}</tbody></table>\n'
+            f'<p id="headline-meaning" class="muted">The US total is the duty on goods that no '
+            f'product measure or exemption covers; what representative goods pay is below.</p>\n'
+            f'{goods}{reach}\n'
             f'<p id="headline-counts"><a href="#changes">{changes} state change'
             f'{"" if changes == 1 else "s"} and {known} newly known event'
             f'{"" if known == 1 else "s"}</a> since {_e(label)}; '
             f'<a href="#coming-up">{due} change{"" if due == 1 else "s"} due</a> in the next '
             f'{briefing.COMING_DAYS} days.</p>')
+
+
+def _goods_table(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
+    """What eight representative goods from China pay: today, 30 days ago, what is due."""
+    lines = briefing.product_lines(r, as_of, known_on)
+    if not lines:
+        return ""
+    rows = []
+    for p in lines:
+        value = "–" if p.total is None else _fmt(p.total) + " %" + ("" if p.complete else " +")
+        due = (f"{_e(p.next_day)}: {_fmt(p.next_total)} %" if p.next_day and
+               p.next_total is not None else (_e(p.next_day) if p.next_day else
+                                              '<span class="muted">nothing scheduled</span>'))
+        rows.append(f'<tr id="goods-{_e(p.group)}"><td>{_e(p.title or p.group)} '
+                    f'<span class="muted">HTS {_e(p.hts)}</span></td>'
+                    f'<td class="num">{cited.links(value, p.event_ids)}'
+                    f'{PROJECTED if p.projected else ""}</td>'
+                    f'<td>{_delta(p.total, p.before)}</td><td>{due}</td></tr>')
+    return (f'<table id="headline-goods"><thead><tr><th>goods from China</th>'
+            f'<th>US duty on {_e(as_of)}</th><th>last 30 days</th><th>next change due</th>'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table>\n'
+            f'<p class="muted">Additional duties on top of the general (MFN) rate; "+" marks a '
+            f'total some layer of which has coverage not known (see <code>tariff on hts …'
+            f'</code>).</p>\n')
 
 
 def _short(value, width: int = 90) -> str:
