@@ -4,7 +4,7 @@ from __future__ import annotations
 from timeline.projections.reader import Reader
 from timeline.query.planner import Answer, Context, answer
 from timeline.query.syntax import (ExplainQuery, LearnedQuery, ProductsQuery, TariffFirstQuery,
-                                   TariffHistoryQuery, TariffQuery)
+                                   TariffHistoryQuery, TariffQuery, TotalQuery)
 
 _PRODUCT_FORMS = (TariffQuery, TariffHistoryQuery, TariffFirstQuery, ProductsQuery)
 
@@ -30,7 +30,28 @@ def _answer(r: Reader, query, text: str, ctx: Context) -> Answer:
         from timeline.query.products import HANDLERS  # only product queries load it
 
         return _with_text(HANDLERS[type(query)], r, query, text, ctx)
-    return answer(r, query, text, ctx)
+    ans = answer(r, query, text, ctx)
+    if isinstance(query, TotalQuery) and not query.conditions:
+        _goods(r, ans)
+    return ans
+
+
+def _goods(r: Reader, ans: Answer) -> None:
+    """A total is the duty on goods no product measure covers: say so, and list the product
+    groups that pay something else that day (docs/products.md)."""
+    from timeline.query.products import other_goods
+
+    d = ans.data
+    goods = other_goods(r, d["imposer"], d["target"], d["as_of"], d["known_on"], d["total"])
+    if not goods:
+        return
+    d["other_goods"] = goods
+    shown = "; ".join(f"{g['group']} {g['total']}%{'' if g['complete'] else '+'}"
+                      for g in goods)
+    d.setdefault("notes", []).append(
+        f"TOTAL is the duty on goods no product measure or exemption covers; these product "
+        f"groups pay something else (tariff on <group> from {d['target']} for the layers): "
+        f"{shown}")
 
 
 def _with_text(handler, r: Reader, query, text: str, ctx: Context) -> Answer:

@@ -297,7 +297,7 @@ def _changed_layers(before: Evaluation | None, after: Evaluation) -> list[str]:
     out = []
     for m in sorted(set(old) | set(new)):
         a, b = old.get(m, (None, False)), new.get(m, (None, False))
-        if (a[1] or b[1]) and a != b:
+        if (a[1] is not False or b[1] is not False) and a != b:
             out.append(f"{m}: {_fmt(a)} -> {_fmt(b)}")
     return out
 
@@ -422,6 +422,30 @@ def _check_product_fields(q: ProductsQuery, text: str) -> None:
                              f"{', '.join(PRODUCT_FIELDS)}", query=text, line=c.pos.line,
                              column=c.pos.column,
                              hint=f"did you mean '{guess}'?" if guess else None)
+
+
+def other_goods(r: Reader, imposer: str, origin: str, day: str, known: str | None,
+                total: Any) -> list[dict]:
+    """The product groups whose goods from `origin` pay something other than `total` (the
+    all-goods duty) on `day`: what `total tariff by …` lists after its TOTAL."""
+    scene = Scene(r, imposer)
+    if not scene.groups:
+        return []
+    measures = scene.measures(origin, day, known)
+    exemptions = scene.exempting(day, known)
+    out = []
+    for g in scene.groups:
+        row = r.state(g, day, known) or r.state(g, END_OF_TIME, known)
+        codes = [d for d in (hts_digits(str(p)) for p in
+                             ((row.state.get("hts") or ()) if row else ())) if d]
+        if not codes:
+            continue
+        ev = evaluate(codes[0], measures, exemptions)
+        if ev.total == total and ev.complete:
+            continue
+        out.append({"group": g.removeprefix(GROUP_PREFIX), "hts": hts_render(codes[0]),
+                    "total": ev.total, "complete": ev.complete})
+    return out
 
 
 HANDLERS = {TariffQuery: run_tariff, TariffHistoryQuery: run_tariff_history,
