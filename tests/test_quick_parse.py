@@ -60,3 +60,37 @@ def test_errors_still_come_from_lark_with_their_caret():
         else:
             raise AssertionError(f"{text!r} parsed")
 
+
+
+hts = st.sampled_from(["8517.13.00", "8471", "72", "8507.60.0010", "8517.13", "85x", "8517.1",
+                       "851713", "8517.13.000", "2020-01-01", "as"])
+origin = st.sampled_from(["cn", "CN", "all", "us", "c-n", "9x", "as", "known"])
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(space, st.sampled_from(["tariff", "TARIFF", "Tariff"]), space,
+                 st.sampled_from(["on hts", "ON  Hts", "on hts\t"]), space, hts, space,
+                 st.sampled_from(["from", "FROM"]), space, origin,
+                 st.one_of(st.just(""), st.tuples(space, st.sampled_from(["as of", "AS  Of"]),
+                                                  space, day).map("".join)),
+                 st.one_of(st.just(""), st.tuples(space, st.sampled_from(["known on"]),
+                                                  space, day).map("".join)),
+                 tail).map(lambda p: " ".join(["".join(p[:5]), "".join(p[5:7]),
+                                               "".join(p[7:])])))
+def test_quick_tariff_reading_equals_lark_on_generated_queries(text):
+    from timeline.query.parser import _quick_tariff
+
+    quick = _quick_tariff(text)
+    lark = _outcome(lambda t: parse_with_lark(t, "start"), text)
+    if quick is not None:
+        assert repr(quick) == lark
+    assert _outcome(parse, text) == lark
+
+
+def test_the_plain_tariff_form_is_read_quickly():
+    from timeline.query.parser import _quick_tariff
+
+    for text in ("tariff on hts 8517.13.00 from cn as of 2025-04-15 known on 2025-04-10",
+                 "tariff on hts 8471 from cn", "tariff on hts 8507.60.0010 from cn;"):
+        assert _quick_tariff(text) is not None
+        assert repr(_quick_tariff(text)) == repr(parse_with_lark(text, "start"))

@@ -66,6 +66,11 @@ _KNOWN_NEXT = ("SELECT valid_from FROM known_intervals WHERE " + _HELD +
                " AND valid_from > ? ORDER BY valid_from LIMIT 1")
 _KNOWN_ALL = ("SELECT valid_from, state, event_ids FROM known_intervals WHERE " + _HELD +
               " ORDER BY valid_from")
+_KNOWN_ROWS = ("SELECT stream, valid_from, known_from, known_to, state, event_ids FROM "
+               "known_intervals WHERE stream IN ({}) ORDER BY stream, valid_from, known_from")
+_INTERVAL_ROWS = ("SELECT stream, valid_from, valid_to, state, event_ids FROM intervals "
+                  "WHERE stream IN ({}) ORDER BY stream, valid_from")
+_RAW_HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 _RAW_STATE_AT = (
     "SELECT valid_from, valid_to, state, event_ids FROM intervals "
     "WHERE stream = ? AND valid_from <= ? ORDER BY valid_from DESC LIMIT 1")
@@ -164,8 +169,8 @@ class Reader:
     # -- the log ---------------------------------------------------------------------------
     def head(self) -> Head:
         """Position and hash of the last event."""
-        row = self.conn.execute(SQL_HEAD).first()
-        return Head(row.position, row.hash) if row else Head(0, GENESIS_HASH)
+        row = run_sql(self.conn, _RAW_HEAD).first()  # per product answer: the driver's cursor
+        return Head(row[0], row[1]) if row else Head(0, GENESIS_HASH)
 
     def count(self) -> int:
         """Number of events in the log."""
@@ -349,6 +354,25 @@ class Reader:
                 break
             if start is None or until is None or until > start:
                 out.append(StateRow(stream, r[0], until, r[1], r[2]))
+        return out
+
+    def known_rows(self, streams: Sequence[str]) -> dict[str, list[tuple]]:
+        """Every `known_intervals` row of `streams`: (valid_from, known_from, known_to, state
+        JSON, event_ids JSON), by stream and valid_from (what a product answer's cache holds)."""
+        out: dict[str, list[tuple]] = {s: [] for s in streams}
+        for chunk in chunks(list(streams)):
+            marks = ", ".join("?" * len(chunk))
+            for row in run_sql(self.conn, _KNOWN_ROWS.format(marks), tuple(chunk)).all():
+                out[row[0]].append(tuple(row[1:]))
+        return out
+
+    def interval_rows(self, streams: Sequence[str]) -> dict[str, list[tuple]]:
+        """Every interval of `streams`: (valid_from, valid_to, state JSON, event_ids JSON)."""
+        out: dict[str, list[tuple]] = {s: [] for s in streams}
+        for chunk in chunks(list(streams)):
+            marks = ", ".join("?" * len(chunk))
+            for row in run_sql(self.conn, _INTERVAL_ROWS.format(marks), tuple(chunk)).all():
+                out[row[0]].append(tuple(row[1:]))
         return out
 
     def stream_exists(self, stream: str) -> bool:

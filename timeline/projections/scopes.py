@@ -84,32 +84,49 @@ class Coverage:
     why: str = ""
 
 
-def coverage(state: dict, code: str) -> Coverage:
-    """Whether `state`'s scope covers the HTS digits `code`, and at which rate."""
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A state's HTS fields read once: what `coverage` compares a code with."""
+
+    rates: dict  # prefix digits -> rate (hts_rates)
+    listed: tuple  # prefix digits charged at the state's rate (hts)
+    excluded: tuple
+    partial: bool
+    all_goods: bool
+
+
+def scope_of(state: dict) -> Scope:
+    """The HTS fields of `state`, parsed."""
     rates = state.get("hts_rates") if isinstance(state.get("hts_rates"), dict) else {}
-    by_digits = {hts_digits(str(k)): v for k, v in rates.items()}
-    listed = _prefixes(state.get("hts"))
-    partial = state.get("hts_coverage") == "partial"
-    if not listed and not by_digits:
-        if state.get("scope") == "all goods" and not partial:
+    by_digits = {d: v for d, v in ((hts_digits(str(k)), v) for k, v in rates.items()) if d}
+    return Scope(by_digits, tuple(_prefixes(state.get("hts"))),
+                 tuple(_prefixes(state.get("hts_excluded"))),
+                 state.get("hts_coverage") == "partial", state.get("scope") == "all goods")
+
+
+def coverage(state: dict, code: str, scope: Scope | None = None) -> Coverage:
+    """Whether `state`'s scope covers the HTS digits `code`, and at which rate."""
+    sc = scope or scope_of(state)
+    if not sc.listed and not sc.rates:
+        if sc.all_goods and not sc.partial:
             return Coverage(True, _rate_of(state), None, "all goods")
         return Coverage(None, None, None, "the log names no HTS lines for this measure")
-    best = _longest(code, [*listed, *(d for d in by_digits if d)])
-    excluded = _longest(code, _prefixes(state.get("hts_excluded")))
+    best = _longest(code, [*sc.listed, *sc.rates])
+    excluded = _longest(code, sc.excluded)
     if excluded is not None and (best is None or len(excluded) > len(best)):
         return Coverage(False, None, excluded, f"{hts_render(excluded)} is outside its scope")
     if best is None:
-        narrower = sorted(p for p in [*listed, *by_digits] if p and p.startswith(code))
+        narrower = sorted(p for p in [*sc.listed, *sc.rates] if p.startswith(code))
         if narrower:
             shown = ", ".join(hts_render(p) for p in narrower[:5])
             more = f" and {len(narrower) - 5} more" if len(narrower) > 5 else ""
             return Coverage(None, None, None, f"it names only some lines under this code "
                                               f"({shown}{more}): ask about the full code")
-        if partial:
+        if sc.partial:
             return Coverage(None, None, None, "the log does not hold every line it covers, "
                                               "and none it holds names this code")
         return Coverage(False, None, None, "its HTS lines do not include this code")
-    rate = by_digits[best] if best in by_digits else _rate_of(state)
+    rate = sc.rates[best] if best in sc.rates else _rate_of(state)
     return Coverage(True, _number(rate), best, f"covers {hts_render(best)}")
 
 
@@ -167,6 +184,7 @@ class Measure:
     events: list[str]
     refundable: bool = False  # its authority was invalidated, as known on the day asked
     title: str | None = None
+    scope: Scope | None = None  # the state's HTS fields, parsed (by a cache that holds it)
 
 
 @dataclass
@@ -181,6 +199,7 @@ class Evaluation:
     portions: list[dict] | None = None  # per share of value, when a share was not given
     alternatives: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_covering: int = 0  # measures in force that do not cover the code (not listed)
 
 
 _NOT_IN_FORCE = {
@@ -201,9 +220,10 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
     """The layers `code` (HTS digits) pays given each measure's and exemption's state."""
     shares = {k.lower(): v for k, v in (shares or {}).items()}
     layers: list[Layer] = []
+    not_covering = 0
     for m in measures:
         st = m.state
-        cov = coverage(st, code)
+        cov = coverage(st, code, m.scope)
         layer = Layer(m.stream, st.get("status"), cov.rate, False, "", m.since, list(m.events),
                       st.get("legal_status") if st.get("legal_status") not in
                       (None, "unchallenged") else None, st.get("confidence"),
@@ -215,8 +235,9 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
                 layer.disputed.append({**(d.get("claims") or {}), "source": d.get("source")})
         status = st.get("status")
         if cov.covered is False:
-            layer.why = f"does not cover this code: {cov.why}"
-        elif status != "in_force":
+            not_covering += 1
+            continue
+        if status != "in_force":
             layer.why = _NOT_IN_FORCE.get(str(status), f"not in force ({status or 'no status'})")
             layer.rate = cov.rate if cov.rate is not None else _number(st.get("rate"))
             if cov.covered is None:
@@ -243,7 +264,7 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
         st = ex.state
         if st.get("status") != "in_force":
             continue
-        cov = coverage({**st, "scope": None}, code)
+        cov = coverage({**st, "scope": None}, code, ex.scope)
         if cov.covered is None and "only some lines" in cov.why:
             for layer in layers:
                 if layer.applies and _matches(layer.measure, st.get("exempts")):
@@ -334,7 +355,7 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
     total = None if open_share else _plain(sum((v for _, v in total_parts), decimal.Decimal(0)))
     refundable = _plain(sum((v for l, v in total_parts if l.refundable), decimal.Decimal(0)))
     ev = Evaluation(code, layers, total, all(l.applies is not None for l in layers),
-                    refundable if total is not None else 0, portions, [], notes)
+                    refundable if total is not None else 0, portions, [], notes, not_covering)
     ev.alternatives = _alternatives(ev, total_parts)
     return ev
 

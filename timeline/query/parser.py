@@ -24,7 +24,7 @@ def _run(text: str, start: str):
     if not text.strip():
         raise QueryError("empty query", query=text)
     if start == "start":
-        quick = _quick_state(text)
+        quick = _quick_state(text) or _quick_tariff(text)
         if quick is not None:
             return quick
     from timeline.query.lark_parser import parse_with_lark  # the rest: Lark, loaded on demand
@@ -61,6 +61,41 @@ def _quick_state(text: str) -> StateQuery | None:
         when.append(expr)
     return StateQuery(Target(m.group(2), at(m.start(2))), when[0], when[1],
                       pos=at(m.start(1)), conditions=())
+
+
+# `tariff on hts CODE from J [as of DATE] [known on DATE]`, the product form a lookup asks
+# most, read the same way (tests/test_quick_parse.py compares it with Lark's tree too)
+_QUICK_TARIFF = re.compile(
+    r"\s*((?i:tariff))\s+(?i:on)\s+(?i:hts)\s+(\d{2,4}(?:\.\d{2}){0,2}(?:\d{2})?)"
+    r"\s+(?i:from)\s+([a-z][a-z0-9_-]*)"
+    r"(?:\s+(?i:as)\s+(?i:of)\s+(\d{4}-\d{2}-\d{2}))?"
+    r"(?:\s+(?i:known)\s+(?i:on)\s+(\d{4}-\d{2}-\d{2}))?\s*(?:;\s*)?")
+
+
+def _quick_tariff(text: str):
+    """The TariffQuery of a plain `tariff on hts …` query, or None when Lark must read it."""
+    m = _QUICK_TARIFF.fullmatch(text)
+    if m is None:
+        return None
+    from timeline.projections.scopes import hts_digits
+    from timeline.query.syntax import Product, TariffQuery
+
+    if hts_digits(m.group(2)) is None or m.group(3) in ("as", "known", "with", "by"):
+        return None
+    at = Positions(text).at
+    when: list[DateExpr | None] = []
+    for group in (4, 5):
+        if m.group(group) is None:
+            when.append(None)
+            continue
+        expr = DateExpr("iso", m.group(group), (), at(m.start(group)))
+        try:
+            expr.resolve(dt.date(2000, 1, 1))
+        except QueryError:
+            return None
+        when.append(expr)
+    return TariffQuery(Product("hts", m.group(2), at(m.start(2))), m.group(3), when[0], when[1],
+                       pos=at(m.start(1)), origin_pos=at(m.start(3)))
 
 
 def parse(text: str) -> Query:

@@ -16,56 +16,13 @@ from timeline.projections.scopes import (Evaluation, Measure, evaluate, hts_digi
 from timeline.query.planner import (Answer, Context, _date, _finish, _past, _past_warning,
                                     _rests_warning, check_conditions, check_jurisdiction,
                                     horizon, matches, _order_rows, _record)
+from timeline.query.scene import GROUP_PREFIX, Scene
 from timeline.query.suggest import suggest
 from timeline.query.syntax import (Product, ProductsQuery, TariffFirstQuery, TariffHistoryQuery,
                                    TariffQuery)
 
-GROUP_PREFIX = "product."
 END_OF_TIME = "9999-12-31"
 COLUMNS = ["measure", "rate", "applies", "why", "legal_status", "confidence"]
-
-
-class Scene:
-    """The measures, exemptions and product groups of one imposer, read once per answer."""
-
-    def __init__(self, r: Reader, imposer: str = "us"):
-        self.r = r
-        cat = {e.stream: e for e in r.catalogue()}
-        self.titles = {s: e.title for s, e in cat.items()}
-        self.tariffs = [s for s, e in cat.items() if e.kind == "tariff" and e.imposer == imposer]
-        self.exemptions = [s for s, e in cat.items()
-                           if e.kind == "exemption" and e.imposer == imposer]
-        self.groups = sorted(s for s, e in cat.items() if e.kind == "product")
-
-    def measures(self, origin: str, day: str, known: str | None) -> list[Measure]:
-        """Every tariff on goods from `origin` with a state on `day` as known on `known`."""
-        out = []
-        for s in self.tariffs:
-            row = self.r.state(s, day, known)
-            if row is None or row.state.get("target") not in (origin, "all"):
-                continue
-            out.append(Measure(s, row.state, row.valid_from, row.event_ids,
-                               title=self.titles.get(s)))
-        return out
-
-    def exempting(self, day: str, known: str | None) -> list[Measure]:
-        """The exemptions with a state on `day` as known on `known`."""
-        out = []
-        for s in self.exemptions:
-            row = self.r.state(s, day, known)
-            if row is not None:
-                out.append(Measure(s, row.state, row.valid_from, row.event_ids,
-                                   title=self.titles.get(s)))
-        return out
-
-    def refundable(self, stream: str, known: str | None) -> bool:
-        """Whether `stream`'s authority was invalidated, as known on `known`."""
-        last = self.r.state(stream, END_OF_TIME, known)
-        return bool(last and last.state.get("legal_status") == "invalidated")
-
-    def group_names(self) -> list[str]:
-        """The product groups' names (`product.smartphones` -> smartphones)."""
-        return [g.removeprefix(GROUP_PREFIX) for g in self.groups]
 
 
 def _lines(scene: Scene, product: Product, day: str, known: str | None,
@@ -78,8 +35,8 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
                              line=product.pos.line, column=product.pos.column)
         groups = []
         for g in scene.groups:
-            row = scene.r.state(g, day, known) or scene.r.state(g, END_OF_TIME, known)
-            for p in (row.state.get("hts") or ()) if row else ():
+            st = scene.state(g, day, known) or scene.state(g, END_OF_TIME, known) or {}
+            for p in st.get("hts") or ():
                 pd = hts_digits(str(p)) or ""
                 if digits.startswith(pd) or pd.startswith(digits):
                     groups.append(g.removeprefix(GROUP_PREFIX))
@@ -92,8 +49,7 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
                          line=product.pos.line, column=product.pos.column,
                          hint=f"did you mean '{guess}'?" if guess else
                          "list the groups with: products")
-    row = scene.r.state(stream, day, known) or scene.r.state(stream, END_OF_TIME, known)
-    state = row.state if row else {}
+    state = scene.state(stream, day, known) or scene.state(stream, END_OF_TIME, known) or {}
     lines = [d for d in (hts_digits(str(p)) for p in state.get("hts") or ()) if d]
     info: dict[str, Any] = {"kind": "group", "group": product.value,
                             "title": scene.titles.get(stream),
@@ -110,27 +66,16 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
 
 def assess(scene: Scene, lines: list[str], origin: str, day: str, known: str | None,
            shares: dict, postal: bool) -> list[Evaluation]:
-    """Evaluate every line of a product on one day."""
-    measures = scene.measures(origin, day, known)
-    exemptions = scene.exempting(day, known)
+    """Evaluate every line of a product on one day (a layer whose authority was invalidated
+    by what is known on `known` is collected and refundable)."""
     out = []
     for code in lines:
-        ev = evaluate(code, measures, exemptions, shares=shares, postal=postal)
-        for layer in ev.layers:
-            if layer.applies and layer.legal_status and scene.refundable(layer.measure, known):
-                layer.refundable = True
-                layer.notes.append("collected at entry; its authority was later invalidated: "
-                                   "refundable")
-        if any(l.refundable for l in ev.layers):
-            ev = evaluate(code, [_marked(m, ev) for m in measures], exemptions, shares=shares,
-                          postal=postal)
-        out.append(ev)
+        measures = scene.measures(origin, day, known, code)
+        for m in measures:
+            m.refundable = scene.refundable(m.stream, known)
+        exemptions = scene.exempting(day, known, code)
+        out.append(evaluate(code, measures, exemptions, shares=shares, postal=postal))
     return out
-
-
-def _marked(m: Measure, ev: Evaluation) -> Measure:
-    refund = any(l.measure == m.stream and l.refundable for l in ev.layers)
-    return Measure(m.stream, m.state, m.since, m.events, refund, m.title)
 
 
 def _line_json(ev: Evaluation, info: dict) -> dict:
@@ -169,12 +114,17 @@ def _applies(flag: bool | None) -> str:
     return "yes" if flag else ("not known" if flag is None else "no")
 
 
+def _check_origin(r: Reader, scene: Scene, q, text: str) -> None:
+    if q.origin not in scene.index.jurisdictions:
+        check_jurisdiction(r, q.origin, q.origin_pos, text)
+
+
 def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
     """`tariff on <product> from <origin> as of D [known on K]`: the layers and their total."""
     day = _date(q.as_of, ctx, ctx.as_of, default_today=True)
     known = _date(q.known_on, ctx, ctx.known_on)
-    check_jurisdiction(r, q.origin, q.origin_pos, text)
     scene = Scene(r)
+    _check_origin(r, scene, q, text)
     lines, info = _lines(scene, q.product, day, known, text)
     evals = assess(scene, lines, q.origin, day, known, _shares(q), q.postal)
     h = horizon(r, known)
@@ -247,20 +197,6 @@ def _total_label(ev: Evaluation) -> str:
     return "; ".join(parts)
 
 
-def _change_days(scene: Scene, origin: str, start: str | None, end: str | None,
-                 known: str | None) -> list[str]:
-    """Every day on which a tariff or exemption of the scene changes, within [start, end]."""
-    days: set[str] = set()
-    for s in scene.tariffs + scene.exemptions:
-        for iv in scene.r.history(s, start, end, known):
-            days.add(iv.valid_from)
-    if start:
-        days = {d for d in days if d >= start} | {start}
-    if end:
-        days = {d for d in days if d <= end}
-    return sorted(days)
-
-
 def _summary(ev: Evaluation) -> tuple:
     return (ev.total, ev.complete, tuple((l.measure, l.rate, l.applies) for l in ev.layers
                                          if l.applies is not False))
@@ -273,7 +209,7 @@ def tariff_history(scene: Scene, lines: list[str], origin: str, start: str | Non
     out: list[dict] = []
     last: dict[str, tuple] = {}
     prev: dict[str, Evaluation] = {}
-    for day in _change_days(scene, origin, start, end, known):
+    for day in scene.change_days(start, end, known):
         for ev in assess(scene, lines, origin, day, known, shares, postal):
             key = _summary(ev)
             if last.get(ev.code) == key:
@@ -313,8 +249,8 @@ def run_tariff_history(r: Reader, q: TariffHistoryQuery, text: str, ctx: Context
     """`history of tariff on <product> from <origin>`: one row per change of the total."""
     start, end = _date(q.start, ctx), _date(q.end, ctx)
     known = _date(q.known_on, ctx, ctx.known_on)
-    check_jurisdiction(r, q.origin, q.origin_pos, text)
     scene = Scene(r)
+    _check_origin(r, scene, q, text)
     lines, info = _lines(scene, q.product, end or start or ctx.today.isoformat(), known, text)
     items = tariff_history(scene, lines, q.origin, start, end, known, _shares(q), q.postal)
     h = horizon(r, known)
@@ -352,8 +288,8 @@ def run_tariff_first(r: Reader, q: TariffFirstQuery, text: str, ctx: Context) ->
                          query=text, line=pos.line, column=pos.column)
     start = _date(q.start, ctx)
     known = _date(q.known_on, ctx, ctx.known_on)
-    check_jurisdiction(r, q.origin, q.origin_pos, text)
     scene = Scene(r)
+    _check_origin(r, scene, q, text)
     lines, info = _lines(scene, q.product, start or ctx.today.isoformat(), known, text)
     items = tariff_history(scene, lines, q.origin, start, None, known, _shares(q), q.postal)
     h = horizon(r, known)
@@ -384,8 +320,7 @@ def run_products(r: Reader, q: ProductsQuery, text: str, ctx: Context) -> Answer
     scene = Scene(r)
     items = []
     for g in scene.groups:
-        row = r.state(g, END_OF_TIME)
-        st = row.state if row else {}
+        st = scene.state(g, END_OF_TIME, None) or {}
         rec = {"product": g.removeprefix(GROUP_PREFIX), "name": g.removeprefix(GROUP_PREFIX),
                "title": scene.titles.get(g), "hts": ", ".join(map(str, st.get("hts") or ())),
                "scope": st.get("scope"), "confidence": st.get("confidence"),
@@ -431,16 +366,13 @@ def other_goods(r: Reader, imposer: str, origin: str, day: str, known: str | Non
     scene = Scene(r, imposer)
     if not scene.groups:
         return []
-    measures = scene.measures(origin, day, known)
-    exemptions = scene.exempting(day, known)
     out = []
     for g in scene.groups:
-        row = r.state(g, day, known) or r.state(g, END_OF_TIME, known)
-        codes = [d for d in (hts_digits(str(p)) for p in
-                             ((row.state.get("hts") or ()) if row else ())) if d]
+        st = scene.state(g, day, known) or scene.state(g, END_OF_TIME, known) or {}
+        codes = [d for d in (hts_digits(str(p)) for p in st.get("hts") or ()) if d]
         if not codes:
             continue
-        ev = evaluate(codes[0], measures, exemptions)
+        ev = assess(scene, codes[:1], origin, day, known, {}, False)[0]
         if ev.total == total and ev.complete:
             continue
         out.append({"group": g.removeprefix(GROUP_PREFIX), "hts": hts_render(codes[0]),

@@ -206,9 +206,9 @@ def product_lines(r: Reader, day: str, known_on: str | None,
         stream = GROUP_PREFIX + name
         if stream not in scene.groups:
             continue
-        row = r.state(stream, day, known_on) or r.state(stream, "9999-12-31", known_on)
-        lines = [d for d in (hts_digits(str(p)) for p in
-                             ((row.state.get("hts") or ()) if row else ())) if d][:1]
+        st = scene.state(stream, day, known_on) or scene.state(stream, "9999-12-31",
+                                                               known_on) or {}
+        lines = [d for d in (hts_digits(str(p)) for p in st.get("hts") or ()) if d][:1]
         if not lines:
             continue
         now = assess(scene, lines, "cn", day, known_on, {}, False)[0]

@@ -328,9 +328,8 @@ def product_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
     h = horizon(r, known_on)
     rows = []
     for g in scene.groups:
-        last = r.state(g, "9999-12-31", known)
-        lines = [d for d in (hts_digits(str(p)) for p in
-                             ((last.state.get("hts") or ()) if last else ())) if d]
+        last = scene.state(g, "9999-12-31", known) or {}
+        lines = [d for d in (hts_digits(str(p)) for p in last.get("hts") or ()) if d]
         for it in tariff_history(scene, lines, "cn", None, None, known, {}, False):
             layers = {l["measure"]: l["rate"] for l in it["layers"] if l["applies"]}
             rows.append((g.removeprefix(GROUP_PREFIX), it["hts"], it["from"], it["until"],
