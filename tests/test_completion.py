@@ -28,8 +28,8 @@ def test_catalogue_reads_measures_views_and_jurisdictions(cat, seeded_store):
 
 
 def test_statement_start_offers_every_query_kind(cat):
-    assert suggest("", cat) == ["state", "history", "events", "diff", "total", "measures",
-                                "first", "learned", "explain"]
+    assert suggest("", cat) == ["state", "history", "events", "diff", "total", "tariff",
+                                "products", "measures", "first", "learned", "explain"]
     assert suggest("hi", cat) == ["history"]
     assert suggest("explain ", cat)[:3] == ["state", "history", "events"]
 
@@ -104,8 +104,9 @@ def test_meta_table_matches_the_repl_commands():
 def test_sql_mode(cat):
     assert suggest("", cat, "sql") == ["SELECT", "WITH", "PRAGMA"]
     assert suggest("sel", cat, "sql") == ["select"]
-    assert suggest("SELECT * FROM ", cat, "sql")[:4] == ["v_events", "v_intervals",
-                                                          "v_measures", "v_state_today"]
+    assert suggest("SELECT * FROM ", cat, "sql")[:5] == ["v_events", "v_intervals",
+                                                          "v_measures", "v_product_scopes",
+                                                          "v_state_today"]
     got = suggest("SELECT * FROM v_intervals WHERE val", cat, "sql")
     assert got == ["valid_from", "valid_to"]
     assert suggest("SELECT v_measures.fi", cat, "sql") == ["v_measures.first_effective"]

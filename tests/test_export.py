@@ -43,8 +43,9 @@ def test_snapshot_contents(ro_store, tmp_path):
     snap = tmp_path / "out" / "2025-04-10"
     assert res.written and res.path == snap
     assert sorted(p.name for p in snap.iterdir()) == [
-        "events.jsonl", "intervals.csv", "intervals.parquet", "manifest.json", "report.html",
-        "state.csv", "state.parquet", "totals.csv", "totals.parquet"]
+        "events.jsonl", "intervals.csv", "intervals.parquet", "manifest.json", "products.csv",
+        "products.parquet", "report.html", "state.csv", "state.parquet", "totals.csv",
+        "totals.parquet"]
     assert read_latest(tmp_path / "out") == "2025-04-10"
     assert (tmp_path / "out" / "latest").read_text() == "2025-04-10\n"
 

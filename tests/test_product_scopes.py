@@ -171,3 +171,16 @@ def test_a_code_broader_than_the_lines_named_depends_on_the_line():
     ev = evaluate("851713", [reciprocal], [memo])
     assert ev.layers[0].applies is None and "8517.13.00" in ev.layers[0].why
     assert ev.complete is False
+
+
+def test_within_bounds_where_unknown_lines_lie():
+    cranes = dict(rate=25, hts=["8426"], hts_coverage="within")
+    assert coverage(cranes, "84261200").covered is None
+    assert coverage(cranes, "85171300").covered is False
+
+
+def test_a_layer_not_in_force_whose_coverage_is_not_known_is_not_listed():
+    s301 = m("us.tariff.s301-4b", status="suspended", rate=15, hts=["8517.13"],
+             hts_coverage="partial")
+    ev = evaluate("87038000", [s301], [])
+    assert ev.layers == [] and ev.not_covering == 1 and ev.total == 0

@@ -93,6 +93,7 @@ class Scope:
     excluded: tuple
     partial: bool
     all_goods: bool
+    within: bool = False  # `hts` bounds where unknown lines lie (hts_coverage = "within")
 
 
 def scope_of(state: dict) -> Scope:
@@ -101,7 +102,8 @@ def scope_of(state: dict) -> Scope:
     by_digits = {d: v for d, v in ((hts_digits(str(k)), v) for k, v in rates.items()) if d}
     return Scope(by_digits, tuple(_prefixes(state.get("hts"))),
                  tuple(_prefixes(state.get("hts_excluded"))),
-                 state.get("hts_coverage") == "partial", state.get("scope") == "all goods")
+                 state.get("hts_coverage") == "partial", state.get("scope") == "all goods",
+                 state.get("hts_coverage") == "within")
 
 
 def coverage(state: dict, code: str, scope: Scope | None = None) -> Coverage:
@@ -111,6 +113,13 @@ def coverage(state: dict, code: str, scope: Scope | None = None) -> Coverage:
         if sc.all_goods and not sc.partial:
             return Coverage(True, _rate_of(state), None, "all goods")
         return Coverage(None, None, None, "the log names no HTS lines for this measure")
+    if sc.within:
+        inside = _longest(code, sc.listed)
+        excluded = _longest(code, sc.excluded)
+        if inside is None or (excluded is not None and len(excluded) > len(inside)):
+            return Coverage(False, None, None, "its lines lie elsewhere")
+        return Coverage(None, None, None, f"its lines under {hts_render(inside)} are not in the "
+                                          f"log")
     best = _longest(code, [*sc.listed, *sc.rates])
     excluded = _longest(code, sc.excluded)
     if excluded is not None and (best is None or len(excluded) > len(best)):
@@ -200,6 +209,7 @@ class Evaluation:
     alternatives: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     not_covering: int = 0  # measures in force that do not cover the code (not listed)
+    if_covered: float | int | None = None  # the total if every 'not known' layer applied
 
 
 _NOT_IN_FORCE = {
@@ -236,6 +246,9 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
         status = st.get("status")
         if cov.covered is False:
             not_covering += 1
+            continue
+        if status != "in_force" and cov.covered is None:
+            not_covering += 1  # nothing charged, and nothing known to name the code
             continue
         if status != "in_force":
             layer.why = _NOT_IN_FORCE.get(str(status), f"not in force ({status or 'no status'})")
@@ -357,6 +370,10 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
     ev = Evaluation(code, layers, total, all(l.applies is not None for l in layers),
                     refundable if total is not None else 0, portions, [], notes, not_covering)
     ev.alternatives = _alternatives(ev, total_parts)
+    unknown = [l for l in layers if l.applies is None and l.rate is not None]
+    if total is not None and unknown:
+        ev.if_covered = _plain(_dec(total) + sum((_dec(l.rate) for l in unknown),
+                                                 decimal.Decimal(0)))
     return ev
 
 

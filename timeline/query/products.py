@@ -81,7 +81,10 @@ def assess(scene: Scene, lines: list[str], origin: str, day: str, known: str | N
 def _line_json(ev: Evaluation, info: dict) -> dict:
     out: dict[str, Any] = {"hts": hts_render(ev.code),
                            "layers": [l.as_dict() for l in ev.layers],
-                           "total": ev.total, "complete": ev.complete}
+                           "total": ev.total, "complete": ev.complete,
+                           "not_covering": ev.not_covering}
+    if ev.if_covered is not None:
+        out["if_covered"] = ev.if_covered
     if ev.refundable:
         out["refundable"] = ev.refundable
         out["net_of_refunds"] = _sub(ev.total, ev.refundable)
@@ -162,7 +165,7 @@ def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
             "known_on": known, "total": total, "lines": results}
     if len(results) == 1:
         for key in ("refundable", "net_of_refunds", "portions", "alternatives", "mfn_rate",
-                    "total_with_mfn", "complete"):
+                    "total_with_mfn", "complete", "if_covered"):
             if key in results[0]:
                 data[key] = results[0][key]
     plan = [f"tariff measures and exemptions of 'us' in force on {day}"
@@ -187,7 +190,9 @@ def _total_label(ev: Evaluation) -> str:
         parts = ["by portion of value: " + "; ".join(
             f"{p['portion']} {p['rate']}%" for p in ev.portions)]
     if not ev.complete:
-        parts.append("at least: some coverage not known")
+        parts.append("at least: some coverage not known" + (
+            f" ({ev.if_covered}% if every 'not known' layer applies)"
+            if ev.if_covered is not None else ""))
     if ev.refundable:
         parts.append(f"of which {ev.refundable}% refundable (net {_sub(ev.total, ev.refundable)}%)")
     for alt in ev.alternatives:

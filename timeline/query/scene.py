@@ -41,6 +41,7 @@ class _Stream:
         for _, _, st, _ in self.rows:
             named = [*(st.get("hts") or ()), *(st.get("hts_rates") or {})]
             found.update(d for d in (hts_digits(str(p)) for p in named) if d)
+            # `within` prefixes are indexed like named lines: a code outside them is not covered
             if not named or st.get("hts_coverage") == "partial":
                 always = True
         return found, always
@@ -74,7 +75,8 @@ class _Index:
         self.by_kind: dict[tuple[str, str | None], list[str]] = {}
         for s in sorted(self.streams):
             data = self.streams[s]
-            self.by_kind.setdefault((data.kind, data.imposer), []).append(s)
+            if data.imposer is not None:
+                self.by_kind.setdefault((data.kind, data.imposer), []).append(s)
             self.by_kind.setdefault((data.kind, None), []).append(s)
 
     def load_known(self, r: Reader) -> None:

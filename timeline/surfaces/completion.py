@@ -185,10 +185,10 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
 
 def _order_keywords(words: list[str]) -> list[str]:
     # the grammar's statement order reads better than the alphabet
-    order = ("state", "history", "events", "diff", "total", "measures", "first", "learned",
-             "explain",
-             "of", "for", "from", "to", "between", "and", "as", "known", "where", "order",
-             "limit", "fields", "tariff", "by", "on")
+    order = ("state", "history", "events", "diff", "total", "tariff", "products", "measures",
+             "first", "learned", "explain",
+             "of", "for", "on", "hts", "from", "to", "between", "and", "as", "known", "where",
+             "with", "content", "order", "limit", "fields", "by", "post")
     rank = {w: i for i, w in enumerate(order)}
     return sorted(words, key=lambda w: (rank.get(w, len(order)), w))
 
