@@ -121,7 +121,8 @@ def test_a_postal_duty_applies_only_by_post_and_then_replaces_every_other():
     postal = m("us.tariff.de-minimis", rate=120, shipments="postal", replaces_others=True,
                specific_duty="$100 per item", **ALL)
     fentanyl = m("us.tariff.fentanyl", rate=20, **ALL)
-    assert evaluate("6109", [postal, fentanyl], []).total == 20
+    entry = evaluate("6109", [postal, fentanyl], [])
+    assert entry.total == 20 and "by post" in entry.notes[0]
     parcel = evaluate("6109", [postal, fentanyl], [], postal=True)
     assert parcel.total == 120 and "$100 per item" in parcel.notes[0]
     assert "replaced" in next(l.why for l in parcel.layers if l.measure == "us.tariff.fentanyl")
@@ -129,6 +130,8 @@ def test_a_postal_duty_applies_only_by_post_and_then_replaces_every_other():
 
 def test_unknown_coverage_is_said_and_the_total_is_a_floor():
     s301 = m("us.tariff.s301", rate=25, hts=["9401.61"], hts_coverage="partial")
+    assert evaluate("74110000", [m("us.tariff.x", rate=25, scope="listed goods")],
+                    []).unplaced == ["us.tariff.x"]
     fentanyl = m("us.tariff.fentanyl", rate=20, **ALL)
     ev = evaluate("74110000", [s301, fentanyl], [])
     assert ev.total == 20 and ev.complete is False
@@ -174,9 +177,21 @@ def test_a_code_broader_than_the_lines_named_depends_on_the_line():
 
 
 def test_within_bounds_where_unknown_lines_lie():
-    cranes = dict(rate=25, hts=["8426"], hts_coverage="within")
+    cranes = dict(rate=25, hts_within=["8426"])
     assert coverage(cranes, "84261200").covered is None
     assert coverage(cranes, "85171300").covered is False
+    semis = dict(rate=50, hts=["8542.31"], hts_coverage="partial", hts_within=["8541", "8542"])
+    assert coverage(semis, "85423100").covered is True
+    assert coverage(semis, "85414200").covered is None
+    assert coverage(semis, "85171300").covered is False
+
+
+def test_a_measure_naming_no_line_is_a_note_not_a_layer():
+    syringes = m("us.tariff.syringes", rate=100, scope="syringes and needles")
+    fentanyl = m("us.tariff.fentanyl", rate=10, **ALL)
+    ev = evaluate("85171300", [syringes, fentanyl], [])
+    assert [l.measure for l in ev.layers] == ["us.tariff.fentanyl"]
+    assert ev.unplaced == ["us.tariff.syringes"] and ev.total == 10
 
 
 def test_a_layer_not_in_force_whose_coverage_is_not_known_is_not_listed():

@@ -124,11 +124,13 @@ PRODUCT_FIELDS: dict[str, tuple[Any, str]] = {
                   "matching prefix of `hts` and `hts_rates` decides a code's rate"),
     "hts_excluded": (HtsList, "HTS prefixes carved out of the measure's own coverage (a "
                               "longer prefix than the covering one wins)"),
-    "hts_coverage": (Literal["complete", "partial", "within"],
+    "hts_coverage": (Literal["complete", "partial"],
                      "complete (default): a code the measure does not name is not covered; "
                      "partial: the log does not hold every line, so such a code's coverage "
-                     "is not known; within: its lines are not known but lie under the `hts` "
-                     "prefixes, so a code under them is not known and any other is not covered"),
+                     "is not known"),
+    "hts_within": (HtsList, "where the lines the log does not hold lie: a code under these "
+                            "prefixes that the measure does not name is not known, any other "
+                            "is not covered"),
     "hts_full_value": (HtsList, "with `content_basis`: the prefixes charged on their full "
                                 "value (the article is the material itself)"),
     "content_basis": (Text, "the material whose content share alone pays this measure "

@@ -74,6 +74,9 @@ def _number(v: Any) -> float | int | None:
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+NO_LINES = "the log names no HTS lines for this measure"
+
+
 @dataclass
 class Coverage:
     """How a measure's scope treats one code: covered (at a rate), not covered, or unknown."""
@@ -93,7 +96,7 @@ class Scope:
     excluded: tuple
     partial: bool
     all_goods: bool
-    within: bool = False  # `hts` bounds where unknown lines lie (hts_coverage = "within")
+    within: tuple = ()  # where the lines the log does not hold lie (hts_within)
 
 
 def scope_of(state: dict) -> Scope:
@@ -103,23 +106,22 @@ def scope_of(state: dict) -> Scope:
     return Scope(by_digits, tuple(_prefixes(state.get("hts"))),
                  tuple(_prefixes(state.get("hts_excluded"))),
                  state.get("hts_coverage") == "partial", state.get("scope") == "all goods",
-                 state.get("hts_coverage") == "within")
+                 tuple(_prefixes(state.get("hts_within"))))
 
 
 def coverage(state: dict, code: str, scope: Scope | None = None) -> Coverage:
     """Whether `state`'s scope covers the HTS digits `code`, and at which rate."""
     sc = scope or scope_of(state)
+    if not sc.listed and not sc.rates and sc.within:
+        inside = _longest(code, sc.within)
+        if inside is None:
+            return Coverage(False, None, None, "its lines lie elsewhere")
+        return Coverage(None, None, None, f"its lines under {hts_render(inside)} are not in "
+                                          f"the log")
     if not sc.listed and not sc.rates:
         if sc.all_goods and not sc.partial:
             return Coverage(True, _rate_of(state), None, "all goods")
-        return Coverage(None, None, None, "the log names no HTS lines for this measure")
-    if sc.within:
-        inside = _longest(code, sc.listed)
-        excluded = _longest(code, sc.excluded)
-        if inside is None or (excluded is not None and len(excluded) > len(inside)):
-            return Coverage(False, None, None, "its lines lie elsewhere")
-        return Coverage(None, None, None, f"its lines under {hts_render(inside)} are not in the "
-                                          f"log")
+        return Coverage(None, None, None, NO_LINES)
     best = _longest(code, [*sc.listed, *sc.rates])
     excluded = _longest(code, sc.excluded)
     if excluded is not None and (best is None or len(excluded) > len(best)):
@@ -131,6 +133,13 @@ def coverage(state: dict, code: str, scope: Scope | None = None) -> Coverage:
             more = f" and {len(narrower) - 5} more" if len(narrower) > 5 else ""
             return Coverage(None, None, None, f"it names only some lines under this code "
                                               f"({shown}{more}): ask about the full code")
+        if sc.within:
+            inside = _longest(code, sc.within)
+            if inside is None:
+                return Coverage(False, None, None, "its lines lie elsewhere")
+            return Coverage(None, None, None, f"the log does not hold every line it covers "
+                                              f"under {hts_render(inside)}, and none it holds "
+                                              f"names this code")
         if sc.partial:
             return Coverage(None, None, None, "the log does not hold every line it covers, "
                                               "and none it holds names this code")
@@ -209,7 +218,7 @@ class Evaluation:
     alternatives: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     not_covering: int = 0  # measures in force that do not cover the code (not listed)
-    if_covered: float | int | None = None  # the total if every 'not known' layer applied
+    unplaced: list[str] = field(default_factory=list)  # in force, no HTS lines in the log
 
 
 _NOT_IN_FORCE = {
@@ -231,6 +240,8 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
     shares = {k.lower(): v for k, v in (shares or {}).items()}
     layers: list[Layer] = []
     not_covering = 0
+    postal_only: list[str] = []  # postal duties, when the question is not about a parcel
+    unplaced: list[str] = []  # in force, but the log names none of their lines
     for m in measures:
         st = m.state
         cov = coverage(st, code, m.scope)
@@ -247,6 +258,14 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
         if cov.covered is False:
             not_covering += 1
             continue
+        if st.get("shipments") == "postal" and not postal:
+            if status == "in_force" and cov.covered is not False:
+                postal_only.append(m.stream)
+            continue
+        if cov.covered is None and cov.matched is None and cov.why == NO_LINES:
+            if status == "in_force":
+                unplaced.append(m.stream)
+            continue
         if status != "in_force" and cov.covered is None:
             not_covering += 1  # nothing charged, and nothing known to name the code
             continue
@@ -255,8 +274,6 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
             layer.rate = cov.rate if cov.rate is not None else _number(st.get("rate"))
             if cov.covered is None:
                 layer.why += "; coverage of this code not known"
-        elif st.get("shipments") == "postal" and not postal:
-            layer.why = "applies only to postal shipments (ask `… by post`)"
         elif cov.covered is None:
             layer.applies = None
             layer.rate = _rate_of(st)
@@ -370,10 +387,10 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
     ev = Evaluation(code, layers, total, all(l.applies is not None for l in layers),
                     refundable if total is not None else 0, portions, [], notes, not_covering)
     ev.alternatives = _alternatives(ev, total_parts)
-    unknown = [l for l in layers if l.applies is None and l.rate is not None]
-    if total is not None and unknown:
-        ev.if_covered = _plain(_dec(total) + sum((_dec(l.rate) for l in unknown),
-                                                 decimal.Decimal(0)))
+    ev.unplaced = unplaced
+    if postal_only:
+        ev.notes.append(f"a postal shipment pays {', '.join(postal_only)} instead (ask "
+                        f"`… by post`)")
     return ev
 
 

@@ -83,8 +83,8 @@ def _line_json(ev: Evaluation, info: dict) -> dict:
                            "layers": [l.as_dict() for l in ev.layers],
                            "total": ev.total, "complete": ev.complete,
                            "not_covering": ev.not_covering}
-    if ev.if_covered is not None:
-        out["if_covered"] = ev.if_covered
+    if ev.unplaced:
+        out["unplaced"] = ev.unplaced
     if ev.refundable:
         out["refundable"] = ev.refundable
         out["net_of_refunds"] = _sub(ev.total, ev.refundable)
@@ -155,6 +155,10 @@ def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
         if not ev.complete:
             notes.append(f"{hts_render(ev.code)}: the total counts only the layers whose coverage "
                          f"is known; the layers marked 'not known' may add to it")
+        if ev.unplaced:
+            names = "; ".join(f"{m} ({scene.titles.get(m) or m})" for m in ev.unplaced)
+            notes.append(f"{hts_render(ev.code)}: in force, but the log names none of their HTS "
+                         f"lines, so whether they cover this code is not known: {names}")
     if info.get("kind") == "hts" and not info.get("groups"):
         named = any(l.applies and l.why.startswith("covers ") for ev in evals
                     for l in ev.layers)
@@ -165,7 +169,7 @@ def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
             "known_on": known, "total": total, "lines": results}
     if len(results) == 1:
         for key in ("refundable", "net_of_refunds", "portions", "alternatives", "mfn_rate",
-                    "total_with_mfn", "complete", "if_covered"):
+                    "total_with_mfn", "complete", "unplaced"):
             if key in results[0]:
                 data[key] = results[0][key]
     plan = [f"tariff measures and exemptions of 'us' in force on {day}"
@@ -190,9 +194,7 @@ def _total_label(ev: Evaluation) -> str:
         parts = ["by portion of value: " + "; ".join(
             f"{p['portion']} {p['rate']}%" for p in ev.portions)]
     if not ev.complete:
-        parts.append("at least: some coverage not known" + (
-            f" ({ev.if_covered}% if every 'not known' layer applies)"
-            if ev.if_covered is not None else ""))
+        parts.append("at least: some coverage not known")
     if ev.refundable:
         parts.append(f"of which {ev.refundable}% refundable (net {_sub(ev.total, ev.refundable)}%)")
     for alt in ev.alternatives:

@@ -40,9 +40,11 @@ class _Stream:
         found, always = set(), False
         for _, _, st, _ in self.rows:
             named = [*(st.get("hts") or ()), *(st.get("hts_rates") or {})]
-            found.update(d for d in (hts_digits(str(p)) for p in named) if d)
-            # `within` prefixes are indexed like named lines: a code outside them is not covered
-            if not named or st.get("hts_coverage") == "partial":
+            within = list(st.get("hts_within") or ())
+            # `hts_within` bounds the lines the log lacks: indexed like named lines, since a
+            # code outside them is not covered
+            found.update(d for d in (hts_digits(str(p)) for p in named + within) if d)
+            if not within and (not named or st.get("hts_coverage") == "partial"):
                 always = True
         return found, always
 
