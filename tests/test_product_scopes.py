@@ -199,3 +199,14 @@ def test_a_layer_not_in_force_whose_coverage_is_not_known_is_not_listed():
              hts_coverage="partial")
     ev = evaluate("87038000", [s301], [])
     assert ev.layers == [] and ev.not_covering == 1 and ev.total == 0
+
+
+def test_a_disputed_exemption_gives_an_alternative_total_without_applying():
+    s122 = m("us.tariff.s122", rate=10, **ALL)
+    ex = m("us.exemption.s122", hts=["30"], exempts="us.tariff.s122",
+           disputed=[{"claims": {"hts": ["30", "8517.13.00"]}, "source": "Nation Thailand"}])
+    phone = evaluate("85171300", [s122], [ex])
+    assert phone.total == 10
+    assert phone.alternatives == [{"measure": "us.tariff.s122", "exempt_by": "us.exemption.s122",
+                                   "total": 0, "source": "Nation Thailand"}]
+    assert evaluate("30049000", [s122], [ex]).alternatives == []

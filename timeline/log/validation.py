@@ -144,8 +144,9 @@ PRODUCT_FIELDS: dict[str, tuple[Any, str]] = {
                             "give it (e.g. `$100 per item`)"),
     "stacking_rule": (Text, "the sourced stacking rule behind `not_stacked_with` or "
                             "`exempts`, shown with the layer it removes"),
-    "mfn_rate": (Rate, "a product group's general (MFN, column 1) duty, percent, where a "
-                       "source gives it: shown beside the additional duties"),
+    "mfn_rates": (Annotated[dict[Hts, Rate], Meta(min_length=1, max_length=MAX_ITEMS)],
+                  "a product group's general (MFN, column 1) duty by HTS prefix, percent, "
+                  "where a source gives it: shown beside the additional duties"),
     "coverage_note": (Text, "what is not known about the measure's coverage (shown with "
                             "every layer it touches)"),
 }

@@ -266,6 +266,8 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
             if status == "in_force":
                 unplaced.append(m.stream)
             continue
+        if status == "withdrawn":
+            continue  # a threat or announcement dropped: it never was a rate
         if status != "in_force" and cov.covered is None:
             not_covering += 1  # nothing charged, and nothing known to name the code
             continue
@@ -386,7 +388,8 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
     refundable = _plain(sum((v for l, v in total_parts if l.refundable), decimal.Decimal(0)))
     ev = Evaluation(code, layers, total, all(l.applies is not None for l in layers),
                     refundable if total is not None else 0, portions, [], notes, not_covering)
-    ev.alternatives = _alternatives(ev, total_parts)
+    ev.alternatives = _alternatives(ev, total_parts) + _disputed_exemptions(
+        ev, total_parts, exemptions, code)
     ev.unplaced = unplaced
     if postal_only:
         ev.notes.append(f"a postal shipment pays {', '.join(postal_only)} instead (ask "
@@ -456,6 +459,30 @@ def _alternatives(ev: Evaluation, parts: list[tuple[Layer, decimal.Decimal]]) ->
             alt = _plain(_dec(ev.total) - value + _dec(rate))
             out.append({"measure": layer.measure, "rate": rate, "total": alt,
                         "source": claim.get("source")})
+    return out
+
+
+def _disputed_exemptions(ev: Evaluation, parts, exemptions: list[Measure],
+                         code: str) -> list[dict]:
+    """Totals a disputed report that an exemption covers the code would give instead."""
+    if ev.total is None:
+        return []
+    out = []
+    for ex in exemptions:
+        st = ex.state
+        if st.get("status") != "in_force":
+            continue
+        for claim in st.get("disputed") or ():
+            claimed = (claim.get("claims") or {}) if isinstance(claim, dict) else {}
+            if not claimed.get("hts") or coverage({**st, "scope": None}, code, ex.scope).covered:
+                continue
+            if not coverage({"hts": claimed["hts"]}, code).covered:
+                continue
+            for layer, value in parts:
+                if _matches(layer.measure, claimed.get("exempts") or st.get("exempts")):
+                    out.append({"measure": layer.measure, "exempt_by": ex.stream,
+                                "total": _plain(_dec(ev.total) - value),
+                                "source": claim.get("source")})
     return out
 
 

@@ -41,7 +41,11 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
                 if digits.startswith(pd) or pd.startswith(digits):
                     groups.append(g.removeprefix(GROUP_PREFIX))
                     break
-        return [digits], {"kind": "hts", "hts": hts_render(digits), "groups": groups}
+        info = {"kind": "hts", "hts": hts_render(digits), "groups": groups}
+        mfn = _mfn_rates(scene, [GROUP_PREFIX + g for g in groups], day, known)
+        if mfn:
+            info["mfn_rates"] = mfn
+        return [digits], info
     stream = GROUP_PREFIX + product.value
     if stream not in scene.groups:
         guess = suggest(product.value, scene.group_names())
@@ -54,14 +58,32 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
     info: dict[str, Any] = {"kind": "group", "group": product.value,
                             "title": scene.titles.get(stream),
                             "hts": [hts_render(d) for d in lines]}
-    if state.get("mfn_rate") is not None:
-        info["mfn_rate"] = state["mfn_rate"]
+    mfn = _mfn_rates(scene, [stream], day, known)
+    if mfn:
+        info["mfn_rates"] = mfn
     if not lines:
         note = state.get("coverage_note") or "the sources give no HTS codes for it"
         raise QueryError(f"product group {product.value!r} has no HTS codes in the log: {note}",
                          query=text, line=product.pos.line, column=product.pos.column,
                          hint="ask by code instead: tariff on hts <code> from …")
     return lines, info
+
+
+def _mfn_rates(scene: Scene, groups: list[str], day: str, known: str | None) -> dict:
+    """The general (MFN) rates the groups' sources give, by HTS digits."""
+    out: dict[str, Any] = {}
+    for g in groups:
+        st = scene.state(g, day, known) or scene.state(g, END_OF_TIME, known) or {}
+        for prefix, rate in (st.get("mfn_rates") or {}).items():
+            digits = hts_digits(str(prefix))
+            if digits:
+                out[digits] = rate
+    return out
+
+
+def _mfn_for(code: str, rates: dict) -> Any:
+    best = max((p for p in rates if code.startswith(p)), key=len, default=None)
+    return rates[best] if best is not None else None
 
 
 def assess(scene: Scene, lines: list[str], origin: str, day: str, known: str | None,
@@ -94,9 +116,10 @@ def _line_json(ev: Evaluation, info: dict) -> dict:
         out["alternatives"] = ev.alternatives
     if ev.notes:
         out["notes"] = ev.notes
-    if ev.total is not None and info.get("mfn_rate") is not None:
-        out["mfn_rate"] = info["mfn_rate"]
-        out["total_with_mfn"] = _add(ev.total, info["mfn_rate"])
+    mfn = _mfn_for(ev.code, info.get("mfn_rates") or {})
+    if ev.total is not None and mfn is not None:
+        out["mfn_rate"] = mfn
+        out["total_with_mfn"] = _add(ev.total, mfn)
     return out
 
 
@@ -132,6 +155,7 @@ def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
     evals = assess(scene, lines, q.origin, day, known, _shares(q), q.postal)
     h = horizon(r, known)
     results = [_line_json(ev, info) for ev in evals]
+    info = {k: v for k, v in info.items() if k != "mfn_rates"}
     totals = {json_key(res.get("total")) for res in results}
     total = results[0]["total"] if len(totals) == 1 else None
     rows, flags, warnings, ids, notes = [], [], _past_warning("as of", day, h), [], []
@@ -198,8 +222,12 @@ def _total_label(ev: Evaluation) -> str:
     if ev.refundable:
         parts.append(f"of which {ev.refundable}% refundable (net {_sub(ev.total, ev.refundable)}%)")
     for alt in ev.alternatives:
-        parts.append(f"{alt['total']}% if the disputed {alt['measure']} rate "
-                     f"{alt['rate']}% ({alt['source']}) applied")
+        if "exempt_by" in alt:
+            parts.append(f"{alt['total']}% if the disputed report that {alt['exempt_by']} "
+                         f"covers this code ({alt['source']}) is right")
+        else:
+            parts.append(f"{alt['total']}% if the disputed {alt['measure']} rate "
+                         f"{alt['rate']}% ({alt['source']}) applied")
     parts += ev.notes
     return "; ".join(parts)
 
@@ -331,7 +359,7 @@ def run_products(r: Reader, q: ProductsQuery, text: str, ctx: Context) -> Answer
         rec = {"product": g.removeprefix(GROUP_PREFIX), "name": g.removeprefix(GROUP_PREFIX),
                "title": scene.titles.get(g), "hts": ", ".join(map(str, st.get("hts") or ())),
                "scope": st.get("scope"), "confidence": st.get("confidence"),
-               "mfn_rate": st.get("mfn_rate"), "coverage_note": st.get("coverage_note")}
+               "mfn_rates": st.get("mfn_rates"), "coverage_note": st.get("coverage_note")}
         if q.conditions:
             _check_product_fields(q, text)
             if not matches(q.conditions, _record(g, rec)):
@@ -350,8 +378,7 @@ def run_products(r: Reader, q: ProductsQuery, text: str, ctx: Context) -> Answer
                           scene.groups, (None, None)), horizon(r, None), [], [])
 
 
-PRODUCT_FIELDS = ("product", "name", "title", "hts", "scope", "confidence", "mfn_rate",
-                  "coverage_note")
+PRODUCT_FIELDS = ("product", "name", "title", "hts", "scope", "confidence", "coverage_note")
 
 
 def _check_product_fields(q: ProductsQuery, text: str) -> None:

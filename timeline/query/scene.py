@@ -41,6 +41,10 @@ class _Stream:
         for _, _, st, _ in self.rows:
             named = [*(st.get("hts") or ()), *(st.get("hts_rates") or {})]
             within = list(st.get("hts_within") or ())
+            # a disputed claim's lines: the answer shows what the claim would change
+            claimed = [p for d in st.get("disputed") or () if isinstance(d, dict)
+                       for p in (d.get("claims") or {}).get("hts") or ()]
+            found.update(d for d in (hts_digits(str(p)) for p in claimed) if d)
             # `hts_within` bounds the lines the log lacks: indexed like named lines, since a
             # code outside them is not covered
             found.update(d for d in (hts_digits(str(p)) for p in named + within) if d)
