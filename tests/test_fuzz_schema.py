@@ -79,6 +79,10 @@ def strategy(t) -> st.SearchStrategy:
         lo = t.min_length or 0
         hi = max(lo, 3) if t.max_length is None else min(t.max_length, max(lo, 3))
         return st.lists(strategy(t.item_type), min_size=lo, max_size=hi)
+    if isinstance(t, i.DictType):  # hts_rates, mfn_rates: HTS prefix -> rate
+        lo = t.min_length or 0
+        return st.dictionaries(strategy(t.key_type), strategy(t.value_type), min_size=lo,
+                               max_size=max(lo, 3))
     raise TypeError(f"no strategy for {t!r}: extend tests/test_fuzz_schema.py")
 
 

@@ -46,12 +46,23 @@ def _goods(r: Reader, ans: Answer) -> None:
     if not goods:
         return
     d["other_goods"] = goods
-    shown = "; ".join(f"{g['group']} {g['total']}%{'' if g['complete'] else '+'}"
+    # the product measures are the groups' answers now: the table keeps the all-goods rows,
+    # the JSON keeps `also_applies` as it was
+    whole = {c["measure"] for c in d["components"]}
+    product = {a["measure"] for a in d["also_applies"]}
+    ans.rows = [row for row in ans.rows if row[0] not in product]
+    d["notes"] = [n for n in d.get("notes", []) if n.split(" ", 1)[0] not in product]
+    shown = "; ".join(f"{g['group']} {_pct(g['total'])}{'' if g['complete'] else '+'}"
                       for g in goods)
-    d.setdefault("notes", []).append(
-        f"TOTAL is the duty on goods no product measure or exemption covers; these product "
-        f"groups pay something else (tariff on <group> from {d['target']} for the layers): "
-        f"{shown}")
+    d["notes"].append(
+        f"TOTAL is the duty on goods no product measure or exemption covers ("
+        f"{', '.join(sorted(whole)) or 'none'}); these product groups pay something else that "
+        f"day ('+': some layer's coverage not known; `tariff on <group> from {d['target']}` "
+        f"gives the layers): {shown}")
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{v}%"
 
 
 def _with_text(handler, r: Reader, query, text: str, ctx: Context) -> Answer:

@@ -180,9 +180,8 @@ def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
             notes.append(f"{hts_render(ev.code)}: the total counts only the layers whose coverage "
                          f"is known; the layers marked 'not known' may add to it")
         if ev.unplaced:
-            names = "; ".join(f"{m} ({scene.titles.get(m) or m})" for m in ev.unplaced)
-            notes.append(f"{hts_render(ev.code)}: in force, but the log names none of their HTS "
-                         f"lines, so whether they cover this code is not known: {names}")
+            notes.append(f"{hts_render(ev.code)}: coverage not known for the measures in force "
+                         f"whose HTS lines the sources do not give: {', '.join(ev.unplaced)}")
     if info.get("kind") == "hts" and not info.get("groups"):
         named = any(l.applies and l.why.startswith("covers ") for ev in evals
                     for l in ev.layers)
