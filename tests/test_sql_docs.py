@@ -12,7 +12,7 @@ from timeline.store.readonly_sql import run_select
 from timeline.store.store import Store
 
 DOC = REPO / "docs" / "sql.md"
-VIEWS = ("v_events", "v_measures", "v_intervals", "v_state_today")
+VIEWS = ("v_events", "v_measures", "v_intervals", "v_state_today", "v_product_scopes")
 
 
 def _examples() -> list[str]:

@@ -255,10 +255,16 @@ def tariff_history(scene: Scene, lines: list[str], origin: str, start: str | Non
                         "complete": ev.complete, "changed": changed,
                         "layers": [l.as_dict() for l in ev.layers if l.applies is not False],
                         **({"refundable": ev.refundable} if ev.refundable else {})})
+    out.sort(key=lambda o: (lines.index(_digits_of(o["hts"])), o["from"]))
     for i, item in enumerate(out):
-        nxt = next((o["from"] for o in out[i + 1:] if o["hts"] == item["hts"]), None)
+        nxt = out[i + 1]["from"] if i + 1 < len(out) and out[i + 1]["hts"] == item["hts"] \
+            else None
         item["until"] = nxt
     return out
+
+
+def _digits_of(hts: str) -> str:
+    return hts.replace(".", "")
 
 
 def _changed_layers(before: Evaluation | None, after: Evaluation) -> list[str]:
