@@ -231,3 +231,16 @@ def test_the_scope_view_joins_groups_to_measures(make_db):  # noqa: F811
     assert cols == ["measure"]
     assert {r[0] for r in rows} >= {"us.tariff.section-301-review.evs.cn",
                                     "us.tariff.section-232.autos"}
+
+
+def test_diff_compares_two_entry_days_line_by_line(seeded_db):
+    with timeline.open(str(seeded_db)) as tl:
+        d = tl.query("diff tariff on evs from cn between 2024-09-01 and 2025-06-01")
+        car = next(r for r in d.data["results"] if r["hts"] == "8703.80.00")
+        assert (car["before"], car["after"]) == (0, 145)
+        assert any("section-232.autos" in c for c in car["changed"])
+        # known on 2024-06-01 the review's final notice (2024-09-13) was not yet public
+        then = tl.query("diff tariff on evs from cn between 2024-09-01 and 2025-06-01 "
+                        "known on 2024-06-01")
+        assert {r["after"] for r in then.data["results"]} == {0}
+        assert then.data["projected"] is True

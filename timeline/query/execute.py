@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from timeline.projections.reader import Reader
 from timeline.query.planner import Answer, Context, answer
-from timeline.query.syntax import (ExplainQuery, LearnedQuery, ProductsQuery, TariffFirstQuery,
-                                   TariffHistoryQuery, TariffQuery, TotalQuery)
+from timeline.query.syntax import (ExplainQuery, LearnedQuery, ProductsQuery, TariffDiffQuery,
+                                   TariffFirstQuery, TariffHistoryQuery, TariffQuery, TotalQuery)
 
-_PRODUCT_FORMS = (TariffQuery, TariffHistoryQuery, TariffFirstQuery, ProductsQuery)
+_PRODUCT_FORMS = (TariffQuery, TariffHistoryQuery, TariffFirstQuery, TariffDiffQuery,
+                  ProductsQuery)
 
 __all__ = ["run", "Answer", "Context"]
 

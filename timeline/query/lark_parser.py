@@ -24,7 +24,8 @@ from timeline.query.suggest import suggest
 from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery,
                                    ExplainQuery, FirstQuery, HistoryQuery, LearnedQuery,
                                    MeasuresQuery, OrderBy, Pos, Positions, Product,
-                                   ProductsQuery, Query, StateQuery, TariffFirstQuery,
+                                   ProductsQuery, Query, StateQuery, TariffDiffQuery,
+                                   TariffFirstQuery,
                                    TariffHistoryQuery, TariffQuery, Target, TotalQuery)
 from timeline.projections.scopes import hts_digits
 from timeline.resources import grammar_path
@@ -169,6 +170,11 @@ class _Builder(Transformer):
                              f"{_show(str(value))}", line=pos.line, column=pos.column)
         return TariffFirstQuery(product, origin, op, value, start, known_on, self._pos(meta),
                                 origin_pos, value_pos, shares or (), bool(postal))
+
+    def tariff_diff_query(self, meta, children):
+        product, (origin, origin_pos), first, second, known_on, shares, postal = children
+        return TariffDiffQuery(product, origin, first, second, known_on, self._pos(meta),
+                               origin_pos, shares or (), bool(postal))
 
     def products_query(self, meta, children):
         where, order, limit = children

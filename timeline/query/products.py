@@ -18,8 +18,8 @@ from timeline.query.planner import (Answer, Context, _date, _finish, _past, _pas
                                     horizon, matches, _order_rows, _record)
 from timeline.query.scene import GROUP_PREFIX, Scene
 from timeline.query.suggest import suggest
-from timeline.query.syntax import (Product, ProductsQuery, TariffFirstQuery, TariffHistoryQuery,
-                                   TariffQuery)
+from timeline.query.syntax import (Product, ProductsQuery, TariffDiffQuery, TariffFirstQuery,
+                                   TariffHistoryQuery, TariffQuery)
 
 END_OF_TIME = "9999-12-31"
 COLUMNS = ["measure", "rate", "applies", "why", "legal_status", "confidence"]
@@ -355,6 +355,33 @@ def run_tariff_first(r: Reader, q: TariffFirstQuery, text: str, ctx: Context) ->
                           rows, plan, [], scene.tariffs, (None, known)), h, warnings, flags)
 
 
+def run_tariff_diff(r: Reader, q: TariffDiffQuery, text: str, ctx: Context) -> Answer:
+    """`diff tariff on <product> from <origin> between D1 and D2`: per line, what changed."""
+    first, second = _date(q.first, ctx), _date(q.second, ctx)
+    known = _date(q.known_on, ctx, ctx.known_on)
+    scene = Scene(r)
+    _check_origin(r, scene, q, text)
+    lines, info = _lines(scene, q.product, second, known, text)
+    before = assess(scene, lines, q.origin, first, known, _shares(q), q.postal)
+    after = assess(scene, lines, q.origin, second, known, _shares(q), q.postal)
+    h = horizon(r, known)
+    results, rows, flags = [], [], []
+    for a, b in zip(before, after):
+        changed = _changed_layers(a, b)
+        results.append({"hts": hts_render(b.code), "before": a.total, "after": b.total,
+                        "changed": changed, "complete": a.complete and b.complete})
+        rows.append([hts_render(b.code), a.total, b.total, "; ".join(changed) or "no change"])
+        flags.append(_past(second, h) or _past(first, h))
+    warnings = _past_warning("between … and", max(first, second), h)
+    data = {"query": text, "product": {k: v for k, v in info.items() if k != "mfn_rates"},
+            "origin": q.origin, "first": first, "second": second, "known_on": known,
+            "results": results}
+    plan = [f"the product on {first} and on {second}; compare its layers and totals"]
+    return _finish(Answer("tariff_diff", data, ["hts", "before", "after", "changed"], rows,
+                          plan, [], scene.tariffs, (max(first, second), known)), h, warnings,
+                   flags)
+
+
 def run_products(r: Reader, q: ProductsQuery, text: str, ctx: Context) -> Answer:
     """`products [where …]`: the product groups, their HTS codes and what they cover."""
     scene = Scene(r)
@@ -420,4 +447,5 @@ def other_goods(r: Reader, imposer: str, origin: str, day: str, known: str | Non
 
 
 HANDLERS = {TariffQuery: run_tariff, TariffHistoryQuery: run_tariff_history,
-            TariffFirstQuery: run_tariff_first, ProductsQuery: run_products}
+            TariffFirstQuery: run_tariff_first, TariffDiffQuery: run_tariff_diff,
+            ProductsQuery: run_products}

@@ -418,6 +418,27 @@ class TariffFirstQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class TariffDiffQuery:
+    """`diff tariff on <product> from <origin> between D1 and D2 [known on K] …`."""
+
+    product: Product
+    origin: str
+    first: DateExpr
+    second: DateExpr
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+    origin_pos: Pos | None = _field(default=None, compare=False)
+    shares: tuple = ()
+    postal: bool = False
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"diff tariff on {self.product.render()} from {self.origin} between "
+                f"{self.first.render()} and {self.second.render()}"
+                + _clause("known on", self.known_on) + _product_tail(self.shares, self.postal))
+
+
+@dataclass(frozen=True, slots=True)
 class ProductsQuery:
     """`products [where …] [order by F [asc|desc]] [limit n]`: the product groups."""
 
@@ -437,7 +458,7 @@ class ExplainQuery:
 
     query: (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
             | FirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery | TariffFirstQuery
-            | ProductsQuery)
+            | TariffDiffQuery | ProductsQuery)
     pos: Pos = _field(compare=False)
 
     def render(self) -> str:
@@ -447,4 +468,4 @@ class ExplainQuery:
 
 Query = (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
          | FirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery | TariffFirstQuery
-         | ProductsQuery | ExplainQuery)
+         | TariffDiffQuery | ProductsQuery | ExplainQuery)

@@ -25,8 +25,8 @@ META_ARGS: dict[str, tuple[str, ...]] = {
     "chart": (), "x": ("on", "off", "auto"), "quit": (),
     "q": (),
 }
-HELP_TOPICS = ("state", "history", "events", "diff", "total", "measures", "explain", "dates",
-               "where", "sql", "meta")
+HELP_TOPICS = ("state", "history", "events", "diff", "total", "tariff", "products", "measures",
+               "explain", "dates", "where", "sql", "meta")
 
 SQL_KEYWORDS = (
     "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "GLOB",

@@ -351,6 +351,13 @@ HELP_TOPICS = {
             "  Field changes between two dates",
     "total": "total tariff by <imposer> on <target> [as of <date>] [known on <date>] [where …]\n"
              "  Sum of all-goods tariffs in force, e.g. total tariff by us on cn as of 2025-04-10",
+    "tariff": "tariff on <hts CODE|group> from <origin> [as of <date>] [known on <date>]\n"
+              "  [with <material> content <N>%] [by post]\n"
+              "  What a good paid, layer by layer, e.g. tariff on smartphones from cn as of\n"
+              "  2025-04-15 known on 2025-04-10; also history of tariff on …, first date where\n"
+              "  tariff on … >= N (docs/products.md)",
+    "products": "products [where …] [order by <field>] [limit <n>]\n"
+                "  The product groups and their HTS codes, e.g. products where hts contains 8541",
     "measures": "measures [as of <date>] [known on <date>] [where …] [order by <field>] [limit <n>]\n"
                 "  The catalogue with each measure's state today (or \\asof, \\known),\n"
                 "  e.g. measures where kind = tariff",
