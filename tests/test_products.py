@@ -244,3 +244,51 @@ def test_diff_compares_two_entry_days_line_by_line(seeded_db):
                         "known on 2024-06-01")
         assert {r["after"] for r in then.data["results"]} == {0}
         assert then.data["projected"] is True
+
+
+def test_the_briefing_shows_what_representative_goods_pay(seeded_db):
+    from timeline.store.store import Store
+    from timeline.surfaces.briefing import HEADLINE_GROUPS
+    from timeline.surfaces.report import render_report
+
+    store = Store.open(str(seeded_db), readonly=True)
+    try:
+        with store.reading() as r:
+            page = render_report(r, "2025-04-15")
+    finally:
+        store.close()
+    assert 'id="headline-goods"' in page and "no product measure or exemption covers" in page
+    for group in HEADLINE_GROUPS:
+        assert f'id="goods-{group}"' in page, group
+    phones = page.split('id="goods-smartphones"', 1)[1].split("</tr>", 1)[0]
+    assert ">20 %<" in phones.replace("</a>", "<") or "20 %" in phones
+
+
+def test_the_export_writes_each_group_line_with_numeric_totals(seeded_db, tmp_path):
+    code, out, err = _cli("export", "--db", str(seeded_db), "--out", str(tmp_path / "x"),
+                          "--as-of", "2025-06-01")
+    assert code == 0, err
+    snap = tmp_path / "x" / "2025-06-01"
+    import csv
+
+    rows = list(csv.DictReader((snap / "products.csv").open(encoding="utf-8")))
+    phones = [(r["valid_from"], float(r["total"])) for r in rows if r["product"] == "smartphones"]
+    with timeline.open(str(seeded_db)) as tl:
+        want = [(h["from"], float(h["total"])) for h in tl.tariff_history("smartphones").rows]
+    assert phones == want and ("2025-03-04", 20.0) in phones
+    assert all(r["known_on"] == "" for r in rows)
+    pd = pytest.importorskip("pandas", reason="the test extra installs pandas")
+    pytest.importorskip("pyarrow", reason="the test extra installs pyarrow")
+    df = pd.read_parquet(snap / "products.parquet")
+    assert pd.api.types.is_float_dtype(df["total"]) and len(df) == len(rows)
+
+
+def test_the_chart_draws_a_products_layers_and_what_was_known(seeded_db, tmp_path):
+    pytest.importorskip("matplotlib", reason="the test extra installs matplotlib")
+    out = tmp_path / "phones.svg"
+    code, _, err = _cli("chart", "--db", str(seeded_db),
+                        "history of tariff on smartphones from cn from 2025-01-01 to 2025-12-31",
+                        "-o", str(out), "--known-on", "2025-04-10")
+    assert code == 0, err
+    svg = out.read_text(encoding="utf-8")
+    assert "total as known on 2025-04-10" in svg and "us.tariff.ieepa-fentanyl.cn" in svg

@@ -318,13 +318,13 @@ def total_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
 
 def product_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
     """Rows of products.csv: every product group's lines, each change of the duty they pay
-    from goods of China, as known on K (or on the as-of date)."""
+    from goods of China, as known on K (everything in the log without one)."""
     from timeline.query.planner import horizon
     from timeline.query.products import GROUP_PREFIX, Scene, tariff_history
     from timeline.projections.scopes import hts_digits
 
     scene = Scene(r)
-    known = known_on or as_of
+    known = known_on  # like intervals.csv: everything in the log unless a knowledge date
     h = horizon(r, known_on)
     rows = []
     for g in scene.groups:
