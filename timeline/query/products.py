@@ -33,14 +33,10 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
         if digits is None:  # the grammar refuses it first; kept for the API's own values
             raise QueryError(f"{product.value!r} is not an HTS code", query=text,
                              line=product.pos.line, column=product.pos.column)
-        groups = []
-        for g in scene.groups:
-            st = scene.state(g, day, known) or scene.state(g, END_OF_TIME, known) or {}
-            for p in st.get("hts") or ():
-                pd = hts_digits(str(p)) or ""
-                if digits.startswith(pd) or pd.startswith(digits):
-                    groups.append(g.removeprefix(GROUP_PREFIX))
-                    break
+        near = scene.index.groups_near(digits)
+        groups = [g.removeprefix(GROUP_PREFIX) for g in scene.groups if g in near
+                  and any(digits.startswith(p) or p.startswith(digits)
+                          for p in scene.lines_of(g, day, known))]
         info = {"kind": "hts", "hts": hts_render(digits), "groups": groups}
         mfn = _mfn_rates(scene, [GROUP_PREFIX + g for g in groups], day, known)
         if mfn:
@@ -54,7 +50,7 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
                          hint=f"did you mean '{guess}'?" if guess else
                          "list the groups with: products")
     state = scene.state(stream, day, known) or scene.state(stream, END_OF_TIME, known) or {}
-    lines = [d for d in (hts_digits(str(p)) for p in state.get("hts") or ()) if d]
+    lines = list(scene.lines_of(stream, day, known))
     info: dict[str, Any] = {"kind": "group", "group": product.value,
                             "title": scene.titles.get(stream),
                             "hts": [hts_render(d) for d in lines]}

@@ -66,8 +66,13 @@ class _Index:
         self.by_prefix: dict[str, set[str]] = {}
         self.broad: dict[str, set[str]] = {}  # a shorter code's streams naming longer lines
         self.always: set[str] = set()
+        self.group_prefix: dict[str, set[str]] = {}  # the same, for product groups
         for s in self.streams.values():
             if s.kind == "product":
+                found, _ = s.prefixes()
+                for p in found:
+                    for n in range(2, len(p) + 1, 2):
+                        self.group_prefix.setdefault(p[:n], set()).add(s.stream)
                 continue
             found, always = s.prefixes()
             if always:
@@ -92,6 +97,18 @@ class _Index:
         for s, data in self.streams.items():
             data.known = [(vf, kf, kt, loads(st), loads(ids)) for vf, kf, kt, st, ids in rows[s]]
         self.known_loaded = True
+
+    def groups_near(self, code: str) -> set[str]:
+        """Groups that ever name a prefix of `code` or a line under it."""
+        out = set(self.group_prefix.get(code, ()))
+        for n in range(2, len(code), 2):
+            out |= {g for g in self.group_prefix.get(code[:n], ())
+                    if any(code.startswith(p) for p in self._group_lines(g))}
+        return out
+
+    def _group_lines(self, group: str) -> set[str]:
+        found, _ = self.streams[group].prefixes()
+        return found
 
     def candidates(self, code: str) -> set[str]:
         """Streams that may cover `code`: those naming one of its prefixes or a line under
@@ -157,6 +174,20 @@ class Scene:
         found = self.row(stream, day, known)
         return found[0] if found else None
 
+    def _scope(self, stream: str, st: dict):
+        data = self.index.streams[stream]
+        # the state objects are this cache's own, so their parsed scope can be kept
+        scope = data.scopes.get(id(st))
+        if scope is None:
+            scope = data.scopes[id(st)] = scope_of(st)
+        return scope
+
+    def lines_of(self, stream: str, day: str, known: str | None) -> tuple[str, ...]:
+        """The HTS digits a group (or measure) names on `day` (or, when it has no state that
+        day, at the end of what is known)."""
+        found = self.row(stream, day, known) or self.row(stream, "9999-12-31", known)
+        return self._scope(stream, found[0]).listed if found else ()
+
     def _measures(self, names, day: str, known: str | None, origin: str | None) -> list[Measure]:
         out = []
         for s in names:
@@ -166,12 +197,8 @@ class Scene:
             st, since, _, ids = found
             if origin is not None and st.get("target") not in (origin, "all"):
                 continue
-            data = self.index.streams[s]
-            # the state objects are this cache's own, so their parsed scope can be kept
-            scope = data.scopes.get(id(st))
-            if scope is None:
-                scope = data.scopes[id(st)] = scope_of(st)
-            out.append(Measure(s, st, since, ids, title=self.titles.get(s), scope=scope))
+            out.append(Measure(s, st, since, ids, title=self.titles.get(s),
+                               scope=self._scope(s, st)))
         return out
 
     def measures(self, origin: str, day: str, known: str | None,
