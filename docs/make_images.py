@@ -19,9 +19,11 @@ IMG = Path(__file__).resolve().parent / "img"
 CHARTS = [
     ("total-us-cn.png", "total tariff by us on cn",
      ["--from", "2025-01-01", "--to", "2026-09-30", "--known-on", "2025-06-10"]),
-    ("history-us-cn.png", "history of us.tariff.*.cn from 2025-01-01 to 2026-09-30",
+    ("history-us-cn.png", "history of us.tariff.ieepa-*.cn from 2025-01-01 to 2026-09-30",
      ["--known-on", "2025-06-10"]),
     ("section-301.png", "history of us.tariff.section-301.cn from 2024-06-01 to 2026-09-30", []),
+    ("tariff-smartphones.png", "history of tariff on smartphones from cn from 2025-01-01 "
+     "to 2026-06-30", ["--known-on", "2025-04-10"]),
     ("total-us-cn.svg", "total tariff by us on cn",
      ["--from", "2025-01-01", "--to", "2026-03-31", "--known-on", "2025-06-10"]),
 ]

@@ -259,10 +259,11 @@ def _mount(*args: str) -> bool:
 
 @pytest.fixture
 def tiny_fs(tmp_path):
-    """A 1.5 MB tmpfs (skipped where mounting is not permitted)."""
+    """A 2.5 MB tmpfs: the seeded database (1.2 MB) fits, a 3,000-event load does not (skipped
+    where mounting is not permitted)."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    if not shutil.which("mount") or not _mount("-t", "tmpfs", "-o", "size=1536k", "tmpfs",
+    if not shutil.which("mount") or not _mount("-t", "tmpfs", "-o", "size=2560k", "tmpfs",
                                                str(mnt)):
         pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN); the "
                     "RLIMIT_FSIZE disk-full test still runs")

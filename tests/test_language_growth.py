@@ -58,9 +58,10 @@ def test_unbalanced_parenthesis_is_a_positioned_error():
 
 
 def test_state_where_keeps_only_matching_measures(make_db):
-    data = query_json(make_db(), "state of us.* as of 2025-05-14 where rate > 20")
+    data = query_json(make_db(), "state of us.tariff.section-232.* as of 2025-05-14 where rate > 20")
     assert [r["measure"] for r in data["results"]] == [
-        "us.tariff.section-232.steel-aluminum", "us.tariff.section-301.cn"]
+        "us.tariff.section-232.auto-parts", "us.tariff.section-232.autos",
+        "us.tariff.section-232.steel-aluminum"]
 
 
 def test_history_where_keeps_matching_intervals(seeded_db):
@@ -79,8 +80,10 @@ def test_total_where_filters_the_components(seeded_db):
 def test_diff_where_keeps_measures_matching_on_either_date(seeded_db):
     data = query_json(str(seeded_db), "diff us.tariff.* between 2025-05-01 and 2025-06-15 "
                                       "where rate > 20")
+    # the postal duty and the auto-parts tariff appear between the dates, at 54 and 25
     assert [r["measure"] for r in data["results"] if r["changes"]] == [
-        "us.tariff.ieepa-reciprocal.cn", "us.tariff.section-232.steel-aluminum"]
+        "us.tariff.de-minimis.cn", "us.tariff.ieepa-reciprocal.cn",
+        "us.tariff.section-232.auto-parts", "us.tariff.section-232.steel-aluminum"]
     assert "us.tariff.ieepa-fentanyl.cn" not in [r["measure"] for r in data["results"]]
 
 
@@ -88,7 +91,8 @@ def test_events_and_measures_or_not_in_sql(make_db):
     db = make_db()
     evs = query_json(db, "events where not (type = ruling or type = meeting) and rate > 100")
     assert [(e["stream"], e["effective"]) for e in evs["results"]] == [
-        ("us.tariff.ieepa-reciprocal.cn", "2025-04-10"), ("cn.tariff.retaliatory.us", "2025-04-12")]
+        ("us.tariff.ieepa-reciprocal.cn", "2025-04-10"), ("cn.tariff.retaliatory.us", "2025-04-12"),
+        ("us.tariff.de-minimis.cn", "2025-05-02")]
     ms = query_json(db, "measures where kind = tariff and (rate >= 50 or status = lifted)")
     got = {m["measure"] for m in ms["results"]}
     assert {"us.tariff.ieepa-fentanyl.cn", "us.tariff.section-232.steel-aluminum"} <= got
@@ -117,7 +121,7 @@ def test_api_where(seeded_db):
 # -- order by, limit, measures as of / known on ------------------------------------------------
 def test_events_order_by_desc_and_limit(make_db):
     data = query_json(make_db(), "events where rate > 50 order by effective desc limit 3")
-    assert [e["effective"] for e in data["results"]] == ["2026-04-02", "2025-10-10", "2025-04-12"]
+    assert [e["effective"] for e in data["results"]] == ["2026-04-02", "2025-11-09", "2025-10-10"]
 
 
 def test_history_order_by_rate_desc(seeded_db):
@@ -133,7 +137,8 @@ def test_measures_as_of_and_known_on(make_db):
     data = query_json(db, "measures as of 2025-05-14 where kind = tariff order by rate desc limit 2")
     assert data["as_of"] == "2025-05-14"
     assert [(m["measure"], m["rate"]) for m in data["results"]] == [
-        ("us.tariff.section-232.steel-aluminum", 25), ("us.tariff.section-301.cn", 25)]
+        ("us.tariff.section-301-review.evs.cn", 100), ("us.tariff.section-301-review.syringes.cn",
+                                                      100)]
     known = query_json(db, "measures as of 2025-08-13 known on 2025-06-10 where kind = tariff "
                            "and rate > 20 order by measure")
     assert known["horizon"] == {"known_through": "2025-06-10"}
@@ -176,8 +181,11 @@ def test_diff_fields_keeps_only_those(make_db):
                                  "fields rate, status")
     got = [(x["measure"], c["field"], c["before"], c["after"])
            for x in data["results"] for c in x["changes"]]
-    assert got == [("us.tariff.de-minimis.cn", "status", None, "in_force"),
+    assert got == [("us.tariff.de-minimis.cn", "rate", None, 54),
+                   ("us.tariff.de-minimis.cn", "status", None, "in_force"),
                    ("us.tariff.ieepa-reciprocal.cn", "rate", 125, 10),
+                   ("us.tariff.section-232.auto-parts", "rate", None, 25),
+                   ("us.tariff.section-232.auto-parts", "status", None, "in_force"),
                    ("us.tariff.section-232.steel-aluminum", "rate", 25, 50)]
 
 

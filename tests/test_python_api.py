@@ -94,7 +94,7 @@ def test_to_pandas(seeded_db):
     with timeline.open(seeded_db) as tl:
         df = tl.query("total tariff by us on cn as of 2025-04-10").to_pandas()
     assert isinstance(df, pd.DataFrame)
-    assert list(df.columns) == ["measure", "rate", "scope"] and len(df) == 4
+    assert list(df.columns) == ["measure", "rate", "scope"] and len(df) == 2  # all-goods rows
 
 
 def test_to_pandas_without_pandas_says_how_to_install(seeded_db, monkeypatch):

@@ -84,7 +84,7 @@ def test_total_lists_every_tariff_of_both_directions(make_db):
 
 def test_total_shows_legal_status_and_disputed_values(seeded_db):
     r = run_cli("query", "--db", str(seeded_db), "total tariff by us on cn as of 2025-06-01")
-    assert "us.tariff.ieepa-fentanyl.cn           20    all goods; ruled unlawful; stayed" in r.stdout
+    assert "us.tariff.ieepa-fentanyl.cn    20    all goods; ruled unlawful; stayed" in r.stdout
     data = query_json(str(seeded_db), "total tariff by us on cn as of 2026-03-01")
     c = data["components"][0]
     assert (c["measure"], c["rate"], c["disputed"]) == (

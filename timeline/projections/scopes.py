@@ -386,7 +386,9 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
         portions = _portions(layers, measures, content, code)
     total = None if open_share else _plain(sum((v for _, v in total_parts), decimal.Decimal(0)))
     refundable = _plain(sum((v for l, v in total_parts if l.refundable), decimal.Decimal(0)))
-    ev = Evaluation(code, layers, total, all(l.applies is not None for l in layers),
+    # a layer whose coverage is not known leaves the total open unless its rate is 0
+    complete = all(l.applies is not None or l.rate == 0 for l in layers)
+    ev = Evaluation(code, layers, total, complete,
                     refundable if total is not None else 0, portions, [], notes, not_covering)
     ev.alternatives = _alternatives(ev, total_parts) + _disputed_exemptions(
         ev, total_parts, exemptions, code)
