@@ -49,6 +49,13 @@ def test_a_quick_state_query_loads_none_of_what_it_does_not_use(seeded_db, query
     assert loaded == set()
 
 
+def test_a_plain_product_query_loads_none_of_them_either(seeded_db):
+    r, loaded = _run(seeded_db, "tariff on hts 8517.13.00 from cn as of 2025-04-15")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["total"] == 20
+    assert loaded == set()
+
+
 def test_any_other_query_still_reads_through_lark(seeded_db):
     r, loaded = _run(seeded_db, "history of us.tariff.section-301.cn from 2018-01-01")
     assert r.returncode == 0, r.stderr
