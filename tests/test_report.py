@@ -437,7 +437,7 @@ def test_report_page_is_flushed_and_leftovers_of_killed_runs_go(seeded_db, tmp_p
     import subprocess
     import sys
 
-    from tests.conftest import run_cli
+    from tests.conftest import run_cli_process
     from timeline import files
 
     out = tmp_path / "briefing.html"
@@ -446,10 +446,11 @@ def test_report_page_is_flushed_and_leftovers_of_killed_runs_go(seeded_db, tmp_p
                           capture_output=True, text=True).stdout.strip()
     stale = tmp_path / f".briefing.html.{dead}.tmp"
     stale.write_text("half a page")
-    # a temporary page of a run still going (this process) is not touched
+    # a temporary page of a run still going (this process) is not touched; the report runs
+    # in a process of its own, or this one's page would be its own
     live = tmp_path / f".briefing.html.{os.getpid()}.tmp"
     live.write_text("another run's page")
-    r = run_cli("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "2025-06-12")
+    r = run_cli_process("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "2025-06-12")
     assert r.returncode == 0, r.stderr
     assert not stale.exists() and out.read_text(encoding="utf-8").startswith("<!DOCTYPE")
     assert live.read_text() == "another run's page"
