@@ -708,6 +708,9 @@ def parse_args(argv):
                    help="single appends to time (default 10,000)")
     p.add_argument("--samples", type=int, help="as-of query samples (default 20,000)")
     p.add_argument("--rounds", type=int, help="rounds of the short figures (default 3)")
+    p.add_argument("--cli-runs", type=int, help="timed runs of the CLI cold start, each beside "
+                                                "a run of the imports alone (default 7; "
+                                                "--quick 5)")
     p.add_argument("--workdir", help="keep the databases in this directory (default: a "
                                      "temporary directory, removed afterwards)")
     p.add_argument("--growth-at", type=int, default=GROWTH_AT,
@@ -724,6 +727,7 @@ def parse_args(argv):
         a.events = 50_000 if a.quick else 1_000_000
     a.samples = a.samples or (5_000 if a.quick else 20_000)
     a.rounds = a.rounds or (2 if a.quick else 3)
+    a.cli_runs = a.cli_runs or (5 if a.quick else 7)
     if a.streams < 1 or a.events < 2 * a.streams:
         p.error("need at least two events per stream (--events >= 2 * --streams)")
     a.pg_url = os.environ.get("TIMELINE_BENCH_POSTGRES_URL") or None
@@ -755,7 +759,6 @@ def run(a) -> dict:
     growth_at = a.growth_at if not a.quick and a.events > a.growth_at else None
     e2e_n = min(a.samples, 2_000 if a.quick else 5_000)
     known_n = min(a.samples, 500 if a.quick else 2_000)
-    cli_runs = 5 if a.quick else 7
 
     # import every timeline module the parent measures now, so that edits to the working
     # tree during a long run cannot change the code under test half way (child processes
@@ -797,7 +800,7 @@ def run(a) -> dict:
                                   a.events, (append["growth"] or {}).get("at_rows"))
         log.phase("cli cold start")
         s, d = query_pairs(prefix[:a.streams], 1, a.seed + 4)[0]
-        cli = measure_cli(tmp / "ours.db", f"state of {s} as of {d}", cli_runs)
+        cli = measure_cli(tmp / "ours.db", f"state of {s} as of {d}", a.cli_runs)
         log.phase("rebuild")
         scan = run_child("scan", tmp / "raw.db")
         log(f"  raw scan: {scan['events'] / scan['seconds']:,.0f} ev/s")

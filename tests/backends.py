@@ -204,21 +204,15 @@ def new_event(stream: str, type_: str, effective: str, *, title: str | None = No
 
 
 def run_main(*argv: str):
-    """Run the CLI in this process: (exit code, stdout, stderr).
+    """Run the CLI in this process: a CompletedProcess (returncode, stdout, stderr).
 
-    Much faster than a subprocess; an exception escaping `main` fails the test just as a
-    traceback would. Use conftest.run_cli where the real process matters.
+    conftest.run_cli under the name these modules have always used; an exception escaping
+    `main` fails the test just as a traceback would. Use conftest.run_cli_process where the
+    real process matters.
     """
-    import contextlib
-    import io
-    import subprocess
+    from .conftest import run_cli
 
-    from timeline.surfaces import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main([str(a) for a in argv])
-    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+    return run_cli(*argv)
 
 
 # every query form, with globs, known-on, edge dates and every condition kind

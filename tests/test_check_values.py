@@ -3,7 +3,10 @@ original did, at the same path with the same message: compared on generated docu
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -70,7 +73,9 @@ def _deep(n):
     return doc
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=1500 if os.environ.get("TIMELINE_LONG_TESTS") == "1" else 500,
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(docs)
 def test_check_values_refuses_what_the_original_refused(doc):
     assert outcome(check_values, doc) == outcome(reference, doc)

@@ -14,7 +14,7 @@ import pytest
 from timeline.surfaces import cli
 
 from .backends import run_main
-from .conftest import run_cli
+from .conftest import run_cli, run_cli_process
 
 COMMANDS = list(cli.COMMANDS)  # every command, including any added later
 
@@ -59,7 +59,7 @@ def test_wrong_arguments_print_usage_and_exit_2(argv, words, capsys, monkeypatch
 
 
 def test_usage_error_through_the_real_process():
-    r = run_cli("query")
+    r = run_cli_process("query")
     assert r.returncode == 2 and r.stderr.startswith("usage: timeline query")
     assert "Traceback" not in r.stderr
 
@@ -98,7 +98,7 @@ def test_load_into_unknown_database_path(tmp_path):
 def test_file_that_is_not_sqlite(tmp_path, content, argv):
     bogus = tmp_path / "notes.db"
     bogus.write_bytes(content)
-    r = (run_cli if argv == ["info"] else run_main)(*argv, "--db", str(bogus))
+    r = (run_cli_process if argv == ["info"] else run_main)(*argv, "--db", str(bogus))
     _clean_failure(r, "not a SQLite database")
     assert bogus.read_bytes() == content  # left untouched
 
@@ -124,7 +124,7 @@ def newer_db(seeded_db):
 def test_database_from_a_newer_schema_revision(newer_db, argv, tmp_path):
     from timeline.resources import seeds_path
 
-    r = (run_cli if argv == ["info"] else run_main)(
+    r = (run_cli_process if argv == ["info"] else run_main)(
         *[a.format(seeds=seeds_path()) for a in argv], "--db", str(newer_db))
     _clean_failure(r, "'9999'", "upgrade timeline")
     with sqlite3.connect(newer_db) as c:  # nothing was migrated or written

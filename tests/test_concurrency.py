@@ -26,11 +26,13 @@ from timeline.projections.fold import fold, superseded_ids
 from timeline.store.store import Store
 
 from .backends import backend, make_db, new_event, projections_match_rebuild  # noqa: F401
-from .conftest import run_cli
+from .conftest import run_cli, run_cli_process
 
 LONG = os.environ.get("TIMELINE_LONG_TESTS") == "1"
 WRITERS = 4
-APPENDS = 500 if not LONG else 2500
+# 4 x 100 appends collide a few dozen times (the test fails if they never do) in a few
+# seconds; a stream's re-folds grow with it, so 500 took 15-35 s
+APPENDS = 2500 if LONG else 100
 STREAMS = [f"us.tariff.concurrency-{i}.cn" for i in range(10)]
 
 WRITER = r'''
@@ -163,16 +165,17 @@ def test_held_write_lock_is_a_clear_busy_message(seeded_db, tmp_path, argv):
     holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
     try:
         t0 = time.monotonic()
-        r = run_cli(*[a.format(event=event) for a in argv], "--db", str(seeded_db),
-                    env={"TIMELINE_BUSY_TIMEOUT_MS": "300"})
+        # processes of their own: the busy timeout is read when timeline.log.db is imported
+        r = run_cli_process(*[a.format(event=event) for a in argv], "--db", str(seeded_db),
+                            env={"TIMELINE_BUSY_TIMEOUT_MS": "300"})
         elapsed = time.monotonic() - t0
         assert r.returncode == 1, r.stderr
         assert "is busy" in r.stderr and "try again" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr and "sqlite3" not in r.stderr
         assert elapsed < 30
         # readers are not blocked by a writer (WAL)
-        q = run_cli("query", "--db", str(seeded_db), "measures",
-                    env={"TIMELINE_BUSY_TIMEOUT_MS": "300"})
+        q = run_cli_process("query", "--db", str(seeded_db), "measures",
+                            env={"TIMELINE_BUSY_TIMEOUT_MS": "300"})
         assert q.returncode == 0, q.stderr
     finally:
         holder.execute("ROLLBACK")

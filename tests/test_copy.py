@@ -7,11 +7,11 @@ from timeline.store.store import Store
 
 from .backends import (answers, backend, blank_url, make_db,  # noqa: F401
                        projections_match_rebuild, raw_engine, run_main)
-from .conftest import run_cli
+from .conftest import run_cli_process
 
 
 def _copy(src: str, dst: str, real: bool = False):
-    return (run_cli if real else run_main)("copy", "--from", src, "--to", dst)
+    return (run_cli_process if real else run_main)("copy", "--from", src, "--to", dst)
 
 
 def test_copy_round_trip_keeps_the_chain(backend, tmp_path, seeded_db):

@@ -16,9 +16,11 @@ from timeline.query.syntax import DateExpr, Pos
 D = dt.date
 TODAY = D(2025, 6, 15)
 
+# TIMELINE_FUZZ_EXAMPLES (CI: 10,000), else 500 (2,000 under TIMELINE_LONG_TESTS=1)
 settings.register_profile(
     "timeline-dates-fuzz",
-    max_examples=int(os.environ.get("TIMELINE_FUZZ_EXAMPLES", "2000")),
+    max_examples=int(os.environ.get("TIMELINE_FUZZ_EXAMPLES")
+                     or (2000 if os.environ.get("TIMELINE_LONG_TESTS") == "1" else 500)),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -101,6 +103,7 @@ def test_unreadable_text_date(text):
     assert err.column == 4
 
 
+@pytest.mark.slow
 @settings(settings.get_profile("timeline-dates-fuzz"))
 @given(st.text(max_size=40) | st.from_regex(r"[0-9]{1,5}[/. -][0-9]{1,5}[/. -][0-9]{1,5}",
                                             fullmatch=True))

@@ -5,7 +5,7 @@ EventValidationError that names the file and the field (or, for a syntax error, 
 and leaves the log's event count and head hash unchanged. The same holds through the real
 `timeline load` command: exit 1, one clear message, no traceback.
 
-TIMELINE_FUZZ_EVENT_EXAMPLES (default 500; TIMELINE_LONG_TESTS=1 raises it to 5000) sets
+TIMELINE_FUZZ_EVENT_EXAMPLES (default 150; TIMELINE_LONG_TESTS=1 raises it to 5000) sets
 the in-process example count.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from timeline.store.store import Store
 from .conftest import run_cli
 
 LONG = os.environ.get("TIMELINE_LONG_TESTS") == "1"
-EXAMPLES = int(os.environ.get("TIMELINE_FUZZ_EVENT_EXAMPLES") or (5000 if LONG else 500))
+EXAMPLES = int(os.environ.get("TIMELINE_FUZZ_EVENT_EXAMPLES") or (5000 if LONG else 150))
 CLI_EXAMPLES = 150 if LONG else 12
 
 BASE_TOML = '''\

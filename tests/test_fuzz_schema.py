@@ -7,8 +7,9 @@ the file and the field named. Files of either kind are then loaded into a store:
 accepted batch folds (projections equal a rebuild) and every query form answers over it;
 every refused file leaves the log exactly as it was.
 
-CI runs TIMELINE_FUZZ_EXAMPLES (10,000) examples of the schema check; the store round trip
-takes a tenth of that. TIMELINE_LONG_TESTS=1 multiplies both by ten.
+CI runs TIMELINE_FUZZ_EXAMPLES (10,000) examples of the schema check, 300 without it; the
+store round trip takes a tenth of that (at least 50). TIMELINE_LONG_TESTS=1 starts from
+1,000 and multiplies both by ten.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from timeline.store.store import Store
 from .backends import QUERIES, projections_match_rebuild
 
 LONG = os.environ.get("TIMELINE_LONG_TESTS") == "1"
-EXAMPLES = int(os.environ.get("TIMELINE_FUZZ_EXAMPLES") or 1000) * (10 if LONG else 1)
+EXAMPLES = int(os.environ.get("TIMELINE_FUZZ_EXAMPLES") or (1000 if LONG else 300)) * \
+    (10 if LONG else 1)
 STORE_EXAMPLES = max(EXAMPLES // 10, 50)
 TEXT = st.text(alphabet=string.ascii_letters + string.digits + " .,;:'%-()é–’\u00a0", min_size=1,
                max_size=40)
@@ -116,6 +118,7 @@ def _file(tmp_path, events) -> "os.PathLike":
     return p
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(case=st.one_of(st.tuples(st.just("valid"), EVENT), st.tuples(st.just("near"),
@@ -142,6 +145,7 @@ def store(tmp_path):
     s.close()
 
 
+@pytest.mark.slow
 @settings(max_examples=STORE_EXAMPLES, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(events=st.lists(st.one_of(EVENT, near_valid()), min_size=1, max_size=4))

@@ -16,11 +16,13 @@ from timeline.query.syntax import (Condition, DateExpr, DiffQuery, EventsQuery, 
                                 HistoryQuery, MeasuresQuery, Pos, StateQuery, Target,
                                 TotalQuery)
 
-# CI raises the example count with TIMELINE_FUZZ_EXAMPLES; no deadline because timing
-# on shared runners is noise, not a property of the parser.
+# CI raises the example count with TIMELINE_FUZZ_EXAMPLES; without it 500 (2,000 under
+# TIMELINE_LONG_TESTS=1); no deadline because timing on shared runners is noise, not a
+# property of the parser.
 settings.register_profile(
     "timeline-fuzz",
-    max_examples=int(os.environ.get("TIMELINE_FUZZ_EXAMPLES", "2000")),
+    max_examples=int(os.environ.get("TIMELINE_FUZZ_EXAMPLES")
+                     or (2000 if os.environ.get("TIMELINE_LONG_TESTS") == "1" else 500)),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -309,12 +311,14 @@ def check_parse_total(text: str) -> None:
         assert again == query and again.render() == canonical
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.one_of(st.text(max_size=200), SHAPED, mutated()))
 def test_fuzz_parse_returns_query_or_query_error(text):
     check_parse_total(text)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(st.sampled_from(KEYWORDS + IDS + DATES + OPS + VALUES), max_size=12)
        .map(" ".join))
@@ -358,6 +362,7 @@ _FORMS = st.one_of(
 VALID_QUERY = st.builds("{}{}".format, st.sampled_from(["", "explain "]), _FORMS)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(VALID_QUERY)
 def test_fuzz_valid_queries_parse_and_round_trip(text):

@@ -3,6 +3,7 @@ valid time behave as promised, on random logs (hypothesis) and on the bundled se
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tempfile
 from pathlib import Path
 
@@ -139,7 +140,9 @@ def _incremental_equals_rebuild_and_pure_fold(store, drawn):
         store.close()
 
 
-@settings(max_examples=int(__import__("os").environ.get("TIMELINE_PROPERTY_EXAMPLES", "150")),
+@pytest.mark.slow  # 50 random logs (150 under TIMELINE_LONG_TESTS=1), about 0.1 s each
+@settings(max_examples=int(os.environ.get("TIMELINE_PROPERTY_EXAMPLES")
+                           or (150 if os.environ.get("TIMELINE_LONG_TESTS") == "1" else 50)),
           deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_incremental_equals_rebuild_and_pure_fold(drawn):

@@ -16,6 +16,7 @@ import pytest
 from tests.backends import backend, make_db  # noqa: F401
 from timeline.log.loader import load_paths
 from timeline.resources import seeds_path
+from timeline.store.store import Store
 from timeline.surfaces import chart
 from timeline.surfaces.report import (FILTER_SCRIPT, REPORT, event_item, render_report,
                                       write_report)
@@ -56,10 +57,17 @@ def conn(seeded_store):
         yield c
 
 
-@pytest.fixture
-def page(conn, tmp_path) -> str:
-    assert write_report(conn, tmp_path, AS_OF, None) == [REPORT]
-    return (tmp_path / REPORT).read_text(encoding="utf-8")
+@pytest.fixture(scope="module")
+def page(_seeded_template, tmp_path_factory) -> str:
+    """The page of the seeded log, drawn once for the tests that only read it (0.5 s each)."""
+    store = Store.open(str(_seeded_template), readonly=True)
+    folder = tmp_path_factory.mktemp("report")
+    try:
+        with store.reading() as c:
+            assert write_report(c, folder, AS_OF, None) == [REPORT]
+    finally:
+        store.close()
+    return (folder / REPORT).read_text(encoding="utf-8")
 
 
 def _root(page: str):
@@ -437,7 +445,7 @@ def test_report_page_is_flushed_and_leftovers_of_killed_runs_go(seeded_db, tmp_p
     import subprocess
     import sys
 
-    from tests.conftest import run_cli
+    from tests.conftest import run_cli_process
     from timeline import files
 
     out = tmp_path / "briefing.html"
@@ -446,10 +454,11 @@ def test_report_page_is_flushed_and_leftovers_of_killed_runs_go(seeded_db, tmp_p
                           capture_output=True, text=True).stdout.strip()
     stale = tmp_path / f".briefing.html.{dead}.tmp"
     stale.write_text("half a page")
-    # a temporary page of a run still going (this process) is not touched
+    # a temporary page of a run still going (this process) is not touched; the report runs
+    # in a process of its own, or this one's page would be its own
     live = tmp_path / f".briefing.html.{os.getpid()}.tmp"
     live.write_text("another run's page")
-    r = run_cli("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "2025-06-12")
+    r = run_cli_process("report", "--db", str(seeded_db), "-o", str(out), "--as-of", "2025-06-12")
     assert r.returncode == 0, r.stderr
     assert not stale.exists() and out.read_text(encoding="utf-8").startswith("<!DOCTYPE")
     assert live.read_text() == "another run's page"

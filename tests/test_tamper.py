@@ -20,7 +20,7 @@ from timeline.resources import seeds_path
 from timeline.store.store import Store
 
 from .backends import BACKENDS, backend, make_db, new_event, raw_engine, run_main  # noqa: F401
-from .conftest import run_cli
+from .conftest import run_cli_process
 
 HEAD = len(load_paths([seeds_path()]))  # the last position of a freshly seeded log
 
@@ -68,7 +68,7 @@ def verify_position(url: str) -> int | None:
 
 
 def cli_verify(url: str, *extra: str, real: bool = False):
-    r = (run_cli if real else run_main)("verify", "--db", url, *extra)
+    r = (run_cli_process if real else run_main)("verify", "--db", url, *extra)
     assert "Traceback" not in r.stderr
     return r
 
