@@ -292,3 +292,10 @@ def test_the_chart_draws_a_products_layers_and_what_was_known(seeded_db, tmp_pat
     assert code == 0, err
     svg = out.read_text(encoding="utf-8")
     assert "total as known on 2025-04-10" in svg and "us.tariff.ieepa-fentanyl.cn" in svg
+
+
+def test_a_total_filtered_to_nothing_says_so_and_points_to_the_product(seeded_db):
+    code, out, err = _cli("query", "--db", str(seeded_db), "total tariff by us on cn as of "
+                          '2025-04-15 where scope contains "smartphone"')
+    assert code == 0, err
+    assert "TOTAL 0 sums nothing" in out and "tariff on smartphones from cn" in out

@@ -34,7 +34,26 @@ def _answer(r: Reader, query, text: str, ctx: Context) -> Answer:
     ans = answer(r, query, text, ctx)
     if isinstance(query, TotalQuery) and not query.conditions:
         _goods(r, ans)
+    elif isinstance(query, TotalQuery) and not ans.data["components"]:
+        _filtered_to_nothing(r, query, ans)
     return ans
+
+
+def _filtered_to_nothing(r: Reader, query: TotalQuery, ans: Answer) -> None:
+    """A `where` that leaves no all-goods tariff sums nothing: TOTAL 0 is not what any good
+    paid, and a product is asked with `tariff on` (issue 22)."""
+    from timeline.query.scene import Scene
+    from timeline.query.syntax import leaves
+
+    words = [str(c.value).lower() for c in leaves(query.conditions) if isinstance(c.value, str)]
+    groups = [g for g in Scene(r, query.imposer).group_names()
+              if any(w and (w in g or g.rstrip("s") in w) for w in words)]
+    hint = (f"; for a product ask: tariff on {groups[0]} from {query.target}" if groups else
+            f"; for a product ask: tariff on <group or hts code> from {query.target} "
+            f"(`products` lists the groups)")
+    ans.data["warnings"].append(
+        f"the where filter leaves no all-goods tariff: TOTAL 0 sums nothing and is not what "
+        f"any good paid{hint}")
 
 
 def _goods(r: Reader, ans: Answer) -> None:
