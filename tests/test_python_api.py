@@ -108,3 +108,15 @@ def test_result_of_a_non_total_has_no_total(seeded_db):
     with timeline.open(seeded_db) as tl:
         a = tl.query("history of us.tariff.ieepa-fentanyl.cn")
     assert a.total is None and a.kind == "history" and a.rows
+
+
+@pytest.mark.parametrize("bad", ["us.tariff.ieepa-reciprocal.cn as of 2024-01-01",
+                                 "us.tariff.ieepa-reciprocal.cn where rate > 1000", "us.*", 3,
+                                 "US.tariff.x", ""])
+def test_state_builds_its_query_from_values_never_from_text(seeded_db, bad):
+    with timeline.open(seeded_db) as tl:
+        with pytest.raises(QueryError, match="in the arguments: state.. takes one measure id"):
+            tl.state(bad, as_of="2025-08-13")
+        # the as_of given is the one answered, whatever the id's text
+        s = tl.state("us.tariff.ieepa-reciprocal.cn", as_of="2025-08-13", known_on="2025-06-10")
+        assert (s["state"]["rate"], s["since"]) == (34, "2025-08-12")

@@ -21,8 +21,8 @@ from timeline.log.events import Event, NewEvent
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Answer, Context
-from timeline.query.syntax import (DateExpr, ExplainQuery, Pos, Product, TariffHistoryQuery,
-                                   TariffQuery)
+from timeline.query.syntax import (DateExpr, ExplainQuery, Pos, Product, StateQuery, Target,
+                                   TariffHistoryQuery, TariffQuery)
 from timeline.store.store import AppendResult, StateChange, Store
 
 if TYPE_CHECKING:  # `timeline sql`'s module is loaded only when SQL is run
@@ -194,11 +194,17 @@ class Timeline:
         Returns `{"measure", "state", "since", "until", "events"}`, or None when the
         measure has no state on that date; an unknown measure is a QueryError.
         """
-        if not isinstance(measure, str) or "*" in measure:
-            raise QueryError(f"state() takes one measure id, not {measure!r}; use query() "
-                             f"for patterns")
-        text = f"state of {measure}"
-        res = self.query(text, as_of=as_of, known_on=known_on)
+        from timeline.log.validation import STREAM_RE
+
+        if not isinstance(measure, str) or not STREAM_RE.fullmatch(measure):
+            raise QueryError(f"state() takes one measure id (lowercase dotted parts, no "
+                             f"pattern or clause), not {measure!r}; use query() for patterns "
+                             f"and conditions")
+        # the query is built from the values, never from text: an id cannot carry a clause
+        # positions as in the rendered text, `state of <id> …`, for the caret of an error
+        q = StateQuery(Target(measure, Pos(1, len("state of ") + 1)), _date_expr(as_of),
+                       _date_expr(known_on), _AT, conditions=())
+        res = self._ask(q, None)
         result = res.data["results"][0]
         return result if result["state"] is not None else None
 

@@ -70,7 +70,9 @@ class QueryError(TimelineError):
 
     def render(self) -> str:
         """The message, the offending query line with a caret, expected tokens and hint."""
-        out = [f"error at line {self.line}, column {self.column}: {self.message}"]
+        # an argument of the Python API has no query text to point into
+        where = f"at line {self.line}, column {self.column}" if self.query else "in the arguments"
+        out = [f"error {where}: {self.message}"]
         if self.query:
             lines = self.query.splitlines() or [""]
             text = lines[min(self.line, len(lines)) - 1]
