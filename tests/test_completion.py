@@ -104,9 +104,9 @@ def test_meta_table_matches_the_repl_commands():
 def test_sql_mode(cat):
     assert suggest("", cat, "sql") == ["SELECT", "WITH", "PRAGMA"]
     assert suggest("sel", cat, "sql") == ["select"]
-    assert suggest("SELECT * FROM ", cat, "sql")[:5] == ["v_events", "v_intervals",
-                                                          "v_measures", "v_product_scopes",
-                                                          "v_state_today"]
+    assert suggest("SELECT * FROM ", cat, "sql")[:6] == ["v_events", "v_intervals",
+                                                          "v_measures", "v_product_layers",
+                                                          "v_product_scopes", "v_state_today"]
     got = suggest("SELECT * FROM v_intervals WHERE val", cat, "sql")
     assert got == ["valid_from", "valid_to"]
     assert suggest("SELECT v_measures.fi", cat, "sql") == ["v_measures.first_effective"]

@@ -12,7 +12,8 @@ from timeline.store.readonly_sql import run_select
 from timeline.store.store import Store
 
 DOC = REPO / "docs" / "sql.md"
-VIEWS = ("v_events", "v_measures", "v_intervals", "v_state_today", "v_product_scopes")
+VIEWS = ("v_events", "v_measures", "v_intervals", "v_state_today", "v_product_scopes",
+         "v_product_layers")
 
 
 def _examples() -> list[str]:

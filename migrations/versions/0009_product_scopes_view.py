@@ -1,5 +1,6 @@
 """`v_product_scopes`: the HTS lines each measure, exemption and product group names, per
-interval of valid time (docs/sql.md, docs/products.md).
+interval of valid time; `v_product_layers`: for each product group's code, the lines of
+tariffs and exemptions that name it, per interval (docs/sql.md, docs/products.md).
 
 One row per (interval, HTS prefix): `role` is `covers` (a tariff's `hts` at the interval's
 rate, or an `hts_rates` line at its own rate), `excludes` (`hts_excluded`), `exempts` (an
@@ -18,6 +19,16 @@ depends_on = None
 
 ROLE = "timeline_reader"
 VIEW = "v_product_scopes"
+LAYERS = "v_product_layers"
+# a group's code under a line: prefixes compared without their dots (substr, not LIKE: a
+# literal % would be a placeholder where verify remakes the view through psycopg)
+LAYERS_SQL = f"""CREATE VIEW {LAYERS} AS
+SELECT g.measure AS product, g.hts AS code, c.measure, c.kind, c.role, c.hts AS line,
+       c.rate, c.status, c.valid_from, c.valid_to
+FROM {VIEW} g JOIN {VIEW} c
+  ON c.role <> 'names' AND substr(replace(g.hts, '.', ''), 1, length(replace(c.hts, '.', '')))
+     = replace(c.hts, '.', '')
+WHERE g.role = 'names'"""
 
 
 def _parts(dialect: str) -> list[str]:
@@ -58,14 +69,16 @@ def _parts(dialect: str) -> list[str]:
 def upgrade() -> None:
     d = op.get_bind().dialect.name
     op.execute(f"CREATE VIEW {VIEW} AS\n" + "\nUNION ALL\n".join(_parts(d)))
+    op.execute(LAYERS_SQL)
     if d == "postgresql":
         op.execute(f"""
             DO $$ BEGIN
                 IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN
-                    GRANT SELECT ON {VIEW} TO {ROLE};
+                    GRANT SELECT ON {VIEW}, {LAYERS} TO {ROLE};
                 END IF;
             END $$""")
 
 
 def downgrade() -> None:
+    op.execute(f"DROP VIEW {LAYERS}")
     op.execute(f"DROP VIEW {VIEW}")
