@@ -118,3 +118,35 @@ def test_json_event_files_load_too(seeded_db, tmp_path):
     p.write_text(json.dumps(body)[:-3])
     r = run_cli("load", "--db", str(seeded_db), str(p))
     assert r.returncode == 1 and "JSON syntax error" in r.stderr and "e.json" in r.stderr
+
+
+def test_a_json_key_given_twice_is_refused_not_kept_last(seeded_db, tmp_path):
+    # issue 24, item 5: `"rate": 5, "rate": 999` must not quietly load as 999 (TOML refuses
+    # a repeated key itself)
+    path = tmp_path / "dup.json"
+    path.write_text('{"events": [{"stream": "us.tariff.x.cn", "stream": "us.tariff.y.cn", '
+                    '"type": "imposed", "effective": "2025-01-01", "known": "2025-01-01", '
+                    '"title": "t", "set": {"rate": 5, "rate": 999}, '
+                    '"source": {"name": "n"}}]}', encoding="utf-8")
+    before = seeded_db.read_bytes()
+    r = run_cli("load", "--db", str(seeded_db), str(path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "dup.json" in r.stderr and "duplicate key 'rate'" in r.stderr, r.stderr
+    assert seeded_db.read_bytes() == before
+    path.write_text(path.read_text(encoding="utf-8").replace('"rate": 5, ', ""),
+                    encoding="utf-8")
+    r = run_cli("load", "--db", str(seeded_db), str(path))
+    assert r.returncode == 1 and "duplicate key 'stream'" in r.stderr, r.stderr
+    assert seeded_db.read_bytes() == before
+
+
+def test_a_byte_order_mark_is_not_part_of_the_file(seeded_db, tmp_path):
+    from timeline.resources import seeds_path
+
+    seed = seeds_path() / "2025-04-09-cn-retaliation-84.toml"
+    for suffix, text in ((".toml", seed.read_text(encoding="utf-8")),):
+        path = tmp_path / ("bom" + suffix)
+        path.write_text("\ufeff" + text, encoding="utf-8")
+        r = run_cli("load", "--db", str(seeded_db), "--dry-run", "--sources",
+                    str(seeds_path()), str(path))
+        assert r.returncode == 0, r.stderr

@@ -80,15 +80,20 @@ def load_file(path: Path, sources: Path | None = None) -> list[NewEvent]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventValidationError(f"not UTF-8 (byte {exc.start})", file=name) from exc
+    # a byte-order mark is how some editors save UTF-8: not part of the document
+    text = text.removeprefix("\ufeff")
     is_json = path.suffix == ".json"
     try:
         # NaN and Infinity parse here and are refused by the schema, with their field
-        doc = json.loads(text) if is_json else tomllib.loads(text)
+        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys) if is_json \
+            else tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EventValidationError(f"TOML syntax error: {exc}", file=name) from exc
     except json.JSONDecodeError as exc:
         raise EventValidationError(f"JSON syntax error: {exc.msg}", file=name,
                                    line=exc.lineno) from exc
+    except _DuplicateKey as exc:
+        raise EventValidationError(f"JSON syntax error: {exc}", file=name) from None
     except (RecursionError, ValueError) as exc:
         raise EventValidationError(f"cannot parse: {exc}"[:200], file=name) from None
     if not isinstance(doc, dict) or set(doc) - {"events"}:
@@ -113,6 +118,21 @@ def load_file(path: Path, sources: Path | None = None) -> list[NewEvent]:
                 f"conflict: id {ev.id} is also used at {other.origin} with other content",
                 **_where(ev, "id"))
         out.append(ev)
+    return out
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refusing a key given twice (TOML refuses it itself): `"rate": 5,
+    "rate": 999` must not quietly become 999."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"duplicate key {key!r} in one object")
+        out[key] = value
     return out
 
 
