@@ -290,7 +290,6 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
                 layer.notes.append("collected at entry; its authority was later invalidated: "
                                    "refundable")
         layers.append(layer)
-    by_id = {l.measure: l for l in layers}
     # exemptions in force whose lines cover the code
     for ex in exemptions:
         st = ex.state
@@ -319,7 +318,6 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
     content = {l.measure: str(_state(measures, l.measure).get("content_basis"))
                for l in charged if _state(measures, l.measure).get("content_basis")}
     # stacking: measured against the layers charged before any is removed
-    rest_of_value: list[Layer] = []
     for layer in charged:
         st = _state(measures, layer.measure)
         others = [o for o in charged if o is not layer and _matches(o.measure,
@@ -330,7 +328,7 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
         on_content = [o for o in others if o.measure in content
                       and not _full_value(_state(measures, o.measure), code)]
         if on_content and len(on_content) == len(others):
-            layer.share, rest_of_value = "rest", rest_of_value + [layer]
+            layer.share = "rest"
             layer.why += (f"; charged only on the value outside the "
                           f"{content[on_content[0].measure]} of {on_content[0].measure}{rule}")
             continue
@@ -358,7 +356,7 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
             layer.share_pct = pct
             total_parts.append((layer, rate * _dec(pct) / 100))
         elif layer.share == "rest":
-            pct = _rest_share(rest_of_value, layer, measures, content, shares, code)
+            pct = _rest_share(layer, measures, content, shares)
             if pct is None:
                 open_share = True
                 continue
@@ -383,7 +381,7 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
             if duty:
                 notes.append(f"{keep.measure}: {_fmt(keep.rate)} or {duty}")
     if open_share:
-        portions = _portions(layers, measures, content, code)
+        portions = _portions(layers, content)
     total = None if open_share else _plain(sum((v for _, v in total_parts), decimal.Decimal(0)))
     refundable = _plain(sum((v for l, v in total_parts if l.refundable), decimal.Decimal(0)))
     # a layer whose coverage is not known leaves the total open unless its rate is 0
@@ -418,7 +416,8 @@ def _share_for(material: str, shares: dict[str, float]) -> float | None:
     return None
 
 
-def _rest_share(rest: list[Layer], layer: Layer, measures, content, shares, code) -> float | None:
+def _rest_share(layer: Layer, measures, content, shares) -> float | None:
+    """The share of the value outside the content a non-stacking layer yields to."""
     st = _state(measures, layer.measure)
     for other, material in content.items():
         if _matches(other, st.get("not_stacked_with")):
@@ -427,7 +426,7 @@ def _rest_share(rest: list[Layer], layer: Layer, measures, content, shares, code
     return None
 
 
-def _portions(layers: list[Layer], measures, content, code) -> list[dict]:
+def _portions(layers: list[Layer], content: dict[str, str]) -> list[dict]:
     """Rates per part of the value, when a content share was not given."""
     whole, on_content, on_rest = [], [], []
     for layer in layers:

@@ -11,11 +11,11 @@ from typing import Any
 
 from timeline.errors import QueryError
 from timeline.projections.reader import Reader
-from timeline.projections.scopes import (Evaluation, Measure, evaluate, hts_digits,
+from timeline.projections.scopes import (Evaluation, evaluate, hts_digits,
                                          hts_render)
 from timeline.query.planner import (Answer, Context, _date, _finish, _past, _past_warning,
-                                    _rests_warning, check_conditions, check_jurisdiction,
-                                    horizon, matches, _order_rows, _record)
+                                    _rests_warning, check_jurisdiction,
+                                    horizon, matches, _record)
 from timeline.query.scene import GROUP_PREFIX, Scene
 from timeline.query.suggest import suggest
 from timeline.query.syntax import (Product, ProductsQuery, TariffDiffQuery, TariffFirstQuery,
@@ -152,7 +152,7 @@ def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
     h = horizon(r, known)
     results = [_line_json(ev, info) for ev in evals]
     info = {k: v for k, v in info.items() if k != "mfn_rates"}
-    totals = {json_key(res.get("total")) for res in results}
+    totals = {repr(res.get("total")) for res in results}
     total = results[0]["total"] if len(totals) == 1 else None
     rows, flags, warnings, ids, notes = [], [], _past_warning("as of", day, h), [], []
     many = len(evals) > 1
@@ -201,10 +201,6 @@ def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
     return _finish(Answer("tariff", data, columns, rows, plan, list(dict.fromkeys(ids)),
                           list(dict.fromkeys(streams)), (day, known),
                           summary_rows=0 if many else 1), h, warnings, flags, notes)
-
-
-def json_key(v: Any) -> str:
-    return repr(v)
 
 
 def _total_label(ev: Evaluation) -> str:
