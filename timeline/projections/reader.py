@@ -359,19 +359,17 @@ class Reader:
     def known_rows(self, streams: Sequence[str]) -> dict[str, list[tuple]]:
         """Every `known_intervals` row of `streams`: (valid_from, known_from, known_to, state
         JSON, event_ids JSON), by stream and valid_from (what a product answer's cache holds)."""
-        out: dict[str, list[tuple]] = {s: [] for s in streams}
-        for chunk in chunks(list(streams)):
-            marks = ", ".join("?" * len(chunk))
-            for row in run_sql(self.conn, _KNOWN_ROWS.format(marks), tuple(chunk)).all():
-                out[row[0]].append(tuple(row[1:]))
-        return out
+        return self._rows_by_stream(_KNOWN_ROWS, streams)
 
     def interval_rows(self, streams: Sequence[str]) -> dict[str, list[tuple]]:
         """Every interval of `streams`: (valid_from, valid_to, state JSON, event_ids JSON)."""
+        return self._rows_by_stream(_INTERVAL_ROWS, streams)
+
+    def _rows_by_stream(self, sql: str, streams: Sequence[str]) -> dict[str, list[tuple]]:
         out: dict[str, list[tuple]] = {s: [] for s in streams}
         for chunk in chunks(list(streams)):
             marks = ", ".join("?" * len(chunk))
-            for row in run_sql(self.conn, _INTERVAL_ROWS.format(marks), tuple(chunk)).all():
+            for row in run_sql(self.conn, sql.format(marks), tuple(chunk)).all():
                 out[row[0]].append(tuple(row[1:]))
         return out
 

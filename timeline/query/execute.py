@@ -32,7 +32,7 @@ def _answer(r: Reader, query, text: str, ctx: Context) -> Answer:
 
         return _with_text(HANDLERS[type(query)], r, query, text, ctx)
     ans = answer(r, query, text, ctx)
-    if isinstance(query, TotalQuery) and not query.conditions:
+    if isinstance(query, TotalQuery) and not query.conditions and ctx.goods:
         _goods(r, ans)
     elif isinstance(query, TotalQuery) and not ans.data["components"]:
         _filtered_to_nothing(r, query, ans)

@@ -42,14 +42,11 @@ _QUICK_STATE = re.compile(
     r"(?:\s+(?i:known)\s+(?i:on)\s+(\d{4}-\d{2}-\d{2}))?\s*(?:;\s*)?")
 
 
-def _quick_state(text: str) -> StateQuery | None:
-    """The StateQuery of a plain `state of` query, or None when Lark must read it."""
-    m = _QUICK_STATE.fullmatch(text)
-    if m is None:
-        return None
-    at = Positions(text).at
+def _quick_dates(m: re.Match, groups: tuple[int, int], at) -> list[DateExpr | None] | None:
+    """The `as of` and `known on` dates of a quick reading, or None when one is not a real
+    day (Lark's path then words the error, with its caret)."""
     when: list[DateExpr | None] = []
-    for group in (3, 4):
+    for group in groups:
         if m.group(group) is None:
             when.append(None)
             continue
@@ -57,8 +54,20 @@ def _quick_state(text: str) -> StateQuery | None:
         try:
             expr.resolve(dt.date(2000, 1, 1))
         except QueryError:
-            return None  # an invalid day: Lark's path words the error, with its caret
+            return None
         when.append(expr)
+    return when
+
+
+def _quick_state(text: str) -> StateQuery | None:
+    """The StateQuery of a plain `state of` query, or None when Lark must read it."""
+    m = _QUICK_STATE.fullmatch(text)
+    if m is None:
+        return None
+    at = Positions(text).at
+    when = _quick_dates(m, (3, 4), at)
+    if when is None:
+        return None
     return StateQuery(Target(m.group(2), at(m.start(2))), when[0], when[1],
                       pos=at(m.start(1)), conditions=())
 
@@ -83,17 +92,9 @@ def _quick_tariff(text: str):
     if hts_digits(m.group(2)) is None or m.group(3) in ("as", "known", "with", "by"):
         return None
     at = Positions(text).at
-    when: list[DateExpr | None] = []
-    for group in (4, 5):
-        if m.group(group) is None:
-            when.append(None)
-            continue
-        expr = DateExpr("iso", m.group(group), (), at(m.start(group)))
-        try:
-            expr.resolve(dt.date(2000, 1, 1))
-        except QueryError:
-            return None
-        when.append(expr)
+    when = _quick_dates(m, (4, 5), at)
+    if when is None:
+        return None
     return TariffQuery(Product("hts", m.group(2), at(m.start(2))), m.group(3), when[0], when[1],
                        pos=at(m.start(1)), origin_pos=at(m.start(3)))
 

@@ -27,6 +27,10 @@ class Context:
     today: dt.date = field(default_factory=dt.date.today)
     as_of: DateExpr | None = None
     known_on: DateExpr | None = None
+    # `total` names the product groups paying otherwise (a product answer per group, five
+    # times the total's own cost): callers that only want the sum (charts, the export's
+    # totals, the briefing's headline) leave it out
+    goods: bool = True
 
 
 @dataclass

@@ -65,7 +65,8 @@ def total(r: Reader, imposer: str, target: str, day: str, known_on: str | None) 
     text = f"total tariff by {imposer} on {target} as of {day}" + (
         f" known on {known_on}" if known_on else "")
     try:
-        data = run(r, parse(text), text, Context(today=dt.date.fromisoformat(day))).data
+        ctx = Context(today=dt.date.fromisoformat(day), goods=False)
+        data = run(r, parse(text), text, ctx).data
     except QueryError:
         return Total(imposer, target, day, None, False)
     ids = list(dict.fromkeys(i for c in data["components"] for i in c["events"]))

@@ -388,7 +388,7 @@ def _totals(rd: Reader, q, text, ctx, streams, start, end, known):
 
 
 def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
-    ctx = Context(today=today)
+    ctx = Context(today=today, goods=False)
     main_known = q.known_on.resolve(today).isoformat() if q.known_on else None
     hi = end or (q.as_of.resolve(today).isoformat() if q.as_of else today.isoformat())
     streams = r.tariff_streams(q.imposer)

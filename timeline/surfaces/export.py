@@ -306,7 +306,8 @@ def total_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
         text = f"total tariff by {imposer} on {target} as of {as_of}" + (
             f" known on {known_on}" if known_on else "")
         try:
-            ans = run(r, parse(text), text, Context(today=dt.date.fromisoformat(as_of))).data
+            ctx = Context(today=dt.date.fromisoformat(as_of), goods=False)
+            ans = run(r, parse(text), text, ctx).data
         except QueryError:
             continue  # a log without one side's measures has no total that way
         rows.append((imposer, target, as_of, known_on, ans["total"],
