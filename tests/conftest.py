@@ -106,6 +106,15 @@ def _read_back(stream: io.TextIOWrapper) -> str:
     return data.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def query_json(db: str, text: str) -> dict:
+    """The JSON answer of `timeline query --format json TEXT` on `db` (which must succeed)."""
+    import json
+
+    r = run_cli("query", "--db", db, "--format", "json", text)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def run_cli(*args, input: str | None = None, env: dict | None = None,
             cwd: str | Path | None = None) -> subprocess.CompletedProcess:
     """Run the `timeline` CLI in this process, as `python -m timeline ARGS` would: the same

@@ -149,16 +149,24 @@ def test_list_rates_text_that_does_not_parse_gives_no_invented_component():
     assert chart.components(ivs, "2025-01-01", "2025-12-31") == []
 
 
-def test_the_disputed_section_122_rate_is_drawn_hatched(conn):
-    data = chart.build(conn, "history of us.tariff.section-122.global", today=TODAY)
+def test_the_disputed_section_122_rate_is_drawn_hatched_until_a_source_resolves_it(conn):
+    # known on 2026-05-01 the 15 % report was still disputed; F22 (known 2026-05-08)
+    # settled it at 10 %, so the full record draws no disputed band
+    assert chart.build(conn, "history of us.tariff.section-122.global", today=TODAY
+                       ).disputed == []
+    data = chart.build(conn, "history of us.tariff.section-122.global known on 2026-05-01",
+                       today=TODAY)
     (d,) = data.disputed
     assert "15 % reported by BDO; UHY" in d.label
     assert {v for _, v in d.high if v is not None} == {15.0}
     assert {v for _, v in d.low if v is not None} == {10.0}
     fig = chart.figure(data)
     assert _one(fig, d.gid).get_hatch() == "////"
-    total = chart.build(conn, "total tariff by us on cn", today=TODAY, start="2026-01-01")
+    total = chart.build(conn, "total tariff by us on cn known on 2026-05-01", today=TODAY,
+                        start="2026-01-01")
     assert [x.gid for x in total.disputed] == ["disputed-total"]
+    assert chart.build(conn, "total tariff by us on cn", today=TODAY,
+                       start="2026-01-01").disputed == []
 
 
 def test_the_span_beyond_the_knowledge_horizon_is_shaded(conn):

@@ -60,7 +60,8 @@ def test_fields_operators_and_values(cat):
     assert "first_effective" not in suggest("events where ", cat)
     assert suggest("events where st", cat) == ["status", "stream"]
     assert suggest("events where rate ", cat) == ["=", "!=", "<", "<=", ">", ">=", "contains"]
-    assert suggest("events where status = ", cat) == ["announced", "in_force", "suspended",
+    assert suggest("events where status = ", cat) == ["announced", "threatened", "in_force",
+                                                      "suspended",
                                                       "lifted", "expired", "withdrawn"]
     assert suggest("events where type = imp", cat) == ["imposed"]
     assert suggest("measures where kind = tariff and ki", cat) == ["kind"]

@@ -20,7 +20,7 @@ from timeline.surfaces.export import read_latest, verify_snapshot, write_snapsho
 duckdb = pytest.importorskip("duckdb")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
-DUCK_TYPES = {"text": "VARCHAR", "date": "DATE", "rate": "DECIMAL(18,6)", "bool": "BOOLEAN",
+DUCK_TYPES = {"text": "VARCHAR", "date": "DATE", "rate": "DOUBLE", "bool": "BOOLEAN",
               "number": "DOUBLE"}
 
 
@@ -100,15 +100,18 @@ def test_pandas_reads_the_same_rows_from_parquet_and_csv(snap):
         assert got == text.values.tolist(), stem
 
 
-def test_parquet_types_dates_decimals_and_nulls(snap):
+def test_parquet_types_dates_numbers_and_nulls(snap):
     schema = pq.read_schema(snap / "intervals.parquet")
     assert schema.field("valid_from").type == pa.date32()
-    assert schema.field("rate").type == pa.decimal128(18, 6)
+    # rates are numbers pandas computes with (a decimal column would arrive as `object`)
+    assert schema.field("rate").type == pa.float64()
+    frame = pq.read_table(snap / "intervals.parquet").to_pandas()
+    assert str(frame["rate"].dtype) == "float64" and frame["rate"].max() == 125
     table = pq.read_table(snap / "intervals.parquet").to_pylist()
     open_ended = [r for r in table if r["valid_to"] is None]
     assert open_ended and all(r["valid_to"] is None for r in open_ended)
     reciprocal = [r for r in table if r["measure"] == "us.tariff.ieepa-reciprocal.cn"]
-    assert [r["rate"] for r in reciprocal[:3]] == [decimal.Decimal(x) for x in (10, 84, 125)]
+    assert [r["rate"] for r in reciprocal[:3]] == [10.0, 84.0, 125.0]
     assert reciprocal[0]["valid_from"] == dt.date(2025, 4, 5)
     no_rate = [r for r in pq.read_table(snap / "state.parquet").to_pylist() if r["rate"] is None]
     assert no_rate  # measures without a rate have a null, not 0 or ""
@@ -170,9 +173,10 @@ def test_a_rate_that_is_no_number_fails_the_export_and_keeps_the_last(ro_store, 
 
 @pytest.mark.parametrize("value,ok", [(7.5, True), (10**12 - 1, True), (10**12, False),
                                       (1e-7, False), (True, False), ("7", False)])
-def test_rates_become_exact_decimals_or_a_clear_error(value, ok):
+def test_rates_are_checked_as_decimals_then_written_as_numbers(value, ok):
     if ok:
-        assert columnar._value("rate", value, "w") == decimal.Decimal(str(value))
+        got = columnar._value("rate", value, "w")
+        assert isinstance(got, float) and repr(got) == repr(float(value))
     else:
         with pytest.raises(TimelineError, match=r"^w .*(is not a number|does not fit)"):
             columnar._value("rate", value, "w")

@@ -12,15 +12,9 @@ import timeline
 from timeline.errors import TimelineError
 
 from .backends import make_db, backend  # noqa: F401  (fixtures: every backend)
-from .conftest import run_cli
+from .conftest import query_json, run_cli
 
 HORIZON = "2026-06-22"  # the bundled sources' horizon (seeds end in June 2026)
-
-
-def query_json(db: str, text: str) -> dict:
-    r = run_cli("query", "--db", db, "--format", "json", text)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 @pytest.mark.parametrize("text", [
@@ -54,8 +48,10 @@ def test_a_scheduled_change_after_the_horizon_is_projected(make_db):
     assert data["warnings"] == [
         f"as of 2026-11-10 is after the knowledge horizon {HORIZON}: nothing later is known, "
         "so the answer is projected",
-        f"cn.tariff.retaliatory.us: the state since 2026-11-10 rests on a change due after the "
-        f"knowledge horizon {HORIZON} that no later event confirms (projected)"]
+        f"cn.tariff.retaliatory.us: the state since 2026-11-10 rests on a change scheduled by "
+        f"{res['events'][0]} ('China keeps its 24-point suspension for one more year (10% "
+        f"retained)') due after the knowledge horizon "
+        f"{HORIZON} that no later event confirms (projected)"]
 
 
 def test_the_day_before_the_schedule_is_not_projected(seeded_db):

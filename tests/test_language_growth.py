@@ -12,13 +12,7 @@ from timeline.query.parser import parse
 from timeline.query.syntax import BoolExpr
 
 from .backends import make_db, backend  # noqa: F401  (fixtures: every backend)
-from .conftest import run_cli
-
-
-def query_json(db: str, text: str) -> dict:
-    r = run_cli("query", "--db", db, "--format", "json", text)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+from .conftest import query_json, run_cli
 
 
 @pytest.mark.parametrize("text,canonical", [

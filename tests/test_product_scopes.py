@@ -140,7 +140,7 @@ def test_unknown_coverage_is_said_and_the_total_is_a_floor():
 
 
 def test_a_rate_invalidated_later_is_collected_and_refundable():
-    ieepa = Measure("us.tariff.fentanyl", dict(status="in_force", last_rate=10,
+    ieepa = Measure("us.tariff.fentanyl", dict(status="in_force", rate=10,
                                                legal_status="invalidated", **ALL),
                     "2026-02-20", ["e"], refundable=True)
     ev = evaluate("9503", [ieepa], [])

@@ -99,6 +99,8 @@ def test_report_has_no_external_resources(page):
     for tag, name, value in checker.attrs:
         if name.startswith("xmlns"):
             continue  # namespace names identify, they are never fetched
+        if tag == "a" and name == "href" and (value or "").startswith(("https://", "http://")):
+            continue  # a source's address: a link the reader follows, never loaded
         assert "http:" not in (value or "") and "https:" not in (value or ""), (tag, name)
         if name in ("src", "href", "xlink:href", "action", "srcset", "poster"):
             assert (value or "").startswith("#"), (tag, name, value)
@@ -121,8 +123,15 @@ def test_every_link_lands_on_the_page(page):
     root = _root(page)
     ids = _ids(root)
     targets = [v for el in root.iter() for k, v in el.attrib.items()
-               if _local(k) == "href"]
+               if _local(k) == "href" and not v.startswith(("https://", "http://"))]
     assert targets
+    web = ("https://", "http://")
+    outside = [el for el in root.iter() if any(_local(k) == "href" and v.startswith(web)
+                                                for k, v in el.attrib.items())]
+    # every link out of the page is a source's, and tells it nothing of the page
+    assert outside and all(el.get("rel") == "noopener noreferrer nofollow"
+                           and el.get("referrerpolicy") == "no-referrer"
+                           and el.get("class") == "url" for el in outside)
     missing = sorted({t for t in targets if t[1:] not in ids})
     assert missing == []
 
@@ -330,17 +339,26 @@ def test_report_without_matplotlib_notes_each_chart(conn, monkeypatch):
     assert "state" in ids and "headline" in ids
 
 
-def test_source_urls_are_text_not_links():
+@pytest.mark.parametrize("url,linked", [
+    ("https://example.org/x?a=1&b=2", True), ("http://example.org/", True),
+    ("javascript:alert(1)", False), ("https://example.org/\"onmouseover=x", False),
+    ("data:text/html,<b>x</b>", False), ("//example.org/", False)])
+def test_source_urls_are_links_only_when_they_are_web_addresses(url, linked):
     row = SimpleNamespace(
         id="e1", effective="2025-01-02", announced=None, known="2025-01-03", type="statement",
         stream="diplomacy.us-cn", payload={"title": "A <statement> & more"},
-        source={"name": "Example", "url": "https://example.org/x?a=1&b=2",
-                "quote": "said \"so\""})
+        source={"name": "Example", "url": url, "quote": "said \"so\""})
     item = event_item(1, row)
-    assert "href" not in item
-    assert "https://example.org/x?a=1&amp;b=2</code>" in item
+    root = ET.fromstring(item)
+    links = [a for a in root.iter("a")]
+    if linked:
+        (a,) = links
+        assert a.get("href") == url and a.text == url
+        assert a.get("rel") == "noopener noreferrer nofollow"
+    else:
+        assert links == [] and "href" not in item
+        assert [c.text for c in root.iter("code") if c.get("class") == "url"] == [url]
     assert "A &lt;statement&gt; &amp; more" in item
-    ET.fromstring(item)
 
 
 def test_export_snapshot_carries_the_briefing(seeded_store, tmp_path):

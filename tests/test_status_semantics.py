@@ -10,13 +10,7 @@ import pytest
 from timeline.projections.fold import settle_rate
 
 from .backends import make_db, backend  # noqa: F401  (fixtures: every backend)
-from .conftest import run_cli
-
-
-def query_json(db: str, text: str) -> dict:
-    r = run_cli("query", "--db", db, "--format", "json", text)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+from .conftest import query_json, run_cli
 
 
 def test_lifted_measure_has_no_rate_and_keeps_last_rate(make_db):
@@ -32,12 +26,20 @@ def test_lifted_measure_has_no_rate_and_keeps_last_rate(make_db):
     assert st["state"]["rate"] == 20 and "last_rate" not in st["state"]
 
 
-def test_invalidated_measure_has_no_rate(seeded_db):
+def test_an_invalidated_tariff_is_collected_until_collection_stops(seeded_db):
+    # ruled invalid on 2026-02-20, collected until 2026-02-24 (issue 23, finding 1)
     st = query_json(str(seeded_db),
-                    "state of us.tariff.ieepa-fentanyl.cn as of 2026-02-21")["results"][0]["state"]
-    assert (st["legal_status"], st.get("rate"), st["last_rate"]) == ("invalidated", None, 10)
+                    "state of us.tariff.ieepa-fentanyl.cn as of 2026-02-21")["results"][0]
+    assert (st["state"]["legal_status"], st["state"]["rate"], st["refundable"]) == (
+        "invalidated", 10, True)
+    assert "last_rate" not in st["state"]
     total = query_json(str(seeded_db), "total tariff by us on cn as of 2026-02-21")
-    assert "us.tariff.ieepa-fentanyl.cn" not in [c["measure"] for c in total["components"]]
+    assert "us.tariff.ieepa-fentanyl.cn" in [c["measure"] for c in total["components"]]
+    after = query_json(str(seeded_db),
+                       "state of us.tariff.ieepa-fentanyl.cn as of 2026-02-24")["results"][0]
+    assert (after["state"]["status"], after["state"].get("rate"),
+            after["state"]["last_rate"]) == ("lifted", None, 10)
+    assert "refundable" not in after
 
 
 def test_measures_where_rate_never_matches_an_ended_measure(make_db):
@@ -85,12 +87,14 @@ def test_total_lists_every_tariff_of_both_directions(make_db):
 def test_total_shows_legal_status_and_disputed_values(seeded_db):
     r = run_cli("query", "--db", str(seeded_db), "total tariff by us on cn as of 2025-06-01")
     assert "us.tariff.ieepa-fentanyl.cn    20    all goods; ruled unlawful; stayed" in r.stdout
-    data = query_json(str(seeded_db), "total tariff by us on cn as of 2026-03-01")
+    # known before F22 settled it (2026-05-08), the 15 % report is disputed
+    data = query_json(str(seeded_db),
+                      "total tariff by us on cn as of 2026-03-01 known on 2026-05-01")
     c = data["components"][0]
     assert (c["measure"], c["rate"], c["disputed"]) == (
         "us.tariff.section-122.global", 10, [{"rate": 15, "source": "BDO; UHY"}])
     csv = run_cli("query", "--db", str(seeded_db), "--format", "csv",
-                  "total tariff by us on cn as of 2026-03-01").stdout
+                  "total tariff by us on cn as of 2026-03-01 known on 2026-05-01").stdout
     assert "all goods; disputed: rate=15 (BDO; UHY)" in csv
 
 
@@ -99,10 +103,15 @@ def test_total_shows_legal_status_and_disputed_values(seeded_db):
     ({"status": "expired", "rate": 100}, {"status": "expired", "last_rate": 100}),
     ({"status": "withdrawn", "rate": 5}, {"status": "withdrawn", "last_rate": 5}),
     ({"status": "in_force", "legal_status": "invalidated", "rate": 20},
-     {"status": "in_force", "legal_status": "invalidated", "last_rate": 20}),
+     {"status": "in_force", "legal_status": "invalidated", "rate": 20}),
+    ({"status": "announced", "rate": 100}, {"status": "announced", "announced_rate": 100}),
+    ({"status": "threatened", "rate": 100}, {"status": "threatened", "threatened_rate": 100}),
+    ({"status": "in_force", "announced_rate": 25}, {"status": "in_force", "rate": 25}),
+    ({"status": "withdrawn", "threatened_rate": 100},
+     {"status": "withdrawn", "threatened_rate": 100}),
     ({"status": "in_force", "last_rate": 10}, {"status": "in_force", "rate": 10}),
     ({"status": "in_force", "rate": 15, "last_rate": 10}, {"status": "in_force", "rate": 15}),
-    ({"status": "suspended", "rate": 34}, {"status": "suspended", "rate": 34}),
+    ({"status": "suspended", "rate": 34}, {"status": "suspended", "last_rate": 34}),
 ])
 def test_settle_rate(state, after):
     settle_rate(state)

@@ -50,6 +50,10 @@ class EventValidationError(TimelineError):
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
 
 
+class FoldError(EventValidationError):
+    """A stream's events fold into a state that contradicts itself (e.g. in force, no rate)."""
+
+
 class IntegrityError(StoreError):
     """The hash chain or another log guarantee does not hold."""
 

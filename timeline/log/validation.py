@@ -62,9 +62,12 @@ Jurisdiction = Annotated[str, Meta(pattern=r"^([a-z]{2,3}|all)$",
 # of these; anything else is refused. The free-form extras are declared text fields: facts
 # the sources give that no query computes with.
 STATE_FIELDS: dict[str, tuple[Any, str]] = {
-    "rate": (Rate, "the rate in force, percent"),
-    "status": (Literal[STATUSES], "announced, in_force, suspended, lifted, expired or "
-                                  "withdrawn (a threat or announcement dropped)"),
+    "rate": (Rate, "the rate in force, percent (collected at entry while the measure is in "
+                   "force, whatever a court later rules; an announced or threatened rate is "
+                   "kept by the fold as `announced_rate`/`threatened_rate`, a suspended or "
+                   "ended one as `last_rate`)"),
+    "status": (Literal[STATUSES], "announced, threatened, in_force, suspended, lifted, expired "
+                                  "or withdrawn (a threat or announcement dropped)"),
     "legal_status": (Literal[LEGAL_STATUSES],
                      "unchallenged, challenged (suits filed), pending (awaiting a decision), "
                      "ruled_unlawful, stayed or invalidated"),
@@ -204,9 +207,14 @@ class Event(Struct, forbid_unknown_fields=True, omit_defaults=True):
     affects: Union[Annotated[list[StreamId], Meta(min_length=1, max_length=MAX_ITEMS)],
                    UnsetType] = UNSET
     affects_set: Union[StateSet, UnsetType] = UNSET
+    affects_schedule: Union[Annotated[list[ScheduledChange], Meta(max_length=MAX_ITEMS)],
+                            UnsetType] = UNSET
     supersedes: Union[Annotated[list[EventId], Meta(min_length=1, max_length=MAX_ITEMS)],
                       UnsetType] = UNSET
     disputed: Union[bool, UnsetType] = UNSET
+    resolves: Union[Annotated[list[EventId], Meta(min_length=1, max_length=MAX_ITEMS)],
+                    UnsetType] = UNSET
+    resolution: Union[Text, UnsetType] = UNSET
     note: Union[Prose, UnsetType] = UNSET
     precision: Union[Literal[PRECISIONS], UnsetType] = UNSET
     effective_between: Union[DateRange, UnsetType] = UNSET
@@ -221,8 +229,9 @@ class EventFile(Struct, forbid_unknown_fields=True):
     events: Annotated[list[Event], Meta(min_length=1, max_length=100_000)]
 
 
-PAYLOAD_KEYS = ("title", "set", "unset", "schedule", "affects", "affects_set", "supersedes",
-                "disputed", "note", "precision", "effective_between", "known_between",
+PAYLOAD_KEYS = ("title", "set", "unset", "schedule", "affects", "affects_set",
+                "affects_schedule", "supersedes",
+                "disputed", "resolves", "resolution", "note", "precision", "effective_between", "known_between",
                 "date_qualifier", "confidence")
 ENVELOPE_KEYS = ("stream", "type", "effective", "announced", "known", "id", "source")
 SOURCE_KEYS = tuple(Source.__struct_fields__)
@@ -242,9 +251,19 @@ ENVELOPE_DOCS = {
                        "replaces the stream's pending schedule"),
     "affects": ("with `affects_set`", "other measures this event changes (court rulings)"),
     "affects_set": ("with `affects`", "fields set on every affected measure"),
+    "affects_schedule": ("with `affects`", "conditional changes due later on every affected "
+                                           "measure (a court's compliance deadline): "
+                                           "`{ on = DATE, set = {…} }`; a later event "
+                                           "affecting the measure with its own "
+                                           "`affects_schedule` (`[]` for none: a stay) "
+                                           "replaces them; the measure's own schedule stays"),
     "supersedes": ("retraction, correction", "ids of the events this event withdraws"),
     "disputed": ("no", "true: a report that conflicts with another source; recorded, not "
                        "applied"),
+    "resolves": ("with `resolution`", "ids of disputed reports (same measure) a later source "
+                                      "settles: from this event's known date they show as "
+                                      "resolved, not disputed"),
+    "resolution": ("with `resolves`", "what the settling source confirmed (text)"),
     "note": ("no", f"free text (newlines allowed), at most {MAX_PROSE} characters"),
     "precision": ("no", "day (default), month or year: how precise `effective` is"),
     "effective_between": ("no", "`[EARLIEST, LATEST]` when the sources give no day of effect "
@@ -493,6 +512,16 @@ def check_rules(ev: Event) -> None:
     elif ev.supersedes is not UNSET:
         raise Invalid("supersedes", None, "only retraction and correction events supersede "
                                           "others")
+    if (ev.resolves is UNSET) != (ev.resolution is UNSET):
+        missing = "resolution" if ev.resolution is UNSET else "resolves"
+        raise Invalid(missing, None, "`resolves` and `resolution` go together: the disputed "
+                                     "reports settled and what the settling source confirmed")
+    if ev.resolves is not UNSET:
+        if ev.disputed is True or ev.type in SUPERSEDING_TYPES:
+            raise Invalid("resolves", None, "a disputed report or a retraction/correction "
+                                            "cannot settle a dispute")
+        if len(set(ev.resolves)) != len(ev.resolves):
+            raise Invalid("resolves", ev.resolves, "names the same event more than once")
     if ev.type == "retraction" and any(x is not UNSET for x in (
             ev.set, ev.unset, ev.schedule, ev.affects)):
         raise Invalid("set", None, "a retraction only withdraws events; to replace one, "
@@ -501,6 +530,15 @@ def check_rules(ev: Event) -> None:
         missing = "affects_set" if ev.affects_set is UNSET else "affects"
         raise Invalid(missing, None, "`affects` and `affects_set` go together: the measures "
                                      "changed and the fields set on them")
+    if ev.affects_schedule is not UNSET and ev.affects is UNSET:
+        raise Invalid("affects_schedule", None, "names no measure: give `affects` and "
+                                                "`affects_set`")
+    for i, item in enumerate(ev.affects_schedule or ()):
+        _check_rate_places(item.set, f"affects_schedule[{i}].set")
+        if item.on <= ev.effective:
+            raise Invalid(f"affects_schedule[{i}].on", item.on.isoformat(),
+                          f"a scheduled change must fall after the event's effective date "
+                          f"{ev.effective}")
     if ev.affects is not UNSET and len(set(ev.affects)) != len(ev.affects):
         raise Invalid("affects", ev.affects, "names the same measure more than once")
     if ev.affects is not UNSET and ev.stream in ev.affects:

@@ -10,6 +10,7 @@ from __future__ import annotations
 EVENT_TYPES: dict[str, tuple[bool, str | None]] = {
     "imposed": (True, "in_force"),
     "announced": (True, "announced"),
+    "threatened": (True, "threatened"),  # a threat: never a rate until imposed
     "opened": (True, None),
     "observed": (True, None),
     "meeting": (True, None),
@@ -26,7 +27,7 @@ EVENT_TYPES: dict[str, tuple[bool, str | None]] = {
     "reviewed": (True, None),  # sources checked through `effective`: moves the horizon
 }
 SUPERSEDING_TYPES = frozenset({"retraction", "correction"})
-STATUSES = ("announced", "in_force", "suspended", "lifted", "expired", "withdrawn")
+STATUSES = ("announced", "threatened", "in_force", "suspended", "lifted", "expired", "withdrawn")
 # challenged: suits filed, no ruling yet; pending: awaiting a decision (e.g. on appeal)
 LEGAL_STATUSES = ("unchallenged", "challenged", "pending", "ruled_unlawful", "stayed",
                   "invalidated")

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from timeline.errors import FoldError
 from timeline.log.events import TERMINAL_TYPES, canonical_json
 from timeline.log.vocabulary import CONFIDENCES, EVENT_TYPES, SUPERSEDING_TYPES
 
@@ -80,7 +81,8 @@ def superseded_ids(events: Iterable[FoldEvent], known_on: str | None = None) -> 
 
 # Fields the fold itself maintains: a stored `set` that names them (only a database written
 # before the schema refused it could hold one) must not break the structure queries read.
-DERIVED_FIELDS = frozenset({"disputed", "scheduled", "uncertain", "confidence", "unconfirmed"})
+DERIVED_FIELDS = frozenset({"disputed", "resolved", "scheduled", "uncertain", "confidence",
+                            "unconfirmed"})
 
 
 def _apply_fields(state: dict, values: dict | None, unset: Sequence[str] | None) -> None:
@@ -98,14 +100,28 @@ def apply_event(state: dict, ev: FoldEvent, stream: str, known_on: str | None = 
     if ev.stream != stream:
         # a ruling (or other cross-stream event) that names this measure in `affects`
         _apply_fields(state, p.get("affects_set"), None)
+        if "affects_schedule" in p:
+            # a court's deadline replaces the one an earlier ruling set (a stay: `[]`),
+            # never the measure's own schedule
+            own = [it for it in state.get("scheduled") or () if not it.get("affects")]
+            due = [{"on": it["on"], "set": it.get("set", {}), "unset": it.get("unset", []),
+                    "by": ev.id, "affects": True} for it in p["affects_schedule"]]
+            _set_scheduled(state, own + due)
         return
     if p.get("disputed"):
         claims = dict(p.get("set") or {})
-        state["disputed"] = state.get("disputed", []) + [{
-            "event": ev.id, "claims": claims, "source": ev.source_name,
-            **({"note": p["note"]} if p.get("note") else {}),
-        }]
+        entry = {"event": ev.id, "claims": claims, "source": ev.source_name,
+                 **({"note": p["note"]} if p.get("note") else {})}
+        settled = [r for r in state.get("resolved") or () if r["event"] == ev.id]
+        if settled:
+            # settled before this report's day of effect: it arrives resolved
+            state["resolved"] = [r for r in state["resolved"] if r["event"] != ev.id] + [
+                {**entry, **{k: settled[0][k] for k in ("resolved_by", "resolution")}}]
+        else:
+            state["disputed"] = state.get("disputed", []) + [entry]
         return
+    if p.get("resolves"):
+        _resolve(state, ev)
     implied = EVENT_TYPES.get(ev.type, (False, None))[1]
     _track_confidence(state, ev)
     between = p.get("effective_between")
@@ -118,19 +134,40 @@ def apply_event(state: dict, ev: FoldEvent, stream: str, known_on: str | None = 
         state["status"] = implied
     _apply_fields(state, p.get("set"), p.get("unset"))
     # an uncertain change still waiting for its latest day is kept: it is not the
-    # stream's schedule but the rest of an event already applied
-    settling = [it for it in state.get("scheduled") or () if it.get("settles")]
-    if ev.type in TERMINAL_TYPES:
-        state.pop("scheduled", None)
+    # stream's schedule but the rest of an event already applied; so is a court's deadline
+    # (only the court's next word, or the measure's end, replaces it)
+    pending = state.get("scheduled") or ()
+    kept = [it for it in pending if it.get("settles")
+            or (it.get("affects") and ev.type not in TERMINAL_TYPES)]
     if "schedule" in p:
+        kept += [{"on": it["on"], "set": it.get("set", {}), "unset": it.get("unset", []),
+                  "by": ev.id} for it in p["schedule"]]
+    if "schedule" in p or ev.type in TERMINAL_TYPES:
+        _set_scheduled(state, kept)
+
+
+def _set_scheduled(state: dict, items: list[dict]) -> None:
+    if items:
+        state["scheduled"] = sorted(items, key=lambda it: it["on"])
+    else:
         state.pop("scheduled", None)
-        settling += [{"on": it["on"], "set": it.get("set", {}), "unset": it.get("unset", []),
-                      "by": ev.id} for it in p["schedule"]]
-    if settling or "schedule" in p or ev.type in TERMINAL_TYPES:
-        if settling:
-            state["scheduled"] = sorted(settling, key=lambda it: it["on"])
-        else:
-            state.pop("scheduled", None)
+
+
+def _resolve(state: dict, ev: FoldEvent) -> None:
+    """Move the disputed reports `ev` settles from `disputed` to `resolved` (reports not yet
+    seen are remembered as resolved, so one arriving later in valid time arrives settled)."""
+    ids = set(ev.payload["resolves"])
+    how = {"resolved_by": ev.id, "resolution": ev.payload.get("resolution", "")}
+    disputed = list(state.get("disputed") or ())
+    moved = [{**d, **how} for d in disputed if d["event"] in ids]
+    seen = {d["event"] for d in moved}
+    pending = [{"event": i, "claims": {}, **how} for i in sorted(ids - seen)]
+    rest = [d for d in disputed if d["event"] not in ids]
+    if rest:
+        state["disputed"] = rest
+    else:
+        state.pop("disputed", None)
+    state["resolved"] = list(state.get("resolved") or ()) + moved + pending
 
 
 IDENTITY_FIELDS = ("imposer", "target", "kind", "scope", "authority")
@@ -203,28 +240,53 @@ def _open_uncertain(state: dict, ev: FoldEvent, implied: str | None, between,
 
 
 # A measure in one of these states has no rate in force: its rate is kept as `last_rate`.
+# A court's ruling is not among them: duties are collected at entry until collection itself
+# changes (an `invalidated` measure still in force still charges, and is refundable).
 ENDED_STATUSES = frozenset({"lifted", "expired", "withdrawn"})
-ENDED_LEGAL_STATUSES = frozenset({"invalidated"})
+# A measure announced or threatened has no rate yet: what it would charge is kept apart, so
+# `rate >= 50` never matches a threat.
+PENDING_RATES = {"announced": "announced_rate", "threatened": "threatened_rate"}
+# Rate fields the fold moves `rate` into while no rate is in force.
+MOVED_RATES = ("last_rate", *PENDING_RATES.values())
 
 
 def ended(state: dict) -> bool:
-    """Whether a state has no rate in force (lifted, expired, withdrawn or invalidated)."""
-    return (state.get("status") in ENDED_STATUSES
-            or state.get("legal_status") in ENDED_LEGAL_STATUSES)
+    """Whether a state has ended (lifted, expired or withdrawn): no rate in force."""
+    return state.get("status") in ENDED_STATUSES
 
 
 def settle_rate(state: dict) -> None:
-    """Move `rate` to `last_rate` while the measure has no rate in force, and back when it
-    is in force again without a new rate: `rate > 20` must never match an ended measure.
-    An `uncertain` state keeps both as they were until the change settles."""
-    if state.get("status") == "uncertain":
+    """Keep `rate` for measures that charge it: an announced or threatened measure holds it
+    as `announced_rate`/`threatened_rate`, a suspended or ended one as `last_rate`, and a
+    measure in force again without a new rate takes its last (or announced) one back.
+    A measure that ends without ever coming into force keeps what was announced or
+    threatened. An `uncertain` state keeps all of them as they were until the change settles."""
+    status = state.get("status")
+    if status == "uncertain":
+        return
+    if status in PENDING_RATES:
+        if "rate" in state:
+            state[PENDING_RATES[status]] = state.pop("rate")
         return
     if ended(state):
         if "rate" in state:
             state["last_rate"] = state.pop("rate")
-    elif "last_rate" in state:
-        last = state.pop("last_rate")
-        state.setdefault("rate", last)
+        return
+    for key in MOVED_RATES:
+        if key in state:
+            # the first kept rate is the one a measure in force again resumes
+            kept = state.pop(key)
+            state.setdefault("rate", kept)
+    if status == "suspended":
+        if "rate" in state:
+            state["last_rate"] = state.pop("rate")
+        return
+    if status == "in_force" and state.get("kind") == "tariff" and "rate" not in state \
+            and state.get("legal_status") == "invalidated" \
+            and not (state.get("hts_rates") or state.get("rates")):
+        raise FoldError("a tariff in force whose authority was invalidated has no rate: "
+                        "collection and legality are separate (set the rate collected, or "
+                        "end the measure on the day collection stopped)")
 
 
 def _apply_due(state: dict, day: str, applied: list[str]) -> None:
@@ -287,7 +349,11 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
                 applied.append(evs[i].id)
             had_event = True
             i += 1
-        settle_rate(state)
+        try:
+            settle_rate(state)
+        except FoldError as exc:
+            raise FoldError(f"{stream} on {day}: {exc.message}",
+                            event=applied[-1] if applied else None) from None
         snapshot = dict(state)
         if intervals:
             intervals[-1].valid_to = day

@@ -38,6 +38,8 @@ EVENT_FIELDS = EVENT_COLUMNS + MEASURE_COLUMNS + ("source", "quote", "title")
 MEASURE_FIELDS = MEASURE_COLUMNS + ("measure", "stream", "events", "first_effective",
                                     "last_change") + STATE_COLUMNS
 # Fields whose values form a closed set: `kind = tarif` is a mistake to report, not a filter.
+# after every valid date: the state a stream ends in
+LAST_DAY = "9999-12-31"
 ENUM_FIELDS = ("kind", "imposer", "target", "type", "status", "legal_status")
 
 # Hot-path statements are built once so SQLAlchemy's compiled cache is hit every time.
@@ -339,6 +341,12 @@ class Reader:
             return None
         nxt = run_sql(self.conn, _KNOWN_NEXT, (*held, day)).first()
         return StateRow(stream, r[0], nxt[0] if nxt else None, r[1], r[2])
+
+    def refundable(self, stream: str, known_on: str | None = None) -> bool:
+        """Whether `stream`'s authority ends invalidated, as known on `known_on`: what it
+        collected is refundable (a ruling changes legality, not what was paid at entry)."""
+        last = self.state(stream, LAST_DAY, known_on)
+        return last is not None and last.state.get("legal_status") == "invalidated"
 
     def history(self, stream: str, start: str | None = None, end: str | None = None,
                 known_on: str | None = None) -> list[StateRow]:

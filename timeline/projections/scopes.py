@@ -149,10 +149,11 @@ def coverage(state: dict, code: str, scope: Scope | None = None) -> Coverage:
 
 
 def _rate_of(state: dict) -> float | int | None:
-    rate = _number(state.get("rate"))
-    if rate is None and state.get("legal_status") == "invalidated":
-        rate = _number(state.get("last_rate"))
-    return rate
+    """The rate a state charges, or (not yet in force) the one announced or threatened."""
+    for key in ("rate", "announced_rate", "threatened_rate"):
+        if _number(state.get(key)) is not None:
+            return _number(state.get(key))
+    return None
 
 
 @dataclass
@@ -222,7 +223,8 @@ class Evaluation:
 
 
 _NOT_IN_FORCE = {
-    "announced": "announced, not in force (an announcement or threat is not a rate)",
+    "announced": "announced, not in force (an announcement is not a rate)",
+    "threatened": "threatened, not in force (a threat is not a rate)",
     "suspended": "suspended", "lifted": "lifted", "expired": "expired",
     "withdrawn": "withdrawn (never took effect)",
     "uncertain": "uncertain on this day (its change falls on a day the sources do not fix)",
@@ -273,7 +275,9 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
             continue
         if status != "in_force":
             layer.why = _NOT_IN_FORCE.get(str(status), f"not in force ({status or 'no status'})")
-            layer.rate = cov.rate if cov.rate is not None else _number(st.get("rate"))
+            layer.rate = cov.rate if cov.rate is not None else _rate_of(st)
+            if layer.rate is None and status == "suspended":
+                layer.rate = _number(st.get("last_rate"))  # the rate suspended
             if cov.covered is None:
                 layer.why += "; coverage of this code not known"
         elif cov.covered is None:

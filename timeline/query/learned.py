@@ -18,7 +18,7 @@ from timeline.query.planner import (Answer, Context, _date, _finish, _past, _pas
 from timeline.query.syntax import LearnedQuery
 
 # the fields a change line names; any other changed field is counted
-KEY_FIELDS = ("rate", "status", "legal_status", "last_rate")
+KEY_FIELDS = ("rate", "status", "legal_status", "last_rate", "announced_rate", "threatened_rate")
 
 
 def run_learned(r: Reader, q: LearnedQuery, text: str, ctx: Context) -> Answer:

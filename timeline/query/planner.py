@@ -78,9 +78,17 @@ def _past_warning(label: str, day: str | None, h: str | None) -> list[str]:
             f"so the answer is projected"]
 
 
-def _rests_warning(measure: str, since: str, h: str | None) -> str:
-    return (f"{measure}: the state since {since} rests on a change due after the knowledge "
-            f"horizon {h} that no later event confirms (projected)")
+def _rests_warning(measure: str, since: str, h: str | None, r: Reader | None = None,
+                   ids: list[str] | None = None) -> str:
+    """A projected state's warning, naming the scheduled change it rests on when `ids`
+    (the events that started its interval) are given."""
+    named = ""
+    if r is not None and ids:
+        found = r.events_by_id(ids)
+        titles = [f"{i} ({found[i].payload.get('title')!r})" for i in ids if i in found]
+        named = f" scheduled by {'; '.join(titles)}" if titles else ""
+    return (f"{measure}: the state since {since} rests on a change{named} due after the "
+            f"knowledge horizon {h} that no later event confirms (projected)")
 
 
 def _finish(ans: Answer, h: str | None, warnings: list[str], flags: list[bool],
@@ -190,12 +198,26 @@ def check_jurisdiction(r: Reader, code: str, pos, text: str) -> None:
                          hint=_did_you_mean(code, codes, "jurisdictions"))
 
 
-def _state_row_cells(row: StateRow | None, measure: str) -> list[Any]:
+def _state_row_cells(row: StateRow | None, measure: str, refundable: bool = False) -> list[Any]:
     if row is None:
         return [measure, None, None, None, None, None, None]
     s = row.state
+    extra = _extra(s)
+    if refundable and _collects(s):
+        extra = "refundable" + (" | " + extra if extra else "")
     return [measure, s.get("rate"), s.get("status"), s.get("legal_status"), row.valid_from,
-            row.valid_to, _extra(s)]
+            row.valid_to, extra]
+
+
+def _collects(state: dict) -> bool:
+    """Whether a state charges a rate at entry (a tariff in force with a rate)."""
+    return state.get("kind") == "tariff" and state.get("rate") is not None \
+        and state.get("status") == "in_force"
+
+
+def _refundable(r: Reader, stream: str, state: dict | None, known: str | None) -> bool:
+    """A rate collected under an authority later invalidated, as known on `known`."""
+    return bool(state) and _collects(state) and r.refundable(stream, known)
 
 
 def _extra(state: dict) -> str:
@@ -211,8 +233,10 @@ def _extra(state: dict) -> str:
                                                              for a, b in it["set"].items()))
                           for it in v)
         elif k == "disputed":
-            v = "; ".join(", ".join(f"{a}={b}" for a, b in d["claims"].items())
-                          + f" ({d['source']})" for d in v)
+            v = "; ".join(_claims(d) for d in v)
+        elif k == "resolved":
+            v = "; ".join(f"{_claims(d)} settled as {d['resolution']}" for d in v
+                          if d.get("claims"))
         elif isinstance(v, (dict, list)):
             v = json.dumps(v, ensure_ascii=False)
         parts.append(f"{k}: {v}")
@@ -243,10 +267,12 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
         result = row.as_dict() if row else \
             {"measure": s, "state": None, "since": None, "until": None, "events": []}
         rests = row is not None and _past(row.valid_from, h)
-        warnings += [_rests_warning(s, row.valid_from, h)] if rests else []
+        warnings += [_rests_warning(s, row.valid_from, h, r, row.event_ids)] if rests else []
         flags.append(rests or _past(as_of, h))
-        results.append({**result, "projected": flags[-1]})
-        rows.append(_state_row_cells(row, s))
+        refund = _refundable(r, s, row.state if row else None, known)
+        results.append({**result, "projected": flags[-1],
+                        **({"refundable": True} if refund else {})})
+        rows.append(_state_row_cells(row, s, refund))
         notes += state_notes(s, row.state) if row else []
         ids += row.event_ids if row else []
     plan = [f"state of {len(streams)} measure(s) as of {as_of}"
@@ -271,11 +297,15 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
     warnings = _past_warning("to", end, h)
     check_conditions(r, q.conditions, "measures", text)
     items = []  # (measure, interval, table row, projected), in measure then time order
+    refunds: set[str] = set()
     for s in streams:
         ivs = r.history(s, start, end, known)
         if q.conditions:
             ivs = [iv for iv in ivs if matches(q.conditions, _record(s, iv.state))]
-        items += [(s, iv, _state_row_cells(iv, s), _past(iv.valid_from, h)) for iv in ivs]
+        if any(_collects(iv.state) for iv in ivs) and r.refundable(s, known):
+            refunds.add(s)
+        items += [(s, iv, _state_row_cells(iv, s, s in refunds), _past(iv.valid_from, h))
+                  for iv in ivs]
     if q.order is not None or q.limit is not None:
         # the JSON, the table and the warnings all describe the rows kept
         items = _order_rows(items, q, text)
@@ -284,17 +314,31 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
         results.setdefault(s, []).append({
             "valid_from": iv.valid_from, "valid_to": iv.valid_to, "rate": iv.state.get("rate"),
             "status": iv.state.get("status"), "legal_status": iv.state.get("legal_status"),
-            "state": iv.state, "events": iv.event_ids, "projected": projected})
+            "state": iv.state, "events": iv.event_ids, "projected": projected,
+            **({"refundable": True} if s in refunds and _collects(iv.state) else {})})
         if projected:
-            warnings.append(_rests_warning(s, iv.valid_from, h))
+            warnings.append(_rests_warning(s, iv.valid_from, h, r, iv.event_ids))
     rows, flags = [i[2] for i in items], [i[3] for i in items]
     results = [{"measure": s, "intervals": ivs} for s, ivs in results.items()]
     plan = [f"history of {len(streams)} measure(s) from {start or 'the beginning'} to "
             f"{end or 'the end'}", f"known on {known}: fold each stream" if known
             else "range scan of intervals by (stream, valid_from)"]
+    cited = _citations(r, [i for _, iv, _, _ in items for i in iv.event_ids])
     return _finish(Answer("history", {"query": text, "from": start, "to": end,
-                                      "known_on": known, "results": results}, STATE_HEADER,
+                                      "known_on": known, "results": results,
+                                      "sources": cited}, STATE_HEADER,
                           rows, plan, [], streams, (end, known)), h, warnings, flags)
+
+
+def _citations(r: Reader, ids: list[str]) -> dict[str, dict]:
+    """Each event id's title and citation (source name, quote, url): an answer's sources,
+    one click away."""
+    found = r.events_by_id(ids)
+    keys = ("name", "quote", "url", "reference", "document")
+    return {i: {"title": ev.payload.get("title"),
+                **{k: ev.source[k] for k in keys if isinstance(ev.source, dict)
+                   and ev.source.get(k)}}
+            for i, ev in found.items()}
 
 
 def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
@@ -352,7 +396,8 @@ def _summary(state: dict) -> str:
     """A one-line sketch of a state: its rate (or last rate) and status."""
     if not state:
         return ""
-    parts = [f"{k}={state[k]}" for k in ("rate", "last_rate", "status", "legal_status")
+    parts = [f"{k}={state[k]}" for k in ("rate", "last_rate", "announced_rate",
+                                         "threatened_rate", "status", "legal_status")
              if state.get(k) is not None]
     return ", ".join(parts) or "(no rate or status)"
 
@@ -384,8 +429,6 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
             continue
         rate = st.get("rate")
         rate = rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
-        if rate is None and st.get("legal_status") in ("invalidated",):
-            continue  # no rate in force (its last one is kept as last_rate)
         used.append(s)
         ids += row.event_ids
         item = {"measure": s, "rate": rate, "since": row.valid_from, "events": row.event_ids}
@@ -394,11 +437,18 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
             item["legal_status"] = st["legal_status"]
         if st.get("disputed"):
             item["disputed"] = [{**d["claims"], "source": d["source"]} for d in st["disputed"]]
+        if st.get("resolved"):
+            item["resolved"] = [{**d["claims"], "source": d.get("source"),
+                                 "resolution": d["resolution"]} for d in st["resolved"]
+                                if d.get("claims")]
         if st.get("confidence"):
             item["confidence"] = st["confidence"]
             notes.append(st["confidence"])
         if st.get("not_stacked_with"):
             item["not_stacked_pattern"] = st["not_stacked_with"]
+        if _refundable(r, s, st, known):
+            item["refundable"] = True
+            notes.append("refundable")
         if st.get("scope") == "all goods" and rate is not None:
             components.append(item)
             item["notes"] = notes
@@ -410,7 +460,13 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
     # rates add as the decimals they are written in: binary floats make 0.1 + 0.2 into
     # 0.30000000000000004, which a reader should not see nor the export's decimal(18, 6) hold
     exact = sum((decimal.Decimal(repr(c["rate"])) for c in components), decimal.Decimal(0))
-    total = int(exact) if exact == exact.to_integral_value() else float(exact)
+    total = _plain(exact)
+    refundable = _plain(sum((decimal.Decimal(repr(c["rate"])) for c in components
+                             if c.get("refundable")), decimal.Decimal(0)))
+    if refundable:
+        notes_all.append(f"of the TOTAL {_fmt_rate(total)}, {_fmt_rate(refundable)} was "
+                         f"collected under an authority later invalidated: refundable (net "
+                         f"{_fmt_rate(_plain(exact - decimal.Decimal(repr(refundable))))})")
     rows = [[c["measure"], c["rate"], "; ".join(["all goods"] + c["notes"])]
             for c in components]
     rows += [[a["measure"], a["rate"], "; ".join(
@@ -421,7 +477,8 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
     h = horizon(r, known)
     warnings = _past_warning("as of", as_of, h)
     flags = [_past(c["since"], h) or _past(as_of, h) for c in components + also]
-    warnings += [_rests_warning(c["measure"], c["since"], h) for c in components + also
+    warnings += [_rests_warning(c["measure"], c["since"], h, r, c["events"])
+                 for c in components + also
                  if _past(c["since"], h)]
     for c, f in zip(components + also, flags):
         c["projected"] = f
@@ -431,9 +488,15 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
             "sum rates of 'all goods' measures; list product-specific ones separately"]
     return _finish(Answer("total", {"query": text, "as_of": as_of, "known_on": known,
                                     "imposer": q.imposer, "target": q.target, "total": total,
+                                    "refundable": refundable,
                                     "components": components, "also_applies": also},
                           ["measure", "rate", "scope"], rows, plan, ids, used, (as_of, known),
                           summary_rows=1), h, warnings, flags, notes_all)
+
+
+def _plain(d: decimal.Decimal) -> int | float:
+    """A decimal sum as the plain number JSON shows (an int when whole)."""
+    return int(d) if d == d.to_integral_value() else float(d)
 
 
 def _non_stacking(components: list[dict], also: list[dict]) -> list[str]:
@@ -475,9 +538,16 @@ def _total_notes(state: dict) -> list[str]:
     if state.get("legal_status") in _LEGAL_NOTES:
         notes.append(_LEGAL_NOTES[state["legal_status"]])
     for d in state.get("disputed") or ():
-        claims = ", ".join(f"{k}={v}" for k, v in d["claims"].items())
-        notes.append(f"disputed: {claims} ({d['source']})")
+        notes.append(f"disputed: {_claims(d)}")
+    for d in state.get("resolved") or ():
+        if d.get("claims"):
+            notes.append(f"dispute resolved: {_claims(d)} settled as {d['resolution']}")
     return notes
+
+
+def _claims(d: dict) -> str:
+    """A disputed report's claims and source: `rate=15 (BDO; UHY)`."""
+    return ", ".join(f"{k}={v}" for k, v in d["claims"].items()) + f" ({d.get('source')})"
 
 
 def state_notes(measure: str, state: dict) -> list[str]:

@@ -312,6 +312,8 @@ class Store:
         referenced = {s for e in batch for s in e.payload.get("affects", ())}
         sup_ids = [i for e in batch if e.type in SUPERSEDING_TYPES for i in e.payload["supersedes"]]
         sup_rows = _superseded(conn, sup_ids, batch)
+        res_rows = _superseded(conn, [i for e in batch for i in e.payload.get("resolves", ())],
+                               batch)
         rows = maintain.load_measures(
             conn, own_streams | referenced | {r[0] for r in sup_rows.values()} | set(expected))
         for stream, want in expected.items():
@@ -320,6 +322,7 @@ class Store:
         if not batch:
             return AppendResult([], skipped, dry_run=dry_run)
         _check_references(batch, rows, sup_rows)
+        _check_resolved(batch, res_rows)
         touched = sorted(own_streams | referenced | {r[0] for r in sup_rows.values()})
         before = _histories(conn, touched) if dry_run else {}
 
@@ -660,6 +663,17 @@ def _check_references(batch: list[NewEvent], rows, sup_rows) -> None:
                                         f"corrects ({sup_rows[i][0]})")
 
 
+def _check_resolved(batch: list[NewEvent], res_rows: dict[str, tuple]) -> None:
+    """A settled dispute must be a report already in the log (or the batch), same measure."""
+    for ev in batch:
+        for i in ev.payload.get("resolves", ()):
+            if i not in res_rows:
+                _fail(ev, "resolves", f"unknown event id {i!r}")
+            if res_rows[i][0] != ev.stream:
+                _fail(ev, "resolves", f"event {i} reports on {res_rows[i][0]}: a resolution "
+                                      f"settles disputes of its own measure")
+
+
 def _check_projection_head(conn: Connection, where: str, head: Head | None = None) -> None:
     """Refuse when the projections were not brought up to the log's head (see 0005)."""
     head = head or _head(conn)
@@ -760,7 +774,7 @@ _DEFINITIONS: dict[str, dict] = {}
 
 
 def expected_definitions(dialect: str) -> dict:
-    """The triggers and views as migrations 0001, 0003, 0007 and 0009 create them on `dialect`.
+    """The triggers and views as migrations 0001, 0003, 0007, 0009 and 0010 make them on `dialect`.
 
     Taken from the migration files themselves (run against a recorder, not a database), so
     there is one definition and verify cannot drift from what the migrations made.
@@ -777,7 +791,8 @@ def expected_definitions(dialect: str) -> dict:
                                    create_table=lambda *a, **k: None)
         # later migrations that remake a view replace the earlier definition
         for fname in ("0001_event_log.py", "0003_views.py",
-                      "0007_view_last_rate_confidence.py", "0009_product_scopes_view.py"):
+                      "0007_view_last_rate_confidence.py", "0009_product_scopes_view.py",
+                      "0010_view_projected_refundable.py"):
             spec = importlib.util.spec_from_file_location(
                 f"_timeline_migration_{fname[:4]}", migrations_path() / "versions" / fname)
             mod = importlib.util.module_from_spec(spec)

@@ -32,6 +32,9 @@ class Total:
     total: float | int | None
     projected: bool
     event_ids: list[str] = field(default_factory=list)
+    # (measure, since, what, event ids): the states after the knowledge horizon the total
+    # rests on, each from a change scheduled before it
+    rests_on: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
 
 
 @dataclass
@@ -70,7 +73,26 @@ def total(r: Reader, imposer: str, target: str, day: str, known_on: str | None) 
     except QueryError:
         return Total(imposer, target, day, None, False)
     ids = list(dict.fromkeys(i for c in data["components"] for i in c["events"]))
-    return Total(imposer, target, day, data["total"], data["projected"], ids)
+    return Total(imposer, target, day, data["total"], data["projected"], ids,
+                 _rests_on(r, imposer, target, day, known_on) if data["projected"] else [])
+
+
+def _rests_on(r: Reader, imposer: str, target: str, day: str,
+              known_on: str | None) -> list[tuple[str, str, str, list[str]]]:
+    """The tariffs by `imposer` on `target` whose state on `day` began after the knowledge
+    horizon: a projected total is only as good as the changes scheduled for them."""
+    h = horizon(r, known_on)
+    out = []
+    for s in r.tariff_streams(imposer):
+        row = r.state(s, day, known_on)
+        if row is None or h is None or row.valid_from <= h \
+                or row.state.get("target") not in (target, "all"):
+            continue
+        st = row.state
+        what = str(st.get("status") or "changed") + (
+            f" at {_plain(st['rate'])} %" if st.get("rate") is not None else "")
+        out.append((s, row.valid_from, what, list(row.event_ids)))
+    return out
 
 
 def days_before(day: str, n: int) -> str:

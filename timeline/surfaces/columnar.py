@@ -1,8 +1,9 @@
 """Parquet copies of the export's CSV tables, for pandas, DuckDB and Polars.
 
 Same columns as the CSVs, with types a columnar reader can use: dates as `date32`, rates and
-totals as decimals (never binary floats: 7.5 % stays 7.5), flags as booleans, missing values
-as nulls; structured values (state, scope, event ids) stay the CSV's JSON text. Written only
+totals as float64 (pandas reads them as numbers; a decimal column arrives as `object`), each
+checked first to hold at most six places, so the float is the shortest repr of the decimal
+written (7.5 stays 7.5), flags as booleans, missing values as nulls; structured values (state, scope, event ids) stay the CSV's JSON text. Written only
 when pyarrow (the `parquet` extra) is importable; the export says in its manifest when not.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ def available() -> bool:
 
 
 def _type(pa, kind: str):
-    return {"date": pa.date32(), "rate": pa.decimal128(RATE_PRECISION, RATE_SCALE),
+    return {"date": pa.date32(), "rate": pa.float64(),
             "bool": pa.bool_(), "text": pa.string(), "number": pa.float64()}[kind]
 
 
@@ -51,7 +52,7 @@ def _value(kind: str, v, where: str):
                 abs(d) >= decimal.Decimal(10) ** (RATE_PRECISION - RATE_SCALE):
             raise TimelineError(f"{where} {v!r} does not fit a decimal of "
                                 f"{RATE_PRECISION} digits with {RATE_SCALE} after the point")
-        return d
+        return float(d)
     if kind == "number":
         # float64: pandas reads it as numbers (a decimal column arrives as `object`)
         if isinstance(v, bool) or not isinstance(v, (int, float, decimal.Decimal)):

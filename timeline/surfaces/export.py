@@ -58,17 +58,24 @@ TEST_DELAY_ENV = "TIMELINE_EXPORT_TEST_DELAY"
 EXTRA_WRITERS: list[Callable] = []
 
 # (name, type) of each table's columns; the type is the Parquet column's (see columnar.py)
+# what the query language says of a state besides its fields (docs/export.md): the rate it
+# had or would have, the sources' confidence, whether what it collects is refundable and
+# whether it rests on a change after the knowledge horizon
+QUALIFIER_COLUMNS = (("last_rate", "rate"), ("announced_rate", "rate"),
+                     ("threatened_rate", "rate"), ("confidence", "text"),
+                     ("refundable", "bool"), ("projected", "bool"))
 INTERVAL_COLUMNS = (("measure", "text"), ("valid_from", "date"), ("valid_to", "date"),
                     ("rate", "rate"), ("status", "text"), ("legal_status", "text"),
                     ("kind", "text"), ("imposer", "text"), ("target", "text"), ("scope", "text"),
-                    ("state", "text"), ("event_ids", "text"))
+                    ("state", "text"), ("event_ids", "text")) + QUALIFIER_COLUMNS
 STATE_COLUMNS = (("measure", "text"), ("kind", "text"), ("imposer", "text"), ("target", "text"),
                  ("rate", "rate"), ("status", "text"), ("legal_status", "text"),
                  ("scope", "text"), ("authority", "text"), ("since", "date"), ("until", "date"),
-                 ("state", "text"), ("event_ids", "text"))
+                 ("state", "text"), ("event_ids", "text")) + QUALIFIER_COLUMNS
 TOTAL_COLUMNS = (("imposer", "text"), ("target", "text"), ("as_of", "date"),
                  ("known_on", "date"), ("total", "rate"), ("measures", "text"),
-                 ("event_ids", "text"), ("projected", "bool"), ("known_through", "date"))
+                 ("event_ids", "text"), ("projected", "bool"), ("known_through", "date"),
+                 ("refundable", "rate"))
 TOTAL_PAIRS = (("us", "cn"), ("cn", "us"))
 # products.csv: each product group's HTS line, one row per change of its duty (docs/products.md)
 PRODUCT_COLUMNS = (("product", "text"), ("hts", "text"), ("valid_from", "date"),
@@ -269,9 +276,23 @@ def write_events(r: Reader, folder: Path, as_of: str, known_on: str | None) -> l
     return ["events.jsonl"]
 
 
+def _qualifiers(r: Reader, stream: str, row, known_on: str | None, horizon: str | None,
+                as_of: str | None = None) -> tuple:
+    """The QUALIFIER_COLUMNS of one interval (`as_of`: a state on that day, which is
+    projected too when the day itself is past the horizon)."""
+    s = row.state
+    collects = s.get("kind") == "tariff" and s.get("rate") is not None \
+        and s.get("status") == "in_force"
+    past = horizon is not None and (row.valid_from > horizon
+                                    or (as_of is not None and as_of > horizon))
+    return (s.get("last_rate"), s.get("announced_rate"), s.get("threatened_rate"),
+            s.get("confidence"), collects and r.refundable(stream, known_on), past)
+
+
 def interval_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
     """Rows of intervals.csv (raw values): every interval of every measure, as known on K."""
     cat = _catalogue(r)
+    horizon = known_on or r.horizon()
     rows = []
     for stream in r.all_streams():
         kind, imposer, target = cat.get(stream, (None, None, None))
@@ -279,13 +300,14 @@ def interval_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
             s = row.state
             rows.append((stream, row.valid_from, row.valid_to, s.get("rate"), s.get("status"),
                          s.get("legal_status"), kind, imposer, target, s.get("scope"), s,
-                         row.event_ids))
+                         row.event_ids) + _qualifiers(r, stream, row, known_on, horizon))
     return rows
 
 
 def state_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
     """Rows of state.csv: the state of every measure that has one on `as_of`, as known on K."""
     cat = _catalogue(r)
+    horizon = known_on or r.horizon()
     rows = []
     for stream in r.all_streams():
         row = r.state(stream, as_of, known_on)
@@ -295,7 +317,8 @@ def state_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
         s = row.state
         rows.append((stream, kind, imposer, target, s.get("rate"), s.get("status"),
                      s.get("legal_status"), s.get("scope"), s.get("authority"), row.valid_from,
-                     row.valid_to, s, row.event_ids))
+                     row.valid_to, s, row.event_ids)
+                    + _qualifiers(r, stream, row, known_on, horizon, as_of))
     return rows
 
 
@@ -313,7 +336,7 @@ def total_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
         rows.append((imposer, target, as_of, known_on, ans["total"],
                      [c["measure"] for c in ans["components"]],
                      [i for c in ans["components"] for i in c["events"]], ans["projected"],
-                     ans["horizon"]["known_through"]))
+                     ans["horizon"]["known_through"], ans["refundable"]))
     return rows
 
 

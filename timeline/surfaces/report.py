@@ -289,9 +289,10 @@ def _delta(now, then) -> str:
 def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, label: str,
                       counts: tuple[int, int, int], cited: _Cited) -> str:
     month = briefing.days_before(as_of, WINDOW_DAYS)
-    rows = []
+    rows, totals = [], []
     for (imposer, target), (_, _, heading) in zip(briefing.PAIRS, TOTALS):
         now = briefing.total(r, imposer, target, as_of, known_on)
+        totals.append((heading, now))
         then = briefing.total(r, imposer, target, since, known_on)
         before = briefing.total(r, imposer, target, month, known_on)
         value = "–" if now.total is None else _fmt(now.total) + " %"
@@ -310,7 +311,7 @@ def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, l
         if as_of > h:
             reach += (f' {PROJECTED} The state on {_e(as_of)} is after it: it rests on what was '
                       f'scheduled by {_e(h)}, and nothing later is known.')
-        reach += "</p>"
+        reach += "</p>" + _rests_on(totals, cited)
     goods = _goods_table(r, as_of, known_on, cited)
     changes, known, due = counts
     month_head = f'<th>since {_e(month)} (30 days before)</th>' if month != since else ""
@@ -324,6 +325,21 @@ def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, l
             f'{"" if known == 1 else "s"}</a> since {_e(label)}; '
             f'<a href="#coming-up">{due} change{"" if due == 1 else "s"} due</a> in the next '
             f'{briefing.COMING_DAYS} days.</p>')
+
+
+def _rests_on(totals: list[tuple[str, "briefing.Total"]], cited: _Cited) -> str:
+    """What each projected headline total rests on: the scheduled changes after the horizon
+    (a projected 0 % is the end of what was scheduled, not a known state)."""
+    items = []
+    for heading, now in totals:
+        for measure, since, what, ids in now.rests_on:
+            items.append(f'<li>{_e(heading)}: <a href="#m-{_e(measure)}">{_e(measure)}</a> '
+                         f'{cited.links(what, ids)} since {_e(since)}, a change scheduled '
+                         f'before the horizon that no later event confirms</li>')
+    if not items:
+        return ""
+    return (f'<div id="headline-rests-on"><p>The projected totals rest on:</p>'
+            f'<ul>{"".join(items)}</ul></div>')
 
 
 def _goods_table(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
@@ -416,6 +432,10 @@ def _coming_section(due, as_of: str, cited: _Cited) -> str:
             f'<tbody>{body}</tbody></table>')
 
 
+# a source address the page may link: http(s), no spaces, quotes or angle brackets
+WEB_URL = re.compile(r"https?://[^\s\"'<>`]+")
+
+
 def event_item(number: int, row) -> str:
     """One cited event as a list item: dates, type, measure, title, source and quote."""
     payload, source = row.payload, row.source
@@ -435,8 +455,15 @@ def event_item(number: int, row) -> str:
         if source.get(key):
             parts.append(f" · {label}: <code>{_e(source[key])}</code>")
     if source.get("url"):
-        # shown, not linked: the page must not lead the browser anywhere outside it
-        parts.append(f' · url: <code class="url">{_e(source["url"])}</code>')
+        url = str(source["url"])
+        if WEB_URL.fullmatch(url):
+            # a link the reader follows, never a resource the page loads: it opens apart
+            # from the briefing and tells the source nothing of where the reader came from
+            parts.append(f' · <a class="url" href="{_e(url)}" rel="noopener noreferrer '
+                         f'nofollow" referrerpolicy="no-referrer" target="_blank">'
+                         f'{_e(url)}</a>')
+        else:
+            parts.append(f' · url: <code class="url">{_e(url)}</code>')
     if source.get("quote"):
         parts.append(f"<blockquote>{_e(source['quote'])}</blockquote>")
     if payload.get("note"):
