@@ -37,7 +37,7 @@ def home(srv, request):
 def ask(srv, request):
     """A query (?q=), its answer as a table, horizon, warnings, explain on demand."""
     p = request.query_params
-    values = {"q": "", "as_of": None, "known": None, "explain": False}
+    values = {**params.echo(p, ("q", "as_of", "known")), "explain": params.flag(p, "explain")}
     try:
         facts = srv.cache.facts()
         values.update(q=params.text(p, "q"), as_of=params.date(p, "as_of", srv.today()),
@@ -66,7 +66,7 @@ def ask(srv, request):
 def product(srv, request):
     """A good's layers on ?on= as known on ?known=, with its stacked chart."""
     p = request.query_params
-    values = {"p": "", "on": None, "known": None}
+    values = params.echo(p, ("p", "on", "known"))
     facts = srv.cache.facts()
     try:
         values.update(p=params.pattern(p, "p", params.PRODUCT, "an HTS code or a product "
@@ -85,7 +85,7 @@ def measure(srv, request):
     """One measure (?id=): its history as known on ?known=, chart, events and sources."""
     p = request.query_params
     facts = srv.cache.facts()
-    values = {"id": "", "known": None}
+    values = params.echo(p, ("id", "known"))
     try:
         values.update(id=params.pattern(p, "id", params.MEASURE_ID, "a measure id"),
                       known=params.date(p, "known", srv.today()))
@@ -103,7 +103,7 @@ def events(srv, request):
     """The events, filtered by ?type=, ?stream= (a glob) and known between ?from= and ?to=."""
     p = request.query_params
     facts = srv.cache.facts()
-    values = {"type": "", "stream": "", "known_from": None, "known_to": None, "query": ""}
+    values = {**params.echo(p, ("type", "stream", "known_from", "known_to")), "query": ""}
     try:
         kind = params.text(p, "type").lower()
         if kind and kind not in facts.event_types:

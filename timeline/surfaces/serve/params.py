@@ -1,12 +1,13 @@
 """The URL parameters of the pages: checked and turned into values, or a clear refusal."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
-from timeline.errors import TimelineError
-from timeline.surfaces.common import resolve_date
+from timeline.errors import QueryError, TimelineError
 
 MAX_PARAM = 10_000  # a query's own limit (the parser's); nothing else needs more
+ECHO = 2_000  # how much of a refused value the page's form shows again
 STREAM_GLOB = re.compile(r"[a-z0-9*][a-z0-9._*-]{0,199}")
 MEASURE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,199}")
 PRODUCT = re.compile(r"[0-9][0-9.]{1,15}|[a-z][a-z0-9_-]{0,79}")
@@ -33,10 +34,20 @@ def date(params, name: str, today=None) -> str | None:
     value = text(params, name)
     if not value:
         return None
+    from timeline.query.parser import parse_date  # the language's own dates
+
     try:
-        return resolve_date(value, today)
-    except TimelineError as exc:
-        raise BadParam(name, str(exc)) from None
+        return parse_date(value).resolve(today or dt.date.today()).isoformat()
+    except QueryError as exc:
+        why = exc.message if exc.message.startswith("invalid date") else \
+            f"invalid date {value[:40]!r}: {exc.message}"
+        raise BadParam(name, f"{why}; write YYYY-MM-DD or a date as queries do "
+                             f"(today - 1 day)") from None
+
+
+def echo(params, names) -> dict[str, str]:
+    """The raw values of `names`, cut to ECHO characters: what a refused form shows again."""
+    return {n: (params.get(n) or "")[:ECHO] for n in names}
 
 
 def pattern(params, name: str, regex: re.Pattern, what: str) -> str:
