@@ -84,4 +84,5 @@ def make_app(tl: api.Timeline, *, allow_sql: bool = False, max_rows: int = DEFAU
         if trusted_hosts else []
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: not_found})
+    app.state.server = srv  # what the handlers share, for a look from outside (tests)
     return Guard(app)

@@ -82,7 +82,9 @@ def run_serve(args) -> int:
             import webbrowser
 
             webbrowser.open(url)
-        server.run(sockets=[sock])  # returns once Ctrl-C (SIGINT) or SIGTERM has stopped it
+        # stops on Ctrl-C (SIGINT) or SIGTERM, closing its connections first; uvicorn then
+        # raises the signal again: Ctrl-C ends as every command's does (130, `interrupted`)
+        server.run(sockets=[sock])
     return 0
 
 
