@@ -96,10 +96,17 @@ def product(tl: api.Timeline, facts: Facts, name: str, on: str, known: str | Non
         series.append(Series(f"total, as known on {known}",
                              [(c["from"], c["total"]) for c in then.data.get("changes", [])
                               if c.get("hts") == hts], dashed=True))
+    duty = [c["from"] for c in changes if c["total"]]
+    start = lead_in(min([*duty[:1], on, *([known] if known else [])]), facts.first)
     title = f"Duty on {name} ({hts}) from China"
-    svg = step_chart(series, facts.first, end, horizon=facts.horizon, marker=on, title=title)
+    svg = step_chart(series, start, end, horizon=facts.horizon, marker=on, title=title)
     return {"answer": answer, "chart": svg, "legend": legend(series), "hts": hts,
-            "chart_start": facts.first, "chart_end": end}
+            "chart_start": start, "chart_end": end}
+
+
+def lead_in(day: str, first: str, days: int = 120) -> str:
+    """Where a chart starts: some months before `day`, not before the log's first date."""
+    return max(first, (dt.date.fromisoformat(day) - dt.timedelta(days=days)).isoformat())
 
 
 def _applied_rate(change: dict, measure: str) -> float:
@@ -123,8 +130,9 @@ def measure(tl: api.Timeline, facts: Facts, stream: str, known: str | None,
         latest = tl.query(f"history of {stream}")
         series.insert(0, Series("rate, as known today",
                                 _interval_points(latest.data["results"][0]["intervals"])))
-    starts = [p for s in series for p, _ in s.points] or [facts.first]
-    svg = step_chart(series, min(starts), facts.last, horizon=facts.horizon,
+    starts = [p for s in series for p, v in s.points if v is not None] or [facts.first]
+    svg = step_chart(series, lead_in(min(starts), facts.first), facts.last,
+                     horizon=facts.horizon,
                      title=f"{stream}: rate")
     rows = events.data.get("results") or []
     return {"history": hist, "events": rows[:limit], "more": len(rows) > limit,

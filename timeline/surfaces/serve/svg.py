@@ -71,22 +71,22 @@ def step_chart(series: list[Series], start: str, end: str, *, horizon: str | Non
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
            f'role="img" aria-label="{_e(title)}" class="chart">', f"<title>{_e(title)}</title>"]
-    if horizon and horizon < end:
+    shade = ""
+    if horizon and horizon < end:  # drawn over the bands, translucent
         hx = x(max(horizon, start))
-        out.append(f'<rect class="after-horizon" x="{hx:.1f}" y="{TOP}" '
-                   f'width="{WIDTH - RIGHT - hx:.1f}" height="{HEIGHT - TOP - BOTTOM}" '
-                   f'fill="#eeeeee"><title>after the knowledge horizon {_e(horizon)}: '
-                   f'projected</title></rect>')
+        shade = (f'<rect class="after-horizon" x="{hx:.1f}" y="{TOP}" '
+                 f'width="{WIDTH - RIGHT - hx:.1f}" height="{HEIGHT - TOP - BOTTOM}" '
+                 f'fill="#888888" fill-opacity="0.22"><title>after the knowledge horizon '
+                 f'{_e(horizon)}: projected</title></rect>')
     for tick in _ticks(ymax):
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" '
                    f'y2="{y(tick):.1f}" stroke="#dddddd"/>'
                    f'<text x="{LEFT - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" '
                    f'font-size="11">{tick:g}{_e(unit)}</text>')
-    for year in range(dt.date.fromordinal(x0).year + 1, dt.date.fromordinal(x1).year + 1):
-        jan = f"{year:04d}-01-01"
-        out.append(f'<line x1="{x(jan):.1f}" x2="{x(jan):.1f}" y1="{TOP}" '
-                   f'y2="{HEIGHT - BOTTOM}" stroke="#cccccc"/><text x="{x(jan):.1f}" '
-                   f'y="{HEIGHT - 10}" text-anchor="middle" font-size="11">{year}</text>')
+    for day, label in _date_ticks(x0, x1):
+        out.append(f'<line x1="{x(day):.1f}" x2="{x(day):.1f}" y1="{TOP}" '
+                   f'y2="{HEIGHT - BOTTOM}" stroke="#cccccc"/><text x="{x(day):.1f}" '
+                   f'y="{HEIGHT - 10}" text-anchor="middle" font-size="11">{label}</text>')
     for i in range(len(stacked) - 1, -1, -1):  # top bands first, lower ones over them
         pts = []
         for j, day in enumerate(days):
@@ -97,6 +97,7 @@ def step_chart(series: list[Series], start: str, end: str, *, horizon: str | Non
         out.append(f'<polygon points="{poly}" fill="{PALETTE[i % len(PALETTE)]}" '
                    f'fill-opacity="0.75" stroke="none"><title>{_e(stacked[i].label)}</title>'
                    f'</polygon>')
+    out.append(shade)
     for k, s in enumerate(lines):
         colour = "#222222" if k == 0 else "#c0392b"
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
@@ -140,6 +141,19 @@ def _steps(points, start: str, end: str, x, y) -> str:
         path.append(f"{cmd}{x(d):.1f},{y(v):.1f} L{x(nxt):.1f},{y(v):.1f}")
         prev = v
     return " ".join(path) or f"M{x(start):.1f},{y(0):.1f}"
+
+
+def _date_ticks(x0: int, x1: int) -> list[tuple[str, str]]:
+    """Years on a long axis; quarters (2025-04) on one of three years or less."""
+    first, last = dt.date.fromordinal(x0), dt.date.fromordinal(x1)
+    months = (1, 4, 7, 10) if x1 - x0 <= 3 * 366 else (1,)
+    out = []
+    for year in range(first.year, last.year + 1):
+        for m in months:
+            day = dt.date(year, m, 1)
+            if first < day <= last:
+                out.append((day.isoformat(), str(year) if m == 1 else f"{year}-{m:02d}"))
+    return out
 
 
 def _nice(peak: float) -> float:
