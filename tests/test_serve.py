@@ -97,7 +97,7 @@ def test_measure_page_shows_history_chart_and_sources(served):
     assert "History as known on 2025-06-10" in known and 'stroke-dasharray="6 4"' in known
     listing = get(c, "/measure").text
     assert 'href="/measure?id=us.tariff.ieepa-reciprocal.cn"' in listing
-    gone = get(c, "/measure?id=us.tariff.nothing-here", 400).text
+    gone = get(c, "/measure?id=us.tariff.nothing-here", 404).text
     assert "unknown measure" in gone
 
 

@@ -39,6 +39,8 @@ def test_help_lists_serve_and_its_options():
         assert option in out
     bad = run_cli("serve", "--port", "70000")
     assert bad.returncode == 2 and "from 0 to 65535" in bad.stderr
+    bad = run_cli("serve", "--max-rows", "0")
+    assert bad.returncode == 2 and "from 1 to 10000000" in bad.stderr
 
 
 @pytest.fixture

@@ -125,3 +125,15 @@ def test_only_this_machines_names_are_served_when_bound_to_loopback(make_db):
     finally:
         c.close()
         tl.close()
+
+
+def test_a_store_that_fails_is_a_503_and_a_refused_write_a_400():
+    from timeline.errors import ReadOnlyError, StoreError
+    from timeline.surfaces.serve.replies import error_json, status_of
+
+    stopped = StoreError("db: statement stopped after 30 s (the --timeout); narrow the query")
+    assert status_of(stopped) == 503 and status_of(ReadOnlyError("DELETE refused")) == 400
+    reply = error_json(stopped)
+    assert reply.status_code == 503
+    assert reply.body == (b'{"error": "error: db: statement stopped after 30 s (the --timeout); '
+                          b'narrow the query"}\n')

@@ -27,13 +27,20 @@ def configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-sql", action="store_true",
                    help="add the /sql page and /api/sql (read-only SQL over the documented "
                         "views, as `timeline sql`)")
-    p.add_argument("--max-rows", type=_port, default=5000, metavar="N",
+    p.add_argument("--max-rows", type=_rows, default=5000, metavar="N",
                    help="rows a page shows and /api/query answers at most (default 5000)")
 
 
 def _port(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"needs a whole number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def _rows(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 10 ** 7:
+        raise argparse.ArgumentTypeError(f"needs a whole number from 1 to 10000000, not "
+                                         f"{text!r}")
     return int(text)
 
 

@@ -15,9 +15,10 @@ from timeline.surfaces.serve.replies import error_json, status_of
 COMPLETIONS = 40  # suggestions served per request
 
 
-def _fail(srv, exc: TimelineError, title: str, **values):
-    return srv.html("error.html", status_of(exc), title=title, message=describe(exc),
-                    status=status_of(exc), **values)
+def _fail(srv, exc: TimelineError, title: str, code: int | None = None, **values):
+    code = code or status_of(exc)
+    return srv.html("error.html", code, title=title, message=describe(exc), status=code,
+                    **values)
 
 
 def home(srv, request):
@@ -92,8 +93,10 @@ def measure(srv, request):
         if not values["id"]:
             return srv.html("measures.html", title="Measures", page="measure", facts=facts)
         look = reads.measure(srv.tl, facts, values["id"], values["known"], srv.max_rows)
-    except TimelineError as exc:
-        return _fail(srv, exc, "Measure", page="measure", facts=facts, **values)
+    except TimelineError as exc:  # a measure the log does not hold: no such page
+        unknown = isinstance(exc, QueryError) and exc.message.startswith("unknown measure")
+        return _fail(srv, exc, "Measure", 404 if unknown else None, page="measure",
+                     facts=facts, **values)
     return srv.html("measure.html", title=values["id"], page="measure", facts=facts,
                     look=look, title_of=facts.catalogue.titles.get(values["id"], ""),
                     **values)
@@ -188,7 +191,7 @@ def api_sql(srv, request):
             raise params.BadParam("q", "a SELECT statement is needed")
         columns, rows = srv.tl.sql(q, max_rows=srv.max_rows + 1)
     except TimelineError as exc:
-        return error_json(exc, 400 if not isinstance(exc, QueryError) else None)
+        return error_json(exc)
     body = {"columns": columns, "rows": [list(r) for r in rows[:srv.max_rows]],
             "truncated": len(rows) > srv.max_rows}
     return Response(json.dumps(body, ensure_ascii=False, default=str) + "\n",

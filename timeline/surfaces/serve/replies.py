@@ -27,14 +27,11 @@ def num(value) -> str:
 
 
 def status_of(exc: TimelineError) -> int:
-    """The HTTP status of an error: the asker's mistake 400, unknown thing 404, store 503."""
+    """The HTTP status of an error: the asker's mistake 400, the store failing 503."""
     if isinstance(exc, ReadOnlyError):  # a statement that would write: the asker's
         return 400
     if isinstance(exc, StoreError):  # the database is gone, or the read hit the timeout
         return 503
-    if isinstance(exc, QueryError) and exc.message.startswith("unknown measure") \
-            and not exc.query:
-        return 404
     return 400
 
 
