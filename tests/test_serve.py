@@ -219,3 +219,29 @@ def test_security_headers_and_no_inline_script(served):
             assert not re.search(r"<script(?![^>]*\bsrc=)", r.text), path
             assert " style=" not in r.text and "<style" not in r.text, path
             assert not re.search(r"\son[a-z]+=", r.text), path  # no inline handlers
+
+
+def test_many_requests_at_once_get_each_its_own_answer(make_db):
+    """Handlers run in Starlette's threadpool, each read on its own snapshot."""
+    import asyncio
+
+    from benchmarks.serve import call
+
+    c, tl = client(make_db(seeded=True), max_rows=100)
+    app = c.app
+    days = [f"2025-{m:02d}-15" for m in range(1, 13)]
+
+    async def all_at_once():
+        return await asyncio.gather(*(call(app, "/api/query?q=" + quote(
+            f"total tariff by us on cn as of {d}")) for d in days * 3),
+            call(app, "/ask?q=events"), call(app, "/api/query?q=events"))
+    try:
+        replies = asyncio.run(all_at_once())
+    finally:
+        c.close()
+        tl.close()
+    for d, (status, body) in zip(days * 3, replies):
+        assert status == 200 and json.loads(body)["as_of"] == d
+    page, api = replies[-2:]
+    assert page[0] == 200 and b"showing the first 100 of 251 rows" in page[1]
+    assert api[0] == 400 and b"the answer has 251 rows, more than this server" in api[1]
