@@ -34,6 +34,8 @@ COMMANDS = {
     "report": ("timeline.surfaces.report", "write the morning briefing page for a date"),
     "chart": ("timeline.surfaces.chart", "draw a history or total query as an SVG/PNG chart"),
     "copy": ("timeline.surfaces.copy", "copy a whole log between databases, verifying the chain"),
+    "serve": ("timeline.surfaces.serve.command", "serve the read-only web pages and JSON "
+              "API on this machine"),
 }
 
 

@@ -15,7 +15,7 @@ def announce(msg: str) -> None:
 
 
 # The read surfaces --timeout applies to; verify, load, rebuild and copy run to the end.
-TIMED = frozenset({"query", "sql", "repl", "export", "report", "chart", "info"})
+TIMED = frozenset({"query", "sql", "repl", "export", "report", "chart", "info", "serve"})
 
 
 def open_timeline(args, *, readonly: bool = False, create: bool = False) -> api.Timeline:
