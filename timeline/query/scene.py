@@ -10,6 +10,7 @@ so is everything a Scene holds. A new event moves the head and the next read bui
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import OrderedDict
 from json import loads
 
@@ -20,6 +21,7 @@ KINDS = ("tariff", "exemption", "product")
 GROUP_PREFIX = "product."
 _CACHE: "OrderedDict[tuple, _Index]" = OrderedDict()
 _CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
 
 
 class _Stream:
@@ -122,14 +124,19 @@ class _Index:
 def _index(r: Reader) -> _Index:
     head = r.head()
     key = (r.where, head.position, head.hash)
-    found = _CACHE.get(key)
-    if found is None:
-        found = _Index(r)
-        _CACHE[key] = found
+    # `timeline serve` answers from several threads: the cache's bookkeeping is locked (a
+    # dropped entry must not vanish between a lookup and its move), the build is not
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return found
+    built = _Index(r)
+    with _CACHE_LOCK:
+        found = _CACHE.setdefault(key, built)
+        _CACHE.move_to_end(key)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
     return found
 
 
