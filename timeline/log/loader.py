@@ -245,14 +245,22 @@ def source_names(path: Path) -> frozenset[str]:
             continue
         if not 0 <= col < len(cells):
             continue
-        for part in cells[col].split(";"):
-            publisher = part.split(" \u2014 ")[0].strip()
-            m = re.match(r'^([^,"(\u201c]+?)\s*(,|"|\(|\u201c|$)', publisher)
-            for name in (publisher, m.group(1) if m else ""):
-                folded = fold_text(name).lower()
-                if re.search(r"\w", folded):
-                    names.add(folded)
+        names |= cell_source_names(cells[col])
     return frozenset(names)
+
+
+def cell_source_names(cell: str) -> set[str]:
+    """The whole source names one Source cell gives (folded, lower case): each `;`-separated
+    part up to its address, and that part up to a title or a parenthesis."""
+    names: set[str] = set()
+    for part in cell.split(";"):
+        publisher = part.split(" \u2014 ")[0].strip()
+        m = re.match(r'^([^,"(\u201c]+?)\s*(,|"|\(|\u201c|$)', publisher)
+        for name in (publisher, m.group(1) if m else ""):
+            folded = fold_text(name).lower()
+            if re.search(r"\w", folded):
+                names.add(folded)
+    return names
 
 
 def _check_citation(ev: NewEvent, roots: _Roots) -> None:
