@@ -1,0 +1,166 @@
+"""The language meets people halfway (issue 23, item 8): relative dates, unquoted dates,
+country names, a missing measure, `until`/`scheduled` filters that agree across forms,
+`first date where total tariff …`, catalogue titles and an `explain` that leads with the
+evidence. Each test failed before the change; those that read the log run on both backends."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from .backends import make_db, backend  # noqa: F401  (fixtures: every backend)
+from .conftest import run_cli
+
+
+def query_json(db: str, text: str) -> dict:
+    """The JSON answer of `timeline query` (which must succeed)."""
+    r = run_cli("query", "--db", db, "--format", "json", text)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def query_error(db: str, text: str) -> tuple[str, str, str, str]:
+    """(message line, query line, caret line, hint line) of a refused query."""
+    r = run_cli("query", "--db", db, text)
+    assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.rstrip("\n").split("\n")
+    return lines[0], lines[1], lines[2], lines[-1]
+
+
+def caret_column(caret_line: str) -> int:
+    """The 1-based column a caret line points at (the query is shown indented by two)."""
+    return caret_line.index("^") - 1
+
+
+# -- 1. relative dates --------------------------------------------------------------------
+@pytest.mark.parametrize("word,offset", [("yesterday", "today - 1 day"),
+                                         ("last week", "today - 7 days"),
+                                         ("last month", "today - 1 month"),
+                                         ("last year", "today - 1 year")])
+def test_relative_dates_are_days_before_today(make_db, word, offset):
+    db = make_db()
+    q = "state of us.tariff.ieepa-fentanyl.cn as of {} known on {}"
+    got = query_json(db, q.format(word, word))
+    want = query_json(db, q.format(offset, offset))
+    assert (got["as_of"], got["known_on"]) == (want["as_of"], want["known_on"])
+    assert got["results"] == want["results"]
+    assert got["as_of"] < dt.date.today().isoformat()
+
+
+def test_relative_dates_render_and_parse_back():
+    from timeline.query.parser import parse
+
+    q = parse("learned between last month and yesterday")
+    assert q.render() == "learned between last month and yesterday"
+    assert parse(q.render()) == q
+
+
+def test_last_needs_a_period(seeded_db):
+    message, _, caret, _ = query_error(str(seeded_db), "events from last decade")
+    assert message == "error at line 1, column 18: unexpected 'decade'"
+    assert caret_column(caret) == 18
+
+
+# -- 2. unquoted free-text dates ----------------------------------------------------------
+@pytest.mark.parametrize("text,column,phrase,hint", [
+    ("state of us.tariff.ieepa-fentanyl.cn as of April 10 2025", 44, "April 10 2025",
+     'write as of "April 10 2025" (or as of 2025-04-10)'),
+    ("state of us.tariff.ieepa-fentanyl.cn as of 10 April 2025", 44, "10 April 2025",
+     'write as of "10 April 2025" (or as of 2025-04-10)'),
+    ("total tariff by us on cn as of 2025-04-10 known on May 1, 2025", 52, "May 1, 2025",
+     'write known on "May 1, 2025" (or known on 2025-05-01)'),
+    ("history of us.tariff.ieepa-reciprocal.cn from April 1 2025 to 2025-05-01", 47,
+     "April 1 2025", 'write from "April 1 2025" (or from 2025-04-01)'),
+])
+def test_unquoted_date_says_quote_it(seeded_db, text, column, phrase, hint):
+    message, _, caret, last = query_error(str(seeded_db), text)
+    assert message == (f"error at line 1, column {column}: unquoted date {phrase!r}: "
+                       f"a free-text date is written in quotes")
+    assert caret_column(caret) == column
+    assert last == hint
+
+
+def test_the_quoted_form_the_hint_shows_is_accepted(seeded_db):
+    got = query_json(str(seeded_db),
+                     'state of us.tariff.ieepa-fentanyl.cn as of "April 10 2025"')
+    assert got["as_of"] == "2025-04-10"
+
+
+# -- 3. country names ---------------------------------------------------------------------
+@pytest.mark.parametrize("text,column,name,code", [
+    ("total tariff by us on china", 23, "china", "cn"),
+    ("total tariff by united states on cn", 17, "united states", "us"),
+    ("total tariff by cn on united states of america", 23, "united states of america", "us"),
+    ("tariff on steel from china", 22, "china", "cn"),
+    ("measures where target = china", 25, "china", "cn"),
+])
+def test_country_names_suggest_the_code(make_db, text, column, name, code):
+    message, _, caret, hint = query_error(make_db(), text)
+    assert message.startswith(f"error at line 1, column {column}: unknown ")
+    assert f"{name!r}" in message
+    assert caret_column(caret) == column
+    assert hint.startswith(f"did you mean {code!r}?")
+
+
+def test_capitalised_country_name_suggests_the_code(seeded_db):
+    *_, hint = query_error(str(seeded_db), "tariff on steel from China")
+    assert hint == "did you mean 'cn'?"
+
+
+# -- 4. a missing measure -----------------------------------------------------------------
+@pytest.mark.parametrize("text,column,word", [
+    ("learned for between 2025-01-01 and 2025-02-01", 13, "between"),
+    ("diff between 2025-01-01 and 2025-02-01", 6, "between"),
+    ("state of as of 2025-01-01", 10, "as"),
+    ("events for where type = ruling", 12, "where"),
+])
+def test_a_keyword_where_the_measure_belongs_is_a_missing_measure(seeded_db, text, column, word):
+    message, _, caret, hint = query_error(str(seeded_db), text)
+    assert message == (f"error at line 1, column {column}: missing measure before {word!r}: "
+                       f"write a measure id or glob here")
+    assert caret_column(caret) == column
+    assert "unknown measure" not in message and hint
+
+
+# -- 5. until and scheduled, the same on every form ---------------------------------------
+def test_until_filters_every_form_alike(make_db):
+    db = make_db()
+    where = "where until < 2025-07-01 and kind = tariff"
+    state = query_json(db, f"state of * as of 2025-06-01 {where}")
+    measures = query_json(db, f"measures as of 2025-06-01 {where}")
+    known = query_json(db, f"measures as of 2025-06-01 known on 2026-06-22 {where}")
+    names = [r["measure"] for r in state["results"]]
+    assert names == [r["measure"] for r in measures["results"]] == \
+        [r["measure"] for r in known["results"]]
+    assert "us.tariff.ieepa-fentanyl.cn" in names and len(names) == 3
+    assert all(r["until"] < "2025-07-01" for r in state["results"])
+
+
+def test_scheduled_filters_every_form_alike(make_db):
+    db = make_db()
+    for where in ("where scheduled", "where scheduled < 2025-09-01",
+                  "where not scheduled and kind = tariff and status = in_force"):
+        state = query_json(db, f"state of * as of 2025-06-01 {where}")
+        measures = query_json(db, f"measures as of 2025-06-01 {where}")
+        names = [r["measure"] for r in state["results"]]
+        assert names, where
+        assert names == [r["measure"] for r in measures["results"]], where
+    got = query_json(db, "state of * as of 2025-06-01 where scheduled < 2025-09-01")
+    assert [r["measure"] for r in got["results"]] == [
+        "agreement.us-cn.geneva", "cn.tariff.retaliatory.us", "us.tariff.ieepa-reciprocal.cn"]
+
+
+def test_bare_until_on_history_keeps_the_open_interval(make_db):
+    got = query_json(make_db(), "history of us.tariff.ieepa-reciprocal.cn where not until")
+    (result,) = got["results"]
+    assert [iv["valid_to"] for iv in result["intervals"]] == [None]
+
+
+def test_bare_field_renders_and_parses_back():
+    from timeline.query.parser import parse
+
+    q = parse("state of * where scheduled and not until")
+    assert q.render() == "state of * where scheduled and not until"
+    assert parse(q.render()) == q
