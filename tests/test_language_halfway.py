@@ -164,3 +164,50 @@ def test_bare_field_renders_and_parses_back():
     q = parse("state of * where scheduled and not until")
     assert q.render() == "state of * where scheduled and not until"
     assert parse(q.render()) == q
+
+
+# -- 6. first date where total tariff … ---------------------------------------------------
+@pytest.mark.parametrize("known", [None, "2025-04-08", "2025-06-10"])
+def test_first_date_of_a_total_agrees_with_total(make_db, known):
+    db = make_db()
+    k = f" known on {known}" if known else ""
+    got = query_json(db, f"first date where total tariff by us on cn >= 50 from 2025-03-01{k}")
+    (first,) = got["results"]
+    day = dt.date.fromisoformat(first["date"])
+    on = query_json(db, f"total tariff by us on cn as of {day}{k}")
+    before = query_json(db, f"total tariff by us on cn as of {day - dt.timedelta(days=1)}{k}")
+    assert on["total"] == first["total"] >= 50 > before["total"]
+    assert [c["measure"] for c in on["components"]] == \
+        [c["measure"] for c in first["components"]]
+    if first["until"]:
+        after = query_json(db, f"total tariff by us on cn as of {first['until']}{k}")
+        assert after["total"] < 50
+
+
+def test_first_date_of_a_total_in_the_bundled_log(make_db):
+    got = query_json(make_db(), "first date where total tariff by us on cn > 100")
+    assert [(r["date"], r["until"], r["total"]) for r in got["results"]] == [
+        ("2025-04-09", "2025-05-14", 104)]
+    as_known = query_json(make_db(), "first date where total tariff by us on cn > 100 "
+                                     "known on 2025-04-05")
+    assert as_known["results"] == [] and as_known["horizon"]["known_through"] == "2025-04-05"
+
+
+@pytest.mark.parametrize("text,column,message", [
+    ("first date where total tariff by us on cn > high", 45,
+     "a total is compared with a number (percent), not 'high'"),
+    ("first date where total tariff by us on china > 100", 40,
+     "unknown jurisdiction 'china': no measure is imposed by or on it"),
+])
+def test_first_date_of_a_total_errors(seeded_db, text, column, message):
+    first, _, caret, _ = query_error(str(seeded_db), text)
+    assert first == f"error at line 1, column {column}: {message}"
+    assert caret_column(caret) == column
+
+
+def test_first_date_of_a_total_renders_and_parses_back():
+    from timeline.query.parser import parse
+
+    text = "first date where total tariff by us on cn >= 100.5 from 2025-01-01 known on yesterday"
+    assert parse(text).render() == text
+    assert parse(parse(text).render()) == parse(text)

@@ -26,7 +26,8 @@ from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, Eve
                                    MeasuresQuery, OrderBy, PRESENT, Pos, Positions, Product,
                                    ProductsQuery, Query, StateQuery, TariffDiffQuery,
                                    TariffFirstQuery,
-                                   TariffHistoryQuery, TariffQuery, Target, TotalQuery)
+                                   TariffHistoryQuery, TariffQuery, Target, TotalFirstQuery,
+                                   TotalQuery)
 from timeline.projections.scopes import hts_digits
 from timeline.resources import grammar_path
 
@@ -146,6 +147,15 @@ class _Builder(Transformer):
         target, node, start, known_on = children
         conds = node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
         return FirstQuery(target, conds, start, known_on, self._pos(meta))
+
+    def total_first_query(self, meta, children):
+        (imposer, imposer_pos), (target, target_pos), op, (value, value_pos), start, \
+            known_on = children
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise QueryError(f"a total is compared with a number (percent), not "
+                             f"{_show(str(value))}", line=value_pos.line, column=value_pos.column)
+        return TotalFirstQuery(imposer, target, op, value, start, known_on, self._pos(meta),
+                               imposer_pos, target_pos, value_pos)
 
     def learned_query(self, meta, children):
         target, first, second, as_of = children

@@ -322,6 +322,28 @@ class FirstQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class TotalFirstQuery:
+    """`first date where total tariff by A on B <op> N [from D] [known on K]`."""
+
+    imposer: str
+    target: str
+    op: str
+    value: Any
+    start: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+    imposer_pos: Pos | None = _field(default=None, compare=False)
+    target_pos: Pos | None = _field(default=None, compare=False)
+    value_pos: Pos | None = _field(default=None, compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"first date where total tariff by {self.imposer} on {self.target} "
+                f"{self.op} {render_value(self.value)}" + _clause("from", self.start)
+                + _clause("known on", self.known_on))
+
+
+@dataclass(frozen=True, slots=True)
 class LearnedQuery:
     """`learned [for <target>] between <date> and <date> [as of <date>]`: what became known."""
 
@@ -464,8 +486,8 @@ class ExplainQuery:
     """`explain <query>`: describe the plan instead of running it."""
 
     query: (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-            | FirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery | TariffFirstQuery
-            | TariffDiffQuery | ProductsQuery)
+            | FirstQuery | TotalFirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery
+            | TariffFirstQuery | TariffDiffQuery | ProductsQuery)
     pos: Pos = _field(compare=False)
 
     def render(self) -> str:
@@ -474,5 +496,5 @@ class ExplainQuery:
 
 
 Query = (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-         | FirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery | TariffFirstQuery
-         | TariffDiffQuery | ProductsQuery | ExplainQuery)
+         | FirstQuery | TotalFirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery
+         | TariffFirstQuery | TariffDiffQuery | ProductsQuery | ExplainQuery)
