@@ -211,3 +211,43 @@ def test_first_date_of_a_total_renders_and_parses_back():
     text = "first date where total tariff by us on cn >= 100.5 from 2025-01-01 known on yesterday"
     assert parse(text).render() == text
     assert parse(parse(text).render()) == parse(text)
+
+
+# -- 8. explain: the evidence first, only what contributed, the SQL on request -----------
+def test_explain_leads_with_the_evidence_and_keeps_the_sql_for_sql(make_db):
+    db = make_db()
+    text = "explain state of us.tariff.ieepa-fentanyl.cn as of 2025-05-28"
+    r = run_cli("query", "--db", db, text)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("EVIDENCE")
+    assert out.index("EVIDENCE") < out.index("PLAN") < out.index("SQL: ")
+    assert "SELECT" not in out and "params:" not in out
+    with_sql = run_cli("query", "--db", db, "--sql", text).stdout
+    assert with_sql.index("EVIDENCE") < with_sql.index("\nSQL\n")
+    assert "SELECT" in with_sql and "params:" in with_sql
+    assert query_json(db, text)["sql"]  # JSON always carries the statements
+
+
+def test_explain_lists_only_the_events_that_contributed(make_db):
+    db = make_db()
+    got = query_json(db, "explain state of us.tariff.ieepa-fentanyl.cn as of 2025-05-28")
+    # the Busan correction (effective 2025-11-10) changes nothing on 05-28
+    assert [(e["effective"], e["type"]) for e in got["events"]] == [
+        ("2025-02-04", "imposed"), ("2025-03-04", "amended"), ("2025-05-28", "ruling")]
+    assert not any(e["superseded"] for e in got["events"])
+    # a total's evidence is its components', not the product measures it gives way to
+    total = query_json(db, "explain total tariff by us on cn as of 2025-04-10")
+    assert {e["measure"] for e in total["events"]} == {"us.tariff.ieepa-fentanyl.cn",
+                                                       "us.tariff.ieepa-reciprocal.cn"}
+    assert all(e["effective"] <= "2025-04-10" for e in total["events"])
+    # a where keeps the evidence of the measures it keeps
+    kept = query_json(db, "explain state of us.tariff.* as of 2025-04-10 where rate > 100")
+    assert {e["measure"] for e in kept["events"]} == {"us.tariff.ieepa-reciprocal.cn"}
+
+
+def test_explain_of_a_first_total_shows_its_components(make_db):
+    got = query_json(make_db(), "explain first date where total tariff by us on cn > 100")
+    assert {e["measure"] for e in got["events"]} == {"us.tariff.ieepa-fentanyl.cn",
+                                                     "us.tariff.ieepa-reciprocal.cn"}
+    assert all(e["effective"] <= "2025-04-09" for e in got["events"])

@@ -32,6 +32,8 @@ class Context:
     # times the total's own cost): callers that only want the sum (charts, the export's
     # totals, the briefing's headline) leave it out
     goods: bool = True
+    # `explain` lists the SQL statements it ran (`timeline query --sql`); JSON always has them
+    sql: bool = False
 
 
 @dataclass

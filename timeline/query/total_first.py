@@ -62,7 +62,9 @@ def run_total_first(r: Reader, q: TotalFirstQuery, text: str, ctx: Context) -> A
         flags.append(projected)
         warnings += [_rests_warning(f"total tariff by {q.imposer} on {q.target}", day, h)] \
             if projected else []
-        ids, streams = total.event_ids, total.streams
+        # what the sum rests on: its components (product measures are not in it)
+        streams = [c["measure"] for c in d["components"]]
+        ids = [i for c in d["components"] for i in c["events"]]
     plan = [f"the days from {start or 'the beginning'} on which a tariff of {q.imposer!r} "
             f"starts an interval: {len(days)}",
             f"the all-goods total by {q.imposer} on {q.target} on each (as `total tariff` "
