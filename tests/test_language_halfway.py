@@ -251,3 +251,94 @@ def test_explain_of_a_first_total_shows_its_components(make_db):
     assert {e["measure"] for e in got["events"]} == {"us.tariff.ieepa-fentanyl.cn",
                                                      "us.tariff.ieepa-reciprocal.cn"}
     assert all(e["effective"] <= "2025-04-09" for e in got["events"])
+
+
+# -- 7. catalogue titles ------------------------------------------------------------------
+TITLES = {
+    "cn.tariff.retaliatory.us":
+        "China's additional tariff on all US goods (State Council Tariff Commission, from "
+        "Ann. 4/2025)",
+    "us.tariff.ieepa-fentanyl.cn": "US 'fentanyl' tariff on all Chinese goods (IEEPA; EO 14195)",
+    "us.tariff.ieepa-reciprocal.cn": "'Liberation Day' reciprocal tariff on China (IEEPA; EO 14257)",
+}
+
+
+def test_a_measure_is_catalogued_by_its_retitled_title(make_db):
+    got = query_json(make_db(), "measures as of 2025-06-01 where kind = tariff")
+    titles = {r["measure"]: r["title"] for r in got["results"]}
+    for measure, title in TITLES.items():
+        assert titles[measure] == title
+    assert "34%" not in titles["cn.tariff.retaliatory.us"]
+
+
+def test_a_later_retitled_event_renames_and_changes_no_state(make_db, tmp_path):
+    from timeline.store.store import Store
+
+    from .backends import new_event, projections_match_rebuild
+
+    db = make_db()
+    text = "history of cn.tariff.retaliatory.us"
+    before = query_json(db, text)["results"]
+    store = Store.open(db)
+    try:
+        store.append([new_event("cn.tariff.retaliatory.us", "retitled", "2025-04-10",
+                                title="China's retaliatory tariff (a later name)",
+                                known="2025-05-01")])
+        assert projections_match_rebuild(store)
+    finally:
+        store.close()
+    after = query_json(db, text)["results"]
+    strip = lambda rs: [[{k: v for k, v in iv.items() if k != "events"} for iv in r["intervals"]]  # noqa: E731
+                        for r in rs]
+    assert strip(after) == strip(before)  # the same states over the same intervals
+    got = query_json(db, "measures where measure = cn.tariff.retaliatory.us")
+    assert got["results"][0]["title"] == "China's retaliatory tariff (a later name)"
+    assert run_cli("verify", "--db", db).returncode == 0
+
+
+def test_a_retitled_event_carries_no_state(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[[events]]\nstream = "cn.tariff.retaliatory.us"\ntype = "retitled"\n'
+                    'effective = 2025-04-10\nknown = 2025-04-04\ntitle = "A name"\n'
+                    '[events.set]\nrate = 34\n[events.source]\nname = "test"\n'
+                    'url = "https://example.org/"\n', encoding="utf-8")
+    db = tmp_path / "t.db"
+    assert run_cli("init", "--db", str(db)).returncode == 0
+    r = run_cli("load", str(path), "--db", str(db))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "a retitled event only gives the measure a new catalogue title" in r.stderr
+
+
+def test_the_repl_report_and_chart_use_the_catalogue_title(seeded_db, tmp_path):
+    r = run_cli("repl", "--db", str(seeded_db),
+                input="\\format csv\nmeasures where measure = cn.tariff.retaliatory.us\n")
+    assert r.returncode == 0, r.stderr
+    assert TITLES["cn.tariff.retaliatory.us"] in r.stdout
+    page = tmp_path / "report.html"
+    r = run_cli("report", "-o", str(page), "--as-of", "2025-06-01", "--db", str(seeded_db))
+    assert r.returncode == 0, r.stderr
+    import html
+
+    text = html.unescape(page.read_text("utf-8"))
+    assert TITLES["us.tariff.ieepa-fentanyl.cn"] in text
+    assert "US 'fentanyl' tariff: +10% on all Chinese goods (EO 14195)</span>" not in text
+    from timeline.surfaces import chart
+
+    if chart.available():
+        svg = tmp_path / "c.svg"
+        r = run_cli("chart", "history of cn.tariff.retaliatory.us", "-o", str(svg),
+                    "--from", "2025-01-01", "--to", "2026-03-31", "--db", str(seeded_db))
+        assert r.returncode == 0, r.stderr
+        drawn = svg.read_text("utf-8")
+        assert "China imposes an extra 34%" not in drawn
+        assert "China&#x27;s additional tariff" in drawn or "China's additional tariff" in drawn \
+            or "China’s additional tariff" in drawn
+
+
+def test_learned_and_explain_skip_a_retitled_event(make_db):
+    db = make_db()
+    got = query_json(db, "learned for cn.tariff.* between 2025-04-03 and 2025-04-05")
+    assert [(x["type"], x["measure"]) for x in got["results"]] == [
+        ("imposed", "cn.tariff.retaliatory.us")]
+    ev = query_json(db, "explain state of cn.tariff.retaliatory.us as of 2025-04-11")
+    assert "retitled" not in {e["type"] for e in ev["events"]}

@@ -71,7 +71,9 @@ def _contributing(evs, until: str | None, known: str | None) -> list:
     retraction withdrew, and the later corrections and retractions that withdrew one of
     them (a withdrawn event, or a correction that changes only later days, did not)."""
     withdrawn = superseded_ids(evs, known)
-    by_then = [ev for ev in evs if until is None or ev.effective <= until]
+    # a retitled event names the measure; it changes no state, so no answer rests on it
+    by_then = [ev for ev in evs if (until is None or ev.effective <= until)
+               and ev.type != "retitled"]
     ids = {ev.id for ev in by_then}
     later = [ev for ev in evs if until is not None and ev.effective > until
              and ev.type in SUPERSEDING_TYPES and ev.id not in withdrawn
