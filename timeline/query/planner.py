@@ -662,8 +662,8 @@ def _lookup(record: dict, field: str):
 def _leaf(c, record: dict) -> bool | None:
     """One condition on an in-memory state, with the SQL filter's semantics (None: unknown)."""
     actual = _lookup(record, c.field)
-    if c.op == PRESENT:  # a bare field: it has a value (never unknown)
-        return actual is not None and actual not in ([], {}, "")
+    if c.op == PRESENT:  # a bare field: it has a value, as SQL's IS NOT NULL (never unknown)
+        return actual is not None
     want = c.value.isoformat() if isinstance(c.value, dt.date) else c.value
     if actual is None or isinstance(actual, (dict, list)):
         return None
