@@ -59,7 +59,11 @@ def test_fields_operators_and_values(cat):
     assert "first_effective" in suggest("measures where ", cat)
     assert "first_effective" not in suggest("events where ", cat)
     assert suggest("events where st", cat) == ["status", "stream"]
-    assert suggest("events where rate ", cat) == ["=", "!=", "<", "<=", ">", ">=", "contains"]
+    ops = ["=", "!=", "<", "<=", ">", ">=", "contains"]
+    # a bare field is a condition of its own (`where scheduled`): the operators come first,
+    # then what may follow a whole condition
+    got = suggest("events where rate ", cat)
+    assert got[:7] == ops and set(got[7:]) == {"and", "or", "order", "limit"}
     assert suggest("events where status = ", cat) == ["announced", "threatened", "in_force",
                                                       "suspended",
                                                       "lifted", "expired", "withdrawn"]
@@ -68,7 +72,9 @@ def test_fields_operators_and_values(cat):
 
 
 def test_dates_and_jurisdictions(cat):
-    assert suggest("state of x.y as of ", cat) == ["today"]
+    assert suggest("state of x.y as of ", cat) == ["today", "yesterday", "last week",
+                                                   "last month"]
+    assert suggest("state of x.y as of ye", cat) == ["yesterday"]
     assert suggest("total tariff by ", cat) == ["all", "cn", "us"]
     assert suggest("total tariff by us on c", cat) == ["cn"]
 

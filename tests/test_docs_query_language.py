@@ -53,9 +53,9 @@ def test_explain_shows_plan_sql_and_sourced_events(seeded_db):
     assert all("?" in s["statement"] or "%(" in s["statement"] or not s["parameters"]
                for s in data["sql"])  # parameters are bound, never pasted into SQL
     types = [(e["effective"], e["type"]) for e in data["events"]]
-    # explain lists a stream's corrections even when effective after the as-of date: the
-    # Busan knowledge-time correction (2025-11-10) is one, though it changes nothing on 05-28
+    # only the events the answer rests on: the Busan knowledge-time correction (effective
+    # 2025-11-10) changes nothing on 05-28 and is not listed (issue 23, item 8)
     assert types == [("2025-02-04", "imposed"), ("2025-03-04", "amended"),
-                     ("2025-05-28", "ruling"), ("2025-11-10", "correction")]
+                     ("2025-05-28", "ruling")]
     assert all(e["source"] for e in data["events"])
     assert data["answer"]["results"][0]["state"]["legal_status"] == "ruled_unlawful"

@@ -278,7 +278,7 @@ def test_meta_commands(ro_store):
     assert "cn.tariff" not in out.getvalue()
     out.truncate(0)
     assert s.execute("\\explain total tariff by us on cn as of 2025-04-10")
-    assert "PLAN" in out.getvalue() and "CONTRIBUTING EVENTS" in out.getvalue()
+    assert "PLAN" in out.getvalue() and "EVIDENCE" in out.getvalue()
     out.truncate(0)
     assert s.execute("\\sql SELECT COUNT(*) AS n FROM v_measures")
     assert not s.execute("\\sql DROP VIEW v_events") and "DROP VIEW refused" in err.getvalue()

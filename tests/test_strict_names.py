@@ -15,9 +15,11 @@ from .conftest import run_cli
 
 # (query, column of the caret, message, hint)
 UNKNOWN = [
-    ("total tariff by usa on china", 17, "unknown jurisdiction 'usa'", "did you mean 'us'?"),
+    ("total tariff by usa on china", 17, "unknown jurisdiction 'usa'",
+     "did you mean 'us'? jurisdictions are written as codes"),
+    # a country's name is answered with its code (issue 23, item 8)
     ("total tariff by us on china", 23, "unknown jurisdiction 'china'",
-     "known jurisdictions: all, cn, us"),
+     "did you mean 'cn'? jurisdictions are written as codes"),
     ("events where rat > 50", 14, "unknown field 'rat': no event in the log has it",
      "did you mean 'rate'?"),
     ("measures where kind = tarif", 23, "unknown kind 'tarif': it never occurs in the log",
@@ -30,7 +32,9 @@ UNKNOWN = [
     ("events where payload.titl contains x", 14, "unknown field 'payload.titl'",
      "did you mean 'payload.title'?"),
     ("measures where kind = tariff and imposer != usa", 45, "unknown imposer 'usa'",
-     "did you mean 'us'?"),
+     "did you mean 'us'? jurisdictions are written as codes"),
+    ("measures where target = china", 25, "unknown target 'china'",
+     "did you mean 'cn'? jurisdictions are written as codes"),
 ]
 
 

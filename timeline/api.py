@@ -140,17 +140,18 @@ class Timeline:
     # -- questions --------------------------------------------------------------------------
     def query(self, text: str, *, today: dt.date | None = None,
               as_of: str | dt.date | None = None, known_on: str | dt.date | None = None,
-              explain: bool = False) -> Result:
+              explain: bool = False, sql: bool = False) -> Result:
         """Run one query of the query language; `as_of`/`known_on` apply where it has none.
 
         `today` fixes the date that "today" and a missing `as of` mean (default: the real
-        today); `explain=True` answers as `explain <query>` does.
+        today); `explain=True` answers as `explain <query>` does, and `sql=True` has its
+        table view list the SQL statements it ran.
         """
         q = parse(text)
         if explain and not isinstance(q, ExplainQuery):
             q = ExplainQuery(q, q.pos)
         ctx = Context(today=today or dt.date.today(), as_of=_date_expr(as_of),
-                      known_on=_date_expr(known_on))
+                      known_on=_date_expr(known_on), sql=sql)
         with self.store.reading() as r:
             return Result(text, run(r, q, text, ctx))
 

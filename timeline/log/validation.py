@@ -526,6 +526,13 @@ def check_rules(ev: Event) -> None:
             ev.set, ev.unset, ev.schedule, ev.affects)):
         raise Invalid("set", None, "a retraction only withdraws events; to replace one, "
                                    "use a correction")
+    if ev.type == "retitled":
+        carried = [k for k in ("set", "unset", "schedule", "affects", "affects_set", "disputed",
+                               "effective_between", "known_between")
+                   if getattr(ev, k) is not UNSET]
+        if carried:
+            raise Invalid(carried[0], None, "a retitled event only gives the measure a new "
+                                            "catalogue title (its `title`); it changes no state")
     if (ev.affects is UNSET) != (ev.affects_set is UNSET):
         missing = "affects_set" if ev.affects_set is UNSET else "affects"
         raise Invalid(missing, None, "`affects` and `affects_set` go together: the measures "

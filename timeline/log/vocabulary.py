@@ -25,6 +25,9 @@ EVENT_TYPES: dict[str, tuple[bool, str | None]] = {
     "retraction": (False, None),
     "correction": (False, None),
     "reviewed": (True, None),  # sources checked through `effective`: moves the horizon
+    # its title becomes the measure's catalogue title (charts, the REPL, the report); it
+    # changes no state
+    "retitled": (False, None),
 }
 SUPERSEDING_TYPES = frozenset({"retraction", "correction"})
 STATUSES = ("announced", "threatened", "in_force", "suspended", "lifted", "expired", "withdrawn")

@@ -550,13 +550,23 @@ def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int,
         non_retraction = [e.effective for e in own if e.type != "retraction"]
         mr = MeasureRow(
             stream, version=len(own),
-            title=min(own, key=lambda e: e.position).payload.get("title") if own else None,
+            title=catalogue_title(own),
             first_effective=min(non_retraction) if non_retraction else None,
             tail_date=tail_date, tail_state=tail_state,
             known_through=max(epoch_changes(evs), default=None),
             pending=sum(1 for f in final if tail_date is not None and f[0] > tail_date),
         )
         yield stream, ivs, _measure_row(mr, memo), len(own), krows
+
+
+def catalogue_title(own: list[FoldEvent]) -> str | None:
+    """A measure's catalogue title: its last `retitled` event's title, else its first
+    event's (what the store keeps as events are appended, in log order)."""
+    if not own:
+        return None
+    retitled = [e for e in own if e.type == "retitled"]
+    return max(retitled or [min(own, key=lambda e: e.position)],
+               key=lambda e: e.position).payload.get("title")
 
 
 def first_difference(conn: Connection) -> str | None:

@@ -37,6 +37,9 @@ STATE_COLUMNS = ("rate", "status", "legal_status")
 EVENT_FIELDS = EVENT_COLUMNS + MEASURE_COLUMNS + ("source", "quote", "title")
 MEASURE_FIELDS = MEASURE_COLUMNS + ("measure", "stream", "events", "first_effective",
                                     "last_change") + STATE_COLUMNS
+# What a `where` on a measure's state may name besides MEASURE_FIELDS and its state's keys:
+# the bounds of the interval in force, `since` and `until`
+INTERVAL_FIELDS = ("since", "until")
 # Fields whose values form a closed set: `kind = tarif` is a mistake to report, not a filter.
 # after every valid date: the state a stream ends in
 LAST_DAY = "9999-12-31"
@@ -423,6 +426,10 @@ class Reader:
                      "first_effective": m.first_effective, "last_change": m.tail_date})
         cols.update({c: cur.c[c] for c in STATE_COLUMNS})
         state = self._json_col(cur.c.state)
+        # the interval's bounds, and the date of the next scheduled change (the planner's
+        # in-memory filter reads the same: timeline.query.planner._record)
+        cols.update({"since": cur.c.valid_from, "until": cur.c.valid_to,
+                     "scheduled": _json_path(state, ["scheduled", 0, "on"], False)})
         for cond in conditions:
             stmt = stmt.where(_tree(cond, lambda c: _condition(c, cols, state, [], self.dialect)))
         return [{"measure": r.stream, "kind": r.kind, "imposer": r.imposer, "target": r.target,
@@ -580,6 +587,8 @@ def _condition(cond, columns: dict, json_col, json_prefix: list[str], dialect: s
         else:
             prefix = json_prefix
         expr = _json_path(json_col, prefix + parts, numeric)
+    if op == "present":  # a bare field: it has a value (never unknown)
+        return expr.is_not(None)
     number_col = field_ in columns and isinstance(expr.type, (Integer, Float, Numeric))
     if number_col and (op == "contains" or not numeric):
         # a number column against text compares as text (PostgreSQL has no implicit cast)

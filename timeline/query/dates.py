@@ -122,15 +122,26 @@ def apply_offsets(base: dt.date, offsets, *, line: int = 1, column: int = 1) -> 
     return result
 
 
+# The date kinds that depend on the day the query runs: `today`, `yesterday`, `last week`.
+RELATIVE = ("today", "yesterday", "last")
+# `last week` is the same weekday a week ago (today - 7 days), as `last month` is today -
+# 1 month: a day, never a range, as every date in the language.
+LAST = {"week": "weeks", "month": "months", "year": "years"}
+
+
 def resolve(kind: str, text: str, offsets, today: dt.date, *,
             line: int = 1, column: int = 1) -> dt.date:
-    """Resolve a date expression (kind iso/text/today plus offsets) against `today`."""
+    """Resolve a date expression (iso/text/today/yesterday/last plus offsets) against `today`."""
     if kind == "iso":
         base = parse_iso(text, line=line, column=column)
     elif kind == "text":
         base = parse_text(text, line=line, column=column)
     elif kind == "today":
         base = today
+    elif kind == "yesterday":
+        base = apply_offsets(today, ((-1, "days"),), line=line, column=column)
+    elif kind == "last" and text in LAST:
+        base = apply_offsets(today, ((-1, LAST[text]),), line=line, column=column)
     else:
         raise _error(f"unknown date kind {kind!r}", line, column)
     return apply_offsets(base, offsets, line=line, column=column)

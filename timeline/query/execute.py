@@ -4,7 +4,8 @@ from __future__ import annotations
 from timeline.projections.reader import Reader
 from timeline.query.planner import Answer, Context, answer
 from timeline.query.syntax import (ExplainQuery, LearnedQuery, ProductsQuery, TariffDiffQuery,
-                                   TariffFirstQuery, TariffHistoryQuery, TariffQuery, TotalQuery)
+                                   TariffFirstQuery, TariffHistoryQuery, TariffQuery,
+                                   TotalFirstQuery, TotalQuery)
 
 _PRODUCT_FORMS = (TariffQuery, TariffHistoryQuery, TariffFirstQuery, TariffDiffQuery,
                   ProductsQuery)
@@ -27,6 +28,10 @@ def _answer(r: Reader, query, text: str, ctx: Context) -> Answer:
         from timeline.query.learned import run_learned  # only learned queries load it
 
         return run_learned(r, query, text, ctx)
+    if isinstance(query, TotalFirstQuery):
+        from timeline.query.total_first import run_total_first  # only this form loads it
+
+        return _with_text(run_total_first, r, query, text, ctx)
     if isinstance(query, _PRODUCT_FORMS):
         from timeline.query.products import HANDLERS  # only product queries load it
 

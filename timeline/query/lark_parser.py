@@ -23,10 +23,11 @@ from timeline.errors import QueryError
 from timeline.query.suggest import suggest
 from timeline.query.syntax import (BoolExpr, Condition, DateExpr, DiffQuery, EventsQuery,
                                    ExplainQuery, FirstQuery, HistoryQuery, LearnedQuery,
-                                   MeasuresQuery, OrderBy, Pos, Positions, Product,
+                                   MeasuresQuery, OrderBy, PRESENT, Pos, Positions, Product,
                                    ProductsQuery, Query, StateQuery, TariffDiffQuery,
                                    TariffFirstQuery,
-                                   TariffHistoryQuery, TariffQuery, Target, TotalQuery)
+                                   TariffHistoryQuery, TariffQuery, Target, TotalFirstQuery,
+                                   TotalQuery)
 from timeline.projections.scopes import hts_digits
 from timeline.resources import grammar_path
 
@@ -147,6 +148,15 @@ class _Builder(Transformer):
         conds = node.items if isinstance(node, BoolExpr) and node.op == "and" else (node,)
         return FirstQuery(target, conds, start, known_on, self._pos(meta))
 
+    def total_first_query(self, meta, children):
+        (imposer, imposer_pos), (target, target_pos), op, (value, value_pos), start, \
+            known_on = children
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise QueryError(f"a total is compared with a number (percent), not "
+                             f"{_show(str(value))}", line=value_pos.line, column=value_pos.column)
+        return TotalFirstQuery(imposer, target, op, value, start, known_on, self._pos(meta),
+                               imposer_pos, target_pos, value_pos)
+
     def learned_query(self, meta, children):
         target, first, second, as_of = children
         return LearnedQuery(target, first, second, as_of, self._pos(meta))
@@ -260,7 +270,10 @@ class _Builder(Transformer):
     def jurisdiction(self, meta, children):
         token = children[0]
         if not _JURISDICTION.fullmatch(token):
+            from timeline.query.suggest import COUNTRY_CODES
+
             fixed = token.lower().replace("_", "-")
+            fixed = COUNTRY_CODES.get(fixed, fixed)
             raise self._error(f"invalid jurisdiction {_show(str(token))}: codes are lowercase",
                               token, f"did you mean {_show(fixed)}?")
         return str(token), self._pos(token)
@@ -268,6 +281,9 @@ class _Builder(Transformer):
     def condition(self, meta, children):
         field, op, (value, value_pos) = children
         return Condition(str(field), op, value, self._pos(meta), value_pos)
+
+    def present(self, meta, children):
+        return Condition(str(children[0]), PRESENT, True, self._pos(meta))
 
     def op(self, meta, children):
         return str(children[0]).lower()
@@ -295,7 +311,7 @@ class _Builder(Transformer):
         base, offsets = children[0], tuple(children[1:])
         pos = self._pos(meta)
         expr = DateExpr(base[0], base[1], offsets, pos)
-        if expr.kind != "today":
+        if expr.kind not in dates.RELATIVE:
             # Fixed dates do not depend on the day the query runs, so every error they can
             # produce (invalid day, ambiguity, out of range) is reported at parse time.
             expr.resolve(dt.date(2000, 1, 1))
@@ -309,6 +325,15 @@ class _Builder(Transformer):
 
     def today(self, meta, children):
         return ("today", "today")
+
+    def yesterday(self, meta, children):
+        return ("yesterday", "yesterday")
+
+    def last(self, meta, children):
+        return ("last", children[0])
+
+    def period(self, meta, children):
+        return str(children[0]).lower()
 
     def offset(self, meta, children):
         sign, amount, unit = children
@@ -338,6 +363,8 @@ def _describe(names: set[str]) -> list[str]:
     if names == {"NUMBER"}:
         return ["a non-negative integer"]
     dated = "TODAY" in names
+    if dated:
+        names = names - {"YESTERDAY", "LAST"}
     out = []
     for name in names:
         if name == "STRING" and dated:
@@ -377,12 +404,78 @@ def _to_query_error(exc: UnexpectedInput | VisitError, text: str) -> QueryError:
     else:
         offset, word = len(text.rstrip()), ""
         message = "unexpected end of query"
+    pos = Positions(text).at(offset)
+    if "TODAY" in names:
+        unquoted = _unquoted_date(text, offset)
+        if unquoted is not None:
+            return QueryError(unquoted[0], query=text, line=pos.line, column=pos.column,
+                              hint=unquoted[1])
+    named = _country_name(text, offset)
+    if named is not None:
+        (start, name), code = named
+        at = Positions(text).at(start)
+        return QueryError(f"unknown jurisdiction {name!r}: jurisdictions are written as codes",
+                          query=text, line=at.line, column=at.column,
+                          hint=f"did you mean {code!r}?")
+    accepted = {terminal_words().get(n) for n in names}
+    if "MEASURE_ID" in names and word.lower() in set(terminal_words().values()) - accepted:
+        return QueryError(f"missing measure before {word!r}: write a measure id or glob here",
+                          query=text, line=pos.line, column=pos.column,
+                          hint=_missing_target_hint(text, offset))
     keywords = [w for w in map(terminal_words().get, names) if w and w.isalpha()]
     guess = suggest(word, keywords) if word else None
     hint = f"did you mean {guess!r}?" if guess and guess != word.lower() else None
-    pos = Positions(text).at(offset)
     return QueryError(message, query=text, line=pos.line, column=pos.column,
                       expected=expected, hint=hint)
+
+
+_DATE_CLAUSE = re.compile(r"(?:\bas\s+of|\bknown\s+on|\bfrom|\bto|\bbetween|\band)\s*$",
+                          re.I)
+
+
+def _unquoted_date(text: str, offset: int) -> tuple[str, str] | None:
+    """(message, hint) when a date is expected at `offset` and the words there read as an
+    unquoted free-text date (`as of April 10 2025`): quote it, or write it as ISO."""
+    words = text[offset:].split()
+    for n in range(min(len(words), 5), 0, -1):
+        phrase = " ".join(words[:n]).rstrip(";")
+        if not re.search(r"\d", phrase) or not re.search(r"[a-z]", phrase, re.I):
+            continue  # a free-text date names its month: digits alone are not one
+        try:
+            day = dates.parse_text(phrase)
+        except QueryError:
+            continue
+        clause = _DATE_CLAUSE.search(text[:offset])
+        lead = (" ".join(clause.group(0).split()) + " ") if clause else ""
+        return (f"unquoted date {phrase!r}: a free-text date is written in quotes",
+                f'write {lead}"{phrase}" (or {lead}{day.isoformat()})')
+    return None
+
+
+def _country_name(text: str, offset: int):
+    """((start, name), code) when the word before `offset` begins a country name of several
+    words (`by united states on cn`), which the grammar read as a code and then stumbled."""
+    from timeline.query.suggest import COUNTRY_CODES
+
+    prev = re.search(r"([A-Za-z][\w'.-]*)\s+$", text[:offset])
+    if prev is None:
+        return None
+    words = text[offset:].split()
+    for n in range(min(len(words), 3), 0, -1):
+        name = " ".join([prev.group(1)] + words[:n])
+        code = COUNTRY_CODES.get(name.lower())
+        if code is not None:
+            return (prev.start(1), name), code
+    return None
+
+
+def _missing_target_hint(text: str, offset: int) -> str:
+    """What to write where a keyword stands in a measure's place (`learned for between …`)."""
+    before = text[:offset].split()
+    if before and before[-1].lower() == "for":
+        return ("name the measures, e.g. `for us.tariff.*`, or leave out `for` to ask about "
+                "every measure")
+    return "name a measure id such as us.tariff.ieepa-fentanyl.cn, or a glob such as us.tariff.*"
 
 
 def parse_with_lark(text: str, start: str) -> Query:

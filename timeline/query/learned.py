@@ -38,6 +38,8 @@ def run_learned(r: Reader, q: LearnedQuery, text: str, ctx: Context) -> Answer:
     changes: dict[tuple[str, str], dict] = {}  # (stream, known) -> change, computed once
     results, rows, flags, touched = [], [], [], []
     for ev, streams in r.learned(after, through):
+        if ev.type == "retitled":
+            continue  # a new name for a measure: nothing the log says about it changed
         for s in streams:
             if wanted is not None and s not in wanted:
                 continue

@@ -37,7 +37,10 @@ def _run(text: str, start: str):
 # Lark's parse was most of such a query's time end to end, and a process that only asks
 # it never imports Lark at all. Anything else, or odd, goes to Lark.
 _QUICK_STATE = re.compile(
-    r"\s*((?i:state))\s+(?i:of)\s+([a-z0-9*][a-z0-9*-]*(?:\.[a-z0-9*][a-z0-9*-]*)*)"
+    r"\s*((?i:state))\s+(?i:of)\s+"
+    # the words the grammar's MEASURE_ID refuses (a keyword where the measure should be)
+    r"(?!(?i:tariff|total|between|as|known|from|to|where)(?![a-zA-Z0-9_*.-]))"
+    r"([a-z0-9*][a-z0-9*-]*(?:\.[a-z0-9*][a-z0-9*-]*)*)"
     r"(?:\s+(?i:as)\s+(?i:of)\s+(\d{4}-\d{2}-\d{2}))?"
     r"(?:\s+(?i:known)\s+(?i:on)\s+(\d{4}-\d{2}-\d{2}))?\s*(?:;\s*)?")
 

@@ -14,11 +14,12 @@ from typing import Any
 
 from timeline.errors import QueryError
 from timeline.projections.fold import ended
-from timeline.projections.reader import (ENUM_FIELDS, EVENT_FIELDS, MEASURE_FIELDS, Reader,
-                                         StateRow)
-from timeline.query.suggest import suggest
+from timeline.projections.reader import (ENUM_FIELDS, EVENT_FIELDS, INTERVAL_FIELDS,
+                                         MEASURE_FIELDS, Reader, StateRow)
+from timeline.query.suggest import country_code, suggest
 from timeline.query.syntax import (BoolExpr, DateExpr, FirstQuery, DiffQuery, EventsQuery, HistoryQuery,
-                                   MeasuresQuery, Pos, StateQuery, Target, TotalQuery, leaves)
+                                   MeasuresQuery, PRESENT, Pos, StateQuery, Target, TotalQuery,
+                                   leaves)
 
 @dataclass
 class Context:
@@ -31,6 +32,8 @@ class Context:
     # times the total's own cost): callers that only want the sum (charts, the export's
     # totals, the briefing's headline) leave it out
     goods: bool = True
+    # `explain` lists the SQL statements it ran (`timeline query --sql`); JSON always has them
+    sql: bool = False
 
 
 @dataclass
@@ -159,7 +162,7 @@ def _did_you_mean(word: str, candidates, what: str) -> str:
 def check_conditions(r: Reader, conditions, form: str, text: str) -> None:
     """A `where` naming a field no {form} has, or an enumerated value that never occurs in
     the log, is a QueryError at its position: it would otherwise answer an empty table."""
-    columns = EVENT_FIELDS if form == "events" else MEASURE_FIELDS
+    columns = EVENT_FIELDS if form == "events" else MEASURE_FIELDS + INTERVAL_FIELDS
     keys: dict[str, set[str]] = {}
     for c in leaves(conditions):
         name = c.field.lower()
@@ -183,9 +186,13 @@ def check_conditions(r: Reader, conditions, form: str, text: str) -> None:
             values = r.field_values(name)
             if c.value not in values:
                 pos = c.value_pos or c.pos
+                named = country_code(c.value, values) if name in ("imposer", "target") \
+                    else None
                 raise QueryError(f"unknown {name} {c.value!r}: it never occurs in the log",
                                  query=text, line=pos.line, column=pos.column,
-                                 hint=_did_you_mean(c.value, values, "values"))
+                                 hint=(f"did you mean {named!r}? jurisdictions are written "
+                                       f"as codes" if named else
+                                       _did_you_mean(c.value, values, "values")))
 
 
 def check_jurisdiction(r: Reader, code: str, pos, text: str) -> None:
@@ -193,9 +200,11 @@ def check_jurisdiction(r: Reader, code: str, pos, text: str) -> None:
     codes = set(r.field_values("imposer")) | set(r.field_values("target"))
     if code not in codes:
         pos = pos or Pos(1, 1)
+        named = country_code(code, codes)
         raise QueryError(f"unknown jurisdiction {code!r}: no measure is imposed by or on it",
                          query=text, line=pos.line, column=pos.column,
-                         hint=_did_you_mean(code, codes, "jurisdictions"))
+                         hint=(f"did you mean {named!r}? jurisdictions are written as codes"
+                               if named else _did_you_mean(code, codes, "jurisdictions")))
 
 
 def _state_row_cells(row: StateRow | None, measure: str, refundable: bool = False) -> list[Any]:
@@ -262,7 +271,7 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
     check_conditions(r, q.conditions, "measures", text)
     for s in streams:
         row = first if first is not None else r.state(s, as_of, known)
-        if q.conditions and not (row and matches(q.conditions, _record(s, row.state))):
+        if q.conditions and not (row and matches(q.conditions, _record(s, row.state, row))):
             continue
         result = row.as_dict() if row else \
             {"measure": s, "state": None, "since": None, "until": None, "events": []}
@@ -301,7 +310,7 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
     for s in streams:
         ivs = r.history(s, start, end, known)
         if q.conditions:
-            ivs = [iv for iv in ivs if matches(q.conditions, _record(s, iv.state))]
+            ivs = [iv for iv in ivs if matches(q.conditions, _record(s, iv.state, iv))]
         if any(_collects(iv.state) for iv in ivs) and r.refundable(s, known):
             refunds.add(s)
         items += [(s, iv, _state_row_cells(iv, s, s in refunds), _past(iv.valid_from, h))
@@ -360,7 +369,7 @@ def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
     for s in streams:
         a = r.state(s, first, known)
         b = r.state(s, second, known)
-        if q.conditions and not any(x and matches(q.conditions, _record(s, x.state))
+        if q.conditions and not any(x and matches(q.conditions, _record(s, x.state, x))
                                     for x in (a, b)):
             continue  # kept when its state on either date matches
         rests = [x.valid_from for x in (a, b) if x is not None and _past(x.valid_from, h)]
@@ -425,7 +434,7 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
             notes_all += state_notes(s, st)
         if st.get("status") != "in_force" or st.get("target") not in (q.target, "all"):
             continue
-        if q.conditions and not matches(q.conditions, _record(s, st)):
+        if q.conditions and not matches(q.conditions, _record(s, st, row)):
             continue
         rate = st.get("rate")
         rate = rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
@@ -615,7 +624,7 @@ def run_measures(r: Reader, q: MeasuresQuery, text: str, ctx: Context) -> Answer
                  "rate": st.get("rate"), "status": st.get("status"),
                  "legal_status": st.get("legal_status"), "since": row.valid_from,
                  "confidence": st.get("confidence")}
-            if not q.conditions or matches(q.conditions, {**st, **d}):
+            if not q.conditions or matches(q.conditions, {**_record(e.stream, st, row), **d}):
                 results.append(d)
     if order is not None:
         results = _sorted(results, lambda d: d.get(order[0]), order[1])
@@ -686,7 +695,7 @@ def run_first(r: Reader, q: FirstQuery, text: str, ctx: Context) -> Answer:
     results, rows, flags, warnings = [], [], [], []
     for s in streams:
         for iv in r.history(s, start, None, known):
-            if matches(q.conditions, _record(s, iv.state)):
+            if matches(q.conditions, _record(s, iv.state, iv)):
                 day = max(iv.valid_from, start) if start else iv.valid_from
                 projected = _past(day, h)
                 results.append({"measure": s, "date": day, "until": iv.valid_to,
@@ -723,6 +732,8 @@ def _lookup(record: dict, field: str):
 def _leaf(c, record: dict) -> bool | None:
     """One condition on an in-memory state, with the SQL filter's semantics (None: unknown)."""
     actual = _lookup(record, c.field)
+    if c.op == PRESENT:  # a bare field: it has a value, as SQL's IS NOT NULL (never unknown)
+        return actual is not None
     want = c.value.isoformat() if isinstance(c.value, dt.date) else c.value
     if actual is None or isinstance(actual, (dict, list)):
         return None
@@ -756,8 +767,17 @@ def _where_text(conds) -> str:
     return MeasuresQuery(tuple(conds), Pos(1, 1)).render().removeprefix("measures where ")
 
 
-def _record(measure: str, state: dict | None) -> dict:
-    return {**(state or {}), "measure": measure, "stream": measure}
+def _record(measure: str, state: dict | None, row=None) -> dict:
+    """A state as `where` reads it: its fields, the measure's id, the interval's bounds
+    (`since`, `until`) and, for `scheduled`, the date of the next scheduled change — what
+    the SQL filter of `measures` reads too (Reader.measures_on)."""
+    record = {**(state or {}), "measure": measure, "stream": measure}
+    if row is not None:
+        record.update(since=row.valid_from, until=row.valid_to)
+    pending = record.get("scheduled")
+    if isinstance(pending, list):
+        record["scheduled"] = pending[0].get("on") if pending else None
+    return record
 
 
 _HANDLERS = {StateQuery: run_state, HistoryQuery: run_history, DiffQuery: run_diff,

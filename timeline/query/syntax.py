@@ -15,6 +15,10 @@ from typing import Any
 
 from timeline.query import dates
 
+# The operator of a bare field in `where` (`where scheduled`): true when the field has a
+# value (not null, not empty), false otherwise — never unknown.
+PRESENT = "present"
+
 # Must agree with WORD in grammar/timeline.lark: strings matching it render unquoted.
 BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.*-]*")
 
@@ -67,7 +71,7 @@ def render_value(value: str | int | float | dt.date) -> str:
 class DateExpr:
     """A date as written: an ISO date, a quoted free-text date or `today`, plus offsets."""
 
-    kind: str  # 'iso' | 'text' | 'today'
+    kind: str  # 'iso' | 'text' | 'today' | 'yesterday' | 'last' (text: week, month, year)
     text: str
     offsets: tuple[tuple[int, str], ...]
     pos: Pos = _field(compare=False)
@@ -79,7 +83,8 @@ class DateExpr:
 
     def render(self) -> str:
         """Canonical text of the date expression."""
-        base = {"iso": self.text, "text": quote(self.text), "today": "today"}[self.kind]
+        base = {"iso": self.text, "text": quote(self.text), "today": "today",
+                "yesterday": "yesterday", "last": f"last {self.text}"}[self.kind]
         parts = [base]
         for amount, unit in self.offsets:
             word = unit[:-1] if abs(amount) == 1 else unit
@@ -116,6 +121,8 @@ class Condition:
 
     def render(self) -> str:
         """Canonical text of the condition."""
+        if self.op == PRESENT:
+            return self.field
         return f"{self.field} {self.op} {render_value(self.value)}"
 
 
@@ -315,6 +322,28 @@ class FirstQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class TotalFirstQuery:
+    """`first date where total tariff by A on B <op> N [from D] [known on K]`."""
+
+    imposer: str
+    target: str
+    op: str
+    value: Any
+    start: DateExpr | None
+    known_on: DateExpr | None
+    pos: Pos = _field(compare=False)
+    imposer_pos: Pos | None = _field(default=None, compare=False)
+    target_pos: Pos | None = _field(default=None, compare=False)
+    value_pos: Pos | None = _field(default=None, compare=False)
+
+    def render(self) -> str:
+        """Canonical query text."""
+        return (f"first date where total tariff by {self.imposer} on {self.target} "
+                f"{self.op} {render_value(self.value)}" + _clause("from", self.start)
+                + _clause("known on", self.known_on))
+
+
+@dataclass(frozen=True, slots=True)
 class LearnedQuery:
     """`learned [for <target>] between <date> and <date> [as of <date>]`: what became known."""
 
@@ -457,8 +486,8 @@ class ExplainQuery:
     """`explain <query>`: describe the plan instead of running it."""
 
     query: (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-            | FirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery | TariffFirstQuery
-            | TariffDiffQuery | ProductsQuery)
+            | FirstQuery | TotalFirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery
+            | TariffFirstQuery | TariffDiffQuery | ProductsQuery)
     pos: Pos = _field(compare=False)
 
     def render(self) -> str:
@@ -467,5 +496,5 @@ class ExplainQuery:
 
 
 Query = (StateQuery | HistoryQuery | EventsQuery | DiffQuery | TotalQuery | MeasuresQuery
-         | FirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery | TariffFirstQuery
-         | TariffDiffQuery | ProductsQuery | ExplainQuery)
+         | FirstQuery | TotalFirstQuery | LearnedQuery | TariffQuery | TariffHistoryQuery
+         | TariffFirstQuery | TariffDiffQuery | ProductsQuery | ExplainQuery)

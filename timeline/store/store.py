@@ -337,7 +337,7 @@ class Store:
             pos += 1
             mr = rows[ev.stream]
             mr.version += 1
-            if mr.title is None and not mr.exists:
+            if (mr.title is None and not mr.exists) or ev.type == "retitled":
                 mr.title = ev.payload["title"]
             eff = ev.effective.isoformat()
             if ev.type != "retraction" and (mr.first_effective is None or eff < mr.first_effective):

@@ -169,6 +169,8 @@ def configure_query(p):
     """Arguments of `timeline query`."""
     p.add_argument("query", help="a query, e.g. \"state of us.tariff.* as of 2025-05-14\"")
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--sql", action="store_true",
+                   help="with explain: list the SQL statements the answer ran")
     add_expanded_option(p)
 
 
@@ -176,7 +178,7 @@ def run_query(args) -> int:
     """Parse, plan, run and print one query."""
     parse(args.query)  # a malformed query is refused before any database is opened
     with open_timeline(args, readonly=True) as tl:
-        result = tl.query(args.query)
+        result = tl.query(args.query, sql=args.sql)
     out = render(result.answer, args.format, pretty=sys.stdout.isatty(),
                  width=terminal_width(sys.stdout), expanded=args.expanded)
     sys.stdout.write(out if out.endswith("\n") else out + "\n")

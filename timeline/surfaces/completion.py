@@ -155,7 +155,7 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
     keywords, other, anywhere = [], [], []
     for name in sorted(names):
         w = words.get(name, "")
-        if w.isalpha() and name not in ("TODAY",) and w not in _OPS:
+        if w.isalpha() and name not in ("TODAY", "YESTERDAY", "LAST") and w not in _OPS:
             keywords.append(w)
     if "MEASURE_ID" in names:
         other += cat.globs() + sorted(cat.measures)
@@ -171,7 +171,7 @@ def _suggest_query(text: str, cat: Catalogue) -> list[str]:
     if "HTS_CODE" in names:
         other += cat.hts
     if "TODAY" in names:
-        other.append("today")
+        other += ["today", "yesterday", "last week", "last month"]
     if {"EQUAL", "CONTAINS"} <= names and not word:
         other += list(_OPS)
     elif "CONTAINS" in names:

@@ -367,9 +367,10 @@ HELP_TOPICS = {
     "learned": "learned [for <measure|glob>] between <date> and <date> [as of <date>]\n"
                "  What became known in a span of knowledge time and what each event changed,\n"
                "  e.g. learned between today - 7 days and today",
-    "explain": "explain <query>\n  The plan, the SQL it ran and every contributing event with "
-               "its source",
-    "dates": "Dates: 2025-04-10, \"April 10, 2025\", today, with offsets: today - 2 weeks\n"
+    "explain": "explain <query>\n  The events the answer rests on, with their sources, then the "
+               "plan and how many SQL statements it ran",
+    "dates": "Dates: 2025-04-10, \"April 10, 2025\", today, yesterday, last week, last month,\n"
+             "  with offsets: today - 2 weeks\n"
              "  \\asof and \\known set defaults for queries that do not say `as of`/`known on`",
     "where": "where <field> <op> <value> [and …]; ops: = != < <= > >= contains\n"
              "  Fields: event columns (type, effective, known, source, title, …) or state "
@@ -478,7 +479,7 @@ def _sql(s: Session, arg: str) -> None:
     s.run_sql(arg)
 
 
-@meta("explain", "\\explain <query>", "show a query's plan, SQL and contributing events")
+@meta("explain", "\\explain <query>", "show the events a query's answer rests on, and its plan")
 def _explain(s: Session, arg: str) -> None:
     if not arg:
         raise TimelineError("usage: \\explain <query>, e.g. \\explain total tariff by us on cn")
