@@ -88,7 +88,9 @@ def _rests_warning(measure: str, since: str, h: str | None, r: Reader | None = N
     named = ""
     if r is not None and ids:
         found = r.events_by_id(ids)
-        titles = [f"{i} ({found[i].payload.get('title')!r})" for i in ids if i in found]
+        # a retitling names the measure, it changes nothing an answer rests on
+        titles = [f"{i} ({found[i].payload.get('title')!r})" for i in ids
+                  if i in found and found[i].type != "retitled"]
         named = f" scheduled by {'; '.join(titles)}" if titles else ""
     return (f"{measure}: the state since {since} rests on a change{named} due after the "
             f"knowledge horizon {h} that no later event confirms (projected)")
