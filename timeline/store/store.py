@@ -30,7 +30,7 @@ from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json
                                  loads, row_to_event, uuid7)
 from timeline.log.events import reject as _fail
 from timeline.log.vocabulary import EVENT_TYPES, SUPERSEDING_TYPES
-from timeline.log.schema import event_links, events
+from timeline.log.schema import events
 from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
 from timeline.projections.maintain import run_sql
@@ -129,6 +129,8 @@ class Store:
             elif not plain:
                 with dbmod.driver_errors(store.where), store.engine.connect() as conn:
                     migrate.check(conn, store.where)
+            if not plain and upgrade and rev is not None:
+                store._refold_if_stale(announce)
             if rev is not None and (create or is_default) and seeds and not readonly \
                     and store.count() == 0:
                 # a log with a schema and no events: what a creation killed before its
@@ -195,6 +197,16 @@ class Store:
             announce(f"timeline: created {self.where} (schema {migrate.HEAD_REVISION}, "
                      f"{n} seed events loaded)")
         return n
+
+    def _refold_if_stale(self, announce: Announce | None) -> None:
+        """Rebuild projections another fold version built (see maintain.refold_if_stale)."""
+        with dbmod.driver_errors(self.where), self.engine.begin() as conn:
+            _write_lock(conn)
+            found = maintain.refold_if_stale(conn)
+        if found is not None and announce:
+            announce(f"{self.where}: projections rebuilt (they were built by fold version "
+                     f"{found or 'unknown'}; this timeline folds with version "
+                     f"{maintain.FOLD_VERSION})")
 
     @property
     def where(self) -> str:
@@ -405,15 +417,9 @@ class Store:
                     buf.clear()
             if buf:
                 dst.execute(insert(events), buf)
-            links, buf = 0, []
-            for row in src.link_rows(COPY_BATCH):
-                buf.append(row)
-                links += 1
-                if len(buf) >= COPY_BATCH:
-                    dst.execute(insert(event_links), buf)
-                    buf.clear()
-            if buf:
-                dst.execute(insert(event_links), buf)
+            # the links are recomputed from the copied events: a row the source holds that no
+            # event implies never travels (the source's verify names it first)
+            _, links = maintain.repair_links(dst)
             maintain.rebuild(dst)
         return checker.head, links
 
@@ -442,6 +448,7 @@ class Store:
             if quick:
                 head = _head(r.conn)
                 finding(_check_projection_head, r.conn, self.where, head)
+                finding(_check_links, r.conn, True)
             else:
                 def walk():
                     for row in r.event_rows(10_000):
@@ -450,6 +457,7 @@ class Store:
                         finding(_check_stored, row)
                 chain_ok = finding(walk)
                 head = checker.head
+                finding(_check_links, r.conn, False)
                 if chain_ok and finding(_check_projection_head, r.conn, self.where, head):
                     diff = maintain.first_difference(r.conn)
                     if diff:
@@ -463,7 +471,8 @@ class Store:
         return head
 
     def rebuild(self, progress=None) -> int:
-        """Rebuild every projection from the log in one transaction; returns streams folded."""
+        """Rebuild every projection (and the links) from the log in one transaction; returns
+        streams folded."""
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
@@ -664,13 +673,34 @@ def _check_projection_head(conn: Connection, where: str, head: Head | None = Non
     """Refuse when the projections were not brought up to the log's head (see 0005)."""
     head = head or _head(conn)
     recorded = maintain.recorded_head(conn)
-    if recorded != (head.position, head.hash):
+    if recorded is not None and recorded[:2] == (head.position, head.hash) \
+            and recorded[2] != maintain.FOLD_VERSION:
+        raise IntegrityError(
+            f"{where}: the projections were built by fold version {recorded[2] or 'unknown'} "
+            f"(an earlier version of timeline); this version folds with version "
+            f"{maintain.FOLD_VERSION}, and its answers may differ: run `timeline init` or "
+            f"`timeline rebuild` to recompute them", None)
+    if recorded is None or recorded[:2] != (head.position, head.hash):
         pos = "nothing" if recorded is None else f"position {recorded[0]}"
         raise IntegrityError(
             f"{where}: the log changed behind the store's back: the projections reflect "
             f"{pos}, the log's head is position {head.position} ({head.hash[:12]}); run "
             f"`timeline verify` to find what changed, then `timeline rebuild` once the log "
             f"is trusted", head.position)
+
+
+def _check_links(conn: Connection, quick: bool) -> None:
+    """event_links holds exactly the links the chained events imply (quick: no row that no
+    event implies, asked of the database; full: both ways, from the payloads)."""
+    if quick:
+        forged = maintain.forged_links(conn)
+        diff = (f"a link no event implies ({forged[0][0]!r} at position {forged[0][1]}, role "
+                f"{forged[0][2]!r})") if forged else None
+    else:
+        diff = maintain.link_difference(conn)
+    if diff:
+        raise IntegrityError(f"event_links altered: {diff}; the links are derived from the "
+                             f"events, so `timeline rebuild` recomputes them", None)
 
 
 def _check_triggers(conn: Connection, dialect: str) -> None:
@@ -684,7 +714,7 @@ def _check_triggers(conn: Connection, dialect: str) -> None:
             if name not in have:
                 bad.append(f"{name} missing")
             elif _squash(have[name][1]) != _squash(sql):
-                bad.append(f"{name} altered (its SQL is not the one migration 0001 created)")
+                bad.append(f"{name} altered (its SQL is not the one the migrations created)")
     else:
         have = {r.tgname: r for r in conn.execute(text(
             # on this schema's log tables only; a disabled trigger protects nothing
@@ -704,7 +734,7 @@ def _check_triggers(conn: Connection, dialect: str) -> None:
                 bad.append(f"{name} altered (table, timing, events or function)")
             elif _squash(r.prosrc) != _squash(body):
                 bad.append(f"{name} altered (the body of {func_name}() is not the one "
-                           f"migration 0001 created)")
+                           f"the migrations created)")
     if bad:
         raise IntegrityError(f"immutability triggers missing or altered: {'; '.join(bad)} — "
                              f"the log can be altered without trace", None)
@@ -760,7 +790,8 @@ _DEFINITIONS: dict[str, dict] = {}
 
 
 def expected_definitions(dialect: str) -> dict:
-    """The triggers and views as migrations 0001, 0003, 0007 and 0009 create them on `dialect`.
+    """The triggers and views as migrations 0001, 0003, 0007, 0009 and 0011 create them on
+    `dialect`.
 
     Taken from the migration files themselves (run against a recorder, not a database), so
     there is one definition and verify cannot drift from what the migrations made.
@@ -774,10 +805,12 @@ def expected_definitions(dialect: str) -> dict:
         recorded: list[str] = []
         bind = types.SimpleNamespace(dialect=types.SimpleNamespace(name=dialect))
         op = types.SimpleNamespace(get_bind=lambda: bind, execute=recorded.append,
-                                   create_table=lambda *a, **k: None)
+                                   create_table=lambda *a, **k: None,
+                                   add_column=lambda *a, **k: None)
         # later migrations that remake a view replace the earlier definition
         for fname in ("0001_event_log.py", "0003_views.py",
-                      "0007_view_last_rate_confidence.py", "0009_product_scopes_view.py"):
+                      "0007_view_last_rate_confidence.py", "0009_product_scopes_view.py",
+                      "0011_derived_links_fold_version.py"):
             spec = importlib.util.spec_from_file_location(
                 f"_timeline_migration_{fname[:4]}", migrations_path() / "versions" / fname)
             mod = importlib.util.module_from_spec(spec)
@@ -794,8 +827,11 @@ def expected_definitions(dialect: str) -> dict:
                 bodies[name] = sql.split("$$")[1]
             elif words[:2] == ["CREATE", "TRIGGER"]:
                 table, func_name = words[words.index("ON") + 1], words[-1].split("(")[0]
-                # pg_trigger.tgtype bits: ROW 1, BEFORE 2, DELETE 8, UPDATE 16, TRUNCATE 32
-                tgtype = 34 if "TRUNCATE" in words else 27
+                # pg_trigger.tgtype bits: ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16,
+                # TRUNCATE 32
+                tgtype = (("ROW" in words) * 1 + ("BEFORE" in words) * 2 + ("INSERT" in words) * 4
+                          + ("DELETE" in words) * 8 + ("UPDATE" in words) * 16
+                          + ("TRUNCATE" in words) * 32)
                 triggers[words[2]] = (table, tgtype, func_name, func_name)
             elif words[:2] == ["CREATE", "VIEW"]:
                 views[words[2]] = sql.strip()

@@ -1,0 +1,194 @@
+"""Issue 24 (Reliability II): each attack of the second hostile round, as a case.
+
+Every case fails on the code before its fix: the refusal, its message, and that nothing
+changed. Through the in-process CLI (`run_cli`) unless the process itself is under test;
+on both backends where the attack applies (tests/backends.py).
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from .backends import backend, make_db, raw, raw_engine  # noqa: F401 - fixtures
+from .conftest import run_cli
+
+STREAM = "us.tariff.section-301.cn"
+ASK = f"state of {STREAM} as of 2026-03-01"
+
+
+def raw_fails(url: str, statement: str) -> str:
+    """The database's refusal of `statement` on a plain connection."""
+    eng = raw_engine(url)
+    try:
+        with pytest.raises(Exception) as info:
+            with eng.begin() as c:
+                c.exec_driver_sql(statement)
+        return str(info.value)
+    finally:
+        eng.dispose()
+
+
+def answer(url: str, query: str = ASK) -> list:
+    res = run_cli("--db", url, "query", query, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)["results"]
+
+
+def verify_fails(url: str, *extra: str) -> str:
+    res = run_cli("--db", url, "verify", *extra)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith("FAILED: "), res.stderr
+    return res.stderr
+
+
+def forge_position(url: str) -> int:
+    """A ruling's position whose event does not name STREAM: a link to it is a forgery."""
+    eng = raw_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(text("SELECT MIN(position) FROM events WHERE type = 'ruling' AND "
+                                  "payload LIKE '%\"affects\"%' AND payload NOT LIKE :s"),
+                             {"s": f"%{STREAM}%"}).scalar_one()
+    finally:
+        eng.dispose()
+
+
+FORGED_LINK = "INSERT INTO event_links (stream, position, role) VALUES ('{s}', {p}, 'affects')"
+# the attacker who may alter triggers: off, forge, on again (verify sees the triggers intact)
+TRIGGERS_OFF = {
+    "sqlite": ["DROP TRIGGER event_links_no_forged_insert"],
+    "postgresql": ["ALTER TABLE event_links DISABLE TRIGGER event_links_no_change"],
+}
+
+
+def triggers_on(url: str, backend: str, saved: str | None) -> None:
+    raw(url, saved if backend == "sqlite" else
+        "ALTER TABLE event_links ENABLE TRIGGER event_links_no_change")
+
+
+def saved_insert_trigger(url: str, backend: str) -> str | None:
+    if backend != "sqlite":
+        return None
+    eng = raw_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(text("SELECT sql FROM sqlite_master WHERE name = "
+                                  "'event_links_no_forged_insert'")).scalar_one()
+    finally:
+        eng.dispose()
+
+
+# -- item 1: event_links is derived from the chained events -----------------------------------
+def test_a_forged_link_is_refused_by_the_database(make_db):
+    url = make_db()
+    pos = forge_position(url)
+    err = raw_fails(url, FORGED_LINK.format(s=STREAM, p=pos))
+    assert "a link its event does not imply is refused" in err
+    # and a link an event implies cannot be deleted
+    err = raw_fails(url, "DELETE FROM event_links WHERE role = 'affects'")
+    assert "DELETE is not allowed of a link its event implies" in err
+    assert run_cli("--db", url, "verify").returncode == 0
+
+
+def test_a_forged_link_is_found_by_verify_removed_by_rebuild_and_never_copied(
+        make_db, backend, tmp_path):
+    url = make_db()
+    before = answer(url)
+    assert before and before[0]["state"]["rate"] == 25
+    saved = saved_insert_trigger(url, backend)
+    pos = forge_position(url)
+    raw(url, *TRIGGERS_OFF[backend], FORGED_LINK.format(s=STREAM, p=pos))
+    triggers_on(url, backend, saved)
+    for extra in ((), ("--quick",)):
+        err = verify_fails(url, *extra)
+        assert "event_links altered" in err and f"{STREAM!r} at position {pos}" in err, err
+    # copy refuses a source whose links no event implies
+    target = tmp_path / "copy.db"
+    res = run_cli("copy", "--from", url, "--to", str(target))
+    assert res.returncode == 1 and "event_links altered" in res.stderr, res.stderr
+    # the rebuild recomputes the links from the events: the forged row is gone
+    assert run_cli("--db", url, "rebuild").returncode == 0
+    assert run_cli("--db", url, "verify").returncode == 0
+    assert run_cli("--db", url, "verify", "--quick").returncode == 0
+    assert answer(url) == before
+    eng = raw_engine(url)
+    with eng.connect() as c:
+        assert c.execute(text("SELECT COUNT(*) FROM event_links WHERE stream = :s AND "
+                              "position = :p"), {"s": STREAM, "p": pos}).scalar_one() == 0
+    eng.dispose()
+
+
+def test_a_deleted_link_is_found_and_put_back_by_rebuild(make_db, backend):
+    url = make_db()
+    want = answer(url, "state of us.tariff.ieepa-reciprocal.cn as of 2026-03-01")
+    off = (["DROP TRIGGER event_links_no_delete"] if backend == "sqlite"
+           else ["ALTER TABLE event_links DISABLE TRIGGER event_links_no_change"])
+    raw(url, *off, "DELETE FROM event_links WHERE stream = 'us.tariff.ieepa-reciprocal.cn'")
+    err = verify_fails(url)
+    assert "event_links altered" in err and "an event implies are missing" in err
+    if backend == "postgresql":
+        raw(url, "ALTER TABLE event_links ENABLE TRIGGER event_links_no_change")
+    else:
+        assert "event_links_no_delete missing" in err
+        return  # the trigger is gone for good: `verify` names it; nothing else to prove
+    assert run_cli("--db", url, "rebuild").returncode == 0
+    assert run_cli("--db", url, "verify").returncode == 0
+    assert answer(url, "state of us.tariff.ieepa-reciprocal.cn as of 2026-03-01") == want
+
+
+@pytest.mark.parametrize("table, row", [
+    ("intervals", "('x.forged', '2025-01-01', NULL, 1, 'in_force', NULL, '{}', '[]')"),
+    ("known_intervals", "('x.forged', '2025-01-01', '2025-01-01', NULL, '{}', '[]')"),
+    ("measures", "('x.forged', 'tariff', 'us', 'cn', NULL, 'x', 1, '2025-01-01', NULL, NULL, "
+                 "0, NULL)"),
+])
+def test_a_row_inserted_into_any_projection_is_found_and_removed_by_rebuild(make_db, table,
+                                                                            row):
+    url = make_db()
+    raw(url, f"INSERT INTO {table} VALUES {row}")
+    err = verify_fails(url)
+    assert "x.forged" in err and "not in the log" in err, err
+    assert run_cli("--db", url, "rebuild").returncode == 0
+    assert run_cli("--db", url, "verify").returncode == 0
+
+
+# -- item 4: an upgrade rebuilds what an older fold built ------------------------------------
+STALE = ("UPDATE intervals SET rate = 10, status = 'lifted' WHERE stream = "
+         "'us.tariff.section-301.cn'")
+
+
+def test_projections_of_another_fold_version_are_refused_then_rebuilt_by_init(make_db):
+    url = make_db()
+    want = answer(url)
+    raw(url, STALE, "UPDATE projection_head SET fold_version = 1")
+    res = run_cli("--db", url, "query", ASK)
+    assert res.returncode == 1 and "built by fold version 1" in res.stderr \
+        and "`timeline init`" in res.stderr, res.stderr
+    err = verify_fails(url, "--quick")
+    assert "built by fold version 1" in err
+    res = run_cli("--db", url, "init")
+    assert res.returncode == 0 and "projections rebuilt" in res.stderr, res.stderr
+    assert answer(url) == want
+    assert run_cli("--db", url, "verify", "--quick").returncode == 0
+    assert run_cli("--db", url, "verify").returncode == 0
+
+
+def test_an_upgrade_from_an_older_schema_rebuilds_stale_projections(make_db):
+    from timeline.log import db as dbmod
+    from timeline.log import migrate
+
+    url = make_db()
+    want = answer(url)
+    engine = dbmod.make_engine(url)
+    try:
+        migrate.downgrade(engine, "0009")
+    finally:
+        engine.dispose()
+    raw(url, STALE)  # what an older fold made of the same log
+    res = run_cli("--db", url, "init")
+    assert res.returncode == 0 and "schema upgraded from 0009" in res.stderr, res.stderr
+    assert answer(url) == want
+    assert run_cli("--db", url, "verify", "--quick").returncode == 0
+    assert run_cli("--db", url, "verify").returncode == 0
