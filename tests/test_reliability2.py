@@ -192,3 +192,64 @@ def test_an_upgrade_from_an_older_schema_rebuilds_stale_projections(make_db):
     assert answer(url) == want
     assert run_cli("--db", url, "verify", "--quick").returncode == 0
     assert run_cli("--db", url, "verify").returncode == 0
+
+
+# -- item 2: outputs write regular files only -------------------------------------------------
+def make_special(path, kind: str) -> None:
+    """A FIFO, socket, character device or symbolic link at `path`."""
+    import os
+    import socket
+    import stat
+
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()
+    elif kind == "device":
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # like /dev/full
+        except PermissionError:
+            pytest.skip("creating a device node needs root")
+    else:
+        target = path.with_name("target" + path.suffix)
+        target.write_text("kept")
+        os.symlink(target, path)
+
+
+KIND_WORDS = {"fifo": "a named pipe (FIFO)", "socket": "a socket",
+              "device": "a character device",
+              "symlink": "a symbolic link (name the file it points to instead)"}
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_WORDS))
+@pytest.mark.parametrize("command", ["report", "chart"])
+def test_outputs_never_replace_a_special_file(seeded_db, tmp_path, kind, command):
+    import os
+
+    out = tmp_path / ("out.html" if command == "report" else "out.svg")
+    make_special(out, kind)
+    before = os.lstat(out)
+    argv = (["report", "-o", out] if command == "report"
+            else ["chart", "total tariff by us on cn", "-o", out])
+    res = run_cli("--db", seeded_db, *argv)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: cannot write ") and str(out) in line, res.stderr
+    assert f"it is {KIND_WORDS[kind]}, not a regular file" in line and "nothing was replaced" \
+        in line
+    after = os.lstat(out)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    if kind == "symlink":
+        assert out.with_name("target" + out.suffix).read_text() == "kept"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_export_into_a_special_file_is_refused(seeded_db, tmp_path):
+    out = tmp_path / "fifo"
+    make_special(out, "fifo")
+    res = run_cli("--db", seeded_db, "export", "--out", out)
+    assert res.returncode == 1, res.stderr
+    assert f"--out {out} is a named pipe (FIFO), not a folder; nothing was written" \
+        in res.stderr
