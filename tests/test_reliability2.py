@@ -11,7 +11,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from .backends import backend, make_db, raw, raw_engine  # noqa: F401 - fixtures
+from .backends import backend, make_db, only_postgres, raw, raw_engine  # noqa: F401 - fixtures
 from .conftest import run_cli
 
 STREAM = "us.tariff.section-301.cn"
@@ -253,3 +253,62 @@ def test_export_into_a_special_file_is_refused(seeded_db, tmp_path):
     assert res.returncode == 1, res.stderr
     assert f"--out {out} is a named pipe (FIFO), not a folder; nothing was written" \
         in res.stderr
+
+
+# -- item 3: the PostgreSQL reader role reads and does nothing else ---------------------------
+PG_KEY = 0x74696D656C696E65  # the writers' advisory lock (timeline.store.store.PG_WRITE_LOCK)
+READER_REFUSED = [
+    "SELECT pg_logical_emit_message(false, 'x', repeat('x', 1000))",
+    f"SELECT pg_advisory_lock({PG_KEY})",
+    f"SELECT pg_try_advisory_lock({PG_KEY})",
+    f"SELECT pg_advisory_xact_lock({PG_KEY})",
+    f"SELECT pg_try_advisory_xact_lock_shared({PG_KEY})",
+    "SELECT pg_advisory_lock(1, 2)",
+    "SELECT pg_advisory_unlock_all()",
+    "SELECT pg_notify('timeline', 'x')",
+    "SELECT lo_create(0)",
+    "SELECT lo_from_bytea(0, 'x')",
+    "SELECT txid_current()",
+    "SELECT pg_current_xact_id()",
+    "SELECT pg_cancel_backend(pg_backend_pid())",
+    "SELECT pg_terminate_backend(pg_backend_pid())",
+]
+
+
+@only_postgres
+@pytest.mark.parametrize("sql", READER_REFUSED)
+def test_the_reader_role_cannot_write_wal_lock_notify_or_signal(tmp_path, sql):
+    from .backends import new_db
+
+    url = new_db("postgresql", tmp_path, seeded=True)
+    res = run_cli("--db", url, "sql", sql)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "permission denied for function" in res.stderr and "timeline_reader" in \
+        res.stderr, res.stderr
+    assert run_cli("--db", url, "sql", "SELECT count(*) FROM v_events").returncode == 0
+
+
+@only_postgres
+def test_a_writer_that_cannot_get_the_lock_says_who_holds_it(tmp_path):
+    from .backends import new_db
+
+    url = new_db("postgresql", tmp_path, seeded=True)
+    event = tmp_path / "ev.toml"
+    event.write_text('[[events]]\nstream = "us.tariff.busy.cn"\ntype = "imposed"\n'
+                     'effective = 2025-01-01\nknown = 2025-01-01\ntitle = "busy"\n'
+                     '[events.source]\nname = "test"\n')
+    holder = raw_engine(url)
+    try:
+        with holder.connect() as c:
+            pid = c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            c.exec_driver_sql(f"SELECT pg_advisory_lock({PG_KEY})")
+            for argv in (["load", event], ["rebuild"]):
+                res = run_cli("--db", url, *argv, env={"TIMELINE_BUSY_TIMEOUT_MS": "200"})
+                assert res.returncode == 1, res.stderr
+                line = res.stderr.strip().splitlines()[-1]
+                assert line.startswith("error: ") and "is busy" in line and \
+                    f"server process {pid}" in line and "0.2 s" in line, res.stderr
+            c.exec_driver_sql(f"SELECT pg_advisory_unlock({PG_KEY})")
+    finally:
+        holder.dispose()
+    assert run_cli("--db", url, "load", event).returncode == 0

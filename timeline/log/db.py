@@ -16,7 +16,17 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from timeline.errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
 
-BUSY_TIMEOUT_MS = int(os.environ.get("TIMELINE_BUSY_TIMEOUT_MS") or 30_000)
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+
+def busy_timeout_ms() -> int:
+    """How long a writer waits for the write lock: TIMELINE_BUSY_TIMEOUT_MS, read when
+    asked (a value that is no whole number >= 0 means the default, 30,000 ms)."""
+    raw = (os.environ.get("TIMELINE_BUSY_TIMEOUT_MS") or "").strip()
+    return int(raw) if raw.isdecimal() else DEFAULT_BUSY_TIMEOUT_MS
+
+
+BUSY_TIMEOUT_MS = busy_timeout_ms()
 # How many ids one bound IN list carries: under SQLite's and psycopg's parameter limits.
 IN_CHUNK = 500
 # Execution option that marks a read transaction (a deferred BEGIN on SQLite, so that a
@@ -105,7 +115,7 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
         cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
         if readonly:
             cur.execute("PRAGMA query_only = ON")
         else:
@@ -260,7 +270,7 @@ def translate(exc: Exception, what: str = "database") -> StoreError:
         return SchemaError(f"{what} is not a SQLite database (or is encrypted/corrupt)")
     if "database is locked" in low or "database is busy" in low:
         return StoreError(f"{what} is busy: another process held the write lock for more than "
-                          f"{BUSY_TIMEOUT_MS / 1000:g} s; try again")
+                          f"{busy_timeout_ms() / 1000:g} s; try again")
     if "disk is full" in low or "disk full" in low or "no space" in low:
         return StoreError(f"{what}: the disk is full; nothing was written")
     if "disk i/o error" in low:

@@ -201,7 +201,7 @@ class Store:
     def _refold_if_stale(self, announce: Announce | None) -> None:
         """Rebuild projections another fold version built (see maintain.refold_if_stale)."""
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
-            _write_lock(conn)
+            _write_lock(conn, self.where)
             found = maintain.refold_if_stale(conn)
         if found is not None and announce:
             announce(f"{self.where}: projections rebuilt (they were built by fold version "
@@ -294,7 +294,7 @@ class Store:
         with dbmod.driver_errors(self.where), self.engine.connect() as conn:
             trans = conn.begin()
             try:
-                _write_lock(conn)
+                _write_lock(conn, self.where)
                 # appending to a log changed behind our back would extend the forgery
                 _check_projection_head(conn, self.where)
                 res = self._append_in(conn, offered, dict(expected_versions or {}), dry_run)
@@ -400,7 +400,7 @@ class Store:
         checker = ChainChecker("source log")
         with source.reading(check=False) as src, \
                 dbmod.driver_errors(self.where), self.engine.begin() as dst:
-            _write_lock(dst)
+            _write_lock(dst, self.where)
             present = dst.execute(select(func.count()).select_from(events)).scalar_one()
             if present:
                 raise StoreError(f"{self.where} already holds {present} events; copy needs "
@@ -476,7 +476,7 @@ class Store:
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
-            _write_lock(conn)
+            _write_lock(conn, self.where)
             return maintain.rebuild(conn, progress)
 
 
@@ -558,10 +558,47 @@ def _in_force(intervals, day: str) -> dict:
     return state
 
 
-def _write_lock(conn: Connection) -> None:
-    """PostgreSQL: queue behind any other writer until this transaction ends (no-op on SQLite)."""
-    if conn.dialect.name == "postgresql":
+def _write_lock(conn: Connection, where: str = "database") -> None:
+    """PostgreSQL: queue behind any other writer until this transaction ends, for at most
+    the busy timeout (TIMELINE_BUSY_TIMEOUT_MS), then fail naming who holds the lock (SQLite
+    waits in its own busy handler)."""
+    if conn.dialect.name != "postgresql":
+        return
+    if run_sql(conn, "SELECT pg_try_advisory_xact_lock(?)", (PG_WRITE_LOCK,)).scalar_one():
+        return  # nobody writing: one round trip
+    # queue (fairly, in the server's lock manager) under lock_timeout, which the server
+    # applies to advisory locks too; a savepoint keeps the transaction usable after it
+    wait_ms = dbmod.busy_timeout_ms()
+    before = run_sql(conn, "SELECT current_setting('lock_timeout')").scalar_one()
+    run_sql(conn, "SAVEPOINT timeline_write_lock")
+    # lock_timeout 0 would mean no limit: a zero busy timeout waits a millisecond
+    run_sql(conn, "SELECT set_config('lock_timeout', ?, true)", (str(max(wait_ms, 1)),)).first()
+    try:
         run_sql(conn, "SELECT pg_advisory_xact_lock(?)", (PG_WRITE_LOCK,)).first()
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        run_sql(conn, "ROLLBACK TO SAVEPOINT timeline_write_lock")
+        raise StoreError(f"{where} is busy: {_lock_holder(conn)} held the writers' lock for "
+                         f"more than {wait_ms / 1000:g} s (TIMELINE_BUSY_TIMEOUT_MS); try "
+                         f"again") from None
+    run_sql(conn, "RELEASE SAVEPOINT timeline_write_lock")
+    run_sql(conn, "SELECT set_config('lock_timeout', ?, true)", (before,)).first()
+
+
+def _lock_holder(conn: Connection) -> str:
+    """Who holds the writers' advisory lock, as far as this role may see."""
+    row = run_sql(conn, "SELECT l.pid, a.usename, a.application_name FROM pg_locks l "
+                        "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = "
+                        "'advisory' AND l.granted AND l.classid = ? AND l.objid = ? AND "
+                        "l.objsubid = 1 LIMIT 1",
+                  (PG_WRITE_LOCK >> 32, PG_WRITE_LOCK & 0xFFFFFFFF)).first()
+    if row is None:
+        return "another session"
+    pid, user, app = row
+    return (f"another session (server process {pid}"
+            + (f", user {user}" if user else "") + (f", application {app!r}" if app else "")
+            + ")")
 
 
 def _head(conn: Connection) -> Head:
