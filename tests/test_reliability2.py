@@ -312,3 +312,61 @@ def test_a_writer_that_cannot_get_the_lock_says_who_holds_it(tmp_path):
     finally:
         holder.dispose()
     assert run_cli("--db", url, "load", event).returncode == 0
+
+
+# -- item 5: admission: knowledge is not dated in the future; no supersession cycles ----------
+def event_json(**over) -> dict:
+    ev = {"stream": "us.tariff.section-301.cn", "type": "amended", "effective": "2025-02-20",
+          "known": "2025-02-20", "title": "a change", "set": {"rate": 30},
+          "source": {"name": "demo"}}
+    ev.update(over)
+    return ev
+
+
+@pytest.mark.parametrize("known", ["9999-12-31", "+30"])
+def test_knowledge_dated_in_the_future_is_refused(seeded_db, tmp_path, known):
+    import datetime as dt
+
+    from .test_admission import refused, write
+
+    if known.startswith("+"):
+        known = (dt.date.today() + dt.timedelta(days=int(known))).isoformat()
+    p = write(tmp_path, "future.json", {"events": [event_json(known=known)]})
+    line = refused(seeded_db, p, "known", f"'{known}'", "knowledge cannot be dated later "
+                   "than today (UTC) plus 2 days")
+    assert "TIMELINE_KNOWN_MARGIN_DAYS" in line
+    p = write(tmp_path, "range.json", {"events": [event_json(
+        known="2025-02-20", known_between=["2025-02-20", known])]})
+    refused(seeded_db, p, "known_between", "knowledge cannot be dated later")
+
+
+def test_knowledge_dated_today_is_admitted(seeded_db, tmp_path):
+    import datetime as dt
+
+    from .test_admission import write
+
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    p = write(tmp_path, "today.json", {"events": [event_json(known=today)]})
+    res = run_cli("--db", seeded_db, "load", p)
+    assert res.returncode == 0 and "appended 1 event" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("length", [2, 3])
+def test_a_supersession_cycle_is_refused(make_db, tmp_path, length):
+    from .test_admission import write
+
+    url = make_db()
+    before = run_cli("--db", url, "info", "--format", "json").stdout
+    ids = [f"0190a1b2-0000-7000-8000-00000000c{i:03d}" for i in range(length)]
+    evs = [event_json(id=ids[i], type="correction", title=f"correction {i}",
+                      supersedes=[ids[(i + 1) % length]]) for i in range(length)]
+    p = write(tmp_path, "cycle.json", {"events": evs})
+    res = run_cli("--db", url, "load", p)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "supersession cycle: " + " -> ".join(ids + ids[:1]) in res.stderr, res.stderr
+    assert run_cli("--db", url, "info", "--format", "json").stdout == before
+    # a chain that ends is fine: the last one an amendment that supersedes nothing
+    evs[-1]["type"] = "amended"
+    evs[-1].pop("supersedes")
+    res = run_cli("--db", url, "load", write(tmp_path, "chain.json", {"events": evs}))
+    assert res.returncode == 0, res.stderr

@@ -332,6 +332,7 @@ class Store:
         if not batch:
             return AppendResult([], skipped, dry_run=dry_run)
         _check_references(batch, rows, sup_rows)
+        _check_supersession_cycles(batch)
         touched = sorted(own_streams | referenced | {r[0] for r in sup_rows.values()})
         before = _histories(conn, touched) if dry_run else {}
 
@@ -704,6 +705,33 @@ def _check_references(batch: list[NewEvent], rows, sup_rows) -> None:
             if ev.type == "correction" and sup_rows[i][0] != ev.stream:
                 _fail(ev, "supersedes", f"a correction must be in the stream of the event it "
                                         f"corrects ({sup_rows[i][0]})")
+
+
+def _check_supersession_cycles(batch: list[NewEvent]) -> None:
+    """Refuse events that supersede each other, over any number of steps: the fold would
+    withdraw them all. Only a batch can hold a cycle (a stored event names older ids)."""
+    edges = {e.id: list(e.payload.get("supersedes", ())) for e in batch
+             if e.type in SUPERSEDING_TYPES}
+    by_id = {e.id: e for e in batch}
+    done: set[str] = set()
+    for start in edges:
+        if start in done:
+            continue
+        # depth-first without recursion (a chain of corrections may be long)
+        path, stack = [start], [iter(edges[start])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                done.add(path.pop())
+            elif nxt in path:
+                cycle = path[path.index(nxt):] + [nxt]
+                _fail(by_id[cycle[0]], "supersedes",
+                      f"supersession cycle: {' -> '.join(cycle)}; events that supersede each "
+                      f"other would all be withdrawn. Nothing was written")
+            elif nxt in edges and nxt not in done:
+                path.append(nxt)
+                stack.append(iter(edges[nxt]))
 
 
 def _check_projection_head(conn: Connection, where: str, head: Head | None = None) -> None:
