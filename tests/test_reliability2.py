@@ -370,3 +370,67 @@ def test_a_supersession_cycle_is_refused(make_db, tmp_path, length):
     evs[-1].pop("supersedes")
     res = run_cli("--db", url, "load", write(tmp_path, "chain.json", {"events": evs}))
     assert res.returncode == 0, res.stderr
+
+
+# -- item 6: limits that hold ------------------------------------------------------------------
+def test_sqlite_sql_values_are_capped_and_pointer_functions_refused(seeded_db):
+    res = run_cli("--db", seeded_db, "sql", "--timeout", "3", "SELECT randomblob(300000000)")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "larger than 10,000,000 bytes, the most `timeline sql` builds" in res.stderr
+    res = run_cli("--db", seeded_db, "sql", "SELECT length(randomblob(9000000))")
+    assert res.returncode == 0 and "9000000" in res.stdout, res.stderr
+    for sql in ("SELECT fts3_tokenizer('simple')",
+                "SELECT hex(fts3_tokenizer('simple', x'0000000000000000'))"):
+        res = run_cli("--db", seeded_db, "sql", sql)
+        assert res.returncode == 1 and "the function fts3_tokenizer() refused" in res.stderr, \
+            res.stderr
+    from timeline import api
+
+    with api.open(str(seeded_db), readonly=True) as tl:
+        from timeline.errors import TimelineError
+
+        with pytest.raises(TimelineError, match="larger than 10,000,000 bytes"):
+            tl.sql("SELECT zeroblob(20000000)")
+        assert tl.sql("SELECT 1")
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "fifo in a folder", "socket"])
+def test_load_reads_regular_files_only(seeded_db, tmp_path, kind):
+    if kind == "device":
+        target = "/dev/zero"
+    else:
+        folder = tmp_path / "events"
+        folder.mkdir()
+        target = folder / "a.toml"
+        make_special(target, kind.split()[0])
+        if kind.endswith("folder"):
+            target = folder
+    before = run_cli("--db", seeded_db, "info", "--format", "json").stdout
+    res = run_cli("--db", seeded_db, "load", target)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    words = {"device": "is a character device", "socket": "is a socket"}.get(
+        kind, "is a named pipe (FIFO)")
+    assert f"{words}, not an event file; only regular files are loaded" in res.stderr
+    assert run_cli("--db", seeded_db, "info", "--format", "json").stdout == before
+
+
+def test_a_file_larger_than_the_cap_is_refused_while_reading(seeded_db, tmp_path,
+                                                            monkeypatch):
+    from timeline.log import loader
+
+    monkeypatch.setattr(loader, "MAX_FILE_BYTES", 1000)
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * 2000 + "\n")
+    res = run_cli("--db", seeded_db, "load", big)
+    assert res.returncode == 1 and "larger than 1,000 bytes" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_special_file_as_the_database_is_refused(tmp_path, kind):
+    db = tmp_path / "db.sqlite"
+    make_special(db, kind)
+    for argv in (["query", "measures"], ["init"], ["sql", "SELECT 1"], ["verify"]):
+        res = run_cli("--db", db, *argv)
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip() == f"error: {db} is " + KIND_WORDS[kind] + \
+            ", not a database file", res.stderr

@@ -22,7 +22,14 @@ def special_kind(path: Path) -> str | None:
         mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return next((what for test, what in _KINDS if test(mode)), None)
+    return kind_of_mode(mode)
+
+
+def kind_of_mode(mode: int) -> str | None:
+    """What a file of stat mode `mode` is, when it is not a regular file (else None)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
 
 
 def check_output_path(path: Path) -> None:

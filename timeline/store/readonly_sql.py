@@ -48,6 +48,13 @@ _ACTIONS = {
     29: "CREATE VTABLE", 30: "DROP VTABLE", 31: "FUNCTION", 32: "SAVEPOINT", 33: "RECURSIVE",
 }
 _ALLOWED = {20, 21, 31, 33}  # READ, SELECT, FUNCTION, RECURSIVE
+# functions no read needs: fts3_tokenizer takes a C pointer (issue 24); load_extension loads
+# code (the driver disables it too)
+_REFUSED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension"})
+# The largest string or blob `timeline sql` lets SQLite build (SQLITE_LIMIT_LENGTH): a
+# randomblob(300000000) ran for half a minute at 5.6 GB, deaf to the --timeout, since one
+# such call is one step of SQLite's machine, between two looks of the progress handler.
+MAX_VALUE_BYTES = 10_000_000
 _SQLITE_OK, _SQLITE_DENY = 0, 1
 
 
@@ -125,6 +132,9 @@ class _Guard:
         self.reading = reading
 
     def __call__(self, action, arg1, arg2, dbname, source):
+        if action == 31 and (arg2 or "").lower() in _REFUSED_FUNCTIONS:
+            self.refused = self.refused or f"the function {arg2.lower()}()"
+            return _SQLITE_DENY
         if action in _ALLOWED:
             return _SQLITE_OK
         if action == 23 and self.reading and arg1 in _SCHEMA_TABLES:
@@ -144,16 +154,21 @@ class _Guard:
 
 @contextlib.contextmanager
 def _guarded(conn):
-    """Install the read-only authorizer on a SQLite connection for the duration."""
+    """Install the read-only authorizer, and the value-size limit, on a SQLite connection
+    for the duration."""
+    import sqlite3
+
     raw = conn.connection.dbapi_connection
     if not hasattr(raw, "set_authorizer"):  # PostgreSQL: guarded by its role, below
         yield None
         return
     guard = _Guard()
     raw.set_authorizer(guard)
+    length = raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     try:
         yield guard
     finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
         raw.set_authorizer(None)
 
 
@@ -242,6 +257,10 @@ def stream_select(store, sql: str, *, batch: int = BATCH_ROWS):
                     else TimelineError(str(exc))
                 if isinstance(err, ReadOnlyError) or "may not be modified" in str(err):
                     return _refusal(store.where, _verb(statement))
+                if "string or blob too big" in str(err):
+                    return StoreError(f"{store.where}: a value of the result would be larger "
+                                      f"than {MAX_VALUE_BYTES:,} bytes, the most `timeline "
+                                      f"sql` builds; nothing was returned")
                 return err
 
             try:

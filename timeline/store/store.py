@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from timeline.errors import (ConcurrencyError, EventValidationError, IntegrityError,
                              ReadOnlyError, StoreError)
-from timeline.files import fsync_path, pid_alive
+from timeline.files import fsync_path, kind_of_mode, pid_alive
 from timeline.log import db as dbmod
 from timeline.log import migrate
 from timeline.log.chain import ChainChecker, Head
@@ -100,6 +100,11 @@ class Store:
         url, path, is_default = dbmod.resolve(db)
         if path is not None and path.is_dir():
             raise StoreError(f"{path} is a directory, not a database file")
+        if path is not None and path.exists():
+            # a FIFO or device would hang SQLite's open or feed it endless bytes
+            what = kind_of_mode(os.stat(path).st_mode)
+            if what:
+                raise StoreError(f"{path} is {what}, not a database file")
         if path is not None and not path.exists():
             if not (create or is_default):
                 raise StoreError(f"no database at {path}; create it with "
