@@ -434,3 +434,46 @@ def test_a_special_file_as_the_database_is_refused(tmp_path, kind):
         assert res.returncode == 1, res.stderr
         assert res.stderr.strip() == f"error: {db} is " + KIND_WORDS[kind] + \
             ", not a database file", res.stderr
+
+
+# -- item 7: the API ----------------------------------------------------------------------------
+def test_state_takes_one_measure_id_never_a_clause(seeded_db):
+    from timeline import api
+    from timeline.errors import QueryError
+
+    m = "us.tariff.ieepa-reciprocal.cn"
+    with api.open(str(seeded_db), readonly=True) as tl:
+        for bad in (m + " where rate > 1000", m + " as of 2025-04-10", "us.tariff.*"):
+            with pytest.raises(QueryError, match="takes one measure id"):
+                tl.state(bad)
+        assert tl.state(m, as_of="2025-04-15")["state"]["rate"] == 125
+
+
+def test_a_forked_child_opens_its_own_connections(make_db):
+    import os
+
+    from timeline import api
+
+    url = make_db()
+    q = "total tariff by us on cn as of 2025-04-15"
+    with api.open(url) as tl:
+        assert tl.query(q).total == 145  # the pool now holds the parent's connection
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: answer, report, and leave without running any cleanup
+            code = 1
+            try:
+                with os.fdopen(write, "w") as out:
+                    answers = [tl.query(q).total for _ in range(5)]
+                    out.write(json.dumps(answers))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        answers_here = [tl.query(q).total for _ in range(5)]  # at the same time
+        with os.fdopen(read) as inp:
+            child = inp.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0 and json.loads(child) == [145] * 5
+        assert answers_here == [145] * 5
+        assert tl.query(q).total == 145  # the parent's session is intact
