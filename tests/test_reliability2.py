@@ -477,3 +477,21 @@ def test_a_forked_child_opens_its_own_connections(make_db):
         assert os.waitstatus_to_exitcode(status) == 0 and json.loads(child) == [145] * 5
         assert answers_here == [145] * 5
         assert tl.query(q).total == 145  # the parent's session is intact
+
+
+def test_large_rows_are_fetched_a_few_at_a_time(make_db):
+    """2,000 rows of 9 MB were one fetch of 18 GB: a fetch now holds about BATCH_BYTES."""
+    from timeline import api
+    from timeline.store import readonly_sql
+
+    url = make_db()
+    big = ("SELECT {blob} AS b FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+           "FROM n WHERE i < 40) SELECT i FROM n) AS t")
+    blob = "randomblob(4000000)" if url.startswith("sqlite") else "repeat('x', 4000000)"
+    with api.open(url, readonly=True) as tl, tl.sql_stream(big.format(blob=blob)) as rows:
+        sizes = [len(b) for b in rows.batches()]
+    assert sum(sizes) == 40 and sizes[0] == readonly_sql.FIRST_ROWS
+    assert max(sizes[1:]) <= readonly_sql.BATCH_BYTES // 4_000_000 + 1
+    with api.open(url, readonly=True) as tl, tl.sql_stream("SELECT * FROM v_events") as rows:
+        sizes = [len(b) for b in rows.batches()]
+    assert sizes[0] == readonly_sql.FIRST_ROWS and max(sizes) > readonly_sql.FIRST_ROWS

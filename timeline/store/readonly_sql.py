@@ -48,9 +48,9 @@ _ACTIONS = {
     29: "CREATE VTABLE", 30: "DROP VTABLE", 31: "FUNCTION", 32: "SAVEPOINT", 33: "RECURSIVE",
 }
 _ALLOWED = {20, 21, 31, 33}  # READ, SELECT, FUNCTION, RECURSIVE
-# functions no read needs: fts3_tokenizer takes a C pointer (issue 24); load_extension loads
-# code (the driver disables it too)
-_REFUSED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension"})
+# functions no read needs: fts3_tokenizer takes (and returns) a C pointer (issue 24);
+# load_extension is disabled by the driver already
+_REFUSED_FUNCTIONS = frozenset({"fts3_tokenizer"})
 # The largest string or blob `timeline sql` lets SQLite build (SQLITE_LIMIT_LENGTH): a
 # randomblob(300000000) ran for half a minute at 5.6 GB, deaf to the --timeout, since one
 # such call is one step of SQLite's machine, between two looks of the progress handler.
@@ -206,6 +206,29 @@ class RowStream:
 
 
 BATCH_ROWS = 2000
+# What one fetch may hold, about: the rows asked for shrink when they are large (2,000 rows
+# of 9 MB blobs were one fetchmany of 18 GB). The first fetch asks for FIRST_ROWS.
+BATCH_BYTES = 32_000_000
+FIRST_ROWS = 16
+
+
+class _BatchSizer:
+    """How many rows the next fetch asks for: at most the batch size, and as many as fit in
+    BATCH_BYTES at the size the rows fetched so far had."""
+
+    def __init__(self, most: int):
+        self.most = most
+        self.n = min(most, FIRST_ROWS)
+
+    def saw(self, rows) -> None:
+        """Size the next fetch from the rows just fetched."""
+        if rows:
+            per_row = sum(_value_bytes(v) for r in rows for v in r) // len(rows) + 1
+            self.n = max(1, min(self.most, BATCH_BYTES // per_row))
+
+
+def _value_bytes(value) -> int:
+    return len(value) if isinstance(value, (str, bytes, bytearray, memoryview)) else 8
 # the statements a PostgreSQL server-side cursor (DECLARE … CURSOR FOR) accepts
 _CURSOR_VERBS = ("SELECT", "WITH", "VALUES", "TABLE")
 
@@ -271,9 +294,11 @@ def stream_select(store, sql: str, *, batch: int = BATCH_ROWS):
             def batches():
                 if not result.returns_rows:
                     return
+                sizer = _BatchSizer(batch)
                 while True:
                     try:
-                        rows = result.fetchmany(batch)
+                        rows = result.fetchmany(sizer.n)
+                        sizer.saw(rows)
                     except (DBAPIError, SQLAlchemyError) as exc:
                         raise refused(exc) from exc
                     if not rows:
@@ -365,7 +390,9 @@ def _stream_postgres(store, statement: str, batch: int):
                     cur.execute(statement)
                     # a named cursor runs nothing until the first FETCH: fetch it now, so
                     # errors surface before any output
-                    first = cur.fetchmany(batch) if (named or cur.description) else []
+                    sizer = _BatchSizer(batch)
+                    first = cur.fetchmany(sizer.n) if (named or cur.description) else []
+                    sizer.saw(first)
                 except psycopg.Error as exc:
                     raise failed(exc) from None
 
@@ -376,7 +403,8 @@ def _stream_postgres(store, statement: str, batch: int):
                             yield [tuple(r) for r in rows]
                         try:
                             limit(setup)
-                            rows = cur.fetchmany(batch)
+                            rows = cur.fetchmany(sizer.n)
+                            sizer.saw(rows)
                         except psycopg.Error as exc:
                             raise failed(exc) from None
 
