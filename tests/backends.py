@@ -156,6 +156,17 @@ def raw_engine(url: str):
     return create_engine(url)
 
 
+def raw(url: str, *statements: str) -> None:
+    """Run statements on a plain connection, as an attacker with database access would."""
+    eng = raw_engine(url)
+    try:
+        with eng.begin() as c:
+            for sql in statements:
+                c.exec_driver_sql(sql)
+    finally:
+        eng.dispose()
+
+
 def dump_projections(store: Store) -> tuple[list, list, list]:
     """Every row of intervals, measures and the `known on` index, in key order, for
     comparison with a rebuild."""

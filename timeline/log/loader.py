@@ -46,6 +46,37 @@ def expand(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
+def read_regular_file(path: Path, cap: int) -> bytes:
+    """The bytes of a regular file of at most `cap` bytes, else EventValidationError.
+
+    A device, FIFO or socket is refused before anything is read (opened without blocking,
+    then looked at through its descriptor, so a swap after a check changes nothing), and
+    the cap is enforced while reading: /dev/zero, or a file growing meanwhile, says 0 or
+    less in its size than it holds."""
+    import os
+
+    from timeline.files import kind_of_mode
+
+    def refuse_special(mode: int) -> None:
+        what = kind_of_mode(mode)
+        if what:
+            raise EventValidationError(f"is {what}, not an event file; only regular files "
+                                       f"are loaded", file=str(path))
+
+    refuse_special(os.stat(path).st_mode)  # a socket cannot even be opened
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        refuse_special(os.fstat(fd).st_mode)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(cap + 1)
+    finally:
+        os.close(fd)
+    if len(data) > cap:
+        size = f"{cap >> 20} MiB" if cap >= 1 << 20 else f"{cap:,} bytes"
+        raise EventValidationError(f"larger than {size}", file=str(path))
+    return data
+
+
 def load_paths(paths: Sequence[Path], sources: Path | None = None) -> list[NewEvent]:
     """Parse and validate every file; raise on the first problem, before anything is written.
 
@@ -71,9 +102,7 @@ def load_file(path: Path, sources: Path | None = None) -> list[NewEvent]:
     try:
         if path.is_dir():
             raise EventValidationError("is a directory, not an event file", file=name)
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise EventValidationError(f"larger than {MAX_FILE_BYTES >> 20} MiB", file=name)
-        raw = path.read_bytes()
+        raw = read_regular_file(path, MAX_FILE_BYTES)
     except OSError as exc:
         raise EventValidationError(f"cannot read: {exc.strerror}", file=name) from exc
     try:

@@ -8,7 +8,7 @@ metadata = MetaData()
 # Every revision this code knows, oldest first. Kept here so commands can check the schema
 # without importing Alembic (start-up time); a test keeps it equal to migrations/versions.
 REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009",
-             "0010")
+             "0010", "0011")
 HEAD_REVISION = REVISIONS[-1]
 
 events = Table(

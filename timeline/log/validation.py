@@ -570,6 +570,16 @@ def check_rules(ev: Event) -> None:
                 raise Invalid(f"schedule[{i}].on", item.on.isoformat(),
                               f"a scheduled change must fall after the event's effective "
                               f"date {latest}")
+    latest_known = known_limit()
+    for key, day in (("known", ev.known),
+                     ("known_between", ev.known_between[1]
+                      if ev.known_between is not UNSET else UNSET)):
+        if day is not UNSET and day > latest_known:
+            raise Invalid(key, day.isoformat(),
+                          f"is after {latest_known}: knowledge cannot be dated later than "
+                          f"today (UTC) plus {known_margin_days()} days "
+                          f"(TIMELINE_KNOWN_MARGIN_DAYS); a change due later is an "
+                          f"`effective` date or a `schedule` entry")
     if ev.known is not UNSET and ev.announced is not UNSET and ev.announced > ev.known:
         raise Invalid("announced", ev.announced.isoformat(),
                       f"announced after it became known ({ev.known})")
@@ -580,6 +590,29 @@ def check_rules(ev: Event) -> None:
     if src.file is not UNSET and src.reference is not UNSET:
         raise Invalid("source.reference", None, "cite a source file or a reference table, "
                                                 "not both")
+
+
+# A `known` date may be up to this many days after today (UTC): a source in a later time
+# zone, a clock a little ahead. Beyond it, `known on today` would differ from the log.
+# TIMELINE_KNOWN_MARGIN_DAYS overrides it (e.g. to load a rehearsal dated in the future).
+KNOWN_MARGIN_DAYS = 2
+
+
+def known_margin_days() -> int:
+    """The margin in days: TIMELINE_KNOWN_MARGIN_DAYS when a whole number, else 2."""
+    import os
+
+    raw = (os.environ.get("TIMELINE_KNOWN_MARGIN_DAYS") or "").strip()
+    return min(int(raw), 2_000_000) if raw.isdecimal() else KNOWN_MARGIN_DAYS
+
+
+def known_limit() -> dt.date:
+    """The latest day of knowledge admitted now: today (UTC) plus the margin."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    try:
+        return today + dt.timedelta(days=known_margin_days())
+    except OverflowError:
+        return dt.date.max
 
 
 def _check_range(rng: Any, start: dt.date | None, key: str, envelope: str) -> None:

@@ -22,6 +22,11 @@ from timeline.projections.knowledge import (KNOWN_COLS, epoch_changes, holding_b
 from timeline.log.schema import intervals, known_intervals, measures
 
 CHUNK = 500
+# The version of the fold's meaning (fold.py, knowledge.py, this module's rows). Bump it when
+# a change makes the same log fold into other projection rows: every database built by
+# another version is then rebuilt by `timeline init` and refused by reads until it is
+# (projection_head.fold_version, migration 0011).
+FOLD_VERSION = 2
 _EVENT_COLS = "e.position, e.id, e.stream, e.type, e.effective, e.known, e.payload, e.source"
 INTERVAL_COLS = ("stream", "valid_from", "valid_to", "rate", "status", "legal_status", "state",
                  "event_ids")
@@ -518,16 +523,121 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
 
 
 def record_head(conn: Connection, position: int, hash_: str) -> None:
-    """Note, in the projections' own transaction, the log head they now reflect."""
-    run_sql(conn, "UPDATE projection_head SET position = ?, hash = ? WHERE id = 1",
-            (position, hash_))
+    """Note, in the projections' own transaction, the log head they now reflect and the
+    fold version that made them."""
+    run_sql(conn, "UPDATE projection_head SET position = ?, hash = ?, fold_version = ? "
+                  "WHERE id = 1", (position, hash_, FOLD_VERSION))
 
 
-def recorded_head(conn: Connection) -> tuple[int, str] | None:
-    """The log head the projections were last brought up to (None: no record)."""
+def recorded_head(conn: Connection) -> tuple[int, str, int | None] | None:
+    """The log head the projections were last brought up to and the fold version that
+    built them (None: no record)."""
     # every append asks: through the driver, not Core's per-statement machinery
-    row = run_sql(conn, "SELECT position, hash FROM projection_head WHERE id = 1").first()
-    return (row[0], row[1]) if row else None
+    row = run_sql(conn, "SELECT position, hash, fold_version FROM projection_head "
+                        "WHERE id = 1").first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+# -- event_links: derived from the chained events, never trusted as stored (issue 24) -------
+_LINK_PAYLOADS = ("%\"affects\"%", "%\"supersedes\"%")
+
+
+def derived_links(conn: Connection) -> set[tuple[str, int, str]]:
+    """Every (stream, position, role) link the chained events imply, from their payloads
+    alone: what `Store.append` writes (`affects`, and the other streams of the events a
+    correction or retraction supersedes)."""
+    out: set[tuple[str, int, str]] = set()
+    wanted: list[tuple[int, str, list[str]]] = []
+    rows = conn.execute(text("SELECT position, stream, payload FROM events WHERE payload LIKE "
+                             ":a OR payload LIKE :s ORDER BY position"),
+                        {"a": _LINK_PAYLOADS[0], "s": _LINK_PAYLOADS[1]})
+    for position, stream, payload in rows:
+        try:
+            p = payload if isinstance(payload, dict) else loads(payload)
+        except ValueError:
+            continue  # not JSON: verify names that event on its own
+        affects, sup = p.get("affects"), p.get("supersedes")
+        for s in affects if isinstance(affects, list) else ():
+            if isinstance(s, str):
+                out.add((s, position, "affects"))
+        if isinstance(sup, list):
+            wanted.append((position, stream, [i for i in sup if isinstance(i, str)]))
+    ids = sorted({i for _, _, sup in wanted for i in sup})
+    stream_of: dict[str, str] = {}
+    for i in range(0, len(ids), CHUNK):
+        part = ids[i:i + CHUNK]
+        stream_of.update(run_sql(conn, f"SELECT id, stream FROM events WHERE id IN "
+                                       f"({_marks(len(part))})", tuple(part)).all())
+    for position, stream, sup in wanted:
+        for s in {stream_of[i] for i in sup if i in stream_of} - {stream}:
+            out.add((s, position, "supersedes"))
+    return out
+
+
+def stored_links(conn: Connection) -> set[tuple[str, int, str]]:
+    """Every row of event_links as (stream, position, role)."""
+    return {tuple(r) for r in conn.execute(text(
+        "SELECT stream, position, role FROM event_links"))}
+
+
+def link_difference(conn: Connection) -> str | None:
+    """What event_links holds that no event implies, or lacks that one does; None if equal."""
+    want, have = derived_links(conn), stored_links(conn)
+    forged, missing = sorted(have - want, key=_by_pos), sorted(want - have, key=_by_pos)
+    parts = []
+    if forged:
+        parts.append(f"{len(forged)} link(s) no event implies (first: {_link(forged[0])})")
+    if missing:
+        parts.append(f"{len(missing)} link(s) an event implies are missing (first: "
+                     f"{_link(missing[0])})")
+    return "; ".join(parts) or None
+
+
+# the link row `l` is implied by the event at its position (the triggers of migration 0011
+# say the same: a row they would refuse is what this finds)
+_IMPLIED = {
+    "sqlite": (
+        "EXISTS (SELECT 1 FROM events e WHERE e.position = l.position AND ("
+        "(l.role = 'affects' AND EXISTS (SELECT 1 FROM json_each(e.payload, '$.affects') j "
+        "WHERE j.value = l.stream)) OR (l.role = 'supersedes' AND l.stream != e.stream AND "
+        "EXISTS (SELECT 1 FROM json_each(e.payload, '$.supersedes') j JOIN events s "
+        "ON s.id = j.value WHERE s.stream = l.stream))))"),
+    "postgresql": (
+        "EXISTS (SELECT 1 FROM events e WHERE e.position = l.position AND ("
+        "(l.role = 'affects' AND COALESCE((e.payload::jsonb -> 'affects') @> "
+        "to_jsonb(l.stream::text), false)) OR (l.role = 'supersedes' AND l.stream <> e.stream "
+        "AND EXISTS (SELECT 1 FROM events s WHERE s.stream = l.stream AND "
+        "COALESCE((e.payload::jsonb -> 'supersedes') @> to_jsonb(s.id::text), false)))))"),
+}
+
+
+def forged_links(conn: Connection, limit: int = 1) -> list[tuple[str, int, str]]:
+    """Link rows no event implies, found by the database itself (verify --quick: no fold)."""
+    return [tuple(r) for r in conn.execute(text(
+        f"SELECT l.stream, l.position, l.role FROM event_links l WHERE NOT "
+        f"{_IMPLIED[conn.dialect.name]} ORDER BY l.position, l.stream LIMIT {int(limit)}"))]
+
+
+def repair_links(conn: Connection) -> tuple[int, int]:
+    """Make event_links exactly the links the events imply (removed, added): rebuild's first
+    step, so a forged row never reaches a fold (the triggers let only this happen)."""
+    want, have = derived_links(conn), stored_links(conn)
+    forged, missing = sorted(have - want, key=_by_pos), sorted(want - have, key=_by_pos)
+    if forged:
+        run_sql(conn, "DELETE FROM event_links WHERE stream = ? AND position = ? AND role = ?",
+                forged)
+    if missing:
+        run_sql(conn, "INSERT INTO event_links (stream, position, role) VALUES (?, ?, ?)",
+                missing)
+    return len(forged), len(missing)
+
+
+def _by_pos(link: tuple[str, int, str]) -> tuple:
+    return link[1], link[0], link[2]
+
+
+def _link(link: tuple[str, int, str]) -> str:
+    return f"{link[0]!r} at position {link[1]}, role {link[2]!r}"
 
 
 def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int, list[tuple]]]:
@@ -571,7 +681,10 @@ def catalogue_title(own: list[FoldEvent]) -> str | None:
 
 def first_difference(conn: Connection) -> str | None:
     """Where the stored projections first differ from a fresh fold of the log, or None."""
-    stored_streams = set(conn.execute(text("SELECT stream FROM measures")).scalars())
+    # a row of any projection for a stream the log does not hold is a finding too
+    stored_streams = set(conn.execute(text(
+        "SELECT stream FROM measures UNION SELECT stream FROM intervals UNION "
+        "SELECT stream FROM known_intervals")).scalars())
     for stream, ivs, mrow, _, krows in fresh_rows(conn):
         stored_streams.discard(stream)
         got = [tuple(r) for r in conn.execute(text(
@@ -613,6 +726,7 @@ def _show(row, field_: str) -> str:
 
 def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None) -> int:
     """Drop and recompute every projection row from the log; returns the number of streams."""
+    repair_links(conn)  # the links too are recomputed from the events, never trusted
     conn.execute(delete(intervals))
     conn.execute(delete(measures))
     conn.execute(delete(known_intervals))
@@ -646,6 +760,21 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
     if progress:
         progress(total, total)
     return streams
+
+
+def refold_if_stale(conn: Connection) -> int | None:
+    """Rebuild when another fold version (or none recorded: an upgraded database) built the
+    projections and they otherwise reflect the log's head; returns the version found, or
+    None when nothing was done. A log changed behind the store's back is left for
+    `timeline verify` to name: rebuilding would hide it."""
+    recorded = recorded_head(conn)
+    head = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
+                             "LIMIT 1")).first()
+    head = tuple(head) if head else (0, GENESIS_HASH)
+    if recorded is None or recorded[2] == FOLD_VERSION or recorded[:2] != head:
+        return None
+    rebuild(conn)
+    return recorded[2] or 0
 
 
 def rebuild_knowledge(conn: Connection) -> None:

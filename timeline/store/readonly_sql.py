@@ -48,6 +48,13 @@ _ACTIONS = {
     29: "CREATE VTABLE", 30: "DROP VTABLE", 31: "FUNCTION", 32: "SAVEPOINT", 33: "RECURSIVE",
 }
 _ALLOWED = {20, 21, 31, 33}  # READ, SELECT, FUNCTION, RECURSIVE
+# functions no read needs: fts3_tokenizer takes (and returns) a C pointer (issue 24);
+# load_extension is disabled by the driver already
+_REFUSED_FUNCTIONS = frozenset({"fts3_tokenizer"})
+# The largest string or blob `timeline sql` lets SQLite build (SQLITE_LIMIT_LENGTH): a
+# randomblob(300000000) ran for half a minute at 5.6 GB, deaf to the --timeout, since one
+# such call is one step of SQLite's machine, between two looks of the progress handler.
+MAX_VALUE_BYTES = 10_000_000
 _SQLITE_OK, _SQLITE_DENY = 0, 1
 
 
@@ -125,6 +132,9 @@ class _Guard:
         self.reading = reading
 
     def __call__(self, action, arg1, arg2, dbname, source):
+        if action == 31 and (arg2 or "").lower() in _REFUSED_FUNCTIONS:
+            self.refused = self.refused or f"the function {arg2.lower()}()"
+            return _SQLITE_DENY
         if action in _ALLOWED:
             return _SQLITE_OK
         if action == 23 and self.reading and arg1 in _SCHEMA_TABLES:
@@ -144,16 +154,21 @@ class _Guard:
 
 @contextlib.contextmanager
 def _guarded(conn):
-    """Install the read-only authorizer on a SQLite connection for the duration."""
+    """Install the read-only authorizer, and the value-size limit, on a SQLite connection
+    for the duration."""
+    import sqlite3
+
     raw = conn.connection.dbapi_connection
     if not hasattr(raw, "set_authorizer"):  # PostgreSQL: guarded by its role, below
         yield None
         return
     guard = _Guard()
     raw.set_authorizer(guard)
+    length = raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     try:
         yield guard
     finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
         raw.set_authorizer(None)
 
 
@@ -191,6 +206,29 @@ class RowStream:
 
 
 BATCH_ROWS = 2000
+# What one fetch may hold, about: the rows asked for shrink when they are large (2,000 rows
+# of 9 MB blobs were one fetchmany of 18 GB). The first fetch asks for FIRST_ROWS.
+BATCH_BYTES = 32_000_000
+FIRST_ROWS = 16
+
+
+class _BatchSizer:
+    """How many rows the next fetch asks for: at most the batch size, and as many as fit in
+    BATCH_BYTES at the size the rows fetched so far had."""
+
+    def __init__(self, most: int):
+        self.most = most
+        self.n = min(most, FIRST_ROWS)
+
+    def saw(self, rows) -> None:
+        """Size the next fetch from the rows just fetched."""
+        if rows:
+            per_row = sum(_value_bytes(v) for r in rows for v in r) // len(rows) + 1
+            self.n = max(1, min(self.most, BATCH_BYTES // per_row))
+
+
+def _value_bytes(value) -> int:
+    return len(value) if isinstance(value, (str, bytes, bytearray, memoryview)) else 8
 # the statements a PostgreSQL server-side cursor (DECLARE … CURSOR FOR) accepts
 _CURSOR_VERBS = ("SELECT", "WITH", "VALUES", "TABLE")
 
@@ -242,6 +280,10 @@ def stream_select(store, sql: str, *, batch: int = BATCH_ROWS):
                     else TimelineError(str(exc))
                 if isinstance(err, ReadOnlyError) or "may not be modified" in str(err):
                     return _refusal(store.where, _verb(statement))
+                if "string or blob too big" in str(err):
+                    return StoreError(f"{store.where}: a value of the result would be larger "
+                                      f"than {MAX_VALUE_BYTES:,} bytes, the most `timeline "
+                                      f"sql` builds; nothing was returned")
                 return err
 
             try:
@@ -252,9 +294,11 @@ def stream_select(store, sql: str, *, batch: int = BATCH_ROWS):
             def batches():
                 if not result.returns_rows:
                     return
+                sizer = _BatchSizer(batch)
                 while True:
                     try:
-                        rows = result.fetchmany(batch)
+                        rows = result.fetchmany(sizer.n)
+                        sizer.saw(rows)
                     except (DBAPIError, SQLAlchemyError) as exc:
                         raise refused(exc) from exc
                     if not rows:
@@ -346,7 +390,9 @@ def _stream_postgres(store, statement: str, batch: int):
                     cur.execute(statement)
                     # a named cursor runs nothing until the first FETCH: fetch it now, so
                     # errors surface before any output
-                    first = cur.fetchmany(batch) if (named or cur.description) else []
+                    sizer = _BatchSizer(batch)
+                    first = cur.fetchmany(sizer.n) if (named or cur.description) else []
+                    sizer.saw(first)
                 except psycopg.Error as exc:
                     raise failed(exc) from None
 
@@ -357,7 +403,8 @@ def _stream_postgres(store, statement: str, batch: int):
                             yield [tuple(r) for r in rows]
                         try:
                             limit(setup)
-                            rows = cur.fetchmany(batch)
+                            rows = cur.fetchmany(sizer.n)
+                            sizer.saw(rows)
                         except psycopg.Error as exc:
                             raise failed(exc) from None
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from timeline.errors import (ConcurrencyError, EventValidationError, IntegrityError,
                              ReadOnlyError, StoreError)
-from timeline.files import fsync_path, pid_alive
+from timeline.files import fsync_path, kind_of_mode, pid_alive
 from timeline.log import db as dbmod
 from timeline.log import migrate
 from timeline.log.chain import ChainChecker, Head
@@ -30,7 +30,7 @@ from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json
                                  loads, row_to_event, uuid7)
 from timeline.log.events import reject as _fail
 from timeline.log.vocabulary import EVENT_TYPES, SUPERSEDING_TYPES
-from timeline.log.schema import event_links, events
+from timeline.log.schema import events
 from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
 from timeline.projections.maintain import run_sql
@@ -100,6 +100,11 @@ class Store:
         url, path, is_default = dbmod.resolve(db)
         if path is not None and path.is_dir():
             raise StoreError(f"{path} is a directory, not a database file")
+        if path is not None and path.exists():
+            # a FIFO or device would hang SQLite's open or feed it endless bytes
+            what = kind_of_mode(os.stat(path).st_mode)
+            if what:
+                raise StoreError(f"{path} is {what}, not a database file")
         if path is not None and not path.exists():
             if not (create or is_default):
                 raise StoreError(f"no database at {path}; create it with "
@@ -129,6 +134,8 @@ class Store:
             elif not plain:
                 with dbmod.driver_errors(store.where), store.engine.connect() as conn:
                     migrate.check(conn, store.where)
+            if not plain and upgrade and rev is not None:
+                store._refold_if_stale(announce)
             if rev is not None and (create or is_default) and seeds and not readonly \
                     and store.count() == 0:
                 # a log with a schema and no events: what a creation killed before its
@@ -195,6 +202,16 @@ class Store:
             announce(f"timeline: created {self.where} (schema {migrate.HEAD_REVISION}, "
                      f"{n} seed events loaded)")
         return n
+
+    def _refold_if_stale(self, announce: Announce | None) -> None:
+        """Rebuild projections another fold version built (see maintain.refold_if_stale)."""
+        with dbmod.driver_errors(self.where), self.engine.begin() as conn:
+            _write_lock(conn, self.where)
+            found = maintain.refold_if_stale(conn)
+        if found is not None and announce:
+            announce(f"{self.where}: projections rebuilt (they were built by fold version "
+                     f"{found or 'unknown'}; this timeline folds with version "
+                     f"{maintain.FOLD_VERSION})")
 
     @property
     def where(self) -> str:
@@ -282,7 +299,7 @@ class Store:
         with dbmod.driver_errors(self.where), self.engine.connect() as conn:
             trans = conn.begin()
             try:
-                _write_lock(conn)
+                _write_lock(conn, self.where)
                 # appending to a log changed behind our back would extend the forgery
                 _check_projection_head(conn, self.where)
                 res = self._append_in(conn, offered, dict(expected_versions or {}), dry_run)
@@ -323,6 +340,7 @@ class Store:
             return AppendResult([], skipped, dry_run=dry_run)
         _check_references(batch, rows, sup_rows)
         _check_resolved(batch, res_rows)
+        _check_supersession_cycles(batch)
         touched = sorted(own_streams | referenced | {r[0] for r in sup_rows.values()})
         before = _histories(conn, touched) if dry_run else {}
 
@@ -391,7 +409,7 @@ class Store:
         checker = ChainChecker("source log")
         with source.reading(check=False) as src, \
                 dbmod.driver_errors(self.where), self.engine.begin() as dst:
-            _write_lock(dst)
+            _write_lock(dst, self.where)
             present = dst.execute(select(func.count()).select_from(events)).scalar_one()
             if present:
                 raise StoreError(f"{self.where} already holds {present} events; copy needs "
@@ -408,15 +426,9 @@ class Store:
                     buf.clear()
             if buf:
                 dst.execute(insert(events), buf)
-            links, buf = 0, []
-            for row in src.link_rows(COPY_BATCH):
-                buf.append(row)
-                links += 1
-                if len(buf) >= COPY_BATCH:
-                    dst.execute(insert(event_links), buf)
-                    buf.clear()
-            if buf:
-                dst.execute(insert(event_links), buf)
+            # the links are recomputed from the copied events: a row the source holds that no
+            # event implies never travels (the source's verify names it first)
+            _, links = maintain.repair_links(dst)
             maintain.rebuild(dst)
         return checker.head, links
 
@@ -445,6 +457,7 @@ class Store:
             if quick:
                 head = _head(r.conn)
                 finding(_check_projection_head, r.conn, self.where, head)
+                finding(_check_links, r.conn, True)
             else:
                 def walk():
                     for row in r.event_rows(10_000):
@@ -453,6 +466,7 @@ class Store:
                         finding(_check_stored, row)
                 chain_ok = finding(walk)
                 head = checker.head
+                finding(_check_links, r.conn, False)
                 if chain_ok and finding(_check_projection_head, r.conn, self.where, head):
                     diff = maintain.first_difference(r.conn)
                     if diff:
@@ -466,11 +480,12 @@ class Store:
         return head
 
     def rebuild(self, progress=None) -> int:
-        """Rebuild every projection from the log in one transaction; returns streams folded."""
+        """Rebuild every projection (and the links) from the log in one transaction; returns
+        streams folded."""
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
-            _write_lock(conn)
+            _write_lock(conn, self.where)
             return maintain.rebuild(conn, progress)
 
 
@@ -552,10 +567,47 @@ def _in_force(intervals, day: str) -> dict:
     return state
 
 
-def _write_lock(conn: Connection) -> None:
-    """PostgreSQL: queue behind any other writer until this transaction ends (no-op on SQLite)."""
-    if conn.dialect.name == "postgresql":
+def _write_lock(conn: Connection, where: str = "database") -> None:
+    """PostgreSQL: queue behind any other writer until this transaction ends, for at most
+    the busy timeout (TIMELINE_BUSY_TIMEOUT_MS), then fail naming who holds the lock (SQLite
+    waits in its own busy handler)."""
+    if conn.dialect.name != "postgresql":
+        return
+    if run_sql(conn, "SELECT pg_try_advisory_xact_lock(?)", (PG_WRITE_LOCK,)).scalar_one():
+        return  # nobody writing: one round trip
+    # queue (fairly, in the server's lock manager) under lock_timeout, which the server
+    # applies to advisory locks too; a savepoint keeps the transaction usable after it
+    wait_ms = dbmod.busy_timeout_ms()
+    before = run_sql(conn, "SELECT current_setting('lock_timeout')").scalar_one()
+    run_sql(conn, "SAVEPOINT timeline_write_lock")
+    # lock_timeout 0 would mean no limit: a zero busy timeout waits a millisecond
+    run_sql(conn, "SELECT set_config('lock_timeout', ?, true)", (str(max(wait_ms, 1)),)).first()
+    try:
         run_sql(conn, "SELECT pg_advisory_xact_lock(?)", (PG_WRITE_LOCK,)).first()
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        run_sql(conn, "ROLLBACK TO SAVEPOINT timeline_write_lock")
+        raise StoreError(f"{where} is busy: {_lock_holder(conn)} held the writers' lock for "
+                         f"more than {wait_ms / 1000:g} s (TIMELINE_BUSY_TIMEOUT_MS); try "
+                         f"again") from None
+    run_sql(conn, "RELEASE SAVEPOINT timeline_write_lock")
+    run_sql(conn, "SELECT set_config('lock_timeout', ?, true)", (before,)).first()
+
+
+def _lock_holder(conn: Connection) -> str:
+    """Who holds the writers' advisory lock, as far as this role may see."""
+    row = run_sql(conn, "SELECT l.pid, a.usename, a.application_name FROM pg_locks l "
+                        "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = "
+                        "'advisory' AND l.granted AND l.classid = ? AND l.objid = ? AND "
+                        "l.objsubid = 1 LIMIT 1",
+                  (PG_WRITE_LOCK >> 32, PG_WRITE_LOCK & 0xFFFFFFFF)).first()
+    if row is None:
+        return "another session"
+    pid, user, app = row
+    return (f"another session (server process {pid}"
+            + (f", user {user}" if user else "") + (f", application {app!r}" if app else "")
+            + ")")
 
 
 def _head(conn: Connection) -> Head:
@@ -674,17 +726,65 @@ def _check_resolved(batch: list[NewEvent], res_rows: dict[str, tuple]) -> None:
                                       f"settles disputes of its own measure")
 
 
+def _check_supersession_cycles(batch: list[NewEvent]) -> None:
+    """Refuse events that supersede each other, over any number of steps: the fold would
+    withdraw them all. Only a batch can hold a cycle (a stored event names older ids)."""
+    edges = {e.id: list(e.payload.get("supersedes", ())) for e in batch
+             if e.type in SUPERSEDING_TYPES}
+    by_id = {e.id: e for e in batch}
+    done: set[str] = set()
+    for start in edges:
+        if start in done:
+            continue
+        # depth-first without recursion (a chain of corrections may be long)
+        path, stack = [start], [iter(edges[start])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                done.add(path.pop())
+            elif nxt in path:
+                cycle = path[path.index(nxt):] + [nxt]
+                _fail(by_id[cycle[0]], "supersedes",
+                      f"supersession cycle: {' -> '.join(cycle)}; events that supersede each "
+                      f"other would all be withdrawn. Nothing was written")
+            elif nxt in edges and nxt not in done:
+                path.append(nxt)
+                stack.append(iter(edges[nxt]))
+
+
 def _check_projection_head(conn: Connection, where: str, head: Head | None = None) -> None:
     """Refuse when the projections were not brought up to the log's head (see 0005)."""
     head = head or _head(conn)
     recorded = maintain.recorded_head(conn)
-    if recorded != (head.position, head.hash):
+    if recorded is not None and recorded[:2] == (head.position, head.hash) \
+            and recorded[2] != maintain.FOLD_VERSION:
+        raise IntegrityError(
+            f"{where}: the projections were built by fold version {recorded[2] or 'unknown'} "
+            f"(an earlier version of timeline); this version folds with version "
+            f"{maintain.FOLD_VERSION}, and its answers may differ: run `timeline init` or "
+            f"`timeline rebuild` to recompute them", None)
+    if recorded is None or recorded[:2] != (head.position, head.hash):
         pos = "nothing" if recorded is None else f"position {recorded[0]}"
         raise IntegrityError(
             f"{where}: the log changed behind the store's back: the projections reflect "
             f"{pos}, the log's head is position {head.position} ({head.hash[:12]}); run "
             f"`timeline verify` to find what changed, then `timeline rebuild` once the log "
             f"is trusted", head.position)
+
+
+def _check_links(conn: Connection, quick: bool) -> None:
+    """event_links holds exactly the links the chained events imply (quick: no row that no
+    event implies, asked of the database; full: both ways, from the payloads)."""
+    if quick:
+        forged = maintain.forged_links(conn)
+        diff = (f"a link no event implies ({forged[0][0]!r} at position {forged[0][1]}, role "
+                f"{forged[0][2]!r})") if forged else None
+    else:
+        diff = maintain.link_difference(conn)
+    if diff:
+        raise IntegrityError(f"event_links altered: {diff}; the links are derived from the "
+                             f"events, so `timeline rebuild` recomputes them", None)
 
 
 def _check_triggers(conn: Connection, dialect: str) -> None:
@@ -698,7 +798,7 @@ def _check_triggers(conn: Connection, dialect: str) -> None:
             if name not in have:
                 bad.append(f"{name} missing")
             elif _squash(have[name][1]) != _squash(sql):
-                bad.append(f"{name} altered (its SQL is not the one migration 0001 created)")
+                bad.append(f"{name} altered (its SQL is not the one the migrations created)")
     else:
         have = {r.tgname: r for r in conn.execute(text(
             # on this schema's log tables only; a disabled trigger protects nothing
@@ -718,7 +818,7 @@ def _check_triggers(conn: Connection, dialect: str) -> None:
                 bad.append(f"{name} altered (table, timing, events or function)")
             elif _squash(r.prosrc) != _squash(body):
                 bad.append(f"{name} altered (the body of {func_name}() is not the one "
-                           f"migration 0001 created)")
+                           f"the migrations created)")
     if bad:
         raise IntegrityError(f"immutability triggers missing or altered: {'; '.join(bad)} — "
                              f"the log can be altered without trace", None)
@@ -774,7 +874,8 @@ _DEFINITIONS: dict[str, dict] = {}
 
 
 def expected_definitions(dialect: str) -> dict:
-    """The triggers and views as migrations 0001, 0003, 0007, 0009 and 0010 make them on `dialect`.
+    """The triggers and views as migrations 0001, 0003, 0007, 0009, 0010 and 0011 make them
+    on `dialect`.
 
     Taken from the migration files themselves (run against a recorder, not a database), so
     there is one definition and verify cannot drift from what the migrations made.
@@ -788,11 +889,13 @@ def expected_definitions(dialect: str) -> dict:
         recorded: list[str] = []
         bind = types.SimpleNamespace(dialect=types.SimpleNamespace(name=dialect))
         op = types.SimpleNamespace(get_bind=lambda: bind, execute=recorded.append,
-                                   create_table=lambda *a, **k: None)
+                                   create_table=lambda *a, **k: None,
+                                   add_column=lambda *a, **k: None)
         # later migrations that remake a view replace the earlier definition
         for fname in ("0001_event_log.py", "0003_views.py",
                       "0007_view_last_rate_confidence.py", "0009_product_scopes_view.py",
-                      "0010_view_projected_refundable.py"):
+                      "0010_view_projected_refundable.py",
+                      "0011_derived_links_fold_version.py"):
             spec = importlib.util.spec_from_file_location(
                 f"_timeline_migration_{fname[:4]}", migrations_path() / "versions" / fname)
             mod = importlib.util.module_from_spec(spec)
@@ -809,8 +912,11 @@ def expected_definitions(dialect: str) -> dict:
                 bodies[name] = sql.split("$$")[1]
             elif words[:2] == ["CREATE", "TRIGGER"]:
                 table, func_name = words[words.index("ON") + 1], words[-1].split("(")[0]
-                # pg_trigger.tgtype bits: ROW 1, BEFORE 2, DELETE 8, UPDATE 16, TRUNCATE 32
-                tgtype = 34 if "TRUNCATE" in words else 27
+                # pg_trigger.tgtype bits: ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16,
+                # TRUNCATE 32
+                tgtype = (("ROW" in words) * 1 + ("BEFORE" in words) * 2 + ("INSERT" in words) * 4
+                          + ("DELETE" in words) * 8 + ("UPDATE" in words) * 16
+                          + ("TRUNCATE" in words) * 32)
                 triggers[words[2]] = (table, tgtype, func_name, func_name)
             elif words[:2] == ["CREATE", "VIEW"]:
                 views[words[2]] = sql.strip()

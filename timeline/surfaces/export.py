@@ -40,7 +40,7 @@ from typing import Callable
 
 from timeline import __version__
 from timeline.errors import IntegrityError, QueryError, TimelineError
-from timeline.files import fsync_path
+from timeline.files import fsync_path, special_kind
 from timeline.log.chain import ChainChecker
 from timeline.log.events import canonical_json
 from timeline.projections.reader import Reader
@@ -122,7 +122,8 @@ def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = Fals
         raise TimelineError("--out needs a folder name (it was empty)")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise TimelineError(f"--out {out} is a file, not a folder; nothing was written")
+        what = special_kind(out) or "a file"
+        raise TimelineError(f"--out {out} is {what}, not a folder; nothing was written")
     try:
         return _write_snapshot(store, out, as_of, known_on, force, keep)
     except OSError as exc:
