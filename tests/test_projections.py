@@ -255,3 +255,40 @@ def test_projections_follow_appends_and_equal_a_rebuild(make_db):
         assert json.loads(row.state)["legal_status"] == "ruled_unlawful"
     finally:
         store.close()
+
+
+def test_several_epochs_in_valid_order_take_one_fold_and_equal_a_rebuild(monkeypatch):
+    # a batch whose knowledge follows valid time gets every epoch's `known on` rows from the
+    # one fold of its intervals (maintain._known_by_day); the cases where it must not (a
+    # schedule open at an epoch's end, knowledge against valid time, one day known twice, a
+    # known range) fall back to the fold per epoch; both equal a rebuild and a `known on` fold
+    from timeline.projections import maintain
+
+    taken = []
+    real = maintain._known_by_day
+
+    def spy(evs, ivs):
+        out = real(evs, ivs)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(maintain, "_known_by_day", spy)
+    a, b = STREAMS[0], STREAMS[1]
+    cases = [
+        [[(a, "amended", 5, 5, 10, 1), (a, "amended", 8, 8, 20, 1), (a, "suspended", 12, 12, 0, 1),
+          (b, "amended", 4, 4, 7, 1), (b, "ruling", 9, 9, 1, 1)],
+         [(a, "resumed", 20, 20, 0, 1), (a, "schedule", 22, 22, 40, 3)]],
+        [[(a, "amended", 3, 3, 5, 1), (a, "schedule", 6, 6, 7, 2)],
+         [(a, "amended", 15, 15, 9, 1), (a, "amended", 18, 18, 11, 1)]],
+        [[(a, "schedule", 5, 5, 10, 10), (a, "amended", 9, 9, 30, 1)],
+         [(a, "amended", 30, 30, 3, 1), (a, "amended", 33, 33, 4, 1)]],
+        [[(a, "amended", 9, 4, 1, 1), (a, "amended", 5, 7, 2, 1)]],
+        [[(a, "amended", 6, 5, 1, 1), (a, "amended", 6, 7, 2, 1), (a, "amended", 9, 8, 3, 1)]],
+        [[(a, "amended", 6, 5, 1, 1), (a, "ranged", 9, 8, 3, 4)]],
+        [[(a, "amended", 6, 5, 1, 1), (a, "ruling", 9, 8, 3, 4)],
+         [(b, "lifted", 10, 10, 0, 1), (b, "resumed", 14, 14, 0, 1)]],
+    ]
+    for drawn in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            _incremental_equals_rebuild_and_pure_fold(make_store(tmp), drawn)
+    assert True in taken and False in taken

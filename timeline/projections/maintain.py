@@ -250,7 +250,8 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
                 for s, evs in by_stream.items()}
 
     fast_updates, fast_inserts, fast_deletes = [], [], []
-    extended: dict[str, tuple[str, str | None, int]] = {}  # stream -> (known day, tail, pending)
+    # stream -> (known day, or valid_from -> known day when several epochs, tail, pending)
+    extended: dict[str, tuple[str | dict[str, str], str | None, int]] = {}
     windowed: list[tuple] = []  # (stream, old tail, its state, pending): later knowledge only
     recomputed: list[tuple[str, bool]] = []
     for stream, evs in by_stream.items():
@@ -266,16 +267,22 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
         brand_new = not mr.exists
         if simple and (brand_new or (mr.tail_date is not None and d0 > mr.tail_date)):
             # appended at the end of valid time: fold on from the stored tail, no reads
+            res = fold(stream, evs, start_state=mr.tail_state)
+            pending = 0 if brand_new else mr.pending
             if mr.known_through is not None and min(days) <= mr.known_through:
                 recomputed.append((stream, brand_new))
             elif len(days) == 1:  # one new epoch: its rows are the new intervals
-                extended[stream] = (min(days), mr.tail_date, 0 if brand_new else mr.pending)
+                extended[stream] = (min(days), mr.tail_date, pending)
                 mr.known_through = min(days)
             else:
-                windowed.append((stream, mr.tail_date, mr.tail_state,
-                                 0 if brand_new else mr.pending))
+                # several epochs: when knowledge follows valid time, the same fold gives
+                # every epoch's rows (one fold per stream, not one per epoch)
+                by_day = None if pending else _known_by_day(evs, res.intervals)
+                if by_day is not None:
+                    extended[stream] = (by_day, mr.tail_date, 0)
+                else:
+                    windowed.append((stream, mr.tail_date, mr.tail_state, pending))
                 mr.known_through = max(days)
-            res = fold(stream, evs, start_state=mr.tail_state)
             if mr.pending:
                 fast_deletes.append((stream, mr.tail_date))
             if not brand_new:
@@ -341,6 +348,36 @@ def _later_known(conn: Connection, kw: KnownWrites, stream: str, new: list[FoldE
     _write_known(kw, stream, stored, rows)
 
 
+def _known_by_day(evs: list[FoldEvent], ivs: list[Interval]) -> dict[str, str] | None:
+    """The knowledge day of each interval of `ivs` (the fold of `evs` from a tail with
+    nothing scheduled) when each epoch's `known on` fold is a prefix of that fold; else None.
+
+    It is when knowledge follows valid time: the events of a day share their knowledge day,
+    later days never became known earlier, no day is known only within a range, and
+    nothing is scheduled at the end of an epoch (a `known on` fold would go on past the
+    epoch's last day, where a later epoch's events may change what comes). The fold is
+    causal in valid time, so each epoch's fold then equals this one up to its last day.
+    """
+    known: dict[str, str] = {}
+    for e in evs:
+        if "known_between" in e.payload or known.setdefault(e.effective, e.known) != e.known:
+            return None
+    out: dict[str, str] = {}
+    k, last = None, None
+    for iv in ivs:
+        day = known.get(iv.valid_from)
+        if day is not None and day != k:
+            if k is not None and (day < k or (last is not None and last.get("scheduled"))):
+                return None
+            k = day
+        if k is None:  # an interval before the first event: the tail's schedule
+            return None
+        out[iv.valid_from] = k
+        if day is not None:
+            last = iv.state
+    return out
+
+
 def _extend_known(conn: Connection, kw: KnownWrites, extended: dict,
                   iv_rows: list[tuple]) -> None:
     """Knowledge rows for streams whose new intervals all start after their old tail and
@@ -357,12 +394,13 @@ def _extend_known(conn: Connection, kw: KnownWrites, extended: dict,
         plan = extended.get(r[0])
         if plan is None:
             continue
+        k = plan[0] if isinstance(plan[0], str) else plan[0][r[1]]
         old = olds.get(r[0], {}).pop(r[1], None)
         if old == (r[6], r[7]):
             continue
         if old is not None:
-            closes.append((plan[0], r[0], r[1]))
-        inserts.append((r[0], r[1], plan[0], None, r[6], r[7]))
+            closes.append((k, r[0], r[1]))
+        inserts.append((r[0], r[1], k, None, r[6], r[7]))
     closes += [(extended[s][0], s, vf) for s, rest in olds.items() for vf in rest]
     kw.closes += closes
     kw.added += inserts
