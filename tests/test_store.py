@@ -74,7 +74,8 @@ def test_concurrency_conflict_writes_nothing(empty_store):
         empty_store.append([ev(type="amended", effective="2025-03-01", set={"rate": 2}),
                             ev(stream="us.tariff.other.cn")],
                            expected_versions={"us.tariff.test.cn": 0})
-    assert (info.value.stream, info.value.expected, info.value.actual) == ("us.tariff.test.cn", 0, 1)
+    got = (info.value.stream, info.value.expected, info.value.actual)
+    assert got == ("us.tariff.test.cn", 0, 1)
     assert "expected version 0" in str(info.value) and "actual version 1" in str(info.value)
     assert snapshot(empty_store) == before
     empty_store.append([ev(type="amended", effective="2025-03-01", set={"rate": 2})],
