@@ -139,7 +139,8 @@ class Timeline:
 
     # -- questions --------------------------------------------------------------------------
     def query(self, text: str, *, today: dt.date | None = None,
-              as_of: str | dt.date | None = None, known_on: str | dt.date | None = None,
+              as_of: str | dt.date | DateExpr | None = None,
+              known_on: str | dt.date | DateExpr | None = None,
               explain: bool = False, sql: bool = False) -> Result:
         """Run one query of the query language; `as_of`/`known_on` apply where it has none.
 
@@ -216,7 +217,7 @@ class Timeline:
         With `max_rows`, at most that many rows are fetched (ask for one more to know
         whether there were more). For large results use `sql_stream`."""
         with self.sql_stream(statement) as stream:
-            rows = []
+            rows: list[tuple] = []
             for row in stream:
                 if max_rows is not None and len(rows) >= max_rows:
                     break

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
@@ -55,7 +55,7 @@ def run_sql(conn: Connection, statement: str, params=()):
     """
     if conn.info.get(TRACE):
         return conn.exec_driver_sql(_for_driver(statement, conn.dialect.paramstyle), params)
-    raw = conn.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection
     if conn.dialect.name != "sqlite":
         # psycopg: its cursor (prepared after five runs of a statement, pipelined
         # executemany); the connection is in the transaction SQLAlchemy began
@@ -282,7 +282,8 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
                 fast_updates.append((res.intervals[0].valid_from, stream, mr.tail_date))
             fast_inserts.extend(res.intervals)
             mr.tail_date, mr.tail_state = res.tail_date, res.tail_state
-            mr.pending = sum(1 for iv in res.intervals if iv.valid_from > res.tail_date)
+            mr.pending = sum(1 for iv in res.intervals  # type: ignore[misc]
+                             if iv.valid_from > res.tail_date)  # type: ignore[operator]  # folded
         else:
             recomputed.append((stream, brand_new))
             _refold_from(conn, stream, d0, max(own_dates + withdrawn), mr)
@@ -348,7 +349,7 @@ def _extend_known(conn: Connection, kw: KnownWrites, extended: dict,
     old open row after the tail (a scheduled change) goes on when equal, else closes."""
     inserts, closes = [], []
     olds: dict[str, dict[str, tuple]] = {}
-    for stream, (k, tail, pending) in extended.items():
+    for stream, (_k, tail, pending) in extended.items():
         if pending and tail is not None:
             olds[stream] = {r[0]: (r[1], r[2]) for r in run_sql(
                 conn, "SELECT valid_from, state, event_ids FROM known_intervals WHERE "
@@ -505,12 +506,13 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
            f"JOIN events e ON e.position = l.position ORDER BY 1")
     if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
         # the driver's cursor reads lazily; Core's Row objects were a fifth of a rebuild
-        rows: Iterable = conn.connection.dbapi_connection.execute(sql)
+        rows: Iterable = conn.connection.dbapi_connection.execute(sql)  # type: ignore[union-attr]
     else:
         # per-statement options: conn.execution_options() would switch every later
         # statement on this connection (the inserts too) to server-side cursors
         rows = conn.execute(text(sql), execution_options={"stream_results": True,
                                                           "yield_per": 5000})
+    batch: list[FoldEvent]
     current, batch = None, []
     for r in rows:
         if r[0] != current:
@@ -692,7 +694,7 @@ def first_difference(conn: Connection) -> str | None:
             f"ORDER BY valid_from"), {"s": stream})]
         for want, have in zip(ivs + [None] * len(got), got + [None] * len(ivs)):
             if want != have:
-                day = (want or have)[1]
+                day = (want or have)[1]  # type: ignore[index]  # one of them is a row
                 field_ = next((c for c, a, b in zip(INTERVAL_COLS, want or (), have or ())
                                if a != b), "the whole interval")
                 return (f"measure {stream}, interval from {day}: {field_} is "
@@ -702,10 +704,10 @@ def first_difference(conn: Connection) -> str | None:
             f"SELECT {', '.join(KNOWN_COLS)} FROM known_intervals WHERE stream = :s "
             f"ORDER BY valid_from, known_from"), {"s": stream})]
         if have_k != krows:
-            row = next(a or b for a, b in zip(krows + [None] * len(have_k),
-                                              have_k + [None] * len(krows)) if a != b)
-            return (f"measure {stream}: the `known on` index row of the interval from {row[1]} "
-                    f"known from {row[2]} differs from a fresh fold of the log")
+            row: Any = next(a or b for a, b in zip(krows + [None] * len(have_k),
+                                                   have_k + [None] * len(krows)) if a != b)
+            return (f"measure {stream}: the `known on` index row of the interval from "
+                    f"{row[1]} known from {row[2]} differs from a fresh fold of the log")
         have_m = conn.execute(text(f"SELECT {', '.join(MEASURE_COLS)} FROM measures WHERE "
                                    f"stream = :s"), {"s": stream}).first()
         if have_m is None or tuple(have_m) != mrow:
@@ -733,7 +735,7 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
     total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
     done, streams = 0, 0
     iv_buf, m_buf, k_buf = [], [], []
-    for stream, ivs, mrow, n_own, krows in fresh_rows(conn):
+    for _stream, ivs, mrow, n_own, krows in fresh_rows(conn):
         iv_buf.extend(ivs)
         m_buf.append(mrow)
         k_buf.extend(krows)
@@ -768,8 +770,8 @@ def refold_if_stale(conn: Connection) -> int | None:
     None when nothing was done. A log changed behind the store's back is left for
     `timeline verify` to name: rebuilding would hide it."""
     recorded = recorded_head(conn)
-    head = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
-                             "LIMIT 1")).first()
+    head: Any = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
+                                  "LIMIT 1")).first()
     head = tuple(head) if head else (0, GENESIS_HASH)
     if recorded is None or recorded[2] == FOLD_VERSION or recorded[:2] != head:
         return None

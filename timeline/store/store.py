@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -314,7 +314,7 @@ class Store:
 
     def _append_in(self, conn: Connection, offered: list[NewEvent],
                    expected: dict[str, int], dry_run: bool = False) -> AppendResult:
-        present = _existing(conn, [e.id for e in offered])
+        present = _existing(conn, [e.id for e in offered])  # type: ignore[misc]  # ids given
         batch, seen = [], set()
         for ev in offered:
             if ev.id in present:
@@ -376,8 +376,9 @@ class Store:
             for s in sorted({sup_rows[i][0] for i in ev.payload.get("supersedes", ())}
                             - {ev.stream}):
                 link_rows.append((s, pos, "supersedes"))
-            fold_events.append(FoldEvent(pos, ev.id, ev.stream, ev.type, eff, row["known"],
-                                         ev.payload, ev.source))
+            fold_events.append(FoldEvent(pos, ev.id, ev.stream,  # type: ignore[arg-type]
+                                         ev.type, eff, row["known"],  # type: ignore[arg-type]
+                                         ev.payload, ev.source))  # type: ignore[arg-type]
             for s in {sup_rows[i][0] for i in ev.payload.get("supersedes", ())} - {ev.stream}:
                 reach.setdefault(s, []).append(fold_events[-1])
         tuples = [tuple(r[c] for c in EVENT_COLS) for r in ev_rows]
@@ -393,7 +394,8 @@ class Store:
         maintain.record_head(conn, pos, prev)
         changes = _changes(before, _histories(conn, touched)) if dry_run else []
         # EVENT_COLS is Event's field order: positional construction, no dict per event
-        return AppendResult([Event(*t[:10], loads(t[10]), loads(t[11]), t[12], t[13])
+        return AppendResult([Event(*t[:10], loads(t[10]),  # type: ignore[arg-type, call-arg]
+                                   loads(t[11]), t[12], t[13])  # type: ignore[arg-type]
                              for t in tuples], skipped, changes, dry_run)
 
     def copy_from(self, source: "Store") -> tuple[Head, int]:
@@ -496,8 +498,10 @@ def _check_stored(row: dict) -> None:
 
     try:
         ev = row_to_event(row)
-        validate(NewEvent(ev.stream, ev.type, ev.effective, ev.payload, ev.source,
-                          ev.known, ev.announced, ev.id))
+        # validate() reads a stored event's ISO dates as they are
+        validate(NewEvent(ev.stream, ev.type, ev.effective,  # type: ignore[arg-type]
+                          ev.payload, ev.source,
+                          ev.known, ev.announced, ev.id))  # type: ignore[arg-type]
     except EventValidationError as exc:
         raise IntegrityError(f"event at position {row['position']} is intact but fails the "
                              f"event schema: field {exc.field!r}: {exc.message} (it was "
@@ -655,7 +659,7 @@ def _same_as_stored(ev: NewEvent, row: tuple) -> None:
 
 def _check_batch_ids(offered: list[NewEvent]) -> None:
     """Within one append, an id offered twice must carry the same content both times."""
-    first: dict[str, NewEvent] = {}
+    first: dict[str | None, NewEvent] = {}
     for ev in offered:
         other = first.setdefault(ev.id, ev)
         if other is not ev and (_content(other), other.known) != (_content(ev), ev.known):
@@ -732,7 +736,7 @@ def _check_supersession_cycles(batch: list[NewEvent]) -> None:
     edges = {e.id: list(e.payload.get("supersedes", ())) for e in batch
              if e.type in SUPERSEDING_TYPES}
     by_id = {e.id: e for e in batch}
-    done: set[str] = set()
+    done: set[str | None] = set()
     for start in edges:
         if start in done:
             continue
@@ -791,6 +795,7 @@ def _check_triggers(conn: Connection, dialect: str) -> None:
     """Each immutability trigger exists, is enabled and does what migration 0001 made it do."""
     want = expected_definitions(dialect)["triggers"]
     bad: list[str] = []
+    have: dict[str, Any]
     if dialect == "sqlite":
         have = {r[0]: (r[1], r[2]) for r in conn.execute(text(
             "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"))}
@@ -829,7 +834,7 @@ def _check_views(conn: Connection, dialect: str) -> None:
     want = expected_definitions(dialect)["views"]
     bad: list[str] = []
     if dialect == "sqlite":
-        have = dict(conn.execute(text(
+        have: dict[str, Any] = dict(conn.execute(text(
             "SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all())
         for name, sql in sorted(want.items()):
             if name not in have:
@@ -898,10 +903,13 @@ def expected_definitions(dialect: str) -> dict:
                       "0011_derived_links_fold_version.py"):
             spec = importlib.util.spec_from_file_location(
                 f"_timeline_migration_{fname[:4]}", migrations_path() / "versions" / fname)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            mod.op = op
+            mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]  # a file
+            spec.loader.exec_module(mod)  # type: ignore[union-attr]
+            mod.op = op  # type: ignore[attr-defined]  # the fake `op` the migration calls
             mod.upgrade()
+        triggers: dict[str, Any]
+        views: dict[str, str]
+        bodies: dict[str, str]
         triggers, views, bodies = {}, {}, {}
         for sql in recorded:
             words = sql.split()

@@ -101,6 +101,7 @@ def run_verify(args) -> int:
     if findings:
         print(f"FAILED: {'; '.join(findings)}", file=sys.stderr)
         return 1
+    assert head is not None  # no finding: verify returned the head
     print(f"ok: {head.position} events, head position {head.position}, head hash {head.hash}"
           f"{against}")
     return 0
