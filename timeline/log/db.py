@@ -213,6 +213,12 @@ class Budget:
             self._paused = False
 
 
+def timeout_message(what: str, seconds: float) -> str:
+    """What a statement stopped by `--timeout` reports, the same from every path."""
+    return (f"{what}: statement stopped after {seconds:g} s (the --timeout); narrow the "
+            f"query or raise --timeout")
+
+
 @contextlib.contextmanager
 def time_limit(conn, seconds: float | None, what: str = "database"):
     """Stop the statements run inside after `seconds` (None: no limit), and on Ctrl-C.
@@ -223,8 +229,7 @@ def time_limit(conn, seconds: float | None, what: str = "database"):
     PostgreSQL: `statement_timeout` for this transaction, which stops the server's work
     too, also when the client is gone; psycopg cancels the running statement on Ctrl-C.
     """
-    stopped = f"{what}: statement stopped after {seconds:g} s (the --timeout); narrow the " \
-              f"query or raise --timeout" if seconds else ""
+    stopped = timeout_message(what, seconds) if seconds else ""
     budget = Budget(seconds)
     if conn.dialect.name == "postgresql":
         if seconds:
