@@ -20,13 +20,13 @@ from sqlalchemy.engine import Connection
 
 from timeline.errors import TimelineError
 from timeline.log.chain import Head
-from timeline.log.db import IN_CHUNK
+from timeline.log.db import IN_CHUNK, TRACE, run_sql
 from timeline.log.events import GENESIS_HASH, Event, loads, row_to_event
 from timeline.log.migrate import current_revision
 from timeline.log.schema import events, intervals, measures
 from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
-from timeline.projections.maintain import TRACE, run_sql, touching_events
+from timeline.projections.touching import touching_events
 
 # The fields queries may filter on, by where they live. Completion offers the same names.
 EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "announced",
@@ -148,10 +148,6 @@ def _confidence(state) -> str | None:
             return None  # most states: no need to decode
         state = json.loads(state)
     return state.get("confidence") if isinstance(state, dict) else None
-
-
-def _from_interval(iv: Interval) -> StateRow:
-    return StateRow(iv.stream, iv.valid_from, iv.valid_to, iv.state, list(iv.event_ids))
 
 
 def chunks(items: Sequence, size: int = IN_CHUNK) -> Iterator[list]:
