@@ -87,7 +87,7 @@ def opening():
 
 def make_store(tmp: str) -> Store:
     p = Path(tmp) / "p.db"
-    return Store.create(f"sqlite:///{p}", p, seeds=False)
+    return Store.create(f"sqlite:///{p}", seeds=False)
 
 
 batches = st.lists(st.lists(raw_event(), min_size=1, max_size=6), min_size=1, max_size=6)

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -25,7 +24,7 @@ from timeline.files import fsync_path, kind_of_mode, pid_alive
 from timeline.log import db as dbmod
 from timeline.log import migrate
 from timeline.log.chain import ChainChecker, Head
-from timeline.log.db import IN_CHUNK
+from timeline.log.db import IN_CHUNK, run_sql
 from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json, chain_hash,
                                  loads, row_to_event, uuid7)
 from timeline.log.events import reject as _fail
@@ -33,11 +32,10 @@ from timeline.log.vocabulary import EVENT_TYPES, SUPERSEDING_TYPES
 from timeline.log.schema import events
 from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
-from timeline.projections.maintain import run_sql
 from timeline.projections.reader import Reader
 from timeline.resources import seeds_path
 
-__all__ = ["Store", "AppendResult", "Head", "stderr"]
+__all__ = ["Store", "AppendResult", "Head"]
 
 EVENT_COLS = ("position", "id", "stream", "version", "type", "schema_version", "effective",
               "announced", "known", "recorded_at", "payload", "source", "prev_hash", "hash")
@@ -69,11 +67,6 @@ class StateChange:
     stream: str
     new: bool
     differences: list[tuple[str, str, object, object]]
-
-
-def stderr(msg: str) -> None:
-    """Print a notice on standard error."""
-    print(msg, file=sys.stderr)
 
 
 class Store:
@@ -150,10 +143,10 @@ class Store:
         return store
 
     @classmethod
-    def create(cls, url: str, path: Path | None = None, *, announce: Announce | None = None,
+    def create(cls, url: str, *, announce: Announce | None = None,
                seeds: bool = True) -> "Store":
         """Create a database (schema, then the bundled seeds unless `seeds=False`); the same
-        path as `open(url, create=True)`. `path` is accepted for older callers and unused."""
+        path as `open(url, create=True)`."""
         return cls.open(url, create=True, seeds=seeds, announce=announce)
 
     @classmethod
@@ -257,16 +250,6 @@ class Store:
         """The schema revision."""
         with self.reading() as r:
             return r.revision()
-
-    def get_events(self, ids: Sequence[str]) -> list[Event]:
-        """Stored events by id, in log order."""
-        with self.reading() as r:
-            return sorted(r.events_by_id(ids).values(), key=lambda e: e.position)
-
-    def iter_events(self) -> Iterator[Event]:
-        """Every event in position order (one snapshot, read in batches)."""
-        with self.reading() as r:
-            yield from r.iter_events()
 
     @contextlib.contextmanager
     def user_sql(self) -> Iterator[Connection]:
