@@ -177,9 +177,9 @@ def configure_query(p):
 
 def run_query(args) -> int:
     """Parse, plan, run and print one query."""
-    parse(args.query)  # a malformed query is refused before any database is opened
+    q = parse(args.query)  # a malformed query is refused before any database is opened
     with open_timeline(args, readonly=True) as tl:
-        result = tl.query(args.query, sql=args.sql)
+        result = tl.query(args.query, sql=args.sql, parsed=q)
     out = render(result.answer, args.format, pretty=sys.stdout.isatty(),
                  width=terminal_width(sys.stdout), expanded=args.expanded)
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
