@@ -167,6 +167,7 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
                 fast_updates.append((res.intervals[0].valid_from, stream, mr.tail_date))
             fast_inserts.extend(res.intervals)
             mr.tail_date, mr.tail_state = res.tail_date, res.tail_state
+            # a fold of new events has a tail
             mr.pending = sum(1 for iv in res.intervals  # type: ignore[misc]
                              if iv.valid_from > res.tail_date)  # type: ignore[operator]  # folded
         else:
@@ -391,6 +392,7 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
            f"JOIN events e ON e.position = l.position ORDER BY 1")
     if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
         # the driver's cursor reads lazily; Core's Row objects were a fifth of a rebuild
+        # (a connection in a transaction has its driver connection)
         rows: Iterable = conn.connection.dbapi_connection.execute(sql)  # type: ignore[union-attr]
     else:
         # per-statement options: conn.execution_options() would switch every later

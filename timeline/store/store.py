@@ -359,6 +359,7 @@ class Store:
             for s in sorted({sup_rows[i][0] for i in ev.payload.get("supersedes", ())}
                             - {ev.stream}):
                 link_rows.append((s, pos, "supersedes"))
+            # checked events: ids assigned, `known` a date's text, payload and source dicts
             fold_events.append(FoldEvent(pos, ev.id, ev.stream,  # type: ignore[arg-type]
                                          ev.type, eff, row["known"],  # type: ignore[arg-type]
                                          ev.payload, ev.source))  # type: ignore[arg-type]
@@ -377,6 +378,7 @@ class Store:
         maintain.record_head(conn, pos, prev)
         changes = _changes(before, _histories(conn, touched)) if dry_run else []
         # EVENT_COLS is Event's field order: positional construction, no dict per event
+        # (a checker sees the row tuple's element union, not the columns' types)
         return AppendResult([Event(*t[:10], loads(t[10]),  # type: ignore[arg-type, call-arg]
                                    loads(t[11]), t[12], t[13])  # type: ignore[arg-type]
                              for t in tuples], skipped, changes, dry_run)
@@ -887,7 +889,7 @@ def expected_definitions(dialect: str) -> dict:
             spec = importlib.util.spec_from_file_location(
                 f"_timeline_migration_{fname[:4]}", migrations_path() / "versions" / fname)
             mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]  # a file
-            spec.loader.exec_module(mod)  # type: ignore[union-attr]
+            spec.loader.exec_module(mod)  # type: ignore[union-attr]  # a .py file has a loader
             mod.op = op  # type: ignore[attr-defined]  # the fake `op` the migration calls
             mod.upgrade()
         triggers: dict[str, Any]
