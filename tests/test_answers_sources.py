@@ -315,3 +315,23 @@ def test_a_projected_headline_says_what_it_rests_on(seeded_db, tmp_path):
     assert run_cli("report", "--db", str(seeded_db), "-o", str(out2), "--as-of",
                    "2026-03-01").returncode == 0
     assert 'id="headline-rests-on"' not in out2.read_text(encoding="utf-8")
+
+
+def test_the_briefing_says_what_is_refundable(seeded_db, tmp_path):
+    import re
+
+    out = tmp_path / "june.html"
+    assert run_cli("report", "--db", str(seeded_db), "-o", str(out), "--as-of",
+                   "2025-06-01").returncode == 0
+    page = out.read_text(encoding="utf-8")
+    us = page.split('id="headline-us-cn"', 1)[1].split("</tr>", 1)[0]
+    assert "of which 30 % refundable" in us and 'class="tag refundable"' in us
+    row = page.split('id="m-us.tariff.ieepa-fentanyl.cn"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="tag refundable"' in row
+    row = page.split('id="m-us.tariff.section-301.cn"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="tag refundable"' not in row
+    # as known before the Supreme Court ruled, nothing was refundable
+    early = tmp_path / "known.html"
+    assert run_cli("report", "--db", str(seeded_db), "-o", str(early), "--as-of", "2025-06-01",
+                   "--known-on", "2026-02-19").returncode == 0
+    assert not re.search(r'class="tag refundable"', early.read_text(encoding="utf-8"))

@@ -159,3 +159,21 @@ def test_harness_measures_postgres_and_drops_its_database(harness_run):
             assert pg["schemas"]
             assert not c.execute("SELECT 1 FROM pg_namespace WHERE nspname = ANY(%s)",
                                  (pg["schemas"],)).fetchone()
+
+
+def test_the_product_benchmark_runs(tmp_path, capsys, monkeypatch):
+    """benchmarks.products on a small workload (its synthetic log runs past today, which
+    the benchmark admits as a rehearsal): a table and finite medians, no timing asserted."""
+    import json
+
+    from benchmarks import products
+
+    # the benchmark widens the knowledge margin for its own process: keep it to this test
+    monkeypatch.setenv("TIMELINE_KNOWN_MARGIN_DAYS", "3650")
+
+    out = tmp_path / "products.json"
+    assert products.main(["--measures", "5", "--lines", "5", "--exemptions", "2",
+                          "--rounds", "20", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["state_p50"] > 0 and res["tariff_p50"] > 0 and res["ratio"] > 0
+    assert "ratio of medians" in capsys.readouterr().out

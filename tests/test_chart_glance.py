@@ -187,8 +187,9 @@ def test_the_span_beyond_the_knowledge_horizon_is_shaded(conn):
 
 
 def test_svg_still_carries_the_new_ids(conn):
-    data = chart.build(conn, "history of us.tariff.section-122.global", today=TODAY,
-                       known_on=["2026-03-01"])
+    # as known before F22 settled the 15 % report (2026-05-08), so its band is drawn
+    data = chart.build(conn, "history of us.tariff.section-122.global known on 2026-05-01",
+                       today=TODAY, known_on=["2026-03-01"])
     svg = chart.render(data, "svg").decode()
     for gid in ("beyond-horizon", "known-on-line-2026-03-01", "disputed-us.tariff.section-122"
                 ".global-1", "value-series-us.tariff.section-122.global-1"):

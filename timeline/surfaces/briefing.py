@@ -35,6 +35,7 @@ class Total:
     # (measure, since, what, event ids): the states after the knowledge horizon the total
     # rests on, each from a change scheduled before it
     rests_on: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
+    refundable: float | int = 0  # the part collected under an authority later invalidated
 
 
 @dataclass
@@ -74,7 +75,8 @@ def total(r: Reader, imposer: str, target: str, day: str, known_on: str | None) 
         return Total(imposer, target, day, None, False)
     ids = list(dict.fromkeys(i for c in data["components"] for i in c["events"]))
     return Total(imposer, target, day, data["total"], data["projected"], ids,
-                 _rests_on(r, imposer, target, day, known_on) if data["projected"] else [])
+                 _rests_on(r, imposer, target, day, known_on) if data["projected"] else [],
+                 data.get("refundable") or 0)
 
 
 def _rests_on(r: Reader, imposer: str, target: str, day: str,

@@ -67,6 +67,7 @@ code { font-size: 0.9em; word-break: break-all; }
 li:target, tr:target { background: #fff3b0; }
 .tag { font-size: 0.75em; padding: 0.05em 0.4em; border-radius: 0.6em; white-space: nowrap; }
 .tag.projected { background: #fde2e1; color: #8b1a10; border: 1px solid #f3b6b0; }
+.tag.refundable { background: #fff4d6; color: #6b4e00; border: 1px solid #eed9a0; }
 .tag.scheduled { background: #e6effb; color: #1a4f8b; border: 1px solid #b6cdf0; }
 #headline-totals td.big { font-size: 1.5em; font-weight: bold; }
 #horizon { font-size: 1.05em; }
@@ -252,6 +253,10 @@ def _state_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -
         details = "<br/>".join(_detail(k, cur.state[k], prov, cited)
                                for k in sorted(cur.state) if k not in HIDDEN_FIELDS)
         flag = PROJECTED if h is not None and (cur.valid_from > h or as_of > h) else ""
+        st = cur.state
+        if st.get("kind") == "tariff" and st.get("rate") is not None \
+                and st.get("status") == "in_force" and r.refundable(m.stream, known_on):
+            flag += REFUNDABLE
         groups.setdefault(key, []).append(
             f'<tr id="m-{_e(m.stream)}">{head}{"".join(cells)}'
             f'<td class="date">{cited.links(cur.valid_from, cur.event_ids)}{flag}</td>'
@@ -274,6 +279,8 @@ def _state_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -
 PROJECTED = ' <span class="tag projected" title="rests on a change after the knowledge ' \
             'horizon that no event confirms yet">projected</span>'
 SCHEDULED = ' <span class="tag scheduled">scheduled</span>'
+REFUNDABLE = ' <span class="tag refundable" title="collected at entry under an authority ' \
+             'later invalidated: refundable">refundable</span>'
 
 
 def _delta(now, then) -> str:
@@ -297,10 +304,12 @@ def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, l
         then = briefing.total(r, imposer, target, since, known_on)
         before = briefing.total(r, imposer, target, month, known_on)
         value = "–" if now.total is None else _fmt(now.total) + " %"
+        refund = (f'<br/><span class="muted">of which {_fmt(now.refundable)} % '
+                  f'refundable</span>{REFUNDABLE}' if now.refundable else "")
         month_cell = f'<td>{_delta(now.total, before.total)}</td>' if month != since else ""
         rows.append(f'<tr id="headline-{imposer}-{target}"><td>{_e(heading)}</td>'
                     f'<td class="num big">{cited.links(value, now.event_ids)}'
-                    f'{PROJECTED if now.projected else ""}</td>'
+                    f'{PROJECTED if now.projected else ""}{refund}</td>'
                     f'<td>{_delta(now.total, then.total)}</td>{month_cell}</tr>')
     h = horizon(r, known_on)
     if h is None:
