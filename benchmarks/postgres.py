@@ -135,7 +135,7 @@ class PgSides:
         """A Store on a fresh schema, no seeds (as tests/backends.py creates one)."""
         from timeline.store.store import Store
 
-        return Store.create(self.run.sqlalchemy_url(name), None, seeds=False)
+        return Store.create(self.run.sqlalchemy_url(name), seeds=False)
 
     def ours_open_readonly(self, name: str):
         """The store as the CLI opens it for queries."""

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "products.db"
-        Store.create(f"sqlite:///{db}", db).close()
+        Store.create(f"sqlite:///{db}").close()
         events, codes = workload(args.measures, args.lines, args.exemptions)
         with timeline.open(str(db)) as tl:
             tl.append(events)

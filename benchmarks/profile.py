@@ -46,7 +46,7 @@ def summarise(prof: cProfile.Profile, total_s: float, top: int = 30) -> str:
     """The `top` functions by cumulative time, with their share of the total."""
     st = pstats.Stats(prof)
     rows = []
-    for (file, line, name), (cc, nc, tt, ct, _callers) in st.stats.items():
+    for (file, line, name), (_cc, nc, tt, ct, _callers) in st.stats.items():
         rows.append((ct, tt, nc, f"{Path(file).parent.name}/{Path(file).name}:{line}({name})"
                      if file != "~" else name))
     rows.sort(reverse=True)

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "serve.db"
-        Store.create(f"sqlite:///{db}", db).close()
+        Store.create(f"sqlite:///{db}").close()
         res = measure(db, args.rounds)
     res["rounds"] = args.rounds
     print(f"timeline serve in process (ASGI, no socket), bundled seeds; {args.rounds} rounds")

@@ -16,7 +16,7 @@ def ours_create(path: Path):
     """A Store over a fresh SQLite file, schema only (no seeds)."""
     from timeline.store.store import Store
 
-    return Store.create(f"sqlite:///{path}", path, seeds=False)
+    return Store.create(f"sqlite:///{path}", seeds=False)
 
 
 def ours_open_readonly(path: Path):

@@ -105,10 +105,10 @@ def new_db(backend: str, tmp_path: Path, *, seeded: bool, template: Path | None 
         if seeded and template is not None:
             shutil.copy(template, path)
         else:
-            Store.create(f"sqlite:///{path}", path, seeds=seeded).close()
+            Store.create(f"sqlite:///{path}", seeds=seeded).close()
         return f"sqlite:///{path}"
     url = PgSession.get().new_url()
-    Store.create(url, None, seeds=seeded).close()
+    Store.create(url, seeds=seeded).close()
     return url
 
 

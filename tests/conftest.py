@@ -35,7 +35,7 @@ def _private_user_dirs(tmp_path_factory):
 def _seeded_template(tmp_path_factory) -> Path:
     """One database built from the bundled seeds per test session (copied per test)."""
     path = tmp_path_factory.mktemp("template") / "seeded.db"
-    store = Store.create(f"sqlite:///{path}", path)
+    store = Store.create(f"sqlite:///{path}")
     store.close()
     return path
 
@@ -60,7 +60,7 @@ def seeded_store(seeded_db) -> Store:
 def empty_store(tmp_path) -> Store:
     """An open Store over a new database with the schema and no events."""
     path = tmp_path / "empty.db"
-    store = Store.create(f"sqlite:///{path}", path, seeds=False)
+    store = Store.create(f"sqlite:///{path}", seeds=False)
     yield store
     store.close()
 

@@ -17,8 +17,8 @@ with warnings.catch_warnings():  # newer Starlette asks for httpx2; httpx still 
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-import timeline
-from timeline.surfaces.serve.app import make_app
+import timeline  # noqa: E402 -- after the importorskip above, on purpose
+from timeline.surfaces.serve.app import make_app  # noqa: E402
 
 TODAY = dt.date(2026, 1, 1)  # what "today" means on the pages under test
 

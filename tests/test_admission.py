@@ -180,7 +180,8 @@ def test_toml_dates_must_be_dates(seeded_db, tmp_path, old, new, field):
 
 def test_schedule_date_as_a_string_is_refused(seeded_db, tmp_path):
     body = GOOD.replace('title = "A demo tariff"',
-                        'title = "A demo tariff"\nschedule = [{ on = "20300601", set = { rate = 6 } }]')
+                        'title = "A demo tariff"\n'
+                        'schedule = [{ on = "20300601", set = { rate = 6 } }]')
     refused(seeded_db, write(tmp_path, "sched.toml", body), "schedule[0].on", "must be a date")
 
 

@@ -141,6 +141,39 @@ def sql_outside(g: dict[str, set[str]]) -> list[str]:
             if d.split(".")[0] in SQL_LIBRARIES and layer_of(m) not in SQL_ALLOWED_LAYERS]
 
 
+WRITE_MODULE = "timeline.projections.maintain"
+READ_SIDE = "timeline.projections.reader"
+
+
+def reaches(g: dict[str, set[str]], start: str) -> set[str]:
+    """Every package module `start` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for dep in g.get(todo.pop(), ()):
+            if dep in g and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_the_read_side_never_imports_the_write_module():
+    """The Reader, and all it imports, reads without loading projection maintenance: the
+    driver helpers live in timeline.log.db, the events a fold takes in projections.touching."""
+    assert WRITE_MODULE not in reaches(graph(), READ_SIDE)
+
+
+def test_reaches_sees_an_import_through_another_module(tmp_path):
+    root = _tree(tmp_path, {
+        "__init__.py": "",
+        "projections/__init__.py": "",
+        "projections/reader.py": "from timeline.projections import touching\n",
+        "projections/touching.py": "def f():\n    from timeline.projections import maintain\n",
+        "projections/maintain.py": "",
+    })
+    assert WRITE_MODULE in reaches(graph(root), READ_SIDE)
+
+
 def test_no_upward_imports():
     assert upward(graph()) == []
 

@@ -93,7 +93,8 @@ def test_seed_hash_chain_and_content_ids_are_unchanged(seeded_store):
     offered = load_paths([seeds_path()])
     by_id = {ev.id: ev for ev in offered}
     prev = GENESIS_HASH
-    rows = list(seeded_store.iter_events())
+    with seeded_store.reading() as r:
+        rows = list(r.iter_events())
     assert len(rows) == len(offered) > 100
     for stored in rows:
         ev = by_id[stored.id]

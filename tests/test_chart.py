@@ -157,7 +157,8 @@ def test_history_data_steps_gaps_and_lifted(conn):
     assert fent[0] == ("2025-02-04", 10.0)
     assert fent[-1] == ("2026-02-24", 0.0)  # lifted: drawn down to zero
     assert by["us.tariff.section-301.cn"][0] == ("2025-01-01", 25.0)  # clipped to the range
-    assert "us.tariff.section-301-list-4b.cn: no rate in force to draw" in data.notes  # never imposed
+    # never imposed
+    assert "us.tariff.section-301-list-4b.cn: no rate in force to draw" in data.notes
     # the 100 % threat was never in force: a note, not a line
     assert "us.tariff.threat-100.cn" not in by
 

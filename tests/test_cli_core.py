@@ -126,3 +126,20 @@ def test_readme_asks_timeline_for_the_path_instead_of_hard_coding_it():
         text = (REPO / doc).read_text(encoding="utf-8")
         assert "sqlite3 ~/.local/share" not in text and "sqlite3 -readonly ~/" not in text
         assert '"$(timeline info --path)"' in text
+
+
+def test_the_query_command_parses_its_query_once(seeded_db, monkeypatch):
+    """`timeline query` checks the query before it opens the database and runs that parse."""
+    from timeline.query import parser
+
+    calls = []
+    real = parser._run
+
+    def counting(text, start):
+        calls.append(start)
+        return real(text, start)
+
+    monkeypatch.setattr(parser, "_run", counting)
+    r = run_cli("query", "--db", str(seeded_db), "total tariff by us on cn as of 2025-04-10")
+    assert r.returncode == 0, r.stderr
+    assert calls == ["start"]

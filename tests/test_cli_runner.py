@@ -61,8 +61,8 @@ def test_a_warning_shows_on_stderr_as_in_a_fresh_interpreter(seeded_db, monkeypa
     real_info = commands.run_info
 
     def warns(args):
-        warnings.warn("shown by default", UserWarning)
-        warnings.warn("hidden by default", DeprecationWarning)
+        warnings.warn("shown by default", UserWarning, stacklevel=1)
+        warnings.warn("hidden by default", DeprecationWarning, stacklevel=1)
         return real_info(args)
 
     monkeypatch.setattr(commands, "run_info", warns)

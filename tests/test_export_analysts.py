@@ -165,7 +165,8 @@ def test_a_rate_that_is_no_number_fails_the_export_and_keeps_the_last(ro_store, 
                  {}, [])]
     tables = (export.TABLES[0], ("state", export.STATE_COLUMNS, hostile), export.TABLES[2])
     monkeypatch.setattr(export, "TABLES", tables)
-    with pytest.raises(TimelineError, match="state.parquet: x.measure: rate 'higher' is not a number"):
+    with pytest.raises(TimelineError,
+                       match="state.parquet: x.measure: rate 'higher' is not a number"):
         write_snapshot(ro_store, out, "2025-04-11", None)
     assert export.snapshots(out) == ["2025-04-10"] and read_latest(out) == "2025-04-10"
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]

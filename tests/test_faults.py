@@ -191,7 +191,8 @@ def test_killed_during_single_event_transactions(backend, tmp_path, _seeded_temp
         store = Store.open(url)
         store.verify()
         with store.reading() as c:
-            ids = set(c.conn.execute(text("SELECT id FROM events WHERE type = 'amended'")).scalars())
+            ids = set(c.conn.execute(
+                text("SELECT id FROM events WHERE type = 'amended'")).scalars())
             version = c.conn.execute(text("SELECT version FROM measures WHERE stream = "
                                      "'us.tariff.crash-single.cn'")).scalar_one()
         assert acknowledged <= ids, f"trial {trial}: acknowledged commits missing"

@@ -61,7 +61,8 @@ def test_the_day_before_the_schedule_is_not_projected(seeded_db):
 
 
 def test_known_on_is_the_horizon(seeded_db):
-    data = query_json(str(seeded_db), "total tariff by us on cn as of 2025-08-13 known on 2025-06-10")
+    data = query_json(str(seeded_db),
+                      "total tariff by us on cn as of 2025-08-13 known on 2025-06-10")
     assert data["horizon"] == {"known_through": "2025-06-10"} and data["total"] == 54
     assert data["projected"] is True
     by = {c["measure"]: c["projected"] for c in data["components"]}
@@ -88,7 +89,8 @@ def test_csv_marks_projected_rows(seeded_db):
                 "total tariff by cn on us as of 2026-11-10")
     assert r.returncode == 0
     lines = r.stdout.splitlines()
-    assert lines[:2] == ["measure,rate,scope,projected", "cn.tariff.retaliatory.us,34,all goods,yes"]
+    assert lines[:2] == ["measure,rate,scope,projected",
+                         "cn.tariff.retaliatory.us,34,all goods,yes"]
     assert lines[-1] == "TOTAL,34,cn on us as of 2026-11-10,yes"
     assert all(line.endswith(",yes") for line in lines[1:])
     inside = run_cli("query", "--db", str(seeded_db), "--format", "csv",

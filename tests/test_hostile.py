@@ -829,7 +829,7 @@ def test_postgres_sql_whose_connection_dies_is_one_clear_error(tmp_path):
     killer = threading.Thread(target=terminate)
     killer.start()
     try:
-        line = one_error_line(run_main("--db", url, "sql", f"SELECT pg_sleep(20)"))
+        line = one_error_line(run_main("--db", url, "sql", "SELECT pg_sleep(20)"))
     finally:
         stop.set()
         killer.join()

@@ -52,7 +52,8 @@ def test_unbalanced_parenthesis_is_a_positioned_error():
 
 
 def test_state_where_keeps_only_matching_measures(make_db):
-    data = query_json(make_db(), "state of us.tariff.section-232.* as of 2025-05-14 where rate > 20")
+    data = query_json(make_db(),
+                      "state of us.tariff.section-232.* as of 2025-05-14 where rate > 20")
     assert [r["measure"] for r in data["results"]] == [
         "us.tariff.section-232.auto-parts", "us.tariff.section-232.autos",
         "us.tariff.section-232.steel-aluminum"]
@@ -128,7 +129,8 @@ def test_history_order_by_rate_desc(seeded_db):
 
 def test_measures_as_of_and_known_on(make_db):
     db = make_db()
-    data = query_json(db, "measures as of 2025-05-14 where kind = tariff order by rate desc limit 2")
+    data = query_json(db,
+                      "measures as of 2025-05-14 where kind = tariff order by rate desc limit 2")
     assert data["as_of"] == "2025-05-14"
     assert [(m["measure"], m["rate"]) for m in data["results"]] == [
         ("us.tariff.section-301-review.evs.cn", 100), ("us.tariff.section-301-review.syringes.cn",

@@ -259,7 +259,8 @@ TITLES = {
         "China's additional tariff on all US goods (State Council Tariff Commission, from "
         "Ann. 4/2025)",
     "us.tariff.ieepa-fentanyl.cn": "US 'fentanyl' tariff on all Chinese goods (IEEPA; EO 14195)",
-    "us.tariff.ieepa-reciprocal.cn": "'Liberation Day' reciprocal tariff on China (IEEPA; EO 14257)",
+    "us.tariff.ieepa-reciprocal.cn":
+        "'Liberation Day' reciprocal tariff on China (IEEPA; EO 14257)",
 }
 
 

@@ -152,9 +152,9 @@ def test_a_byte_order_mark_is_not_part_of_the_file(seeded_db, tmp_path):
     from timeline.resources import seeds_path
 
     seed = seeds_path() / "2025-04-09-cn-retaliation-84.toml"
-    for suffix, text in ((".toml", seed.read_text(encoding="utf-8")),):
+    for suffix, body in ((".toml", seed.read_text(encoding="utf-8")),):
         path = tmp_path / ("bom" + suffix)
-        path.write_text("\ufeff" + text, encoding="utf-8")
+        path.write_text("\ufeff" + body, encoding="utf-8")
         r = run_cli("load", "--db", str(seeded_db), "--dry-run", "--sources",
                     str(seeds_path()), str(path))
         assert r.returncode == 0, r.stderr

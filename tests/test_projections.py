@@ -87,7 +87,7 @@ def opening():
 
 def make_store(tmp: str) -> Store:
     p = Path(tmp) / "p.db"
-    return Store.create(f"sqlite:///{p}", p, seeds=False)
+    return Store.create(f"sqlite:///{p}", seeds=False)
 
 
 batches = st.lists(st.lists(raw_event(), min_size=1, max_size=6), min_size=1, max_size=6)
@@ -215,9 +215,11 @@ def test_seeded_projections_equal_a_rebuild(seeded_store):
 def test_retraction_withdraws_an_event_and_known_on_respects_it(empty_store):
     s = "us.tariff.r.cn"
     D = dt.date.fromisoformat
-    a = empty_store.append([NewEvent(s, "imposed", D("2025-01-01"), {"title": "a", "set": {"rate": 10}},
+    a = empty_store.append([NewEvent(s, "imposed", D("2025-01-01"),
+                                     {"title": "a", "set": {"rate": 10}},
                                      SRC, known=D("2025-01-01"))]).appended[0]
-    b = empty_store.append([NewEvent(s, "amended", D("2025-02-01"), {"title": "b", "set": {"rate": 99}},
+    b = empty_store.append([NewEvent(s, "amended", D("2025-02-01"),
+                                     {"title": "b", "set": {"rate": 99}},
                                      SRC, known=D("2025-01-20"))]).appended[0]
     empty_store.append([NewEvent(s, "retraction", D("2025-03-01"),
                                  {"title": "b was wrong", "supersedes": [b.id]}, SRC,

@@ -14,7 +14,8 @@ from tests.conftest import run_cli
 from timeline.log.loader import load_paths
 from timeline.resources import seeds_path
 from timeline.store.store import Store
-from timeline.surfaces.repl import Session, interact, split_script, split_statements, statement_complete
+from timeline.surfaces.repl import (Session, interact, split_script, split_statements,
+                                    statement_complete)
 
 TODAY = dt.date(2025, 6, 1)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -12,9 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from pathlib import Path
 
-import pytest
 
 import timeline
 from timeline.log.loader import load_file

@@ -70,7 +70,8 @@ def test_damaged_file_is_documented_and_its_quotes_verify():
     assert "\u0e42" in damaged
     # a quote typed with proper typography still matches the damaged text
     assert fold_text("China\u2019s Vice Premier He Lifeng") in fold_text(damaged)
-    cited = [e for _, e in EVENTS if e["source"].get("file", "").endswith("001_038c8aee787f03d7.txt")]
+    cited = [e for _, e in EVENTS
+             if e["source"].get("file", "").endswith("001_038c8aee787f03d7.txt")]
     assert cited, "some event cites the damaged article"
 
 
@@ -99,7 +100,8 @@ def test_disagreements_are_recorded_not_resolved():
 
 
 def test_court_rulings_name_the_measures_they_affect():
-    rulings = [e for _, e in EVENTS if e["stream"] == "case.ieepa-tariffs" and e["type"] == "ruling"]
+    rulings = [e for _, e in EVENTS
+               if e["stream"] == "case.ieepa-tariffs" and e["type"] == "ruling"]
     statuses = {e["effective"].isoformat(): e["affects_set"]["legal_status"]
                 for e in rulings if "affects_set" in e}
     assert statuses["2025-05-28"] == "ruled_unlawful"

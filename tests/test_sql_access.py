@@ -63,7 +63,8 @@ def test_views_agree_with_the_log_and_the_planner(ro_store):
                                    "AND (valid_to IS NULL OR valid_to > '2025-04-10')")
     assert rows == [(84,)]
     cols, rows = run_select(ro_store, "SELECT source_name, source_file, source_quote "
-                                      "FROM v_events WHERE source_quote IS NOT NULL AND source_file IS NOT NULL LIMIT 1")
+                                      "FROM v_events WHERE source_quote IS NOT NULL "
+                                      "AND source_file IS NOT NULL LIMIT 1")
     assert cols == ["source_name", "source_file", "source_quote"]
     assert rows[0][1].startswith("sources/") and rows[0][2]
 

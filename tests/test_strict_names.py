@@ -67,7 +67,8 @@ def test_chart_of_an_unknown_jurisdiction_draws_nothing(seeded_db, tmp_path):
 
 def test_repl_reports_unknown_names_and_exits_1(seeded_db):
     r = run_cli("repl", "--db", str(seeded_db),
-                input="measures where kind = tarif;\nmeasures where kind = tariff and rate > 500;\n")
+                input="measures where kind = tarif;\n"
+                      "measures where kind = tariff and rate > 500;\n")
     assert r.returncode == 1
     assert "unknown kind 'tarif'" in r.stderr and "did you mean 'tariff'?" in r.stderr
     assert "(no rows)" in r.stdout

@@ -80,12 +80,14 @@ def cli_verify(url: str, *extra: str, real: bool = False):
     ("recorded_at", "UPDATE events SET recorded_at = '2020-01-01T00:00:00.000000Z' "
                     f"WHERE position = {HEAD}", HEAD),
     ("deleted row", "DELETE FROM events WHERE position = 33", 33),
-    ("forged row with a gap", "INSERT INTO events SELECT position + 100, substr(id, 1, 35) || 'x', stream, "
-                              "version + 100, type, schema_version, effective, announced, "
+    ("forged row with a gap", "INSERT INTO events SELECT position + 100, "
+                              "substr(id, 1, 35) || 'x', stream, version + 100, type, "
+                              "schema_version, effective, announced, "
                               "known, recorded_at, payload, source, hash, hash FROM events "
                               f"WHERE position = {HEAD}", HEAD + 1),
-    ("forged row", "INSERT INTO events SELECT position + 1, substr(id, 1, 35) || 'x', stream, version + 100, "
-                   "type, schema_version, effective, announced, known, recorded_at, payload, "
+    ("forged row", "INSERT INTO events SELECT position + 1, substr(id, 1, 35) || 'x', stream, "
+                   "version + 100, type, schema_version, effective, announced, known, "
+                   "recorded_at, payload, "
                    f"source, hash, 'f00d' FROM events WHERE position = {HEAD}", HEAD + 1),
     ("swapped hashes", "UPDATE events SET prev_hash = '0' WHERE position = 5", 5),
 ])
@@ -103,7 +105,8 @@ def test_rehashed_row_is_reported_where_the_chain_breaks(make_db, backend):
     url = make_db()
     store = Store.open(url)
     with store.reading() as c:
-        row = dict(c.conn.execute(text("SELECT * FROM events WHERE position = 20")).first()._mapping)
+        row = dict(c.conn.execute(
+            text("SELECT * FROM events WHERE position = 20")).first()._mapping)
     store.close()
     row["payload"] = row["payload"].replace('"title":"', '"title":"FORGED ')
     forged = chain_hash(row["prev_hash"], row)

@@ -21,8 +21,8 @@ from timeline.log.events import Event, NewEvent
 from timeline.query.execute import run
 from timeline.query.parser import parse, parse_date
 from timeline.query.planner import Answer, Context
-from timeline.query.syntax import (DateExpr, ExplainQuery, Pos, Product, StateQuery, Target,
-                                   TariffHistoryQuery, TariffQuery)
+from timeline.query.syntax import (DateExpr, ExplainQuery, Pos, Product, Query, StateQuery,
+                                   Target, TariffHistoryQuery, TariffQuery)
 from timeline.store.store import AppendResult, StateChange, Store
 
 if TYPE_CHECKING:  # `timeline sql`'s module is loaded only when SQL is run
@@ -139,15 +139,17 @@ class Timeline:
 
     # -- questions --------------------------------------------------------------------------
     def query(self, text: str, *, today: dt.date | None = None,
-              as_of: str | dt.date | None = None, known_on: str | dt.date | None = None,
-              explain: bool = False, sql: bool = False) -> Result:
+              as_of: str | dt.date | DateExpr | None = None,
+              known_on: str | dt.date | DateExpr | None = None,
+              explain: bool = False, sql: bool = False, parsed: Query | None = None) -> Result:
         """Run one query of the query language; `as_of`/`known_on` apply where it has none.
 
         `today` fixes the date that "today" and a missing `as of` mean (default: the real
         today); `explain=True` answers as `explain <query>` does, and `sql=True` has its
-        table view list the SQL statements it ran.
+        table view list the SQL statements it ran. `parsed` is `parse(text)` when the caller
+        has it already (the CLI checks a query before it opens the database).
         """
-        q = parse(text)
+        q = parsed if parsed is not None else parse(text)
         if explain and not isinstance(q, ExplainQuery):
             q = ExplainQuery(q, q.pos)
         ctx = Context(today=today or dt.date.today(), as_of=_date_expr(as_of),
@@ -216,7 +218,7 @@ class Timeline:
         With `max_rows`, at most that many rows are fetched (ask for one more to know
         whether there were more). For large results use `sql_stream`."""
         with self.sql_stream(statement) as stream:
-            rows = []
+            rows: list[tuple] = []
             for row in stream:
                 if max_rows is not None and len(rows) >= max_rows:
                     break

@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 import msgspec
 
@@ -186,7 +186,7 @@ def content_id(ev: NewEvent) -> str:
     return uuid7(max(ms, 0), digest)
 
 
-def reject(ev: NewEvent, fieldname: str, message: str) -> None:
+def reject(ev: NewEvent, fieldname: str, message: str) -> NoReturn:
     """Raise EventValidationError for `ev`, naming its file and line (from `origin`) and field."""
     file, line = None, None
     if ev.origin:

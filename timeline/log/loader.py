@@ -84,7 +84,7 @@ def load_paths(paths: Sequence[Path], sources: Path | None = None) -> list[NewEv
     without it, a file's own folder is tried first, then the bundled seeds' folder.
     """
     events: list[NewEvent] = []
-    seen: dict[str, NewEvent] = {}
+    seen: dict[str | None, NewEvent] = {}
     for path in expand(paths):
         for ev in load_file(path, sources):
             other = seen.setdefault(ev.id, ev)
@@ -135,7 +135,8 @@ def load_file(path: Path, sources: Path | None = None) -> list[NewEvent]:
                                    file=name, field="events")
     lines = _event_lines(text, is_json)
     roots = _roots(path, sources)
-    out, seen = [], {}
+    out: list[NewEvent] = []
+    seen: dict[str | None, NewEvent] = {}
     for n, item in enumerate(items, 1):
         origin = f"{name}:{lines[n - 1]}" if n - 1 < len(lines) else name
         ev = _to_event(item, origin, n, native_dates=not is_json)
@@ -323,7 +324,7 @@ def _check_citation(ev: NewEvent, roots: _Roots) -> None:
                 fail("source.name", f"{part.strip()!r} is not a source named in "
                                     f"{src['reference']} (a whole name from its Source "
                                     f"column, e.g. {_example(names, folded)!r})")
-        if src.get("quote") and fold_text(str(src["quote"])) not in _folded(found):
+        if src.get("quote") and fold_text(str(src["quote"])) not in (_folded(found) or ""):
             fail("source.quote", f"quote does not appear verbatim in {src['reference']}")
 
 

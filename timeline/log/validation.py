@@ -21,7 +21,7 @@ import decimal
 import math
 import re
 from collections.abc import Mapping  # typing.Mapping's isinstance is several times slower
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -159,9 +159,12 @@ for _name in RATE_FIELDS:
 for _name in TEXT_FIELDS:
     STATE_FIELDS[_name] = (Text, "free-form text")
 
-StateSet = msgspec.defstruct(
-    "StateSet", [(name, Union[typ, UnsetType], UNSET) for name, (typ, _) in
-                 STATE_FIELDS.items()], forbid_unknown_fields=True, omit_defaults=True)
+if TYPE_CHECKING:
+    StateSet = Struct  # built from STATE_FIELDS at run time: to a checker, some Struct
+else:
+    StateSet = msgspec.defstruct(
+        "StateSet", [(name, Union[typ, UnsetType], UNSET) for name, (typ, _) in
+                     STATE_FIELDS.items()], forbid_unknown_fields=True, omit_defaults=True)
 
 
 DateRange = Annotated[list[dt.date], Meta(min_length=2, max_length=2,
@@ -193,7 +196,7 @@ class Event(Struct, forbid_unknown_fields=True, omit_defaults=True):
     """One event of an event file (`[[events]]`)."""
 
     stream: StreamId
-    type: Literal[tuple(EVENT_TYPES)]
+    type: Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]  # msgspec reads it at run time
     effective: dt.date
     title: Title
     source: Source
@@ -216,11 +219,11 @@ class Event(Struct, forbid_unknown_fields=True, omit_defaults=True):
                     UnsetType] = UNSET
     resolution: Union[Text, UnsetType] = UNSET
     note: Union[Prose, UnsetType] = UNSET
-    precision: Union[Literal[PRECISIONS], UnsetType] = UNSET
+    precision: Union[Literal[PRECISIONS], UnsetType] = UNSET  # type: ignore[valid-type]  # run time
     effective_between: Union[DateRange, UnsetType] = UNSET
     known_between: Union[DateRange, UnsetType] = UNSET
     date_qualifier: Union[Text, UnsetType] = UNSET
-    confidence: Union[Literal[CONFIDENCES], UnsetType] = UNSET
+    confidence: Union[Literal[CONFIDENCES], UnsetType] = UNSET  # type: ignore[valid-type]  # run time
 
 
 class EventFile(Struct, forbid_unknown_fields=True):
@@ -231,7 +234,8 @@ class EventFile(Struct, forbid_unknown_fields=True):
 
 PAYLOAD_KEYS = ("title", "set", "unset", "schedule", "affects", "affects_set",
                 "affects_schedule", "supersedes",
-                "disputed", "resolves", "resolution", "note", "precision", "effective_between", "known_between",
+                "disputed", "resolves", "resolution", "note", "precision", "effective_between",
+                "known_between",
                 "date_qualifier", "confidence")
 ENVELOPE_KEYS = ("stream", "type", "effective", "announced", "known", "id", "source")
 SOURCE_KEYS = tuple(Source.__struct_fields__)
@@ -490,7 +494,10 @@ def _check_rate_places(fields, path: str) -> None:
         return
     for name in RATE_NAMES:
         v = getattr(fields, name)
-        if v is not UNSET and -decimal.Decimal(repr(v)).as_tuple().exponent > RATE_DECIMALS:
+        if v is UNSET:
+            continue
+        places = -decimal.Decimal(repr(v)).as_tuple().exponent  # type: ignore[operator]  # finite
+        if places > RATE_DECIMALS:
             raise Invalid(f"{path}.{name}", v, f"has more than {RATE_DECIMALS} decimal places "
                                                "(the exports hold rates to 6)")
 

@@ -126,7 +126,8 @@ def apply_event(state: dict, ev: FoldEvent, stream: str, known_on: str | None = 
     _track_confidence(state, ev)
     between = p.get("effective_between")
     known_between = p.get("known_between")
-    unsure = bool(known_between) and known_on is not None and known_on < known_between[1]
+    unsure = (bool(known_between) and known_on is not None
+              and known_on < known_between[1])  # type: ignore[index]  # bool() checked it
     if between or unsure:
         _open_uncertain(state, ev, implied, between, known_between if unsure else None)
         return

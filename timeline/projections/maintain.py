@@ -7,100 +7,30 @@ dumps both to prove they produce byte-identical tables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
-from timeline.errors import StoreError
+from timeline.log.db import IN_CHUNK, TRACE, run_sql
 from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
+from timeline.projections.touching import FOLD_EVENT_COLS as _EVENT_COLS
+from timeline.projections.touching import to_fold_event, touching_events
 from timeline.projections.knowledge import (KNOWN_COLS, epoch_changes, holding_before,
                                             known_fold, known_rows, window_bounds)
 from timeline.log.schema import intervals, known_intervals, measures
 
-CHUNK = 500
 # The version of the fold's meaning (fold.py, knowledge.py, this module's rows). Bump it when
 # a change makes the same log fold into other projection rows: every database built by
 # another version is then rebuilt by `timeline init` and refused by reads until it is
 # (projection_head.fold_version, migration 0011).
 FOLD_VERSION = 2
-_EVENT_COLS = "e.position, e.id, e.stream, e.type, e.effective, e.known, e.payload, e.source"
 INTERVAL_COLS = ("stream", "valid_from", "valid_to", "rate", "status", "legal_status", "state",
                  "event_ids")
 MEASURE_COLS = ("stream", "kind", "imposer", "target", "scope", "title", "version",
                 "first_effective", "tail_date", "tail_state", "pending", "known_through")
-
-
-LONG_PARAMS = 16  # PostgreSQL: statements with more parameters are never prepared
-TRACE = "timeline.trace_sql"  # set while `explain` records: it must see every statement
-
-
-@lru_cache(maxsize=None)
-def _for_driver(statement: str, paramstyle: str) -> str:
-    return statement if paramstyle == "qmark" else statement.replace("?", "%s")
-
-
-def run_sql(conn: Connection, statement: str, params=()):
-    """Run SQL written with `?` placeholders straight through the driver.
-
-    The append and rebuild paths run thousands of small statements and executemany
-    batches; Core's per-row parameter processing cost more than SQLite itself there, and
-    even Core's per-statement bookkeeping (~20 µs on SQLite, ~80 µs on PostgreSQL) is
-    skipped: the statement runs on the transaction's own driver connection, whose errors
-    `db.driver_errors` translates as it does SQLAlchemy's. A list of tuples runs as
-    executemany. While `explain` records, statements go through Core, which it hooks.
-    """
-    if conn.info.get(TRACE):
-        return conn.exec_driver_sql(_for_driver(statement, conn.dialect.paramstyle), params)
-    raw = conn.connection.dbapi_connection
-    if conn.dialect.name != "sqlite":
-        # psycopg: its cursor (prepared after five runs of a statement, pipelined
-        # executemany); the connection is in the transaction SQLAlchemy began
-        statement = _for_driver(statement, conn.dialect.paramstyle)
-        if isinstance(params, list):
-            cur = raw.cursor()
-            cur.executemany(statement, params)
-            return _Rows(cur)
-        if len(params) > LONG_PARAMS:
-            # a prepared (generic) plan of a long IN list compares every row with every
-            # parameter in turn (~0.3 s a query at 20,000 events); planned with the values
-            # themselves it is an index lookup
-            return _Rows(raw.execute(statement, params, prepare=False))
-    elif isinstance(params, list):
-        return _Rows(raw.executemany(statement, params))
-    return _Rows(raw.execute(statement, params))
-
-
-class _Rows:
-    """The part of a SQLAlchemy Result the callers of `run_sql` use, over a driver cursor."""
-
-    __slots__ = ("_cur",)
-
-    def __init__(self, cur):
-        self._cur = cur
-
-    def __iter__(self):
-        return iter(self._cur)
-
-    def all(self) -> list[tuple]:
-        """Every remaining row."""
-        return self._cur.fetchall()
-
-    def first(self) -> tuple | None:
-        """The first row, or None."""
-        row = self._cur.fetchone()
-        self._cur.close()
-        return row
-
-    def scalar_one(self):
-        """The single value of a one-row, one-column result."""
-        rows = self._cur.fetchall()
-        if len(rows) != 1:
-            raise StoreError(f"expected one row, got {len(rows)}")
-        return rows[0][0]
 
 
 def _marks(n: int) -> str:
@@ -134,8 +64,8 @@ def load_measures(conn: Connection, streams: Iterable[str]) -> dict[str, Measure
     """Catalogue rows for `streams` (missing ones come back as empty rows)."""
     wanted = sorted(set(streams))
     out = {s: MeasureRow(s) for s in wanted}
-    for i in range(0, len(wanted), CHUNK):
-        part = wanted[i:i + CHUNK]
+    for i in range(0, len(wanted), IN_CHUNK):
+        part = wanted[i:i + IN_CHUNK]
         rows = run_sql(conn, "SELECT stream, version, title, first_effective, tail_date, "
                              f"tail_state, pending, known_through FROM measures WHERE stream IN "
                              f"({_marks(len(part))})", tuple(part))
@@ -143,51 +73,6 @@ def load_measures(conn: Connection, streams: Iterable[str]) -> dict[str, Measure
             out[r[0]] = MeasureRow(r[0], r[1], r[2], r[3], r[4],
                                    loads(r[5]) if r[5] else None, r[6], r[7], True)
     return out
-
-
-def to_fold_event(row, at: int = 0) -> FoldEvent:
-    """FoldEvent from the eight columns of `_EVENT_COLS` in a row, starting at index `at`."""
-    payload = row[at + 6]
-    return FoldEvent(row[at], row[at + 1], row[at + 2], row[at + 3], row[at + 4], row[at + 5],
-                     payload if isinstance(payload, dict) else loads(payload), row[at + 7])
-
-
-def touching_events(conn: Connection, stream: str, *, since: str | None = None,
-                    until: str | None = None, known_on: str | None = None,
-                    known_from: str | None = None) -> list[FoldEvent]:
-    """Events that touch `stream` (its own and those linking to it), optionally bounded.
-
-    Retractions and corrections are always included, whatever their dates, because they
-    withdraw events regardless of when they take effect. `known_from` asks instead for
-    the events known on or after that day, with every retraction, correction and event
-    whose day of knowledge is a range (what `knowledge.window_bounds` needs).
-    """
-    if known_from is not None:
-        return _touching(conn, stream, " AND (e.known >= ? OR e.type IN ('retraction', "
-                                       "'correction') OR e.payload LIKE ?)",
-                         [known_from, '%"known_between"%'])
-    conds, params = [], []
-    if since is not None:
-        conds.append("e.effective >= ?")
-        params.append(since)
-    if until is not None:
-        conds.append("e.effective <= ?")
-        params.append(until)
-    where = ""
-    if conds:
-        where = " AND (" + " AND ".join(conds) + " OR e.type IN ('retraction', 'correction'))"
-    if known_on is not None:
-        where += " AND e.known <= ?"
-        params.append(known_on)
-    return _touching(conn, stream, where, params)
-
-
-def _touching(conn: Connection, stream: str, where: str, params: list) -> list[FoldEvent]:
-    """The stream's own events and those linking to it, both filtered by `where`."""
-    sql = (f"SELECT {_EVENT_COLS} FROM events e WHERE e.stream = ?{where} "
-           f"UNION ALL SELECT {_EVENT_COLS} FROM event_links l "
-           f"JOIN events e ON e.position = l.position WHERE l.stream = ?{where}")
-    return [to_fold_event(r) for r in run_sql(conn, sql, (stream, *params, stream, *params))]
 
 
 def _derive(stream: str, state: dict | None) -> dict:
@@ -289,7 +174,9 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
                 fast_updates.append((res.intervals[0].valid_from, stream, mr.tail_date))
             fast_inserts.extend(res.intervals)
             mr.tail_date, mr.tail_state = res.tail_date, res.tail_state
-            mr.pending = sum(1 for iv in res.intervals if iv.valid_from > res.tail_date)
+            # a fold of new events has a tail
+            mr.pending = sum(1 for iv in res.intervals  # type: ignore[misc]
+                             if iv.valid_from > res.tail_date)  # type: ignore[operator]  # folded
         else:
             recomputed.append((stream, brand_new))
             _refold_from(conn, stream, d0, max(own_dates + withdrawn), mr)
@@ -385,7 +272,7 @@ def _extend_known(conn: Connection, kw: KnownWrites, extended: dict,
     old open row after the tail (a scheduled change) goes on when equal, else closes."""
     inserts, closes = [], []
     olds: dict[str, dict[str, tuple]] = {}
-    for stream, (k, tail, pending) in extended.items():
+    for stream, (_k, tail, pending) in extended.items():
         if pending and tail is not None:
             olds[stream] = {r[0]: (r[1], r[2]) for r in run_sql(
                 conn, "SELECT valid_from, state, event_ids FROM known_intervals WHERE "
@@ -543,12 +430,14 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
            f"JOIN events e ON e.position = l.position ORDER BY 1")
     if conn.dialect.name == "sqlite" and not conn.info.get(TRACE):
         # the driver's cursor reads lazily; Core's Row objects were a fifth of a rebuild
-        rows: Iterable = conn.connection.dbapi_connection.execute(sql)
+        # (a connection in a transaction has its driver connection)
+        rows: Iterable = conn.connection.dbapi_connection.execute(sql)  # type: ignore[union-attr]
     else:
         # per-statement options: conn.execution_options() would switch every later
         # statement on this connection (the inserts too) to server-side cursors
         rows = conn.execute(text(sql), execution_options={"stream_results": True,
                                                           "yield_per": 5000})
+    batch: list[FoldEvent]
     current, batch = None, []
     for r in rows:
         if r[0] != current:
@@ -602,8 +491,8 @@ def derived_links(conn: Connection) -> set[tuple[str, int, str]]:
             wanted.append((position, stream, [i for i in sup if isinstance(i, str)]))
     ids = sorted({i for _, _, sup in wanted for i in sup})
     stream_of: dict[str, str] = {}
-    for i in range(0, len(ids), CHUNK):
-        part = ids[i:i + CHUNK]
+    for i in range(0, len(ids), IN_CHUNK):
+        part = ids[i:i + IN_CHUNK]
         stream_of.update(run_sql(conn, f"SELECT id, stream FROM events WHERE id IN "
                                        f"({_marks(len(part))})", tuple(part)).all())
     for position, stream, sup in wanted:
@@ -730,7 +619,7 @@ def first_difference(conn: Connection) -> str | None:
             f"ORDER BY valid_from"), {"s": stream})]
         for want, have in zip(ivs + [None] * len(got), got + [None] * len(ivs)):
             if want != have:
-                day = (want or have)[1]
+                day = (want or have)[1]  # type: ignore[index]  # one of them is a row
                 field_ = next((c for c, a, b in zip(INTERVAL_COLS, want or (), have or ())
                                if a != b), "the whole interval")
                 return (f"measure {stream}, interval from {day}: {field_} is "
@@ -740,10 +629,10 @@ def first_difference(conn: Connection) -> str | None:
             f"SELECT {', '.join(KNOWN_COLS)} FROM known_intervals WHERE stream = :s "
             f"ORDER BY valid_from, known_from"), {"s": stream})]
         if have_k != krows:
-            row = next(a or b for a, b in zip(krows + [None] * len(have_k),
-                                              have_k + [None] * len(krows)) if a != b)
-            return (f"measure {stream}: the `known on` index row of the interval from {row[1]} "
-                    f"known from {row[2]} differs from a fresh fold of the log")
+            row: Any = next(a or b for a, b in zip(krows + [None] * len(have_k),
+                                                   have_k + [None] * len(krows)) if a != b)
+            return (f"measure {stream}: the `known on` index row of the interval from "
+                    f"{row[1]} known from {row[2]} differs from a fresh fold of the log")
         have_m = conn.execute(text(f"SELECT {', '.join(MEASURE_COLS)} FROM measures WHERE "
                                    f"stream = :s"), {"s": stream}).first()
         if have_m is None or tuple(have_m) != mrow:
@@ -771,7 +660,7 @@ def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None
     total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
     done, streams = 0, 0
     iv_buf, m_buf, k_buf = [], [], []
-    for stream, ivs, mrow, n_own, krows in fresh_rows(conn):
+    for _stream, ivs, mrow, n_own, krows in fresh_rows(conn):
         iv_buf.extend(ivs)
         m_buf.append(mrow)
         k_buf.extend(krows)
@@ -806,8 +695,8 @@ def refold_if_stale(conn: Connection) -> int | None:
     None when nothing was done. A log changed behind the store's back is left for
     `timeline verify` to name: rebuilding would hide it."""
     recorded = recorded_head(conn)
-    head = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
-                             "LIMIT 1")).first()
+    head: Any = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
+                                  "LIMIT 1")).first()
     head = tuple(head) if head else (0, GENESIS_HASH)
     if recorded is None or recorded[2] == FOLD_VERSION or recorded[:2] != head:
         return None

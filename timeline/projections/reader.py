@@ -20,13 +20,13 @@ from sqlalchemy.engine import Connection
 
 from timeline.errors import TimelineError
 from timeline.log.chain import Head
-from timeline.log.db import IN_CHUNK
+from timeline.log.db import IN_CHUNK, TRACE, run_sql
 from timeline.log.events import GENESIS_HASH, Event, loads, row_to_event
 from timeline.log.migrate import current_revision
 from timeline.log.schema import events, intervals, measures
 from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
-from timeline.projections.maintain import TRACE, run_sql, touching_events
+from timeline.projections.touching import touching_events
 
 # The fields queries may filter on, by where they live. Completion offers the same names.
 EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "announced",
@@ -92,6 +92,8 @@ class StateRow:
 
     def __init__(self, stream: str, valid_from: str, valid_to: str | None, state, event_ids):
         self.stream, self.valid_from, self.valid_to = stream, valid_from, valid_to
+        self._raw: str | None
+        self._state: dict | None
         self._raw, self._state = (state, None) if isinstance(state, str) else (None, state)
         self._ids = event_ids
 
@@ -99,7 +101,7 @@ class StateRow:
     def state(self) -> dict:
         """The state fields (decoded lazily)."""
         if self._state is None:
-            self._state = loads(self._raw)
+            self._state = loads(self._raw)  # type: ignore[arg-type]  # _raw set when _state isn't
         return self._state
 
     @property
@@ -146,10 +148,6 @@ def _confidence(state) -> str | None:
             return None  # most states: no need to decode
         state = json.loads(state)
     return state.get("confidence") if isinstance(state, dict) else None
-
-
-def _from_interval(iv: Interval) -> StateRow:
-    return StateRow(iv.stream, iv.valid_from, iv.valid_to, iv.state, list(iv.event_ids))
 
 
 def chunks(items: Sequence, size: int = IN_CHUNK) -> Iterator[list]:
@@ -234,7 +232,7 @@ class Reader:
             known = self.conn.execute(SQL_LATEST_KNOWN).scalar()
             reviewed = self.conn.execute(SQL_LATEST_REVIEW).scalar()
             self._horizon = max((d for d in (known, reviewed) if d), default=None)
-        return self._horizon
+        return self._horizon  # type: ignore[return-value]  # read above: no longer _UNREAD
 
     def withdrawn_ids(self, known_on: str | None = None) -> set[str]:
         """Ids withdrawn by retractions and corrections (those known by `known_on`)."""
@@ -421,7 +419,7 @@ class Reader:
         stmt = select(measures, cur.c.rate, cur.c.status, cur.c.legal_status, cur.c.state,
                       cur.c.valid_from) \
             .outerjoin(cur, cur.c.stream == m.stream)
-        cols = {c: m[c] for c in MEASURE_COLUMNS}
+        cols: dict[str, Any] = {c: m[c] for c in MEASURE_COLUMNS}
         cols.update({"measure": m.stream, "stream": m.stream, "events": m.version,
                      "first_effective": m.first_effective, "last_change": m.tail_date})
         cols.update({c: cur.c[c] for c in STATE_COLUMNS})
@@ -498,7 +496,8 @@ class SqlRecorder:
     """Collects the SQL statements (with parameters) run on a connection."""
 
     def __init__(self, conn: Connection):
-        self.conn, self.statements = conn, []
+        self.conn = conn
+        self.statements: list[tuple[str, Any]] = []
 
     def __enter__(self):
         event.listen(self.conn, "before_cursor_execute", self._hook)
@@ -514,7 +513,7 @@ class SqlRecorder:
 
 
 # -- filters: `where` conditions compiled to bound SQL expressions ----------------------------
-def _json_path(col, path: list[str], numeric: bool):
+def _json_path(col, path: Sequence[str | int], numeric: bool):
     expr = type_coerce(col, JSON)[tuple(path)] if len(path) > 1 else type_coerce(col, JSON)[path[0]]
     if numeric and getattr(col.type, "__visit_name__", "") == "JSONB":
         # PostgreSQL refuses to cast a non-number to float: such values compare as NULL

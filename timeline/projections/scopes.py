@@ -101,7 +101,7 @@ class Scope:
 
 def scope_of(state: dict) -> Scope:
     """The HTS fields of `state`, parsed."""
-    rates = state.get("hts_rates") if isinstance(state.get("hts_rates"), dict) else {}
+    rates = state["hts_rates"] if isinstance(state.get("hts_rates"), dict) else {}
     by_digits = {d: v for d, v in ((hts_digits(str(k)), v) for k, v in rates.items()) if d}
     return Scope(by_digits, tuple(_prefixes(state.get("hts"))),
                  tuple(_prefixes(state.get("hts_excluded"))),
@@ -178,7 +178,7 @@ class Layer:
 
     def as_dict(self) -> dict:
         """The layer as JSON."""
-        out = {"measure": self.measure, "rate": self.rate, "applies": self.applies,
+        out: dict = {"measure": self.measure, "rate": self.rate, "applies": self.applies,
                "why": self.why, "status": self.status, "since": self.since,
                "events": list(self.events)}
         for key in ("legal_status", "confidence", "share", "share_pct", "title"):
@@ -261,7 +261,7 @@ def evaluate(code: str, measures: list[Measure], exemptions: list[Measure], *,
             not_covering += 1
             continue
         if st.get("shipments") == "postal" and not postal:
-            if status == "in_force" and cov.covered is not False:
+            if status == "in_force":  # not covering (False) was skipped above
                 postal_only.append(m.stream)
             continue
         if cov.covered is None and cov.matched is None and cov.why == NO_LINES:

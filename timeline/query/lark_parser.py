@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from typing import Iterable
+from typing import Iterator
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
@@ -58,7 +58,7 @@ class _AcceptJunk(PostLex):
 
     always_accept = ("JUNK",)
 
-    def process(self, stream: Iterable[Token]) -> Iterable[Token]:
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         """Return the token stream unchanged."""
         return stream
 
@@ -112,12 +112,13 @@ class _Builder(Transformer):
 
     def state_query(self, meta, children):
         *rest, where = children
-        return StateQuery(*rest, pos=self._pos(meta), conditions=where or ())
+        return StateQuery(*rest, pos=self._pos(meta),  # type: ignore[misc]  # rest: leading
+                          conditions=where or ())
 
     def history_query(self, meta, children):
         *rest, where, order, limit = children
-        return HistoryQuery(*rest, pos=self._pos(meta), conditions=where or (), order=order,
-                            limit=limit)
+        return HistoryQuery(*rest, pos=self._pos(meta),  # type: ignore[misc]  # rest: leading
+                            conditions=where or (), order=order, limit=limit)
 
     def events_query(self, meta, children):
         target, start, end, where, order, limit = children
@@ -126,8 +127,8 @@ class _Builder(Transformer):
     def diff_query(self, meta, children):
         *rest, where, fields = children
         names, places = fields or ((), ())
-        return DiffQuery(*rest, pos=self._pos(meta), conditions=where or (), fields=names,
-                         fields_pos=places)
+        return DiffQuery(*rest, pos=self._pos(meta),  # type: ignore[misc]  # rest: leading
+                         conditions=where or (), fields=names, fields_pos=places)
 
     def fields(self, meta, children):
         seen = {str(f).lower(): self._pos(f) for f in reversed(children)}
@@ -396,9 +397,10 @@ def _to_query_error(exc: UnexpectedInput | VisitError, text: str) -> QueryError:
         offset, word = token.start_pos, str(token)
         message = f"unexpected {_show(word)}"
     elif isinstance(exc, UnexpectedCharacters):
+        # a character error always has its position; \w* always matches
         offset = exc.pos_in_stream
-        word = re.match(r"\w*", text[offset:])[0]
-        char = text[offset]
+        word = re.match(r"\w*", text[offset:])[0]  # type: ignore[index]
+        char = text[offset]  # type: ignore[index]
         message = ("unterminated string" if char in "\"'"
                    else f"unexpected character {_show(char)}")
     else:

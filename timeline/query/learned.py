@@ -10,6 +10,7 @@ event, marked as shared.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from timeline.errors import QueryError
 from timeline.projections.reader import Reader, StateRow
@@ -36,7 +37,10 @@ def run_learned(r: Reader, q: LearnedQuery, text: str, ctx: Context) -> Answer:
     if as_of:
         warnings += _past_warning("as of", as_of, h)
     changes: dict[tuple[str, str], dict] = {}  # (stream, known) -> change, computed once
-    results, rows, flags, touched = [], [], [], []
+    results: list[dict[str, Any]] = []
+    rows: list[list] = []
+    flags: list[bool] = []
+    touched: list[str] = []
     for ev, streams in r.learned(after, through):
         if ev.type == "retitled":
             continue  # a new name for a measure: nothing the log says about it changed

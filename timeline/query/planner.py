@@ -10,16 +10,16 @@ import decimal
 import fnmatch
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Literal, overload
 
 from timeline.errors import QueryError
 from timeline.projections.fold import ended
 from timeline.projections.reader import (ENUM_FIELDS, EVENT_FIELDS, INTERVAL_FIELDS,
                                          MEASURE_FIELDS, Reader, StateRow)
 from timeline.query.suggest import country_code, suggest
-from timeline.query.syntax import (BoolExpr, DateExpr, FirstQuery, DiffQuery, EventsQuery, HistoryQuery,
-                                   MeasuresQuery, PRESENT, Pos, StateQuery, Target, TotalQuery,
-                                   leaves)
+from timeline.query.syntax import (BoolExpr, DateExpr, FirstQuery, DiffQuery, EventsQuery,
+                                   HistoryQuery, MeasuresQuery, PRESENT, Pos, StateQuery, Target,
+                                   TotalQuery, leaves)
 
 @dataclass
 class Context:
@@ -112,6 +112,15 @@ def _finish(ans: Answer, h: str | None, warnings: list[str], flags: list[bool],
     return ans
 
 
+@overload
+def _date(expr: DateExpr, ctx: Context, fallback: DateExpr | None = None,
+          default_today: bool = False) -> str: ...
+@overload
+def _date(expr: DateExpr | None, ctx: Context, fallback: DateExpr | None = None, *,
+          default_today: Literal[True]) -> str: ...
+@overload
+def _date(expr: DateExpr | None, ctx: Context, fallback: DateExpr | None = None,
+          default_today: bool = False) -> str | None: ...
 def _date(expr: DateExpr | None, ctx: Context, fallback: DateExpr | None = None,
           default_today: bool = False) -> str | None:
     expr = expr or fallback
@@ -228,7 +237,9 @@ def _collects(state: dict) -> bool:
 
 def _refundable(r: Reader, stream: str, state: dict | None, known: str | None) -> bool:
     """A rate collected under an authority later invalidated, as known on `known`."""
-    return bool(state) and _collects(state) and r.refundable(stream, known)
+    if not state:
+        return False
+    return _collects(state) and r.refundable(stream, known)
 
 
 def _extra(state: dict) -> str:
@@ -278,7 +289,8 @@ def run_state(r: Reader, q: StateQuery, text: str, ctx: Context) -> Answer:
         result = row.as_dict() if row else \
             {"measure": s, "state": None, "since": None, "until": None, "events": []}
         rests = row is not None and _past(row.valid_from, h)
-        warnings += [_rests_warning(s, row.valid_from, h, r, row.event_ids)] if rests else []
+        if rests and row is not None:
+            warnings.append(_rests_warning(s, row.valid_from, h, r, row.event_ids))
         flags.append(rests or _past(as_of, h))
         refund = _refundable(r, s, row.state if row else None, known)
         results.append({**result, "projected": flags[-1],
@@ -301,8 +313,9 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
     start, end = _date(q.start, ctx), _date(q.end, ctx)
     known = _date(q.known_on, ctx, ctx.known_on)
     if start and end and start > end:
+        pos = q.start.pos if q.start else q.pos
         raise QueryError(f"'from' {start} is after 'to' {end}", query=text,
-                         line=q.start.pos.line, column=q.start.pos.column)
+                         line=pos.line, column=pos.column)
     streams = resolve_targets(r, q.target, text)
     h = horizon(r, known)
     warnings = _past_warning("to", end, h)
@@ -320,9 +333,9 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
     if q.order is not None or q.limit is not None:
         # the JSON, the table and the warnings all describe the rows kept
         items = _order_rows(items, q, text)
-    results: dict[str, list] = {}
+    by_stream: dict[str, list] = {}
     for s, iv, _, projected in items:
-        results.setdefault(s, []).append({
+        by_stream.setdefault(s, []).append({
             "valid_from": iv.valid_from, "valid_to": iv.valid_to, "rate": iv.state.get("rate"),
             "status": iv.state.get("status"), "legal_status": iv.state.get("legal_status"),
             "state": iv.state, "events": iv.event_ids, "projected": projected,
@@ -330,7 +343,7 @@ def run_history(r: Reader, q: HistoryQuery, text: str, ctx: Context) -> Answer:
         if projected:
             warnings.append(_rests_warning(s, iv.valid_from, h, r, iv.event_ids))
     rows, flags = [i[2] for i in items], [i[3] for i in items]
-    results = [{"measure": s, "intervals": ivs} for s, ivs in results.items()]
+    results = [{"measure": s, "intervals": ivs} for s, ivs in by_stream.items()]
     plan = [f"history of {len(streams)} measure(s) from {start or 'the beginning'} to "
             f"{end or 'the end'}", f"known on {known}: fold each stream" if known
             else "range scan of intervals by (stream, valid_from)"]
@@ -359,7 +372,9 @@ def run_diff(r: Reader, q: DiffQuery, text: str, ctx: Context) -> Answer:
     streams = resolve_targets(r, q.target, text)
     h = horizon(r, known)
     warnings = _past_warning("between … and", max(first, second), h)
-    results, rows, flags = [], [], []
+    results: list[dict] = []
+    rows: list[list[Any]] = []
+    flags: list[bool] = []
     check_conditions(r, q.conditions, "measures", text)
     if q.fields:
         known_fields = set(r.json_keys("state"))
@@ -425,7 +440,11 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
     check_jurisdiction(r, q.target, q.target_pos, text)
     check_conditions(r, q.conditions, "measures", text)
     candidates = r.tariff_streams(q.imposer)
-    components, also, ids, used, notes_all = [], [], [], [], []
+    components: list[dict[str, Any]] = []
+    also: list[dict[str, Any]] = []
+    ids: list[str] = []
+    used: list[str] = []
+    notes_all: list[str] = []
     for s in candidates:
         row = r.state(s, as_of, known)
         if row is None:
@@ -442,7 +461,8 @@ def run_total(r: Reader, q: TotalQuery, text: str, ctx: Context) -> Answer:
         rate = rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
         used.append(s)
         ids += row.event_ids
-        item = {"measure": s, "rate": rate, "since": row.valid_from, "events": row.event_ids}
+        item: dict[str, Any] = {"measure": s, "rate": rate, "since": row.valid_from,
+                                "events": row.event_ids}
         notes = _total_notes(st)
         if st.get("legal_status") not in (None, "unchallenged"):
             item["legal_status"] = st["legal_status"]
@@ -782,6 +802,7 @@ def _record(measure: str, state: dict | None, row=None) -> dict:
     return record
 
 
-_HANDLERS = {StateQuery: run_state, HistoryQuery: run_history, DiffQuery: run_diff,
+_HANDLERS: dict[type, Callable[..., Answer]] = {
+             StateQuery: run_state, HistoryQuery: run_history, DiffQuery: run_diff,
              TotalQuery: run_total, EventsQuery: run_events, MeasuresQuery: run_measures,
              FirstQuery: run_first}

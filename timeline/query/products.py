@@ -37,7 +37,7 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
         groups = [g.removeprefix(GROUP_PREFIX) for g in scene.groups if g in near
                   and any(digits.startswith(p) or p.startswith(digits)
                           for p in scene.lines_of(g, day, known))]
-        info = {"kind": "hts", "hts": hts_render(digits), "groups": groups}
+        info: dict[str, Any] = {"kind": "hts", "hts": hts_render(digits), "groups": groups}
         mfn = _mfn_rates(scene, [GROUP_PREFIX + g for g in groups], day, known)
         if mfn:
             info["mfn_rates"] = mfn
@@ -51,9 +51,9 @@ def _lines(scene: Scene, product: Product, day: str, known: str | None,
                          "list the groups with: products")
     state = scene.state(stream, day, known) or scene.state(stream, END_OF_TIME, known) or {}
     lines = list(scene.lines_of(stream, day, known))
-    info: dict[str, Any] = {"kind": "group", "group": product.value,
-                            "title": scene.titles.get(stream),
-                            "hts": [hts_render(d) for d in lines]}
+    info = {"kind": "group", "group": product.value,
+            "title": scene.titles.get(stream),
+            "hts": [hts_render(d) for d in lines]}
     mfn = _mfn_rates(scene, [stream], day, known)
     if mfn:
         info["mfn_rates"] = mfn
@@ -154,7 +154,11 @@ def run_tariff(r: Reader, q: TariffQuery, text: str, ctx: Context) -> Answer:
     info = {k: v for k, v in info.items() if k != "mfn_rates"}
     totals = {repr(res.get("total")) for res in results}
     total = results[0]["total"] if len(totals) == 1 else None
-    rows, flags, warnings, ids, notes = [], [], _past_warning("as of", day, h), [], []
+    rows: list[list[Any]] = []
+    flags: list[bool] = []
+    ids: list[str] = []
+    notes: list[str] = []
+    warnings = _past_warning("as of", day, h)
     many = len(evals) > 1
     for ev in evals:
         for layer in ev.layers:

@@ -39,7 +39,8 @@ class _Stream:
     def prefixes(self) -> tuple[set[str], bool]:
         """Every HTS prefix any interval names, and whether some interval covers codes it
         does not name (all goods, or coverage partial or not given)."""
-        found, always = set(), False
+        found: set[str] = set()
+        always = False
         for _, _, st, _ in self.rows:
             named = [*(st.get("hts") or ()), *(st.get("hts_rates") or {})]
             within = list(st.get("hts_within") or ())
@@ -86,11 +87,11 @@ class _Index:
         self.known_loaded = False
         self.titles = {s.stream: s.title for s in self.streams.values()}
         self.by_kind: dict[tuple[str, str | None], list[str]] = {}
-        for s in sorted(self.streams):
-            data = self.streams[s]
+        for name in sorted(self.streams):
+            data = self.streams[name]
             if data.imposer is not None:
-                self.by_kind.setdefault((data.kind, data.imposer), []).append(s)
-            self.by_kind.setdefault((data.kind, None), []).append(s)
+                self.by_kind.setdefault((data.kind, data.imposer), []).append(name)
+            self.by_kind.setdefault((data.kind, None), []).append(name)
 
     def load_known(self, r: Reader) -> None:
         if self.known_loaded:

@@ -351,8 +351,7 @@ def _stream_postgres(store, statement: str, batch: int):
     def failed(exc):
         msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if getattr(exc, "sqlstate", None) == "57014":  # query_canceled
-            return StoreError(f"{store.where}: statement stopped after {store.timeout:g} s "
-                              f"(the --timeout); narrow the query or raise --timeout")
+            return StoreError(dbmod.timeout_message(store.where, store.timeout))
         if getattr(exc, "sqlstate", None) in _PG_REFUSALS or "data-modifying" in msg:
             # (a DELETE inside WITH is refused by DECLARE CURSOR before the read-only
             # transaction would refuse it)
@@ -368,9 +367,7 @@ def _stream_postgres(store, statement: str, batch: int):
         if store.timeout:
             left = budget.left()
             if left <= 0:
-                raise StoreError(f"{store.where}: statement stopped after "
-                                 f"{store.timeout:g} s (the --timeout); narrow the query or "
-                                 f"raise --timeout")
+                raise StoreError(dbmod.timeout_message(store.where, store.timeout))
             cur.execute(f"SET LOCAL statement_timeout = {max(int(left * 1000), 1)}")
 
     with _pg_unprivileged(store) as (conn, role):

@@ -11,10 +11,9 @@ import contextlib
 import datetime as dt
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -25,7 +24,7 @@ from timeline.files import fsync_path, kind_of_mode, pid_alive
 from timeline.log import db as dbmod
 from timeline.log import migrate
 from timeline.log.chain import ChainChecker, Head
-from timeline.log.db import IN_CHUNK
+from timeline.log.db import IN_CHUNK, run_sql
 from timeline.log.events import (SCHEMA_VERSION, Event, NewEvent, canonical_json, chain_hash,
                                  loads, row_to_event, uuid7)
 from timeline.log.events import reject as _fail
@@ -33,11 +32,10 @@ from timeline.log.vocabulary import EVENT_TYPES, SUPERSEDING_TYPES
 from timeline.log.schema import events
 from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
-from timeline.projections.maintain import run_sql
 from timeline.projections.reader import Reader
 from timeline.resources import seeds_path
 
-__all__ = ["Store", "AppendResult", "Head", "stderr"]
+__all__ = ["Store", "AppendResult", "Head"]
 
 EVENT_COLS = ("position", "id", "stream", "version", "type", "schema_version", "effective",
               "announced", "known", "recorded_at", "payload", "source", "prev_hash", "hash")
@@ -69,11 +67,6 @@ class StateChange:
     stream: str
     new: bool
     differences: list[tuple[str, str, object, object]]
-
-
-def stderr(msg: str) -> None:
-    """Print a notice on standard error."""
-    print(msg, file=sys.stderr)
 
 
 class Store:
@@ -150,10 +143,10 @@ class Store:
         return store
 
     @classmethod
-    def create(cls, url: str, path: Path | None = None, *, announce: Announce | None = None,
+    def create(cls, url: str, *, announce: Announce | None = None,
                seeds: bool = True) -> "Store":
         """Create a database (schema, then the bundled seeds unless `seeds=False`); the same
-        path as `open(url, create=True)`. `path` is accepted for older callers and unused."""
+        path as `open(url, create=True)`."""
         return cls.open(url, create=True, seeds=seeds, announce=announce)
 
     @classmethod
@@ -258,16 +251,6 @@ class Store:
         with self.reading() as r:
             return r.revision()
 
-    def get_events(self, ids: Sequence[str]) -> list[Event]:
-        """Stored events by id, in log order."""
-        with self.reading() as r:
-            return sorted(r.events_by_id(ids).values(), key=lambda e: e.position)
-
-    def iter_events(self) -> Iterator[Event]:
-        """Every event in position order (one snapshot, read in batches)."""
-        with self.reading() as r:
-            yield from r.iter_events()
-
     @contextlib.contextmanager
     def user_sql(self) -> Iterator[Connection]:
         """The connection `timeline sql` runs a user's statement on: read-only stores only.
@@ -314,7 +297,7 @@ class Store:
 
     def _append_in(self, conn: Connection, offered: list[NewEvent],
                    expected: dict[str, int], dry_run: bool = False) -> AppendResult:
-        present = _existing(conn, [e.id for e in offered])
+        present = _existing(conn, [e.id for e in offered])  # type: ignore[misc]  # ids given
         batch, seen = [], set()
         for ev in offered:
             if ev.id in present:
@@ -376,8 +359,10 @@ class Store:
             for s in sorted({sup_rows[i][0] for i in ev.payload.get("supersedes", ())}
                             - {ev.stream}):
                 link_rows.append((s, pos, "supersedes"))
-            fold_events.append(FoldEvent(pos, ev.id, ev.stream, ev.type, eff, row["known"],
-                                         ev.payload, ev.source))
+            # checked events: ids assigned, `known` a date's text, payload and source dicts
+            fold_events.append(FoldEvent(pos, ev.id, ev.stream,  # type: ignore[arg-type]
+                                         ev.type, eff, row["known"],  # type: ignore[arg-type]
+                                         ev.payload, ev.source))  # type: ignore[arg-type]
             for s in {sup_rows[i][0] for i in ev.payload.get("supersedes", ())} - {ev.stream}:
                 reach.setdefault(s, []).append(fold_events[-1])
         tuples = [tuple(r[c] for c in EVENT_COLS) for r in ev_rows]
@@ -393,7 +378,9 @@ class Store:
         maintain.record_head(conn, pos, prev)
         changes = _changes(before, _histories(conn, touched)) if dry_run else []
         # EVENT_COLS is Event's field order: positional construction, no dict per event
-        return AppendResult([Event(*t[:10], loads(t[10]), loads(t[11]), t[12], t[13])
+        # (a checker sees the row tuple's element union, not the columns' types)
+        return AppendResult([Event(*t[:10], loads(t[10]),  # type: ignore[arg-type, call-arg]
+                                   loads(t[11]), t[12], t[13])  # type: ignore[arg-type]
                              for t in tuples], skipped, changes, dry_run)
 
     def copy_from(self, source: "Store") -> tuple[Head, int]:
@@ -496,8 +483,10 @@ def _check_stored(row: dict) -> None:
 
     try:
         ev = row_to_event(row)
-        validate(NewEvent(ev.stream, ev.type, ev.effective, ev.payload, ev.source,
-                          ev.known, ev.announced, ev.id))
+        # validate() reads a stored event's ISO dates as they are
+        validate(NewEvent(ev.stream, ev.type, ev.effective,  # type: ignore[arg-type]
+                          ev.payload, ev.source,
+                          ev.known, ev.announced, ev.id))  # type: ignore[arg-type]
     except EventValidationError as exc:
         raise IntegrityError(f"event at position {row['position']} is intact but fails the "
                              f"event schema: field {exc.field!r}: {exc.message} (it was "
@@ -655,7 +644,7 @@ def _same_as_stored(ev: NewEvent, row: tuple) -> None:
 
 def _check_batch_ids(offered: list[NewEvent]) -> None:
     """Within one append, an id offered twice must carry the same content both times."""
-    first: dict[str, NewEvent] = {}
+    first: dict[str | None, NewEvent] = {}
     for ev in offered:
         other = first.setdefault(ev.id, ev)
         if other is not ev and (_content(other), other.known) != (_content(ev), ev.known):
@@ -732,7 +721,7 @@ def _check_supersession_cycles(batch: list[NewEvent]) -> None:
     edges = {e.id: list(e.payload.get("supersedes", ())) for e in batch
              if e.type in SUPERSEDING_TYPES}
     by_id = {e.id: e for e in batch}
-    done: set[str] = set()
+    done: set[str | None] = set()
     for start in edges:
         if start in done:
             continue
@@ -791,6 +780,7 @@ def _check_triggers(conn: Connection, dialect: str) -> None:
     """Each immutability trigger exists, is enabled and does what migration 0001 made it do."""
     want = expected_definitions(dialect)["triggers"]
     bad: list[str] = []
+    have: dict[str, Any]
     if dialect == "sqlite":
         have = {r[0]: (r[1], r[2]) for r in conn.execute(text(
             "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"))}
@@ -829,7 +819,7 @@ def _check_views(conn: Connection, dialect: str) -> None:
     want = expected_definitions(dialect)["views"]
     bad: list[str] = []
     if dialect == "sqlite":
-        have = dict(conn.execute(text(
+        have: dict[str, Any] = dict(conn.execute(text(
             "SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all())
         for name, sql in sorted(want.items()):
             if name not in have:
@@ -898,10 +888,13 @@ def expected_definitions(dialect: str) -> dict:
                       "0011_derived_links_fold_version.py"):
             spec = importlib.util.spec_from_file_location(
                 f"_timeline_migration_{fname[:4]}", migrations_path() / "versions" / fname)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            mod.op = op
+            mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]  # a file
+            spec.loader.exec_module(mod)  # type: ignore[union-attr]  # a .py file has a loader
+            mod.op = op  # type: ignore[attr-defined]  # the fake `op` the migration calls
             mod.upgrade()
+        triggers: dict[str, Any]
+        views: dict[str, str]
+        bodies: dict[str, str]
         triggers, views, bodies = {}, {}, {}
         for sql in recorded:
             words = sql.split()

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from timeline.errors import QueryError
-from timeline.projections.reader import Reader
+from timeline.projections.reader import Reader, StateRow
 from timeline.query.execute import run
 from timeline.query.parser import parse
 from timeline.query.planner import Context, horizon
@@ -124,7 +124,7 @@ def state_changes(r: Reader, start: str, end: str, known_on: str | None) -> list
     h = horizon(r, known_on)
     out = []
     for stream in r.all_streams():
-        prev = None
+        prev: StateRow | None = None
         for cur in r.history(stream, None, end, known_on):
             if prev is not None and prev.valid_to != cur.valid_from:
                 prev = None  # a gap: the measure had no state, so it appears again

@@ -259,13 +259,13 @@ def _disputed_history(result: dict, start: str, end: str) -> list[Disputed]:
     for n, ((claim, source), ivs) in enumerate(claims.items(), 1):
         on = {iv["valid_from"] for iv in ivs}
 
-        def pick(value):
+        def pick(value, on=on):
             """The intervals with `value` where the claim stands, a gap elsewhere."""
             return [{**iv, "state": {"rate": value(iv) if iv["valid_from"] in on else None,
                                      "status": "in_force"}} for iv in result["intervals"]]
 
         low = _steps(pick(lambda iv: iv["state"]["rate"]), start, end)
-        high = _steps(pick(lambda iv: claim), start, end)
+        high = _steps(pick(lambda iv, claim=claim: claim), start, end)
         if any(v is not None for _, v in low):
             out.append(Disputed(f"disputed-{result['measure']}-{n}",
                                 f"disputed: {_num(claim)} % reported by {source}",
@@ -315,7 +315,7 @@ def _build_history(rd: Reader, q, text, today, known, start, end) -> ChartData:
     titles = _titles(rd)
     data = ChartData("history", q.render(), lo, hi)  # canonical, showing the range drawn
     data.horizon = main["horizon"]["known_through"]
-    colors = {}
+    colors: dict[str, str] = {}
     drawn = []
     for r in results:
         points = _steps(r["intervals"], lo, hi)
@@ -406,8 +406,9 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
     for _, d in totals:
         order += [c["measure"] for c in d["components"] if c["measure"] not in order]
     for i, measure in enumerate(order):
-        points = [(day, float(next((c["rate"] for c in d["components"]
-                                    if c["measure"] == measure), 0))) for day, d in totals]
+        points: list[tuple[str, float | None]] = [
+            (day, float(next((c["rate"] for c in d["components"]
+                              if c["measure"] == measure), 0))) for day, d in totals]
         data.bands.append(Series(f"band-{measure}", measure_label(measure, titles), points,
                                  PALETTE[i % len(PALETTE)]))
     data.measures = order
@@ -426,7 +427,8 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
     also = totals[-1][1]["also_applies"]
     if also:
         data.notes.append(f"Not in the total — product-specific tariffs on {hi}: " + "; ".join(
-            f"{a['measure']} {_num(a['rate']) + ' %' if a['rate'] is not None else 'rates by product'}"
+            f"{a['measure']} "
+            f"{_num(a['rate']) + ' %' if a['rate'] is not None else 'rates by product'}"
             + (f" ({a['scope']})" if a["scope"] else "") for a in also))
     return data
 
@@ -462,9 +464,10 @@ def _build_tariff(r: Reader, q, today, known, start, end) -> ChartData:
     for _, it in points_at:
         order += [l["measure"] for l in it["layers"] if l["applies"] and l["measure"] not in order]
     for i, measure in enumerate(order):
-        pts = [(day, float(next((_part(l) for l in it["layers"]
-                                 if l["measure"] == measure and l["applies"]), 0)))
-               for day, it in points_at]
+        pts: list[tuple[str, float | None]] = [
+            (day, float(next((_part(l) for l in it["layers"]
+                              if l["measure"] == measure and l["applies"]), 0)))
+            for day, it in points_at]
         data.bands.append(Series(f"band-{measure}", measure_label(measure, titles), pts,
                                  PALETTE[i % len(PALETTE)]))
     data.measures = order

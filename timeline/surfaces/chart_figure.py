@@ -91,8 +91,8 @@ def draw(data):
     key_h = ((len(data.markers) + 1) // 2) * 0.17 + (0.3 if data.markers else 0)
     height = top + PLOT_H_IN + 0.45 + legend_h + notes_h + key_h + 0.1
     fig = Figure(figsize=(width, height))
-    ax = fig.add_axes([left / width, 1 - (top + PLOT_H_IN) / height,
-                       (width - left - right) / width, PLOT_H_IN / height])
+    ax = fig.add_axes((left / width, 1 - (top + PLOT_H_IN) / height,
+                       (width - left - right) / width, PLOT_H_IN / height))
     fig.text(left / width, 1 - 0.3 / height, data.title, fontsize=12, weight="bold",
              gid="chart-title")
     if data.subtitle:
@@ -103,7 +103,8 @@ def draw(data):
     _bands(ax, data)
     if _beyond(data):
         lo = max(_d(data.horizon), _d(data.start))
-        ax.axvspan(lo, _d(data.end), facecolor="#f4f4f4", edgecolor="#c8c8c8", hatch="xx",
+        ax.axvspan(lo, _d(data.end),  # type: ignore[arg-type]  # dates: matplotlib's units
+                   facecolor="#f4f4f4", edgecolor="#c8c8c8", hatch="xx",
                    linewidth=0, zorder=0, gid="beyond-horizon",
                    label=f"after the knowledge horizon ({data.horizon}): projected, "
                          f"not yet confirmed")
@@ -128,14 +129,16 @@ def draw(data):
             _values(ax, fig, s, labelled)
     for k in data.known_lines:
         if data.start <= k <= data.end:
-            ax.axvline(_d(k), color="#222222", linewidth=1.1, linestyle=(0, (5, 3)), zorder=5,
+            ax.axvline(_d(k),  # type: ignore[arg-type]  # dates: matplotlib's units
+                       color="#222222", linewidth=1.1, linestyle=(0, (5, 3)), zorder=5,
                        gid=f"known-on-line-{k}")
             ax.annotate(f"known on {k}", xy=(_d(k), 1), xycoords=("data", "axes fraction"),
                         xytext=(-3, -4), textcoords="offset points", rotation=90, ha="right",
                         va="top", fontsize=7.5, color="#222222", gid=f"known-on-label-{k}")
     for group, _, row in groups:
         for m in group:
-            ax.axvline(_d(m.date), color=MARKER_COLORS.get(m.type, "#555555"), linewidth=0.8,
+            ax.axvline(_d(m.date),  # type: ignore[arg-type]  # dates: matplotlib's units
+                       color=MARKER_COLORS.get(m.type, "#555555"), linewidth=0.8,
                        alpha=0.45, zorder=1, gid=f"marker-{m.number}")
         mid = group[0].date if len(group) == 1 else \
             (_d(group[0].date) + (_d(group[-1].date) - _d(group[0].date)) / 2).isoformat()

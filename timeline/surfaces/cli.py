@@ -91,7 +91,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"timeline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           parents=[common])  # type: ignore[list-item]  # typeshed: _Parser only
         if name == only:
             mod = importlib.import_module(module)
             getattr(mod, f"configure_{name}".replace("-", "_"))(p)

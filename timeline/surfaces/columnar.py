@@ -3,8 +3,9 @@
 Same columns as the CSVs, with types a columnar reader can use: dates as `date32`, rates and
 totals as float64 (pandas reads them as numbers; a decimal column arrives as `object`), each
 checked first to hold at most six places, so the float is the shortest repr of the decimal
-written (7.5 stays 7.5), flags as booleans, missing values as nulls; structured values (state, scope, event ids) stay the CSV's JSON text. Written only
-when pyarrow (the `parquet` extra) is importable; the export says in its manifest when not.
+written (7.5 stays 7.5), flags as booleans, missing values as nulls; structured values (state,
+scope, event ids) stay the CSV's JSON text. Written only when pyarrow (the `parquet` extra) is
+importable; the export says in its manifest when not.
 """
 from __future__ import annotations
 

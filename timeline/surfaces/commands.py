@@ -101,6 +101,7 @@ def run_verify(args) -> int:
     if findings:
         print(f"FAILED: {'; '.join(findings)}", file=sys.stderr)
         return 1
+    assert head is not None  # no finding: verify returned the head
     print(f"ok: {head.position} events, head position {head.position}, head hash {head.hash}"
           f"{against}")
     return 0
@@ -176,9 +177,9 @@ def configure_query(p):
 
 def run_query(args) -> int:
     """Parse, plan, run and print one query."""
-    parse(args.query)  # a malformed query is refused before any database is opened
+    q = parse(args.query)  # a malformed query is refused before any database is opened
     with open_timeline(args, readonly=True) as tl:
-        result = tl.query(args.query, sql=args.sql)
+        result = tl.query(args.query, sql=args.sql, parsed=q)
     out = render(result.answer, args.format, pretty=sys.stdout.isatty(),
                  width=terminal_width(sys.stdout), expanded=args.expanded)
     sys.stdout.write(out if out.endswith("\n") else out + "\n")

@@ -79,7 +79,7 @@ def partial_word(text_before_cursor: str, mode: str = "query") -> str:
             return stripped  # the meta-command name itself, backslash included
         mode = "sql" if name.lower() == "sql" else "query"
         stmt = rest
-    return (_SQL_WORD if mode == "sql" else _WORD).search(stmt).group(0)
+    return (_SQL_WORD if mode == "sql" else _WORD).search(stmt).group(0)  # type: ignore[union-attr]  # `*$` always matches
 
 
 def suggest(text_before_cursor: str, catalogue: Catalogue, mode: str = "query") -> list[str]:
@@ -146,7 +146,7 @@ def _query_kind(text: str) -> str:
 
 
 def _suggest_query(text: str, cat: Catalogue) -> list[str]:
-    word = _WORD.search(text).group(0)
+    word = _WORD.search(text).group(0)  # type: ignore[union-attr]  # `*$` always matches
     prefix = text[:len(text) - len(word)]
     names = _accepts(prefix)
     if names is None:
@@ -203,7 +203,7 @@ def _suggest_meta(text: str, cat: Catalogue, mode: str) -> list[str]:
         return _suggest_query(rest, cat)
     if name == "sql":
         return _suggest_sql(rest, cat)
-    word = _WORD.search(rest).group(0)
+    word = _WORD.search(rest).group(0)  # type: ignore[union-attr]  # `*$` always matches
     if name == "help":
         return _filter(list(HELP_TOPICS) + [n for n in META_ARGS if n != "q"], word)
     if name == "measures":
@@ -214,7 +214,7 @@ def _suggest_meta(text: str, cat: Catalogue, mode: str) -> list[str]:
 
 
 def _suggest_sql(text: str, cat: Catalogue) -> list[str]:
-    word = _SQL_WORD.search(text).group(0)
+    word = _SQL_WORD.search(text).group(0)  # type: ignore[union-attr]  # `*$` always matches
     before = text[:len(text) - len(word)]
     prev = re.findall(r"[A-Za-z_]+", before)
     upper = not word or word[:1].isupper()
@@ -255,7 +255,8 @@ def load_catalogue(r: Reader) -> Catalogue:
 
 def _product_words(r: Reader, rows) -> tuple[list[str], list[str]]:
     """Product group names and every HTS prefix a group, tariff or exemption names."""
-    names, codes = [], set()
+    names: list[str] = []
+    codes: set[str] = set()
     for m in rows:
         if m.kind not in ("product", "tariff", "exemption"):
             continue

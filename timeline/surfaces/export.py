@@ -146,7 +146,8 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
         raise TimelineError(f"cannot create {out}: {exc.strerror or exc}") from exc
     with _locked(out):
         _clean_leftovers(out)
-        newest = (nightlies(out) or [None])[-1]
+        dated = nightlies(out)
+        newest = dated[-1] if dated else None
         # a backfill never takes a nightly's name, so it can never move `latest`; a date
         # after today is a projection: taken for a nightly, it would hold `latest` on itself
         # and make every real nightly before that date a backfill
@@ -203,7 +204,8 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
 
 def _point_latest(out: Path) -> None:
     """Make `latest` name the newest nightly (left alone when there is none yet)."""
-    newest = (nightlies(out) or [None])[-1]
+    dated = nightlies(out)
+    newest = dated[-1] if dated else None
     if newest is None or read_latest(out) == newest:
         return
     try:
@@ -594,14 +596,17 @@ def run_export(args) -> int:
             print("timeline export: error: --verify takes no other options", file=sys.stderr)
             return 2
         path = Path(args.verify)
-        if not (path / MANIFEST).exists() and read_latest(path):
-            path = path / read_latest(path)
+        latest = None if (path / MANIFEST).exists() else read_latest(path)
+        if latest:
+            path = path / latest
         problems = verify_snapshot(path)
         for problem in problems:
             print(f"FAILED: {path}: {problem}", file=sys.stderr)
         if problems:
             return 1
-        n = len(read_manifest(path)["files"])
+        manifest = read_manifest(path)
+        assert manifest is not None  # verify_snapshot found it readable
+        n = len(manifest["files"])
         print(f"ok: {path} matches its manifest ({n} files)")
         return 0
     with open_timeline(args, readonly=True) as tl:

@@ -31,8 +31,8 @@ plan insert into values update set delete create drop alter table view index tri
 detach database vacuum reindex analyze begin commit rollback replace
 """.split())
 
-_DATE_WORDS = frozenset({"today", "yesterday", "last", "day", "days", "week", "weeks", "month", "months", "year",
-                         "years"})
+_DATE_WORDS = frozenset({"today", "yesterday", "last", "day", "days", "week", "weeks", "month",
+                         "months", "year", "years"})
 
 _QUERY_TOKEN = re.compile(r"""
     (?P<ws>\s+)

@@ -41,7 +41,7 @@ def manifest_head(doc, manifest: str) -> tuple[int, str]:
     if not isinstance(doc, dict):
         raise TimelineError(f"{manifest} is not an export manifest (a JSON "
                             f"{type(doc).__name__}, not an object)")
-    head = doc.get("head") if isinstance(doc.get("head"), dict) else \
+    head = doc["head"] if isinstance(doc.get("head"), dict) else \
         {"position": doc.get("head_position"), "hash": doc.get("head_hash")}
     pos, want = head.get("position"), head.get("hash")
     if pos is None or want is None:

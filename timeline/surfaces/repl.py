@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from timeline import __version__, api
 from timeline.errors import TimelineError, describe
@@ -32,6 +32,10 @@ from timeline.surfaces.lexer import make_lexer, make_style
 from timeline.surfaces.output import (EXPANDED, FORMATS, add_expanded_option, render,
                                       render_rows, terminal_width, write_rows)
 from timeline.surfaces.sparkline import history_sparklines
+
+if TYPE_CHECKING:
+    from timeline.query.syntax import DateExpr
+    from timeline.surfaces.completion import Catalogue
 INSTALL_HINT = "pip install 'timeline[repl]'"
 # rows of one SQL answer the prompt holds and pages; `timeline sql` streams any number
 SCREEN_ROWS = 10_000
@@ -80,15 +84,15 @@ class Session:
         self.interactive = interactive
         self.timing = False
         self.expanded = "auto"  # \\x: rows as records always (on), never (off), or when too wide
-        self.as_of = None  # DateExpr: used by queries that have no `as of`
-        self.known_on = None  # DateExpr: used by queries that have no `known on`
-        self._catalogue = None
+        self.as_of: DateExpr | None = None  # used by queries that have no `as of`
+        self.known_on: DateExpr | None = None  # used by queries that have no `known on`
+        self._catalogue: Catalogue | None = None
 
     # -- state shown to the user ---------------------------------------------------------
     def prompt_text(self) -> str:
         """The prompt, showing the session's default dates, e.g. `timeline[asof …]> `."""
         name = "timeline sql" if self.mode == "sql" else "timeline"
-        parts = []
+        parts: list[str] = []
         if self.as_of is not None:
             parts.append(f"asof {self.as_of.resolve(self.today).isoformat()}")
         if self.known_on is not None:
@@ -233,7 +237,7 @@ def page(text: str) -> None:
         pydoc.pager(text)
     else:
         # pipepager became pipe_pager in Python 3.13
-        (getattr(pydoc, "pipe_pager", None) or getattr(pydoc, "pipepager"))(text, cmd)
+        (getattr(pydoc, "pipe_pager", None) or pydoc.pipepager)(text, cmd)
 
 
 def _timed(statement: str) -> bool:
@@ -254,7 +258,9 @@ def _isatty(stream) -> bool:
 # -- splitting text into statements ---------------------------------------------------------
 def split_statements(text: str, mode: str = "query") -> tuple[list[str], str]:
     """Statements ended by `;` outside strings (and SQL comments), plus the unfinished rest."""
-    done, buf, quote, i, n = [], [], None, 0, len(text)
+    done: list[str] = []
+    buf: list[str] = []
+    quote, i, n = None, 0, len(text)
     while i < n:
         ch = text[i]
         if quote:
@@ -358,7 +364,8 @@ HELP_TOPICS = {
               "  tariff on … >= N (docs/products.md)",
     "products": "products [where …] [order by <field>] [limit <n>]\n"
                 "  The product groups and their HTS codes, e.g. products where hts contains 8541",
-    "measures": "measures [as of <date>] [known on <date>] [where …] [order by <field>] [limit <n>]\n"
+    "measures": "measures [as of <date>] [known on <date>] [where …] [order by <field>] "
+                "[limit <n>]\n"
                 "  The catalogue with each measure's state today (or \\asof, \\known),\n"
                 "  e.g. measures where kind = tariff",
     "first": "first date where <measure|glob> <condition> [from <date>] [known on <date>]\n"
@@ -534,11 +541,11 @@ def run_repl(args) -> int:
                       interactive=interactive)
     session.expanded = getattr(args, "expanded", None) or "auto"
     if getattr(args, "as_of", None):
-        session.as_of = parse_date(args.as_of)
-        session.as_of.resolve(session.today)
+        session.as_of = as_of = parse_date(args.as_of)
+        as_of.resolve(session.today)
     if getattr(args, "known_on", None):
-        session.known_on = parse_date(args.known_on)
-        session.known_on.resolve(session.today)
+        session.known_on = known_on = parse_date(args.known_on)
+        known_on.resolve(session.today)
     try:
         if not interactive:
             return session.run_piped(sys.stdin.read())
@@ -572,7 +579,7 @@ def interact(session: Session, *, input=None, output=None, history=None) -> int:
     from prompt_toolkit.history import FileHistory
 
     completer = make_completer(session.catalogue, lambda: session.mode)
-    prompt = PromptSession(
+    prompt: PromptSession[str] = PromptSession(
         message=lambda: [("class:prompt", session.prompt_text())],
         # Enter inserts a newline until the buffer holds a complete statement
         multiline=Condition(lambda: not statement_complete(get_app().current_buffer.text,

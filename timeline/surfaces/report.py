@@ -207,7 +207,8 @@ def _chart_section(r: Reader, imposer: str, target: str, heading: str, as_of: st
     text = f"total tariff by {imposer} on {target} as of {as_of}" + (
         f" known on {known_on}" if known_on else "")
     ans = run(r, parse(text), text, Context(today=dt.date.fromisoformat(as_of))).data
-    rows, total_ids = [], []
+    rows: list[str] = []
+    total_ids: list[str] = []
     for c in ans["components"] + ans["also_applies"]:
         # link the rate to the events that set it, not to whatever last touched the measure
         since, ids = _current(r, c["measure"], as_of, known_on)[1].get(
@@ -325,7 +326,8 @@ def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, l
     changes, known, due = counts
     month_head = f'<th>since {_e(month)} (30 days before)</th>' if month != since else ""
     return (f'<table id="headline-totals"><thead><tr><th>total tariff</th><th>on {_e(as_of)}'
-            f'</th><th>since {_e(label)}</th>{month_head}</tr></thead><tbody>{"".join(rows)}</tbody></table>\n'
+            f'</th><th>since {_e(label)}</th>{month_head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>\n'
             f'<p id="headline-meaning" class="muted">The US total is the duty on goods that no '
             f'product measure or exemption covers; what representative goods pay is below.</p>\n'
             f'{goods}{reach}\n'

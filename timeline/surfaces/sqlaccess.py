@@ -40,7 +40,7 @@ def run_sql(args) -> int:
     statement = single_statement(args.query)
     limit = args.max_rows
     with open_timeline(args, readonly=True) as tl, tl.sql_stream(statement) as stream:
-        more = []
+        more: list[tuple] = []
         batches = _at_most(stream.batches(), limit, more)
         write_rows(sys.stdout, stream.columns, batches, args.format,
                    pretty=sys.stdout.isatty(), width=terminal_width(sys.stdout),

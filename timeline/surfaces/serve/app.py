@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from timeline import api
@@ -65,7 +65,8 @@ def make_app(tl: api.Timeline, *, allow_sql: bool = False, max_rows: int = DEFAU
         endpoint.__name__ = handler.__name__
         return endpoint
 
-    routes = [Route(path, bind(handler), methods=["GET"]) for path, handler in pages.ROUTES]
+    routes: list[BaseRoute] = [Route(path, bind(handler), methods=["GET"])
+                               for path, handler in pages.ROUTES]
     if allow_sql:
         routes += [Route(path, bind(handler), methods=["GET"])
                    for path, handler in pages.SQL_ROUTES]
@@ -83,6 +84,7 @@ def make_app(tl: api.Timeline, *, allow_sql: bool = False, max_rows: int = DEFAU
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts)] \
         if trusted_hosts else []
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={HTTPException: not_found})
+                    exception_handlers={
+                        HTTPException: not_found})  # type: ignore[dict-item]  # Exception's type
     app.state.server = srv  # what the handlers share, for a look from outside (tests)
     return Guard(app)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.responses import Response
@@ -15,7 +16,7 @@ from timeline.surfaces.serve.replies import error_json, status_of
 COMPLETIONS = 40  # suggestions served per request
 
 
-def _fail(srv, exc: TimelineError, title: str, code: int | None = None, **values):
+def _fail(srv, exc: TimelineError, title: str, code: int | None = None, **values: Any):
     code = code or status_of(exc)
     return srv.html("error.html", code, title=title, message=describe(exc), status=code,
                     **values)
@@ -38,7 +39,8 @@ def home(srv, request):
 def ask(srv, request):
     """A query (?q=), its answer as a table, horizon, warnings, explain on demand."""
     p = request.query_params
-    values = {**params.echo(p, ("q", "as_of", "known")), "explain": params.flag(p, "explain")}
+    values: dict[str, Any] = {**params.echo(p, ("q", "as_of", "known")),
+                              "explain": params.flag(p, "explain")}
     try:
         facts = srv.cache.facts()
         values.update(q=params.text(p, "q"), as_of=params.date(p, "as_of", srv.today()),
@@ -67,7 +69,7 @@ def ask(srv, request):
 def product(srv, request):
     """A good's layers on ?on= as known on ?known=, with its stacked chart."""
     p = request.query_params
-    values = params.echo(p, ("p", "on", "known"))
+    values: dict[str, Any] = params.echo(p, ("p", "on", "known"))
     facts = srv.cache.facts()
     try:
         values.update(p=params.pattern(p, "p", params.PRODUCT, "an HTS code or a product "
@@ -86,7 +88,7 @@ def measure(srv, request):
     """One measure (?id=): its history as known on ?known=, chart, events and sources."""
     p = request.query_params
     facts = srv.cache.facts()
-    values = params.echo(p, ("id", "known"))
+    values: dict[str, Any] = params.echo(p, ("id", "known"))
     try:
         values.update(id=params.pattern(p, "id", params.MEASURE_ID, "a measure id"),
                       known=params.date(p, "known", srv.today()))
@@ -106,7 +108,8 @@ def events(srv, request):
     """The events, filtered by ?type=, ?stream= (a glob) and known between ?from= and ?to=."""
     p = request.query_params
     facts = srv.cache.facts()
-    values = {**params.echo(p, ("type", "stream", "known_from", "known_to")), "query": ""}
+    values: dict[str, Any] = {**params.echo(p, ("type", "stream", "known_from", "known_to")),
+                              "query": ""}
     try:
         kind = params.text(p, "type").lower()
         if kind and kind not in facts.event_types:

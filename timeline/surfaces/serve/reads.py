@@ -41,7 +41,8 @@ class Cache:
     """Facts of the current head; read again when the head moves (another process loaded)."""
 
     def __init__(self, tl: api.Timeline):
-        self.tl, self._facts, self._lock = tl, None, threading.Lock()
+        self.tl, self._lock = tl, threading.Lock()
+        self._facts: Facts | None = None
 
     def facts(self) -> Facts:
         """The log's facts, re-read only when its head hash changed."""

@@ -37,7 +37,7 @@ def status_of(exc: TimelineError) -> int:
 
 def error_json(exc: TimelineError, status: int | None = None) -> Response:
     """An error as the JSON API gives it: the CLI's message (with its caret) and its parts."""
-    body = {"error": describe(exc)}
+    body: dict[str, object] = {"error": describe(exc)}
     if isinstance(exc, QueryError):
         body.update(message=exc.message, line=exc.line, column=exc.column,
                     expected=exc.expected, hint=exc.hint)
