@@ -67,9 +67,22 @@ def run_serve(args) -> int:
     if gone:
         raise TimelineError(f"timeline serve needs {', '.join(gone)}, which "
                             f"{'is' if len(gone) == 1 else 'are'} not installed: {INSTALL}")
+    import signal
+
     import uvicorn
 
     from timeline.surfaces.serve.app import make_app
+
+    class _Server(uvicorn.Server):
+        """uvicorn's Server, remembering whether Ctrl-C stopped it."""
+
+        interrupted = False
+
+        def handle_exit(self, sig, frame) -> None:
+            """Note a Ctrl-C, then stop as uvicorn does."""
+            if sig == signal.SIGINT:
+                self.interrupted = True
+            super().handle_exit(sig, frame)
 
     if not is_loopback(args.host):
         announce(f"warning: serving on {args.host}: anyone who can reach this address can "
@@ -80,8 +93,8 @@ def run_serve(args) -> int:
     with sock, open_timeline(args, readonly=True) as tl:
         app = make_app(tl, allow_sql=args.allow_sql, max_rows=args.max_rows,
                        trusted_hosts=trusted)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                               lifespan="off"))
+        server = _Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                        lifespan="off"))
         host = f"[{args.host}]" if ":" in args.host else args.host
         url = f"http://{host}:{sock.getsockname()[1]}/"
         announce(f"timeline serve: {tl.where}, read-only, at {url} (Ctrl-C stops)")
@@ -92,6 +105,10 @@ def run_serve(args) -> int:
         # stops on Ctrl-C (SIGINT) or SIGTERM, closing its connections first; uvicorn then
         # raises the signal again: Ctrl-C ends as every command's does (130, `interrupted`)
         server.run(sockets=[sock])
+        if server.interrupted:
+            # uvicorn raises the signal again once it has stopped, but asyncio's runner may
+            # swallow it when the serving task has just finished (seen under load: exit 0)
+            raise KeyboardInterrupt
     return 0
 
 
