@@ -163,6 +163,7 @@ class Reader:
     def __init__(self, conn: Connection, where: str = "database"):
         self.conn, self.where = conn, where
         self._horizon = _UNREAD
+        self._refundable: dict[tuple[str, str | None], bool] = {}
 
     @property
     def dialect(self) -> str:
@@ -345,9 +346,16 @@ class Reader:
 
     def refundable(self, stream: str, known_on: str | None = None) -> bool:
         """Whether `stream`'s authority ends invalidated, as known on `known_on`: what it
-        collected is refundable (a ruling changes legality, not what was paid at entry)."""
-        last = self.state(stream, LAST_DAY, known_on)
-        return last is not None and last.state.get("legal_status") == "invalidated"
+        collected is refundable (a ruling changes legality, not what was paid at entry).
+
+        Remembered per Reader (one snapshot): a history, a total or an export asks it of the
+        same stream once per interval or component."""
+        key = (stream, known_on)
+        if key not in self._refundable:
+            last = self.state(stream, LAST_DAY, known_on)
+            self._refundable[key] = last is not None \
+                and last.state.get("legal_status") == "invalidated"
+        return self._refundable[key]
 
     def history(self, stream: str, start: str | None = None, end: str | None = None,
                 known_on: str | None = None) -> list[StateRow]:
