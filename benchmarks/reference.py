@@ -183,9 +183,9 @@ class WriteRecorder:
 
     def __enter__(self) -> "WriteRecorder":
         from timeline.projections import maintain
-        from timeline.store import store
+        from timeline.store import append
 
-        self._mods = (maintain, store)
+        self._mods = (maintain, append)
         self._orig = maintain.run_sql
         orig, writes = self._orig, self.writes
 

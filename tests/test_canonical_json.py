@@ -15,7 +15,7 @@ from timeline.errors import EventValidationError
 from timeline.log.events import GENESIS_HASH, canonical_json, chain_hash, content_id, loads
 from timeline.log.loader import load_paths
 from timeline.resources import seeds_path
-from timeline.store.store import EVENT_COLS
+from timeline.store.append import EVENT_COLS
 
 
 def _json_default(value):

@@ -112,11 +112,11 @@ def _settle(url: str) -> None:
     """
     if not url.startswith("postgresql"):
         return
-    from timeline.store.store import _write_lock
+    from timeline.store.locking import write_lock
 
     store = Store.open(url)
     with store.engine.begin() as c:
-        _write_lock(c)
+        write_lock(c)
     store.close()
 
 

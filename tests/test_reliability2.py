@@ -256,7 +256,7 @@ def test_export_into_a_special_file_is_refused(seeded_db, tmp_path):
 
 
 # -- item 3: the PostgreSQL reader role reads and does nothing else ---------------------------
-PG_KEY = 0x74696D656C696E65  # the writers' advisory lock (timeline.store.store.PG_WRITE_LOCK)
+PG_KEY = 0x74696D656C696E65  # the writers' advisory lock (timeline.store.locking.PG_WRITE_LOCK)
 READER_REFUSED = [
     "SELECT pg_logical_emit_message(false, 'x', repeat('x', 1000))",
     f"SELECT pg_advisory_lock({PG_KEY})",

@@ -331,7 +331,7 @@ def test_appended_events_come_back_as_stored(seeded_store):
     import dataclasses
 
     from timeline.log.events import Event
-    from timeline.store.store import EVENT_COLS
+    from timeline.store.append import EVENT_COLS
 
     assert tuple(f.name for f in dataclasses.fields(Event)) == EVENT_COLS
     new = ev("us.tariff.section-301.cn", "amended", "2025-03-01", title="Tiny rate",
