@@ -35,9 +35,21 @@ class NewEvent:
     origin: str | None = field(default=None, compare=False)  # "file:line" for error messages
 
     def with_id(self, new_id: str) -> "NewEvent":
-        """The same event with `id` set."""
+        """The same event with `id` set (unchecked again: an id is part of what is checked)."""
         return NewEvent(self.stream, self.type, self.effective, self.payload, self.source,
                         self.known, self.announced, new_id, self.origin)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEvent(NewEvent):
+    """A NewEvent the event schema and its rules admitted (made only by
+    `timeline.log.validation.admit`), with the canonical JSON of the payload and source that
+    were checked: the store writes that text, so what is stored is what was checked, and an
+    append does not check the event again unless its payload changed since."""
+
+    payload_json: str = field(default="", repr=False, compare=False)
+    source_json: str = field(default="", repr=False, compare=False)
+    seal: object = field(default=None, repr=False, compare=False)  # validation's own token
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +198,54 @@ def content_id(ev: NewEvent) -> str:
     return uuid7(max(ms, 0), digest)
 
 
-def reject(ev: NewEvent, fieldname: str, message: str) -> NoReturn:
+def reject(ev: NewEvent, fieldname: str | None, message: str) -> NoReturn:
     """Raise EventValidationError for `ev`, naming its file and line (from `origin`) and field."""
+    label = " ".join(_label_part(getattr(ev, k, None)) for k in ("stream", "type", "effective"))
+    reject_at(getattr(ev, "origin", None), label, fieldname, message)
+
+
+def reject_at(origin: str | None, label: str, fieldname: str | None, message: str) -> NoReturn:
+    """Raise EventValidationError for the event `label` at `origin` ("file:line" or a file):
+    the one builder of an event's refusal, wherever it is found."""
     file, line = None, None
-    if ev.origin:
-        file, _, line_s = ev.origin.rpartition(":")
+    if origin:
+        file, _, line_s = origin.rpartition(":")
         line = int(line_s) if line_s.isdigit() else None
-        file = file or ev.origin
-    label = f"{ev.stream or '?'} {ev.type or '?'} {ev.effective or '?'}"
-    raise EventValidationError(message, file=file, event=label, field=fieldname, line=line)
+        file = file or origin
+    raise EventValidationError(message, file=file, event=label, field=fieldname or None,
+                               line=line)
+
+
+def _label_part(value: Any) -> str:
+    """One part of an event's label: a value as given, or "?" where it is missing or is not
+    text or a date (an API caller may pass anything; the label must still print)."""
+    if isinstance(value, (str, dt.date)) and value:
+        return str(value)[:120]
+    return "?"
+
+
+IDENTITY_FIELDS = ("stream", "type", "effective", "announced", "known", "payload", "source")
+
+
+def identity(ev: NewEvent) -> tuple:
+    """What makes two events with one id the same event (IDENTITY_FIELDS, as stored text):
+    everything but the id, the origin and what the store assigns. The one definition every
+    same-id check uses: in a batch, and against the log."""
+    if isinstance(ev, CheckedEvent):
+        payload, source = ev.payload_json, ev.source_json
+    else:
+        payload, source = canonical_json(ev.payload), canonical_json(ev.source)
+    return (ev.stream, ev.type, _iso(ev.effective), _iso(ev.announced), _iso(ev.known),
+            payload, source)
+
+
+def identity_differences(offered: NewEvent, other: tuple, *, stored: bool = False) -> list[str]:
+    """The IDENTITY_FIELDS in which `offered` differs from another event's `identity`; against
+    a `stored` one, a `known` the offered event leaves out matches (the log assigned it)."""
+    mine = identity(offered)
+    return [name for name, a, b in zip(IDENTITY_FIELDS, mine, other)
+            if a != b and not (stored and name == "known" and offered.known is None)]
+
+
+def _iso(day: Any) -> Any:
+    return day.isoformat() if isinstance(day, dt.date) else day

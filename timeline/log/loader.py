@@ -1,12 +1,14 @@
-"""Event files (TOML or JSON) to validated NewEvents, with citations checked against sources.
+"""Event files (TOML or JSON) to admitted events, with citations checked against sources.
 
-Every event is checked against the declared schema (timeline.log.validation), its citation
-against the cited document, and its id against every other event of the same load: the
-same id with other content is a conflict naming both places, never a silent skip.
+Every event is admitted by the declared schema (`timeline.log.validation.admit_document`:
+the store then takes it as checked, without checking it again) and its citation checked
+against the cited document. Ids are the store's to check, with every other event of the
+same append and against the log, by one definition of the same event
+(`timeline.log.events.identity`): the same id with other content is a conflict naming both
+places, never a silent skip.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import tomllib
@@ -16,9 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from timeline.errors import EventValidationError
-from timeline.log.events import NewEvent, canonical_json, content_id
-from timeline.log.validation import (PAYLOAD_KEYS, STREAM_RE, UNSET, Event, Invalid,
-                                     check_rules, convert)
+from timeline.log.events import CheckedEvent, NewEvent, reject
+from timeline.log.validation import STREAM_RE, admit_document
 from timeline.resources import seeds_path
 
 _QUOTEISH = re.compile(r"[\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u2032\u2033'\"`"
@@ -77,27 +78,18 @@ def read_regular_file(path: Path, cap: int) -> bytes:
     return data
 
 
-def load_paths(paths: Sequence[Path], sources: Path | None = None) -> list[NewEvent]:
+def load_paths(paths: Sequence[Path], sources: Path | None = None
+               ) -> list[CheckedEvent]:
     """Parse and validate every file; raise on the first problem, before anything is written.
 
     `sources` is the folder holding the cited documents (`sources/` and `reference/`);
     without it, a file's own folder is tried first, then the bundled seeds' folder.
     """
-    events: list[NewEvent] = []
-    seen: dict[str | None, NewEvent] = {}
-    for path in expand(paths):
-        for ev in load_file(path, sources):
-            other = seen.setdefault(ev.id, ev)
-            if other is not ev and _identity(other) != _identity(ev):
-                raise EventValidationError(
-                    f"conflict: id {ev.id} is also used at {other.origin} with other "
-                    f"content; give one of them another id (or none)", **_where(ev, "id"))
-            events.append(ev)
-    return events
+    return [ev for path in expand(paths) for ev in load_file(path, sources)]
 
 
-def load_file(path: Path, sources: Path | None = None) -> list[NewEvent]:
-    """NewEvents from one TOML or JSON event file."""
+def load_file(path: Path, sources: Path | None = None) -> list[CheckedEvent]:
+    """The admitted events of one TOML or JSON event file."""
     name = str(path)
     try:
         if path.is_dir():
@@ -135,18 +127,11 @@ def load_file(path: Path, sources: Path | None = None) -> list[NewEvent]:
                                    file=name, field="events")
     lines = _event_lines(text, is_json)
     roots = _roots(path, sources)
-    out: list[NewEvent] = []
-    seen: dict[str | None, NewEvent] = {}
+    out: list[CheckedEvent] = []
     for n, item in enumerate(items, 1):
         origin = f"{name}:{lines[n - 1]}" if n - 1 < len(lines) else name
         ev = _to_event(item, origin, n, native_dates=not is_json)
         _check_citation(ev, roots)
-        ev = ev if ev.id else ev.with_id(content_id(ev))
-        other = seen.setdefault(ev.id, ev)
-        if other is not ev and _identity(other) != _identity(ev):
-            raise EventValidationError(
-                f"conflict: id {ev.id} is also used at {other.origin} with other content",
-                **_where(ev, "id"))
         out.append(ev)
     return out
 
@@ -166,57 +151,44 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
-def _identity(ev: NewEvent) -> tuple:
-    return (ev.stream, ev.type, ev.effective, ev.announced, ev.known,
-            canonical_json(ev.payload), canonical_json(ev.source))
-
-
-def _where(ev: NewEvent, field: str) -> dict:
-    file, _, line = (ev.origin or "").rpartition(":")
-    return {"file": file or ev.origin, "line": int(line) if line.isdigit() else None,
-            "event": f"{ev.stream} {ev.type} {ev.effective}", "field": field}
-
-
 def _event_lines(text: str, is_json: bool) -> list[int]:
-    pat = re.compile(r'^\s*\{' if is_json else r"^\s*\[\[\s*events\s*\]\]")
+    """The line each event of a file starts on, in order."""
+    if is_json:
+        return _json_event_lines(text)
+    pat = re.compile(r"^\s*\[\[\s*events\s*\]\]")
     return [i + 1 for i, line in enumerate(text.splitlines()) if pat.match(line)]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
+# a JSON string (skipped whole: it may hold braces), a bracket, or a line break
+_JSON_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{}\[\]\n]')
 
 
-def _to_event(item: Any, origin: str, n: int, native_dates: bool) -> NewEvent:
-    """Check one `[[events]]` table against the schema and build its NewEvent."""
-    file, _, line_s = origin.rpartition(":")
+def _json_event_lines(text: str) -> list[int]:
+    """The line of each object directly inside the top-level object's array: the events of
+    `{"events": [...]}` however the file is laid out (one line, or pretty-printed)."""
+    lines: list[int] = []
+    stack: list[str] = []
+    line = 1
+    for m in _JSON_TOKENS.finditer(text):
+        tok = m.group()
+        if tok == "\n":
+            line += 1
+        elif tok in "{[":
+            if tok == "{" and stack == ["{", "["]:
+                lines.append(line)
+            stack.append(tok)
+        elif tok in "}]":
+            if stack:
+                stack.pop()
+    return lines
+
+
+def _to_event(item: Any, origin: str, n: int, native_dates: bool) -> CheckedEvent:
+    """Check one `[[events]]` table against the schema: the admitted event."""
     stream = item.get("stream") if isinstance(item, dict) else None
     label = f"#{n}" + (f" ({stream})" if isinstance(stream, str) and len(stream) < 200
                        and STREAM_RE.fullmatch(stream) else "")
-
-    def fail(inv: Invalid):
-        raise EventValidationError(inv.describe(), file=file or origin,
-                                   line=int(line_s) if line_s.isdigit() else None,
-                                   event=label, field=inv.path or None)
-    try:
-        if not isinstance(item, dict):
-            raise Invalid("", item, "each event must be a table")
-        ev = convert(item, Event, native_dates=native_dates)
-        if ev.known is UNSET:
-            raise Invalid("known", None, "missing required field: the day it became public")
-        check_rules(ev)
-    except Invalid as inv:
-        fail(inv)
-    payload = {k: _jsonable(item[k]) for k in PAYLOAD_KEYS if k in item}
-    return NewEvent(stream=ev.stream, type=ev.type, effective=ev.effective, known=ev.known,
-                    announced=None if ev.announced is UNSET else ev.announced,
-                    payload=payload, source=_jsonable(item["source"]),
-                    id=None if ev.id is UNSET else ev.id, origin=origin)
+    return admit_document(item, origin, label, native_dates=native_dates)
 
 
 # -- citations -----------------------------------------------------------------------------
@@ -298,7 +270,8 @@ def _check_citation(ev: NewEvent, roots: _Roots) -> None:
     src = ev.source
 
     def fail(field: str, message: str):
-        raise EventValidationError(message, **_where(ev, field))
+        reject(ev, field, message)
+
     if src.get("file"):
         rel = str(src["file"])
         found, tried = (roots.find("sources", rel.removeprefix("sources/"))

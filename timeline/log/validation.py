@@ -27,6 +27,8 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from timeline.errors import EventValidationError
+from timeline.log.events import (CheckedEvent, NewEvent, canonical_json, content_id, reject,
+                                 reject_at)
 from timeline.log.vocabulary import (CONFIDENCES, EVENT_TYPES, KINDS, LEGAL_STATUSES, PRECISIONS,
                                      STATUSES, SUPERSEDING_TYPES)
 
@@ -650,35 +652,82 @@ def validate(ev) -> Event:
     """Check one event (a NewEvent, or a stored Event) against the schema; raise
     EventValidationError naming its file, line, field and the offending value."""
     if not isinstance(ev.payload, Mapping):
-        _raise(ev, Invalid("payload", ev.payload, "must be a table"))
+        reject(ev, "payload", Invalid("payload", ev.payload, "must be a table").describe())
     if not isinstance(ev.source, Mapping):
-        _raise(ev, Invalid("source", ev.source, "missing: every event must cite its source"))
+        reject(ev, "source", Invalid("source", ev.source,
+                                     "missing: every event must cite its source").describe())
     overlap = set(ev.payload) & set(ENVELOPE_KEYS)
     if overlap:
         key = sorted(overlap)[0]
-        _raise(ev, Invalid(key, None, f"{key!r} is an envelope key, not a payload key"))
+        reject(ev, key, Invalid(key, None, f"{key!r} is an envelope key, not a payload "
+                                           f"key").describe())
     doc = stored_document(ev)
     try:
         checked = convert(doc, Event, native_dates=False)
         check_rules(checked)
     except Invalid as inv:
-        _raise(ev, inv)
+        reject(ev, inv.path, inv.describe())
     return checked
 
 
-def _raise(ev, inv: Invalid) -> None:
-    file, line = None, None
-    origin = getattr(ev, "origin", None)
-    if origin:
-        file, _, line_s = origin.rpartition(":")
-        line = int(line_s) if line_s.isdigit() else None
-        file = file or origin
-    label = f"{ev.stream if isinstance(ev.stream, str) else '?'} {ev.type or '?'} " \
-            f"{ev.effective or '?'}"
-    if getattr(ev, "index", None):
-        label = f"#{ev.index} ({label})"
-    raise EventValidationError(inv.describe(), file=file, event=label, field=inv.path or None,
-                               line=line)
+# -- admission: the one way an event becomes a CheckedEvent --------------------------------
+_SEAL = object()  # only this module makes CheckedEvents the store takes as checked
+
+
+def admit(ev: NewEvent) -> CheckedEvent:
+    """`ev` as admitted: a CheckedEvent this module made whose payload and source are
+    unchanged since is taken as it is; any other event is validated (EventValidationError
+    naming its file, line and field) and sealed."""
+    if isinstance(ev, CheckedEvent) and ev.seal is _SEAL \
+            and _same_json(ev.payload, ev.payload_json) \
+            and _same_json(ev.source, ev.source_json):
+        return ev
+    validate(ev)
+    return _sealed(ev)
+
+
+def admit_document(item: Any, origin: str, label: str, *, native_dates: bool) -> CheckedEvent:
+    """One `[[events]]` table of an event file, checked and admitted; an event without an
+    id gets its content id (reloading a file offers the same ids). `origin` is "file:line",
+    `label` names the event in an error; TOML gives `native_dates`."""
+    try:
+        if not isinstance(item, dict):
+            raise Invalid("", item, "each event must be a table")
+        ev = convert(item, Event, native_dates=native_dates)
+        if ev.known is UNSET:
+            raise Invalid("known", None, "missing required field: the day it became public")
+        check_rules(ev)
+    except Invalid as inv:
+        reject_at(origin, label, inv.path, inv.describe())
+    payload = {k: _jsonable(item[k]) for k in PAYLOAD_KEYS if k in item}
+    new = NewEvent(stream=ev.stream, type=ev.type, effective=ev.effective, known=ev.known,
+                   announced=None if ev.announced is UNSET else ev.announced,
+                   payload=payload, source=_jsonable(item["source"]),
+                   id=None if ev.id is UNSET else ev.id, origin=origin)
+    return _sealed(new if new.id else new.with_id(content_id(new)))
+
+
+def _sealed(ev: NewEvent) -> CheckedEvent:
+    return CheckedEvent(ev.stream, ev.type, ev.effective, ev.payload, ev.source, ev.known,
+                        ev.announced, ev.id, ev.origin, canonical_json(ev.payload),
+                        canonical_json(ev.source), _SEAL)
+
+
+def _same_json(value: Any, text: str) -> bool:
+    try:
+        return canonical_json(value) == text
+    except (EventValidationError, TypeError, ValueError):
+        return False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def json_schema() -> dict:

@@ -7,63 +7,58 @@ event's file, line and field.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from timeline.log.db import IN_CHUNK, run_sql
-from timeline.log.events import NewEvent, canonical_json, reject
+from timeline.log.events import (IDENTITY_FIELDS, NewEvent, identity,
+                                 identity_differences, reject)
 from timeline.log.schema import events
 from timeline.log.vocabulary import EVENT_TYPES, SUPERSEDING_TYPES
 
-_CONTENT_COLS = "id, position, stream, type, effective, announced, known, payload, source"
+# the stored columns of IDENTITY_FIELDS, in that order, after the id and position
+_CONTENT_COLS = "id, position, " + ", ".join(IDENTITY_FIELDS)
 
 
 def existing(conn: Connection, ids: list[str]) -> dict[str, tuple]:
-    """id -> the stored row's (position, stream, type, effective, announced, known, payload,
-    source) for the ids already in the log."""
+    """id -> (position, the stored event's `identity`) for the ids already in the log."""
     found: dict[str, tuple] = {}
     for i in range(0, len(ids), IN_CHUNK):
         part = tuple(ids[i:i + IN_CHUNK])
         for r in run_sql(conn, f"SELECT {_CONTENT_COLS} FROM events WHERE id IN "
                                f"({', '.join('?' * len(part))})", part):
-            found[r[0]] = tuple(r[1:])
+            found[r[0]] = (r[1], tuple(r[2:]))
     return found
 
 
-def content(ev: NewEvent) -> tuple:
-    """What makes an event the same event: everything but position, version and times."""
-    return (ev.stream, ev.type, ev.effective.isoformat(),
-            ev.announced.isoformat() if ev.announced else None,
-            canonical_json(ev.payload), canonical_json(ev.source))
-
-
-def same_as_stored(ev: NewEvent, row: tuple) -> None:
+def same_as_stored(ev: NewEvent, stored: tuple) -> None:
     """An id already in the log may be offered again only with the same content."""
-    position, stream, type_, effective, announced, known, payload, source = row
-    stored = (stream, type_, effective, announced, payload, source)
-    offered = content(ev)
-    names = ("stream", "type", "effective", "announced", "payload", "source")
-    differs = [n for n, a, b in zip(names, offered, stored) if a != b]
-    if ev.known is not None and ev.known.isoformat() != known:
-        differs.append("known")
+    position, other = stored
+    differs = identity_differences(ev, other, stored=True)
     if differs:
         reject(ev, "id", f"conflict: id {ev.id} is already in the log at position {position} "
-                        f"with other content ({', '.join(differs)} differ); an event cannot "
-                        f"be changed — append a correction instead. Nothing was written")
+                         f"with other content ({', '.join(differs)} differ); an event cannot "
+                         f"be changed — append a correction instead. Nothing was written")
 
 
-def check_batch_ids(offered: list[NewEvent]) -> None:
+def check_batch_ids(offered: Sequence[NewEvent]) -> None:
     """Within one append, an id offered twice must carry the same content both times."""
-    first: dict[str | None, NewEvent] = {}
+    first: dict[str | None, tuple[NewEvent, tuple]] = {}
     for ev in offered:
-        other = first.setdefault(ev.id, ev)
-        if other is not ev and (content(other), other.known) != (content(ev), ev.known):
+        other, other_identity = first.setdefault(ev.id, (ev, identity(ev)))
+        if other is ev:
+            continue
+        differs = identity_differences(ev, other_identity)
+        if differs:
             where = other.origin or "earlier in the batch"
             reject(ev, "id", f"conflict: id {ev.id} is also used at {where} with other "
-                            f"content; nothing was written")
+                             f"content ({', '.join(differs)} differ); give one of them "
+                             f"another id (or none). Nothing was written")
 
 
-def superseded(conn: Connection, ids: list[str], batch: list[NewEvent]) -> dict[str, tuple]:
+def superseded(conn: Connection, ids: list[str], batch: Sequence[NewEvent]) -> dict[str, tuple]:
     """id -> (stream, effective, type) for superseded ids found in the log or the batch."""
     wanted = set(ids)
     out = {e.id: (e.stream, e.effective.isoformat(), e.type) for e in batch if e.id in wanted}
@@ -76,7 +71,7 @@ def superseded(conn: Connection, ids: list[str], batch: list[NewEvent]) -> dict[
     return out
 
 
-def check_references(batch: list[NewEvent], rows, sup_rows) -> None:
+def check_references(batch: Sequence[NewEvent], rows, sup_rows) -> None:
     """Streams must exist before non-opening events; references must resolve."""
     firsts: dict[str, str] = {}
     for ev in sorted(batch, key=lambda e: e.effective):
@@ -114,7 +109,7 @@ def check_references(batch: list[NewEvent], rows, sup_rows) -> None:
                                         f"corrects ({sup_rows[i][0]})")
 
 
-def check_resolved(batch: list[NewEvent], res_rows: dict[str, tuple]) -> None:
+def check_resolved(batch: Sequence[NewEvent], res_rows: dict[str, tuple]) -> None:
     """A settled dispute must be a report already in the log (or the batch), same measure."""
     for ev in batch:
         for i in ev.payload.get("resolves", ()):
@@ -125,7 +120,7 @@ def check_resolved(batch: list[NewEvent], res_rows: dict[str, tuple]) -> None:
                                       f"settles disputes of its own measure")
 
 
-def check_supersession_cycles(batch: list[NewEvent]) -> None:
+def check_supersession_cycles(batch: Sequence[NewEvent]) -> None:
     """Refuse events that supersede each other, over any number of steps: the fold would
     withdraw them all. Only a batch can hold a cycle (a stored event names older ids)."""
     edges = {e.id: list(e.payload.get("supersedes", ())) for e in batch

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from timeline.errors import ConcurrencyError
 from timeline.log.db import run_sql
-from timeline.log.events import SCHEMA_VERSION, Event, NewEvent, canonical_json, chain_hash, loads
+from timeline.log.events import SCHEMA_VERSION, CheckedEvent, Event, chain_hash, loads
 from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections import maintain
 from timeline.projections.fold import FoldEvent
@@ -81,9 +81,10 @@ def _in_force(intervals, day: str) -> dict:
     return state
 
 
-def append_in(conn: Connection, offered: list[NewEvent], expected: dict[str, int],
+def append_in(conn: Connection, offered: list[CheckedEvent], expected: dict[str, int],
               dry_run: bool = False) -> AppendResult:
-    """Append checked events (ids assigned) inside the writer's transaction on `conn`."""
+    """Append admitted events (ids assigned) inside the writer's transaction on `conn`: the
+    stored payload and source are the JSON text admission checked."""
     present = existing(conn, [e.id for e in offered])  # type: ignore[misc]  # ids given
     batch, seen = [], set()
     for ev in offered:
@@ -135,7 +136,7 @@ def append_in(conn: Connection, offered: list[NewEvent], expected: dict[str, int
             "announced": ev.announced.isoformat() if ev.announced else None,
             "known": ev.known.isoformat() if ev.known else today,
             "recorded_at": recorded_at,
-            "payload": canonical_json(ev.payload), "source": canonical_json(ev.source),
+            "payload": ev.payload_json, "source": ev.source_json,
         }
         row["prev_hash"] = prev
         row["hash"] = prev = chain_hash(prev, row)

@@ -8,11 +8,11 @@ from typing import Callable
 
 from timeline.errors import StoreError
 from timeline.files import fsync_path, pid_alive
-from timeline.log.events import NewEvent
+from timeline.log.events import CheckedEvent
 from timeline.resources import seeds_path
 
 
-def seed_events() -> list[NewEvent]:
+def seed_events() -> list[CheckedEvent]:
     """The bundled seed events (the loader is imported here: a query never needs it)."""
     from timeline.log.loader import load_paths
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -225,11 +226,11 @@ class Store:
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
         # imported on a write: a read (the CLI's queries) need not load the schema's structs
-        from timeline.log.validation import validate
+        from timeline.log.validation import admit
 
-        for ev in new:
-            validate(ev)
-        offered = [ev if ev.id else ev.with_id(uuid7()) for ev in new]
+        # the one admission of each event: what a loader admitted is taken as it is
+        checked = [admit(ev) for ev in new]
+        offered = [ev if ev.id else replace(ev, id=uuid7()) for ev in checked]
         check_batch_ids(offered)
         with dbmod.driver_errors(self.where), self.engine.connect() as conn:
             trans = conn.begin()
