@@ -498,7 +498,14 @@ def _check_rate_places(fields, path: str) -> None:
         v = getattr(fields, name)
         if v is UNSET:
             continue
-        places = -decimal.Decimal(repr(v)).as_tuple().exponent  # type: ignore[operator]  # finite
+        if type(v) is int:
+            continue
+        text = repr(v)
+        whole, dot, frac = text.partition(".")
+        # a plain decimal repr has its places after the dot (the shortest repr that reads
+        # back as the float); an exponent form is left to Decimal
+        places = len(frac) if dot and "e" not in frac else \
+            -decimal.Decimal(text).as_tuple().exponent  # type: ignore[operator]  # finite
         if places > RATE_DECIMALS:
             raise Invalid(f"{path}.{name}", v, f"has more than {RATE_DECIMALS} decimal places "
                                                "(the exports hold rates to 6)")
@@ -579,11 +586,12 @@ def check_rules(ev: Event) -> None:
                 raise Invalid(f"schedule[{i}].on", item.on.isoformat(),
                               f"a scheduled change must fall after the event's effective "
                               f"date {latest}")
-    latest_known = known_limit()
     for key, day in (("known", ev.known),
                      ("known_between", ev.known_between[1]
                       if ev.known_between is not UNSET else UNSET)):
-        if day is not UNSET and day > latest_known:
+        # the exact limit (the clock, the environment) only for a day near it
+        if day is not UNSET and day > _BEFORE_ANY_LIMIT and day > (latest_known :=
+                                                                  known_limit()):
             raise Invalid(key, day.isoformat(),
                           f"is after {latest_known}: knowledge cannot be dated later than "
                           f"today (UTC) plus {known_margin_days()} days "
@@ -605,6 +613,11 @@ def check_rules(ev: Event) -> None:
 # zone, a clock a little ahead. Beyond it, `known on today` would differ from the log.
 # TIMELINE_KNOWN_MARGIN_DAYS overrides it (e.g. to load a rehearsal dated in the future).
 KNOWN_MARGIN_DAYS = 2
+
+
+# no limit is ever earlier than this: UTC today is at most a day behind the local date this
+# process started on, and the margin is never negative
+_BEFORE_ANY_LIMIT = dt.date.today() - dt.timedelta(days=2)
 
 
 def known_margin_days() -> int:
