@@ -6,7 +6,7 @@ Layers, bottom to top (README, Development):
   projections timeline.projections.*  fold, maintenance, the Reader (every read query)
   store       timeline.store.*        the Store (the one writer) and guarded user SQL
   query       timeline.query.*        syntax tree, parser, dates, planner, explain
-  api         timeline.api, timeline  the public Python API
+  api         timeline.api, timeline.snapshot, timeline  the public Python API
   surfaces    timeline.surfaces.*     CLI, REPL, SQL access, export, report, charts, copy
 
 Imports are read with `ast` from the source (those inside functions too), so a cycle or an
@@ -31,7 +31,8 @@ SQL_ALLOWED_LAYERS = {"log", "projections", "store"}
 def layer_of(module: str) -> str:
     """The layer a `timeline...` module belongs to."""
     parts = module.split(".")
-    if parts == ["timeline"] or parts[1:2] == ["api"] or parts[1:2] == ["__main__"]:
+    if parts == ["timeline"] or parts[1:2] in (["api"], ["snapshot"]) or \
+            parts[1:2] == ["__main__"]:
         return "api" if parts[1:2] != ["__main__"] else "surfaces"
     if parts[1] in ("errors", "resources", "files"):
         return "base"
@@ -238,3 +239,8 @@ def test_a_clean_synthetic_package_passes(tmp_path):
 @pytest.mark.parametrize("module", ["timeline.surfaces.cli", "timeline.store.store"])
 def test_layer_names_come_from_folders(module):
     assert layer_of(module) == module.split(".")[1]
+
+
+@pytest.mark.parametrize("module", ["timeline", "timeline.api", "timeline.snapshot"])
+def test_the_api_layer_is_the_package_root_and_its_two_modules(module):
+    assert layer_of(module) == "api"
