@@ -11,6 +11,10 @@ Layers, bottom to top (README, Development):
 
 Imports are read with `ast` from the source (those inside functions too), so a cycle or an
 upward import cannot hide in a function body.
+
+The API is the surfaces' front door (issue 27): a surface imports the API (and the syntax
+tree, for completion and highlighting, and the base modules), never the store, the
+projections, the log or the rest of the query layer, and never reaches a Timeline's store.
 """
 from __future__ import annotations
 
@@ -156,6 +160,60 @@ def reaches(g: dict[str, set[str]], start: str) -> set[str]:
                 seen.add(dep)
                 todo.append(dep)
     return seen
+
+
+# What a surface may import from the package besides other surfaces: the API, the syntax
+# tree (completion and highlighting name its nodes) and the base modules.
+SURFACE_DOORS = frozenset({"timeline", "timeline.api", "timeline.query.syntax",
+                           "timeline.errors", "timeline.files", "timeline.resources"})
+# Attributes behind the API's public methods: a surface never touches them.
+PRIVATE_PARTS = frozenset({"store", "_store", "_reader"})
+
+
+def front_door_breaches(g: dict[str, set[str]], root: Path = PACKAGE) -> list[str]:
+    """Surface modules that import past the API, and surface code that reaches for a
+    Timeline's store (or a snapshot's reader) by attribute."""
+    bad = [f"{mod} imports {dep}" for mod, deps in sorted(g.items())
+           if mod.startswith("timeline.surfaces") for dep in sorted(deps)
+           if dep.split(".")[0] == "timeline" and dep not in SURFACE_DOORS
+           and not dep.startswith("timeline.surfaces")]
+    for path in sorted((root / "surfaces").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        bad += [f"{module_name(path, root)}:{node.lineno} reaches .{node.attr}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and node.attr in PRIVATE_PARTS]
+    return bad
+
+
+def test_the_surfaces_come_in_through_the_api():
+    assert front_door_breaches(graph()) == []
+
+
+def test_the_front_door_check_catches_a_surface_going_round_the_api(tmp_path):
+    root = _tree(tmp_path, {
+        "__init__.py": "",
+        "api.py": "",
+        "errors.py": "",
+        "store/__init__.py": "",
+        "store/store.py": "",
+        "query/__init__.py": "",
+        "query/syntax.py": "",
+        "query/execute.py": "",
+        "surfaces/__init__.py": "",
+        "surfaces/cli.py": "from timeline import api, errors\nfrom timeline.query import syntax\n"
+                           "from timeline.surfaces import report\n",
+        "surfaces/report.py": "def f(tl):\n    from timeline.query.execute import run\n"
+                              "    with tl.store.reading() as r:\n        return r\n",
+        "surfaces/serve/__init__.py": "",
+        "surfaces/serve/reads.py": "import timeline.store.store\n\n\n"
+                                   "def g(tl):\n    return tl._store, tl.where\n",
+    })
+    assert front_door_breaches(graph(root), root) == [
+        "timeline.surfaces.report imports timeline.query.execute",
+        "timeline.surfaces.serve.reads imports timeline.store.store",
+        "timeline.surfaces.report:3 reaches .store",
+        "timeline.surfaces.serve.reads:5 reaches ._store",
+    ]
 
 
 def test_the_read_side_never_imports_the_write_module():

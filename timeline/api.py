@@ -70,12 +70,13 @@ class Timeline:
     """An open timeline database (use `timeline.open`)."""
 
     def __init__(self, store: Store):
-        self.store = store
+        # private: the surfaces reach the database only through the methods below
+        self._store = store
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
         """Release the database's connections."""
-        self.store.close()
+        self._store.close()
 
     def __enter__(self) -> "Timeline":
         return self
@@ -84,40 +85,40 @@ class Timeline:
         self.close()
 
     def __repr__(self) -> str:
-        mode = "read-only" if self.store.readonly else "read-write"
-        return f"<Timeline {self.store.where} ({mode})>"
+        mode = "read-only" if self._store.readonly else "read-write"
+        return f"<Timeline {self._store.where} ({mode})>"
 
     # -- where it is ------------------------------------------------------------------------
     @property
     def where(self) -> str:
         """The database file path or URL (for messages)."""
-        return self.store.where
+        return self._store.where
 
     @property
     def url(self) -> str:
         """The SQLAlchemy URL of the database (two timelines on one URL are one database)."""
-        return self.store.url
+        return self._store.url
 
     @property
     def path(self) -> Path | None:
         """The database file, or None for a server database (PostgreSQL)."""
-        return self.store.path
+        return self._store.path
 
     @property
     def readonly(self) -> bool:
         """Whether the timeline was opened read-only."""
-        return self.store.readonly
+        return self._store.readonly
 
     @property
     def timeout(self) -> float | None:
         """Seconds a read may run before it is stopped (`open(timeout=…)`); None: no limit."""
-        return self.store.timeout
+        return self._store.timeout
 
     # -- reading ----------------------------------------------------------------------------
     @property
     def head(self) -> Head:
         """Position and hash of the log's last event."""
-        return self.store.head()
+        return self._store.head()
 
     @property
     def horizon(self) -> str | None:
@@ -132,7 +133,7 @@ class Timeline:
         With `check` (the default, as every query), a log whose projections do not reflect
         its head — changed behind the store's back — is refused; `check=False` is for the
         commands that look at such a log (`info`, `verify --against`)."""
-        with self.store.reading(check=check) as r:
+        with self._store.reading(check=check) as r:
             snap = Snapshot(r)
             try:
                 yield snap
@@ -228,12 +229,12 @@ class Timeline:
         tuples (or `rows.batches()`); memory stays bounded whatever the result's size."""
         from timeline.store.readonly_sql import stream_select  # `timeline sql` only
 
-        if self.store.readonly:
-            with stream_select(self.store, statement) as stream:
+        if self._store.readonly:
+            with stream_select(self._store, statement) as stream:
                 yield stream
             return
-        ro = Store.open(self.store.url, readonly=True)
-        ro.timeout = self.store.timeout
+        ro = Store.open(self._store.url, readonly=True)
+        ro.timeout = self._store.timeout
         try:
             with stream_select(ro, statement) as stream:
                 yield stream
@@ -251,17 +252,17 @@ class Timeline:
         from timeline.log.loader import load_paths  # not on a query's start-up path
 
         events = load_paths([Path(p) for p in paths], Path(sources) if sources else None)
-        return self._result(self.store.append(events, dry_run=dry_run))
+        return self._result(self._store.append(events, dry_run=dry_run))
 
     def append(self, events: Sequence[NewEvent],
                expected_versions: dict[str, int] | None = None) -> LoadResult:
         """Append events built in Python, atomically (optimistic concurrency per stream)."""
-        return self._result(self.store.append(list(events), expected_versions))
+        return self._result(self._store.append(list(events), expected_versions))
 
     def verify(self, *, quick: bool = False) -> Head:
         """Check the chain, triggers, views and projections (only the cheap checks when
         `quick`); IntegrityError naming every finding."""
-        return self.store.verify(quick=quick)
+        return self._store.verify(quick=quick)
 
     def review(self, through: str | dt.date, note: str, *,
                source: str = REVIEW_SOURCE) -> LoadResult:
@@ -280,17 +281,17 @@ class Timeline:
     def copy_from(self, source: "Timeline") -> tuple[Head, int]:
         """Copy `source`'s whole log, hash chain intact, into this empty timeline; returns
         the head copied and the number of cross-measure links."""
-        return self.store.copy_from(source.store)
+        return self._store.copy_from(source._store)
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Recompute every projection from the log; returns the number of measures.
 
         `progress(done, total)` is called as the fold goes, with events folded so far and
         the log's length (`timeline rebuild` draws its bar with it)."""
-        return self.store.rebuild(progress)
+        return self._store.rebuild(progress)
 
     def _result(self, res: AppendResult) -> LoadResult:
-        return LoadResult(res.appended, res.skipped, self.store.head(), res.changes,
+        return LoadResult(res.appended, res.skipped, self._store.head(), res.changes,
                           res.dry_run)
 
 
