@@ -175,8 +175,8 @@ class Snapshot:
                                          exclude_types=exclude_types)
 
     def links(self) -> Iterator[tuple[int, str]]:
-        """(event position, measure) of every cross-measure link: an event that touches a
-        measure other than its own (`affects`)."""
+        """(event position, measure) of every cross-measure link: a measure an event of
+        another stream reaches (the measures a ruling affects, those a retraction names)."""
         return ((row["position"], row["stream"]) for row in self._r.link_rows())
 
     def horizon(self, known_on: str | None = None) -> str | None:
