@@ -76,10 +76,8 @@ def _percentile(xs: list[float], p: float) -> float:
 
 
 def measure(db: Path, codes: list[str], measures: int, rounds: int, seed: int = 11) -> dict:
-    """Alternate the two queries on one Reader; latencies in microseconds."""
+    """Alternate the two queries on one read snapshot; latencies in microseconds."""
     import timeline
-    from timeline.query.execute import Context, run
-    from timeline.query.parser import parse
     from timeline.surfaces.output import render
 
     rng = random.Random(seed)
@@ -90,10 +88,10 @@ def measure(db: Path, codes: list[str], measures: int, rounds: int, seed: int = 
     names = [f"us.tariff.bench-{rng.randrange(measures):04d}.cn" for _ in range(rounds)]
     out: dict[str, list[float]] = {k: [] for k in ("state", "tariff", "state_known",
                                                    "tariff_known")}
-    with timeline.open(str(db), readonly=True) as tl, tl.store.reading() as r:
+    with timeline.open(str(db), readonly=True) as tl, tl.snapshot() as snap:
         def e2e(text):
             t0 = time.perf_counter_ns()
-            render(run(r, parse(text), text, Context()), "json")
+            render(snap.query(text).answer, "json")
             return (time.perf_counter_ns() - t0) / 1000
         for i in range(rounds):
             d, k, c, s = days[i], ks[i], picks[i], names[i]

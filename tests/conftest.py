@@ -1,15 +1,18 @@
 """Shared fixtures: fresh databases in tmp_path, never in the working directory."""
 from __future__ import annotations
 
+import contextlib
 import io
 import locale
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
+from timeline.api import Snapshot, Timeline
 from timeline.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +57,13 @@ def seeded_store(seeded_db) -> Store:
     store = Store.open(str(seeded_db))
     yield store
     store.close()
+
+
+@contextlib.contextmanager
+def snapshot_of(store: Store) -> Iterator[Snapshot]:
+    """A read snapshot of `store` through the public API: what the surfaces read from."""
+    with Timeline(store).snapshot() as s:
+        yield s
 
 
 @pytest.fixture

@@ -339,13 +339,14 @@ def test_the_briefing_says_what_is_refundable(seeded_db, tmp_path):
 
 def test_refundable_is_looked_up_once_per_measure_and_knowledge_date(seeded_store):
     """An export asks it of every interval: the Reader remembers the answer per snapshot."""
+    from timeline.api import Snapshot
     from timeline.surfaces.export import interval_rows
 
     with seeded_store.reading() as r:
         calls = []
         state = r.state
         r.state = lambda *a, **k: calls.append(a) or state(*a, **k)  # type: ignore[method-assign]
-        rows = interval_rows(r, "2026-01-01", None)
+        rows = interval_rows(Snapshot(r), "2026-01-01", None)
         last_day = [a for a in calls if a[1] == "9999-12-31"]
         assert len(last_day) == len(set(last_day)) > 0
         fent = [row for row in rows if row[0] == "us.tariff.ieepa-fentanyl.cn" and row[3]]

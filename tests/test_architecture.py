@@ -6,11 +6,15 @@ Layers, bottom to top (README, Development):
   projections timeline.projections.*  fold, maintenance, the Reader (every read query)
   store       timeline.store.*        the Store (the one writer) and guarded user SQL
   query       timeline.query.*        syntax tree, parser, dates, planner, explain
-  api         timeline.api, timeline  the public Python API
+  api         timeline.api, timeline.snapshot, timeline  the public Python API
   surfaces    timeline.surfaces.*     CLI, REPL, SQL access, export, report, charts, copy
 
 Imports are read with `ast` from the source (those inside functions too), so a cycle or an
 upward import cannot hide in a function body.
+
+The API is the surfaces' front door (issue 27): a surface imports the API (and the syntax
+tree, for completion and highlighting, and the base modules), never the store, the
+projections, the log or the rest of the query layer, and never reaches a Timeline's store.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ SQL_ALLOWED_LAYERS = {"log", "projections", "store"}
 def layer_of(module: str) -> str:
     """The layer a `timeline...` module belongs to."""
     parts = module.split(".")
-    if parts == ["timeline"] or parts[1:2] == ["api"] or parts[1:2] == ["__main__"]:
+    if parts == ["timeline"] or parts[1:2] in (["api"], ["snapshot"]) or \
+            parts[1:2] == ["__main__"]:
         return "api" if parts[1:2] != ["__main__"] else "surfaces"
     if parts[1] in ("errors", "resources", "files"):
         return "base"
@@ -157,6 +162,60 @@ def reaches(g: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
+# What a surface may import from the package besides other surfaces: the API, the syntax
+# tree (completion and highlighting name its nodes) and the base modules.
+SURFACE_DOORS = frozenset({"timeline", "timeline.api", "timeline.query.syntax",
+                           "timeline.errors", "timeline.files", "timeline.resources"})
+# Attributes behind the API's public methods: a surface never touches them.
+PRIVATE_PARTS = frozenset({"store", "_store", "_reader"})
+
+
+def front_door_breaches(g: dict[str, set[str]], root: Path = PACKAGE) -> list[str]:
+    """Surface modules that import past the API, and surface code that reaches for a
+    Timeline's store (or a snapshot's reader) by attribute."""
+    bad = [f"{mod} imports {dep}" for mod, deps in sorted(g.items())
+           if mod.startswith("timeline.surfaces") for dep in sorted(deps)
+           if dep.split(".")[0] == "timeline" and dep not in SURFACE_DOORS
+           and not dep.startswith("timeline.surfaces")]
+    for path in sorted((root / "surfaces").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        bad += [f"{module_name(path, root)}:{node.lineno} reaches .{node.attr}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and node.attr in PRIVATE_PARTS]
+    return bad
+
+
+def test_the_surfaces_come_in_through_the_api():
+    assert front_door_breaches(graph()) == []
+
+
+def test_the_front_door_check_catches_a_surface_going_round_the_api(tmp_path):
+    root = _tree(tmp_path, {
+        "__init__.py": "",
+        "api.py": "",
+        "errors.py": "",
+        "store/__init__.py": "",
+        "store/store.py": "",
+        "query/__init__.py": "",
+        "query/syntax.py": "",
+        "query/execute.py": "",
+        "surfaces/__init__.py": "",
+        "surfaces/cli.py": "from timeline import api, errors\nfrom timeline.query import syntax\n"
+                           "from timeline.surfaces import report\n",
+        "surfaces/report.py": "def f(tl):\n    from timeline.query.execute import run\n"
+                              "    with tl.store.reading() as r:\n        return r\n",
+        "surfaces/serve/__init__.py": "",
+        "surfaces/serve/reads.py": "import timeline.store.store\n\n\n"
+                                   "def g(tl):\n    return tl._store, tl.where\n",
+    })
+    assert front_door_breaches(graph(root), root) == [
+        "timeline.surfaces.report imports timeline.query.execute",
+        "timeline.surfaces.serve.reads imports timeline.store.store",
+        "timeline.surfaces.report:3 reaches .store",
+        "timeline.surfaces.serve.reads:5 reaches ._store",
+    ]
+
+
 def test_the_read_side_never_imports_the_write_module():
     """The Reader, and all it imports, reads without loading projection maintenance: the
     driver helpers live in timeline.log.db, the events a fold takes in projections.touching."""
@@ -238,3 +297,8 @@ def test_a_clean_synthetic_package_passes(tmp_path):
 @pytest.mark.parametrize("module", ["timeline.surfaces.cli", "timeline.store.store"])
 def test_layer_names_come_from_folders(module):
     assert layer_of(module) == module.split(".")[1]
+
+
+@pytest.mark.parametrize("module", ["timeline", "timeline.api", "timeline.snapshot"])
+def test_the_api_layer_is_the_package_root_and_its_two_modules(module):
+    assert layer_of(module) == "api"

@@ -10,9 +10,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, snapshot_of
 from timeline.surfaces import chart
 from timeline.surfaces import cli
+from timeline.api import Timeline
 from timeline.errors import QueryError
 from timeline.surfaces.sparkline import BLOCKS, history_sparklines, rate_values, sparkline
 
@@ -46,7 +47,7 @@ def _numbers(label: str) -> list[int]:
 
 @pytest.fixture
 def conn(seeded_store):
-    with seeded_store.reading() as c:
+    with snapshot_of(seeded_store) as c:
         yield c
 
 
@@ -277,11 +278,8 @@ def test_sparkline_scales_between_min_and_max():
 
 
 def test_history_sparklines_from_a_history_answer(conn):
-    from timeline.query.parser import parse
-    from timeline.query.execute import Context, run
-
     text = "history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to 2025-06-30"
-    data = run(conn, parse(text), text, Context(today=TODAY)).data
+    data = conn.query(text, today=TODAY).data
     assert rate_values(data["results"][0]["intervals"])[:3] == [10.0, 84.0, 125.0]
     (line,) = history_sparklines(data)
     assert line.startswith("us.tariff.ieepa-reciprocal.cn  ▁▆█▁▁▁▁  10→10")
@@ -316,9 +314,9 @@ def test_repl_prints_sparklines_under_history_on_a_terminal(seeded_store, monkey
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((200, 60)))
     text = "history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to 2025-06-30"
     out = TTY()
-    s = Session(seeded_store, out=out, err=io.StringIO(), today=TODAY, interactive=True)
+    s = Session(Timeline(seeded_store), out=out, err=io.StringIO(), today=TODAY, interactive=True)
     assert s.execute(text)
     assert "us.tariff.ieepa-reciprocal.cn  ▁▆█▁▁▁▁  10→10" in out.getvalue()
     piped = io.StringIO()  # not a terminal: the output stays a plain table for tools
-    assert Session(seeded_store, out=piped, err=io.StringIO(), today=TODAY).execute(text)
+    assert Session(Timeline(seeded_store), out=piped, err=io.StringIO(), today=TODAY).execute(text)
     assert "▁" not in piped.getvalue()

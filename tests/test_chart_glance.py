@@ -10,6 +10,7 @@ import itertools
 
 import pytest
 
+from tests.conftest import snapshot_of
 from timeline.surfaces import chart
 
 TODAY = dt.date(2026, 11, 27)
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.skipif(not chart.available(), reason="matplotlib (the c
 
 @pytest.fixture
 def conn(seeded_store):
-    with seeded_store.reading() as c:
+    with snapshot_of(seeded_store) as c:
         yield c
 
 

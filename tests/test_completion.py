@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tests.conftest import snapshot_of
 from timeline.surfaces.completion import (META_ARGS, Catalogue, load_catalogue, make_completer,
                                  partial_word, suggest)
 from timeline.surfaces.lexer import query_keywords, tokens
@@ -13,8 +14,8 @@ from timeline.resources import grammar_path
 
 @pytest.fixture
 def cat(seeded_store) -> Catalogue:
-    with seeded_store.reading() as conn:
-        return load_catalogue(conn)
+    with snapshot_of(seeded_store) as s:
+        return load_catalogue(s)
 
 
 def test_catalogue_reads_measures_views_and_jurisdictions(cat, seeded_store):

@@ -18,6 +18,7 @@ from tests.conftest import run_cli
 from timeline.surfaces import export
 from timeline.log.events import NewEvent
 from timeline.surfaces.export import read_latest, verify_snapshot, write_snapshot
+from timeline.api import Timeline
 from timeline.store.store import Store
 
 
@@ -39,7 +40,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 # -- contents -------------------------------------------------------------------------------
 def test_snapshot_contents(ro_store, tmp_path):
-    res = write_snapshot(ro_store, tmp_path / "out", "2025-04-10", None, False, None)
+    res = write_snapshot(Timeline(ro_store), tmp_path / "out", "2025-04-10", None, False, None)
     snap = tmp_path / "out" / "2025-04-10"
     assert res.written and res.path == snap
     assert sorted(p.name for p in snap.iterdir()) == [
@@ -96,7 +97,7 @@ def test_snapshot_contents(ro_store, tmp_path):
 
 def test_known_on_uses_only_what_was_public(ro_store, tmp_path):
     out = tmp_path / "out"
-    write_snapshot(ro_store, out, "2025-04-10", "2025-04-05", False, None)
+    write_snapshot(Timeline(ro_store), out, "2025-04-10", "2025-04-05", False, None)
     snap = out / "2025-04-10_known_2025-04-05"
     state = {r["measure"]: r for r in _csv(snap / "state.csv")}
     assert state["cn.tariff.retaliatory.us"]["rate"] == "34"  # 84 was announced 04-09
@@ -110,8 +111,8 @@ def test_known_on_uses_only_what_was_public(ro_store, tmp_path):
 
 # -- determinism and idempotence ------------------------------------------------------------
 def test_two_exports_are_byte_identical_apart_from_generated_at(ro_store, tmp_path):
-    write_snapshot(ro_store, tmp_path / "a", "2025-05-14", None, False, None)
-    write_snapshot(ro_store, tmp_path / "b", "2025-05-14", None, False, None)
+    write_snapshot(Timeline(ro_store), tmp_path / "a", "2025-05-14", None, False, None)
+    write_snapshot(Timeline(ro_store), tmp_path / "b", "2025-05-14", None, False, None)
     a, b = _tree(tmp_path / "a" / "2025-05-14"), _tree(tmp_path / "b" / "2025-05-14")
     ma, mb = json.loads(a.pop("manifest.json")), json.loads(b.pop("manifest.json"))
     assert a == b
@@ -137,12 +138,12 @@ def test_a_new_event_makes_the_snapshot_stale(seeded_db, tmp_path):
     out = tmp_path / "out"
     store = Store.open(str(seeded_db))
     try:
-        write_snapshot(store, out, "2025-05-14", None, False, None)
-        assert not write_snapshot(store, out, "2025-05-14", None, False, None).written
+        write_snapshot(Timeline(store), out, "2025-05-14", None, False, None)
+        assert not write_snapshot(Timeline(store), out, "2025-05-14", None, False, None).written
         store.append([NewEvent("diplomacy.us-cn", "meeting", dt.date(2025, 5, 14),
                                {"title": "A test meeting"}, {"name": "test"},
                                known=dt.date(2025, 5, 14))])
-        res = write_snapshot(store, out, "2025-05-14", None, False, None)
+        res = write_snapshot(Timeline(store), out, "2025-05-14", None, False, None)
         assert res.written and res.manifest["head"]["hash"] == store.head().hash
         assert verify_snapshot(out / "2025-05-14") == []
         assert not [p for p in out.iterdir() if p.name.startswith(".")
@@ -153,9 +154,9 @@ def test_a_new_event_makes_the_snapshot_stale(seeded_db, tmp_path):
 
 def test_a_damaged_snapshot_is_not_up_to_date(ro_store, tmp_path):
     out = tmp_path / "out"
-    write_snapshot(ro_store, out, "2025-05-14", None, False, None)
+    write_snapshot(Timeline(ro_store), out, "2025-05-14", None, False, None)
     (out / "2025-05-14" / "state.csv").write_text("tampered")
-    assert write_snapshot(ro_store, out, "2025-05-14", None, False, None).written
+    assert write_snapshot(Timeline(ro_store), out, "2025-05-14", None, False, None).written
     assert verify_snapshot(out / "2025-05-14") == []
 
 
@@ -163,8 +164,8 @@ def test_a_damaged_snapshot_is_not_up_to_date(ro_store, tmp_path):
 def test_keep_prunes_the_oldest_snapshots(ro_store, tmp_path):
     out = tmp_path / "out"
     for day in ("2025-04-01", "2025-04-02", "2025-04-03"):
-        write_snapshot(ro_store, out, day, None, False, None)
-    res = write_snapshot(ro_store, out, "2025-04-04", None, False, 2)
+        write_snapshot(Timeline(ro_store), out, day, None, False, None)
+    res = write_snapshot(Timeline(ro_store), out, "2025-04-04", None, False, 2)
     assert res.pruned == ["2025-04-01", "2025-04-02"]
     assert export.snapshots(out) == ["2025-04-03", "2025-04-04"]
     assert read_latest(out) == "2025-04-04"
@@ -177,8 +178,8 @@ def test_keep_prunes_the_oldest_snapshots(ro_store, tmp_path):
 
 def test_keep_never_prunes_the_snapshot_just_written(ro_store, tmp_path):
     out = tmp_path / "out"
-    write_snapshot(ro_store, out, "2025-06-01", None, False, None)
-    res = write_snapshot(ro_store, out, "2025-05-01", None, False, 1)
+    write_snapshot(Timeline(ro_store), out, "2025-06-01", None, False, None)
+    res = write_snapshot(Timeline(ro_store), out, "2025-05-01", None, False, 1)
     assert res.pruned == [] and export.snapshots(out) == ["2025-05-01_backfill", "2025-06-01"]
     assert read_latest(out) == "2025-06-01"
 
@@ -210,7 +211,7 @@ def test_verify_catches_changed_missing_and_extra_files(seeded_db, tmp_path):
 
 def test_verify_checks_the_head_named_in_the_manifest(ro_store, tmp_path):
     out = tmp_path / "out"
-    write_snapshot(ro_store, out, "2025-05-14", None, False, None)
+    write_snapshot(Timeline(ro_store), out, "2025-05-14", None, False, None)
     snap = out / "2025-05-14"
     m = json.loads((snap / "manifest.json").read_text())
     m["head"]["hash"] = "0" * 64
@@ -224,14 +225,14 @@ def test_extra_writers_land_in_the_manifest(ro_store, tmp_path, monkeypatch):
     out = tmp_path / "out"
     calls = []
 
-    def report(conn, folder, as_of, known_on):
+    def report(snapshot, folder, as_of, known_on):
         calls.append((as_of, known_on))
-        n = len(conn.all_streams())
+        n = len(snapshot.measure_ids())
         (folder / "report.txt").write_text(f"{n} measures as of {as_of}\n")
         return ["report.txt"]
 
     monkeypatch.setattr(export, "EXTRA_WRITERS", [report])
-    res = write_snapshot(ro_store, out, "2025-05-14", "2025-05-01", False, None)
+    res = write_snapshot(Timeline(ro_store), out, "2025-05-14", "2025-05-01", False, None)
     assert calls == [("2025-05-14", "2025-05-01")]
     snap = res.path
     assert res.manifest["files"]["report.txt"]["sha256"] == \
@@ -251,7 +252,7 @@ def test_a_writer_that_lies_about_its_files_fails_the_export(ro_store, tmp_path,
 
     monkeypatch.setattr(export, "EXTRA_WRITERS", [sloppy])
     with pytest.raises(TimelineError, match="a.txt"):
-        write_snapshot(ro_store, out, "2025-05-14", None, False, None)
+        write_snapshot(Timeline(ro_store), out, "2025-05-14", None, False, None)
     assert export.snapshots(out) == [] and read_latest(out) is None
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
 
@@ -314,19 +315,19 @@ def test_kill_during_a_forced_rewrite_leaves_the_old_snapshot(seeded_db, tmp_pat
 
 def test_a_snapshot_caught_mid_replacement_is_restored(ro_store, tmp_path):
     out = tmp_path / "out"
-    write_snapshot(ro_store, out, "2025-05-14", None, False, None)
+    write_snapshot(Timeline(ro_store), out, "2025-05-14", None, False, None)
     # what the non-Linux fallback leaves if killed between its two renames
     os.rename(out / "2025-05-14", out / ".old-2025-05-14-4242")
     (out / ".tmp-2025-05-14-4242").mkdir()
-    assert not write_snapshot(ro_store, out, "2025-05-14", None, False, None).written
+    assert not write_snapshot(Timeline(ro_store), out, "2025-05-14", None, False, None).written
     assert sorted(p.name for p in out.iterdir()) == [".lock", "2025-05-14", "latest"]
 
 
 def test_replacing_without_an_atomic_exchange(ro_store, tmp_path, monkeypatch):
     out = tmp_path / "out"
     monkeypatch.setattr(export, "_exchange", lambda a, b: False)
-    write_snapshot(ro_store, out, "2025-05-14", None, False, None)
-    assert write_snapshot(ro_store, out, "2025-05-14", None, True, None).written
+    write_snapshot(Timeline(ro_store), out, "2025-05-14", None, False, None)
+    assert write_snapshot(Timeline(ro_store), out, "2025-05-14", None, True, None).written
     assert verify_snapshot(out / "2025-05-14") == []
     assert sorted(p.name for p in out.iterdir()) == [".lock", "2025-05-14", "latest"]
 
@@ -342,7 +343,7 @@ def test_overlapping_exports_are_refused(ro_store, tmp_path):
     with open(out / ".lock", "a+") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         with pytest.raises(TimelineError, match="another export"):
-            write_snapshot(ro_store, out, "2025-05-14", None, False, None)
+            write_snapshot(Timeline(ro_store), out, "2025-05-14", None, False, None)
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -372,6 +373,6 @@ def test_failures_exit_1_with_a_message(seeded_db, tmp_path):
 
 def test_default_as_of_is_today(ro_store, tmp_path):
     out = tmp_path / "out"
-    res = write_snapshot(ro_store, out, None, None, False, None)
+    res = write_snapshot(Timeline(ro_store), out, None, None, False, None)
     assert res.path.name == dt.date.today().isoformat()
     assert io.StringIO((res.path / "state.csv").read_text()).readline().startswith("measure,")

@@ -13,6 +13,7 @@ import pytest
 from tests.backends import backend, make_db  # noqa: F401
 from tests.conftest import run_cli
 from timeline.errors import TimelineError
+from timeline.api import Timeline
 from timeline.store.store import Store
 from timeline.surfaces import columnar, export
 from timeline.surfaces.export import read_latest, verify_snapshot, write_snapshot
@@ -33,7 +34,7 @@ def ro_store(seeded_db):
 
 @pytest.fixture
 def snap(ro_store, tmp_path):
-    return write_snapshot(ro_store, tmp_path / "out", "2025-04-10", None).path
+    return write_snapshot(Timeline(ro_store), tmp_path / "out", "2025-04-10", None).path
 
 
 def _csv(path) -> list[dict]:
@@ -142,7 +143,7 @@ def test_without_pyarrow_only_csvs_and_the_manifest_says_so(ro_store, tmp_path, 
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     assert not columnar.available()
-    res = write_snapshot(ro_store, tmp_path / "out", "2025-04-10", None)
+    res = write_snapshot(Timeline(ro_store), tmp_path / "out", "2025-04-10", None)
     assert not list(res.path.glob("*.parquet"))
     assert res.manifest["parquet"] == columnar.MISSING
     assert "pip install 'timeline[parquet]'" in columnar.MISSING
@@ -158,7 +159,7 @@ def test_a_snapshot_with_parquet_verifies_where_pyarrow_is_missing(snap, monkeyp
 def test_a_rate_that_is_no_number_fails_the_export_and_keeps_the_last(ro_store, tmp_path,
                                                                       monkeypatch):
     out = tmp_path / "out"
-    write_snapshot(ro_store, out, "2025-04-10", None)
+    write_snapshot(Timeline(ro_store), out, "2025-04-10", None)
 
     def hostile(r, as_of, known_on):
         return [("x.measure", None, None, None, "higher", None, None, None, None, None, None,
@@ -167,7 +168,7 @@ def test_a_rate_that_is_no_number_fails_the_export_and_keeps_the_last(ro_store, 
     monkeypatch.setattr(export, "TABLES", tables)
     with pytest.raises(TimelineError,
                        match="state.parquet: x.measure: rate 'higher' is not a number"):
-        write_snapshot(ro_store, out, "2025-04-11", None)
+        write_snapshot(Timeline(ro_store), out, "2025-04-11", None)
     assert export.snapshots(out) == ["2025-04-10"] and read_latest(out) == "2025-04-10"
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
 
@@ -212,10 +213,10 @@ def test_a_backfill_never_moves_latest(seeded_db, tmp_path):
 
 def test_an_up_to_date_run_repairs_a_latest_left_on_a_backfill(ro_store, tmp_path):
     out = tmp_path / "out"
-    write_snapshot(ro_store, out, "2025-06-01", None)
-    write_snapshot(ro_store, out, "2025-05-14", "2025-05-01")
+    write_snapshot(Timeline(ro_store), out, "2025-06-01", None)
+    write_snapshot(Timeline(ro_store), out, "2025-05-14", "2025-05-01")
     (out / "latest").write_text("2025-05-14_known_2025-05-01\n")  # as an older version left it
-    assert not write_snapshot(ro_store, out, "2025-06-01", None).written
+    assert not write_snapshot(Timeline(ro_store), out, "2025-06-01", None).written
     assert read_latest(out) == "2025-06-01"
 
 
@@ -236,10 +237,10 @@ def test_parquet_and_totals_are_the_same_on_every_backend(make_db, ro_store, tmp
     """PostgreSQL (when configured) exports the tables SQLite exports, value for value."""
     other = Store.open(make_db(), readonly=True)
     try:
-        theirs = write_snapshot(other, tmp_path / "b", "2025-06-12", "2025-06-10").path
+        theirs = write_snapshot(Timeline(other), tmp_path / "b", "2025-06-12", "2025-06-10").path
     finally:
         other.close()
-    ours = write_snapshot(ro_store, tmp_path / "a", "2025-06-12", "2025-06-10").path
+    ours = write_snapshot(Timeline(ro_store), tmp_path / "a", "2025-06-12", "2025-06-10").path
     for stem, _, _ in export.TABLES:
         assert pq.read_table(theirs / f"{stem}.parquet").to_pylist() == \
             pq.read_table(ours / f"{stem}.parquet").to_pylist(), stem
@@ -266,7 +267,7 @@ def test_an_export_folder_whose_name_is_not_utf8(ro_store, tmp_path):
     """Attack: a folder named with a byte that is not UTF-8 (Python holds it as a lone
     surrogate) was an internal error from pyarrow's path encoder; the CSVs had been fine."""
     out = tmp_path / "ex-\udcff"
-    res = write_snapshot(ro_store, out, "2025-06-01", None)
+    res = write_snapshot(Timeline(ro_store), out, "2025-06-01", None)
     assert res.written and verify_snapshot(res.path) == []
     assert pq.read_table(open(res.path / "state.parquet", "rb")).num_rows == \
         json.loads((res.path / "manifest.json").read_text())["row_counts"]["state.parquet"]

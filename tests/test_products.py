@@ -247,14 +247,15 @@ def test_diff_compares_two_entry_days_line_by_line(seeded_db):
 
 
 def test_the_briefing_shows_what_representative_goods_pay(seeded_db):
+    from timeline.api import Timeline
     from timeline.store.store import Store
     from timeline.surfaces.briefing import HEADLINE_GROUPS
     from timeline.surfaces.report import render_report
 
     store = Store.open(str(seeded_db), readonly=True)
     try:
-        with store.reading() as r:
-            page = render_report(r, "2025-04-15")
+        with Timeline(store).snapshot() as s:
+            page = render_report(s, "2025-04-15")
     finally:
         store.close()
     assert 'id="headline-goods"' in page and "no product measure or exemption covers" in page

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import run_cli
 from timeline.log.loader import load_paths
 from timeline.resources import seeds_path
+from timeline.api import Timeline
 from timeline.store.store import Store
 from timeline.surfaces.repl import (Session, interact, split_script, split_statements,
                                     statement_complete)
@@ -31,7 +32,7 @@ def ro_store(seeded_db):
 
 def _session(store, **kw) -> tuple[Session, io.StringIO, io.StringIO]:
     out, err = io.StringIO(), io.StringIO()
-    return Session(store, out=out, err=err, today=TODAY, **kw), out, err
+    return Session(Timeline(store), out=out, err=err, today=TODAY, **kw), out, err
 
 
 def _drive(session: Session, keys: str, history=None) -> tuple[int, str]:
@@ -307,7 +308,7 @@ def test_pager_only_for_tall_output_on_a_terminal(ro_store, monkeypatch):
     monkeypatch.setattr(pydoc, "pipe_pager" if hasattr(pydoc, "pipe_pager") else "pipepager",
                         lambda text, cmd: paged.append(text))
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((100, 10)))
-    s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
+    s = Session(Timeline(ro_store), out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
     s.execute("measures where kind = visa")  # short: printed
     assert not paged
     s.execute("measures")  # taller than 10 lines: paged
@@ -384,7 +385,7 @@ def test_wide_lines_are_paged_by_count_not_by_wrapping(ro_store, monkeypatch):
     paged = []
     monkeypatch.setattr("timeline.surfaces.repl.page", paged.append)
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((20, 10)))
-    s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
+    s = Session(Timeline(ro_store), out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
     s.show("x" * 500 + "\n" + "y" * 500)  # two long lines: chopped by the pager, not paged
     assert not paged and "x" * 500 in s.out.getvalue()
 
@@ -409,7 +410,7 @@ def test_interactive_tables_fit_the_terminal(ro_store, monkeypatch):
 
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((80, 500)))
-    s = Session(ro_store, out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
+    s = Session(Timeline(ro_store), out=TTY(), err=io.StringIO(), today=TODAY, interactive=True)
     s.execute("history of us.tariff.ieepa-reciprocal.cn from 2025-04-01 to 2025-06-30")
     table = s.out.getvalue().split("\n\n")[0]
     assert max(len(line) for line in table.splitlines()) <= 80 and "…" in table

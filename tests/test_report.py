@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -14,8 +13,10 @@ from types import SimpleNamespace
 import pytest
 
 from tests.backends import backend, make_db  # noqa: F401
+from tests.conftest import snapshot_of
 from timeline.log.loader import load_paths
 from timeline.resources import seeds_path
+from timeline.api import Timeline
 from timeline.store.store import Store
 from timeline.surfaces import chart
 from timeline.surfaces.report import (FILTER_SCRIPT, REPORT, event_item, render_report,
@@ -53,7 +54,7 @@ class _Balance(HTMLParser):
 
 @pytest.fixture
 def conn(seeded_store):
-    with seeded_store.reading() as c:
+    with snapshot_of(seeded_store) as c:
         yield c
 
 
@@ -63,7 +64,7 @@ def page(_seeded_template, tmp_path_factory) -> str:
     store = Store.open(str(_seeded_template), readonly=True)
     folder = tmp_path_factory.mktemp("report")
     try:
-        with store.reading() as c:
+        with snapshot_of(store) as c:
             assert write_report(c, folder, AS_OF, None) == [REPORT]
     finally:
         store.close()
@@ -154,7 +155,7 @@ def _state_rows(ids) -> dict:
 def test_state_lists_every_measure_grouped_and_collapsed(conn, page):
     ids = _ids(_root(page))
     rows = _state_rows(ids)
-    streams = conn.all_streams()
+    streams = conn.measure_ids()
     assert sorted(rows) == sorted(f"m-{s}" for s in streams)
     assert len(streams) == len({e.stream for e in load_paths([seeds_path()])})
     assert "no state on 2025-06-12" in "".join(ids["m-agreement.us-cn.busan"].itertext())
@@ -207,9 +208,8 @@ def test_sources_give_dates_source_and_verbatim_quote(conn, page):
     text = "".join(ev.itertext())
     assert "effective 2025-06-05" in text and "known 2025-06-05" in text
     assert "Source: US, China hold trade talks in London" in text
-    row = conn.conn.exec_driver_sql("SELECT source FROM events WHERE id = ?",
-                               (ev.get("id")[3:],)).one()
-    assert json.loads(row.source)["quote"] == "".join(ev.find("blockquote").itertext())
+    (stored,) = conn.events_by_id([ev.get("id")[3:]]).values()
+    assert stored.source["quote"] == "".join(ev.find("blockquote").itertext())
     # numbered by effective date, as the superscript links say
     effective = [re.search(r"effective (\d{4}-\d\d-\d\d)", "".join(li.itertext())).group(1)
                  for li in items]
@@ -366,8 +366,8 @@ def test_export_snapshot_carries_the_briefing(seeded_store, tmp_path):
     compared with the previous nightly (the last 30 days when there is none)."""
     from timeline.surfaces import export
 
-    first = export.write_snapshot(seeded_store, tmp_path / "a", AS_OF)
-    second = export.write_snapshot(seeded_store, tmp_path / "b", AS_OF)
+    first = export.write_snapshot(Timeline(seeded_store), tmp_path / "a", AS_OF)
+    second = export.write_snapshot(Timeline(seeded_store), tmp_path / "b", AS_OF)
     info = first.manifest["files"][REPORT]
     assert re.fullmatch(r"[0-9a-f]{64}", info["sha256"])
     assert info == second.manifest["files"][REPORT]
@@ -376,7 +376,7 @@ def test_export_snapshot_carries_the_briefing(seeded_store, tmp_path):
     ids = _ids(_root((first.path / REPORT).read_text(encoding="utf-8")))
     assert "since 2025-05-13 (30 days)" in _text(ids["changes"])
 
-    later = export.write_snapshot(seeded_store, tmp_path / "a", "2025-07-20")
+    later = export.write_snapshot(Timeline(seeded_store), tmp_path / "a", "2025-07-20")
     ids = _ids(_root((later.path / REPORT).read_text(encoding="utf-8")))
     assert "since the previous snapshot (2025-06-12)" in _text(ids["changes"])
     changes = _text(ids["changes-table"])
@@ -422,15 +422,13 @@ def test_report_command_refuses_bad_input_and_writes_nothing(seeded_db, tmp_path
 
 def test_same_report_on_every_backend(make_db, seeded_store):
     """PostgreSQL (when configured) gives the page SQLite gives, apart from the log head."""
-    from timeline.store.store import Store
-
     store = Store.open(make_db(), readonly=True)
     try:
-        with store.reading() as c:
+        with snapshot_of(store) as c:
             page = render_report(c, AS_OF, "2025-06-10")
     finally:
         store.close()
-    with seeded_store.reading() as c:
+    with snapshot_of(seeded_store) as c:
         reference = render_report(c, AS_OF, "2025-06-10")
 
     def mask(p):
@@ -448,7 +446,7 @@ def test_hostile_titles_stay_text_in_every_section(seeded_store):
     seeded_store.append([NewEvent("diplomacy.us-cn", "meeting", dt.date(2025, 6, 11),
                                   {"title": title}, {"name": "<b>outlet</b>"},
                                   known=dt.date(2025, 6, 11))])
-    with seeded_store.reading() as c:
+    with snapshot_of(seeded_store) as c:
         page = render_report(c, AS_OF)
     assert page.count("<script>") == 1 and "<img" not in page and "onerror=alert" not in \
         re.sub(r"&lt;img src=x onerror=alert\(1\)&gt;", "", page)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import snapshot_of
 from timeline.log.loader import load_paths
 from timeline.resources import seeds_path
 
@@ -59,8 +60,8 @@ def _run(tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def report(seeded_store, tmp_path):
-    with seeded_store.reading() as conn:
-        write_report(conn, tmp_path, "2025-06-12", None)
+    with snapshot_of(seeded_store) as s:
+        write_report(s, tmp_path, "2025-06-12", None)
     return tmp_path / REPORT
 
 

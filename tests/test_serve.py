@@ -178,8 +178,8 @@ def test_completion_is_the_repls_engine(served):
     c, url = served
     import timeline
 
-    with timeline.open(url, readonly=True) as tl, tl.store.reading() as r:
-        cat = load_catalogue(r)
+    with timeline.open(url, readonly=True) as tl, tl.snapshot() as s:
+        cat = load_catalogue(s)
     for text in ("", "sta", "state of us.tariff.ieepa-r", "tariff on sm",
                  "events where type = "):
         body = get(c, "/api/complete?q=" + quote(text)).json()

@@ -75,7 +75,7 @@ def test_the_server_reads_with_the_timeout(no_serving, seeded_db):
                            (("serve", "--timeout", "5", "--port", "0"), 5.0)):
         assert run_cli("--db", seeded_db, *argv).returncode == 0
         tl = no_serving["app"].app.state.server.tl  # the Guard's Starlette app's
-        assert tl.store.timeout == expected and tl.store.readonly
+        assert tl.timeout == expected and tl.readonly
 
 
 def test_a_real_server_serves_and_stops_on_sigint(seeded_db):

@@ -306,7 +306,7 @@ def test_the_python_api_and_the_repl_carry_the_notes(seeded_db):
         assert "us.tariff.section-232.steel-aluminum" in \
             t.data["components"][0]["not_stacked_with"]
         out, err = io.StringIO(), io.StringIO()
-        session = Session(tl.store, out=out, err=err)
+        session = Session(tl, out=out, err=err)
         assert session.run_piped("state of cn.tariff-exclusions.us as of 2025-12-01;") == 0
         assert "note: cn.tariff-exclusions.us: single-source: authority, exclusions_until, " \
                "imposer, kind, scope, target rest on event" in out.getvalue(), err.getvalue()

@@ -1,11 +1,19 @@
 """The public Python API: open a timeline, ask it questions, load events, verify it.
 
-The command line, the REPL and the export are built on these same calls::
+The command line, the REPL, the report, the charts, the export and `timeline serve` are
+built on these same calls, and on nothing below them (tests/test_architecture.py)::
 
     import timeline
     with timeline.open() as tl:
         a = tl.query("total tariff by us on cn as of 2025-04-10")
         a.total, a.rows
+        with tl.snapshot() as s:        # several reads of one state of the log
+            s.head(), s.horizon(), s.query("state of us.tariff.*")
+
+Besides `Timeline`, the module names what the surfaces share with the layers below: the
+query parser (`parse`, `parse_date`), the grammar's words for completion, the closed sets
+of the event vocabulary, the row types a snapshot returns, and the hash-chain check of an
+exported log. docs/python-api.md documents them all.
 """
 from __future__ import annotations
 
@@ -13,16 +21,23 @@ import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence
 
 from timeline.errors import QueryError, TimelineError
 from timeline.log.chain import Head
+from timeline.log.db import user_data_dir
 from timeline.log.events import Event, NewEvent
-from timeline.query.execute import run
+from timeline.log.migrate import HEAD_REVISION
+from timeline.log.vocabulary import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
+from timeline.projections.reader import (EVENT_COLUMNS, MEASURE_COLUMNS, STATE_COLUMNS,
+                                         CatalogueEntry, StateRow)
 from timeline.query.parser import parse, parse_date
-from timeline.query.planner import Answer, Context
-from timeline.query.syntax import (DateExpr, ExplainQuery, Pos, Product, Query, StateQuery,
-                                   Target, TariffHistoryQuery, TariffQuery)
+from timeline.query.planner import Answer
+from timeline.query.suggest import suggest
+from timeline.query.syntax import (DateExpr, Pos, Query, StateQuery, Target,
+                                   TariffHistoryQuery, TariffQuery)
+from timeline.snapshot import VALUE_AT as _AT
+from timeline.snapshot import Result, Snapshot, date_option, product_node
 from timeline.store.store import AppendResult, StateChange, Store
 
 if TYPE_CHECKING:  # `timeline sql`'s module is loaded only when SQL is run
@@ -31,67 +46,12 @@ if TYPE_CHECKING:  # `timeline sql`'s module is loaded only when SQL is run
 REVIEW_STREAM = "log.review"  # where `reviewed` events go: the log's own record of checks
 REVIEW_SOURCE = "timeline review"
 
-__all__ = ["open", "init", "Timeline", "Result", "LoadResult", "StateChange", "Head",
-           "event_schema"]
-
-
-@dataclass(frozen=True)
-class Result:
-    """The answer to one query.
-
-    `data` is the stable JSON shape the CLI prints with `--format json`; `rows` are the
-    answer's table rows as dicts (for a `total`, the components without the TOTAL line);
-    `total` is the summed rate of a `total` query and None for every other form.
-    """
-
-    query: str
-    answer: Answer
-
-    @property
-    def kind(self) -> str:
-        """The query form: state, history, diff, total, events, measures or explain."""
-        return self.answer.kind
-
-    @property
-    def data(self) -> dict:
-        """The answer in its stable JSON shape (a dict)."""
-        return self.answer.data
-
-    @property
-    def columns(self) -> list[str]:
-        """Column names of `rows`."""
-        return list(self.answer.columns)
-
-    @property
-    def rows(self) -> list[dict]:
-        """The answer's rows, each a dict of `columns` (summary lines left out)."""
-        body = self.answer.rows[:len(self.answer.rows) - self.answer.summary_rows]
-        return [dict(zip(self.answer.columns, r)) for r in body]
-
-    @property
-    def total(self) -> float | int | None:
-        """The total rate of a `total` or `tariff` query; None for other forms (and for a
-        product whose lines pay different totals, or whose content share is not given)."""
-        return self.data.get("total") if self.kind in ("total", "tariff") else None
-
-    @property
-    def layers(self) -> list[dict]:
-        """A `tariff` answer's layers (of its first HTS line): measure, rate, applies, why…"""
-        lines = self.data.get("lines") or []
-        return list(lines[0]["layers"]) if lines and self.kind == "tariff" else []
-
-    def to_pandas(self):
-        """`rows` as a pandas DataFrame (needs pandas: pip install 'timeline[pandas]')."""
-        try:
-            import pandas as pd  # optional extra: only this method needs it
-        except ImportError:
-            raise TimelineError("to_pandas needs pandas, which is not installed: "
-                                "pip install 'timeline[pandas]'") from None
-        return pd.DataFrame(self.rows, columns=self.columns)
-
-    def __repr__(self) -> str:
-        extra = f", total={self.total!r}" if self.kind in ("total", "tariff") else ""
-        return f"<Result {self.kind} of {self.query!r}: {len(self.rows)} rows{extra}>"
+__all__ = ["open", "init", "Timeline", "Snapshot", "Result", "LoadResult", "StateChange",
+           "Head", "event_schema", "event_field_tables", "rate_decimals", "single_statement",
+           "chain_head", "next_terminals", "terminal_words", "parse", "parse_date", "suggest",
+           "user_data_dir", "Answer", "Event", "StateRow", "CatalogueEntry", "HEAD_REVISION",
+           "EVENT_TYPES", "KINDS", "STATUSES", "LEGAL_STATUSES", "EVENT_COLUMNS",
+           "MEASURE_COLUMNS", "STATE_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -110,12 +70,13 @@ class Timeline:
     """An open timeline database (use `timeline.open`)."""
 
     def __init__(self, store: Store):
-        self.store = store
+        # private: the surfaces reach the database only through the methods below
+        self._store = store
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
         """Release the database's connections."""
-        self.store.close()
+        self._store.close()
 
     def __enter__(self) -> "Timeline":
         return self
@@ -124,18 +85,60 @@ class Timeline:
         self.close()
 
     def __repr__(self) -> str:
-        mode = "read-only" if self.store.readonly else "read-write"
-        return f"<Timeline {self.store.where} ({mode})>"
+        mode = "read-only" if self._store.readonly else "read-write"
+        return f"<Timeline {self._store.where} ({mode})>"
 
+    # -- where it is ------------------------------------------------------------------------
     @property
     def where(self) -> str:
-        """The database file path or URL."""
-        return self.store.where
+        """The database file path or URL (for messages)."""
+        return self._store.where
 
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL of the database (two timelines on one URL are one database)."""
+        return self._store.url
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, or None for a server database (PostgreSQL)."""
+        return self._store.path
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the timeline was opened read-only."""
+        return self._store.readonly
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a read may run before it is stopped (`open(timeout=…)`); None: no limit."""
+        return self._store.timeout
+
+    # -- reading ----------------------------------------------------------------------------
     @property
     def head(self) -> Head:
         """Position and hash of the log's last event."""
-        return self.store.head()
+        return self._store.head()
+
+    @property
+    def horizon(self) -> str | None:
+        """The knowledge horizon: the latest date the log knows of (None when empty)."""
+        with self.snapshot() as s:
+            return s.horizon()
+
+    @contextlib.contextmanager
+    def snapshot(self, *, check: bool = True) -> Iterator[Snapshot]:
+        """Several reads of one consistent state of the log: `with tl.snapshot() as s:`.
+
+        With `check` (the default, as every query), a log whose projections do not reflect
+        its head — changed behind the store's back — is refused; `check=False` is for the
+        commands that look at such a log (`info`, `verify --against`)."""
+        with self._store.reading(check=check) as r:
+            snap = Snapshot(r)
+            try:
+                yield snap
+            finally:
+                snap._close()  # its connection is gone: a later read says so plainly
 
     # -- questions --------------------------------------------------------------------------
     def query(self, text: str, *, today: dt.date | None = None,
@@ -149,13 +152,9 @@ class Timeline:
         table view list the SQL statements it ran. `parsed` is `parse(text)` when the caller
         has it already (the CLI checks a query before it opens the database).
         """
-        q = parsed if parsed is not None else parse(text)
-        if explain and not isinstance(q, ExplainQuery):
-            q = ExplainQuery(q, q.pos)
-        ctx = Context(today=today or dt.date.today(), as_of=_date_expr(as_of),
-                      known_on=_date_expr(known_on), sql=sql)
-        with self.store.reading() as r:
-            return Result(text, run(r, q, text, ctx))
+        with self.snapshot() as s:
+            return s.query(text, today=today, as_of=as_of, known_on=known_on,
+                           explain=explain, sql=sql, parsed=parsed)
 
     def tariff(self, product: str, *, origin: str = "cn", on: str | dt.date | None = None,
                known_on: str | dt.date | None = None, shares: dict[str, float] | None = None,
@@ -167,8 +166,8 @@ class Timeline:
         charged on a material's content; `postal=True` asks about a postal shipment. The
         query is built from these values, never from text: `.total`, `.layers`, `.data`.
         """
-        return self._ask(TariffQuery(_product(product), _code(origin, "origin"),
-                                     _date_expr(on), _date_expr(known_on), _AT,
+        return self._ask(TariffQuery(product_node(product), _code(origin, "origin"),
+                                     date_option(on), date_option(known_on), _AT,
                                      shares=_share_pairs(shares), postal=bool(postal)), today)
 
     def tariff_history(self, product: str, *, origin: str = "cn",
@@ -178,17 +177,14 @@ class Timeline:
                        today: dt.date | None = None) -> "Result":
         """Each change of a good's duty between `start` and `end`, as known on `known_on`
         (`.rows`, `.to_pandas()`)."""
-        return self._ask(TariffHistoryQuery(_product(product), _code(origin, "origin"),
-                                            _date_expr(start), _date_expr(end),
-                                            _date_expr(known_on), _AT,
+        return self._ask(TariffHistoryQuery(product_node(product), _code(origin, "origin"),
+                                            date_option(start), date_option(end),
+                                            date_option(known_on), _AT,
                                             shares=_share_pairs(shares), postal=bool(postal)),
                          today)
 
     def _ask(self, q, today: dt.date | None) -> "Result":
-        text = q.render()
-        ctx = Context(today=today or dt.date.today())
-        with self.store.reading() as r:
-            return Result(text, run(r, q, text, ctx))
+        return self.query(q.render(), today=today, parsed=q)
 
     def state(self, measure: str, as_of: str | dt.date | None = None,
               known_on: str | dt.date | None = None) -> dict | None:
@@ -205,8 +201,8 @@ class Timeline:
                              f"and conditions")
         # the query is built from the values, never from text: an id cannot carry a clause
         # positions as in the rendered text, `state of <id> …`, for the caret of an error
-        q = StateQuery(Target(measure, Pos(1, len("state of ") + 1)), _date_expr(as_of),
-                       _date_expr(known_on), _AT, conditions=())
+        q = StateQuery(Target(measure, Pos(1, len("state of ") + 1)), date_option(as_of),
+                       date_option(known_on), _AT, conditions=())
         res = self._ask(q, None)
         result = res.data["results"][0]
         return result if result["state"] is not None else None
@@ -233,12 +229,12 @@ class Timeline:
         tuples (or `rows.batches()`); memory stays bounded whatever the result's size."""
         from timeline.store.readonly_sql import stream_select  # `timeline sql` only
 
-        if self.store.readonly:
-            with stream_select(self.store, statement) as stream:
+        if self._store.readonly:
+            with stream_select(self._store, statement) as stream:
                 yield stream
             return
-        ro = Store.open(self.store.url, readonly=True)
-        ro.timeout = self.store.timeout
+        ro = Store.open(self._store.url, readonly=True)
+        ro.timeout = self._store.timeout
         try:
             with stream_select(ro, statement) as stream:
                 yield stream
@@ -256,17 +252,17 @@ class Timeline:
         from timeline.log.loader import load_paths  # not on a query's start-up path
 
         events = load_paths([Path(p) for p in paths], Path(sources) if sources else None)
-        return self._result(self.store.append(events, dry_run=dry_run))
+        return self._result(self._store.append(events, dry_run=dry_run))
 
     def append(self, events: Sequence[NewEvent],
                expected_versions: dict[str, int] | None = None) -> LoadResult:
         """Append events built in Python, atomically (optimistic concurrency per stream)."""
-        return self._result(self.store.append(list(events), expected_versions))
+        return self._result(self._store.append(list(events), expected_versions))
 
     def verify(self, *, quick: bool = False) -> Head:
         """Check the chain, triggers, views and projections (only the cheap checks when
         `quick`); IntegrityError naming every finding."""
-        return self.store.verify(quick=quick)
+        return self._store.verify(quick=quick)
 
     def review(self, through: str | dt.date, note: str, *,
                source: str = REVIEW_SOURCE) -> LoadResult:
@@ -285,14 +281,17 @@ class Timeline:
     def copy_from(self, source: "Timeline") -> tuple[Head, int]:
         """Copy `source`'s whole log, hash chain intact, into this empty timeline; returns
         the head copied and the number of cross-measure links."""
-        return self.store.copy_from(source.store)
+        return self._store.copy_from(source._store)
 
-    def rebuild(self) -> int:
-        """Recompute every projection from the log; returns the number of measures."""
-        return self.store.rebuild()
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Recompute every projection from the log; returns the number of measures.
+
+        `progress(done, total)` is called as the fold goes, with events folded so far and
+        the log's length (`timeline rebuild` draws its bar with it)."""
+        return self._store.rebuild(progress)
 
     def _result(self, res: AppendResult) -> LoadResult:
-        return LoadResult(res.appended, res.skipped, self.store.head(), res.changes,
+        return LoadResult(res.appended, res.skipped, self._store.head(), res.changes,
                           res.dry_run)
 
 
@@ -327,39 +326,71 @@ def event_schema() -> dict:
     return json_schema()
 
 
+def event_field_tables() -> str:
+    """The field tables of docs/event-format.md, as Markdown (`timeline schema --markdown`)."""
+    from timeline.log.validation import field_tables
+
+    return field_tables()
+
+
+def rate_decimals() -> int:
+    """The most decimal places a rate may have in an event (the export's Parquet scale)."""
+    from timeline.log.validation import RATE_DECIMALS  # the validator: not a query's import
+
+    return RATE_DECIMALS
+
+
+def single_statement(sql: str) -> str:
+    """The one statement in `sql` (a trailing `;` allowed), else a TimelineError: the first
+    guard of `Timeline.sql`, for callers that check before opening a database."""
+    from timeline.store.readonly_sql import single_statement as check  # `timeline sql` only
+
+    return check(sql)
+
+
+def chain_head(events: Iterable[Mapping], what: str = "log") -> Head:
+    """Recompute the hash chain of stored events given as dicts (as `Event.as_dict()` and
+    an export's events.jsonl hold them), in position order; their head, or IntegrityError
+    at the first break."""
+    from timeline.log.chain import ChainChecker
+    from timeline.log.events import canonical_json
+
+    checker = ChainChecker(what)
+    for ev in events:
+        # the stored row is hashed: payload and source as canonical JSON text
+        checker.check({**ev, "payload": canonical_json(ev.get("payload")),
+                       "source": canonical_json(ev.get("source"))})
+    return checker.head
+
+
+def next_terminals(prefix: str) -> set[str] | None:
+    """The grammar's terminal names that may follow `prefix` (completion asks the parser
+    itself), or None when no query starts with `prefix`."""
+    from lark.exceptions import LarkError
+
+    from timeline.query.lark_parser import lark_parser
+
+    try:
+        ip = lark_parser().parse_interactive(prefix, start="start")
+        ip.exhaust_lexer()
+        return set(ip.accepts())
+    except LarkError:
+        return None
+
+
+def terminal_words() -> dict[str, str]:
+    """The grammar's literal terminals (keywords, punctuation) and their text, lowercased:
+    `{"STATE": "state", …}`."""
+    from timeline.query.lark_parser import terminal_words as words
+
+    return words()
+
+
 def _iso(text: str, what: str) -> dt.date:
     try:
         return dt.date.fromisoformat(str(text))
     except ValueError:
         raise TimelineError(f"{what} must be a date written YYYY-MM-DD, not {text!r}") from None
-
-
-def _date_expr(value):
-    """A date option (ISO text, any query-language date, or a date) as a DateExpr."""
-    if value is None or isinstance(value, DateExpr):
-        return value
-    if isinstance(value, dt.date):
-        value = value.isoformat()
-    return parse_date(str(value))
-
-
-
-_AT = Pos(1, 1)
-
-
-def _product(value) -> Product:
-    """An HTS code or a group name as the query's product node (checked, never spliced)."""
-    from timeline.projections.scopes import hts_digits
-
-    if not isinstance(value, str) or not value.strip():
-        raise QueryError(f"a product is an HTS code or a group name, not {value!r}")
-    text = value.strip()
-    if text[0].isdigit():
-        if hts_digits(text) is None:
-            raise QueryError(f"{text!r} is not an HTS code: give 2, 4, 6, 8 or 10 digits, "
-                             f"dotted as 8517.13.00 or 8507.60.0010")
-        return Product("hts", text, _AT)
-    return Product("group", text.lower(), _AT)
 
 
 def _code(value, what: str) -> str:

@@ -1,4 +1,4 @@
-"""The facts of the morning briefing, gathered from a Reader: headline totals and how they
+"""The facts of the morning briefing, read from a snapshot: headline totals and how they
 moved, what changed in a window (scheduled changes that fired included) and what is due.
 
 Pure reads, no HTML: `report.py` renders them. Every date is ISO text; `known_on` None means
@@ -10,11 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from timeline.api import Snapshot, StateRow
 from timeline.errors import QueryError
-from timeline.projections.reader import Reader, StateRow
-from timeline.query.execute import run
-from timeline.query.parser import parse
-from timeline.query.planner import Context, horizon
 
 PAIRS = (("us", "cn"), ("cn", "us"))
 COMING_DAYS = 90
@@ -64,36 +61,35 @@ class Due:
     outcome: str | None = None  # for a past date: whether the log shows it took effect
 
 
-def total(r: Reader, imposer: str, target: str, day: str, known_on: str | None) -> Total:
+def total(s: Snapshot, imposer: str, target: str, day: str, known_on: str | None) -> Total:
     """The total tariff by `imposer` on `target` on `day` (None when either side is unknown)."""
     text = f"total tariff by {imposer} on {target} as of {day}" + (
         f" known on {known_on}" if known_on else "")
     try:
-        ctx = Context(today=dt.date.fromisoformat(day), goods=False)
-        data = run(r, parse(text), text, ctx).data
+        data = s.query(text, today=dt.date.fromisoformat(day), goods=False).data
     except QueryError:
         return Total(imposer, target, day, None, False)
     ids = list(dict.fromkeys(i for c in data["components"] for i in c["events"]))
     return Total(imposer, target, day, data["total"], data["projected"], ids,
-                 _rests_on(r, imposer, target, day, known_on) if data["projected"] else [],
+                 _rests_on(s, imposer, target, day, known_on) if data["projected"] else [],
                  data.get("refundable") or 0)
 
 
-def _rests_on(r: Reader, imposer: str, target: str, day: str,
+def _rests_on(s: Snapshot, imposer: str, target: str, day: str,
               known_on: str | None) -> list[tuple[str, str, str, list[str]]]:
     """The tariffs by `imposer` on `target` whose state on `day` began after the knowledge
     horizon: a projected total is only as good as the changes scheduled for them."""
-    h = horizon(r, known_on)
+    h = s.horizon(known_on)
     out = []
-    for s in r.tariff_streams(imposer):
-        row = r.state(s, day, known_on)
+    for measure in s.tariff_ids(imposer):
+        row = s.state(measure, day, known_on)
         if row is None or h is None or row.valid_from <= h \
                 or row.state.get("target") not in (target, "all"):
             continue
         st = row.state
         what = str(st.get("status") or "changed") + (
             f" at {_plain(st['rate'])} %" if st.get("rate") is not None else "")
-        out.append((s, row.valid_from, what, list(row.event_ids)))
+        out.append((measure, row.valid_from, what, list(row.event_ids)))
     return out
 
 
@@ -119,13 +115,13 @@ def _moved(before: dict, after: dict) -> list[tuple[str, object, object]]:
             if before.get(k) != after.get(k)]
 
 
-def state_changes(r: Reader, start: str, end: str, known_on: str | None) -> list[Change]:
+def state_changes(s: Snapshot, start: str, end: str, known_on: str | None) -> list[Change]:
     """Every state change effective in (start, end], scheduled ones included, by date."""
-    h = horizon(r, known_on)
+    h = s.horizon(known_on)
     out = []
-    for stream in r.all_streams():
+    for stream in s.measure_ids():
         prev: StateRow | None = None
-        for cur in r.history(stream, None, end, known_on):
+        for cur in s.history(stream, None, end, known_on):
             if prev is not None and prev.valid_to != cur.valid_from:
                 prev = None  # a gap: the measure had no state, so it appears again
             if start < cur.valid_from <= end:
@@ -140,10 +136,10 @@ def state_changes(r: Reader, start: str, end: str, known_on: str | None) -> list
     return sorted(out, key=lambda c: (c.day, c.measure))
 
 
-def new_events(r: Reader, start: str, end: str, known_on: str | None):
+def new_events(s: Snapshot, start: str, end: str, known_on: str | None):
     """Events that became known in (start, end] (and by `known_on`), by known date."""
     cut = min(end, known_on) if known_on else end
-    return [ev for ev in r.iter_events() if start < ev.known <= cut]
+    return [ev for ev in s.iter_events() if start < ev.known <= cut]
 
 
 def _describe_set(item: dict) -> str:
@@ -158,16 +154,16 @@ def _plain(v) -> str:
     return str(v)
 
 
-def coming_up(r: Reader, as_of: str, known_on: str | None,
+def coming_up(s: Snapshot, as_of: str, known_on: str | None,
               days: int = COMING_DAYS) -> list[Due]:
     """Changes due in (as_of, as_of + days]: the schedules in force on `as_of` and events
     already announced for those days, as known on the briefing's knowledge date."""
     end = (dt.date.fromisoformat(as_of) + dt.timedelta(days=days)).isoformat() \
         if as_of < "9999-01-01" else "9999-12-31"
-    h = horizon(r, known_on)
+    h = s.horizon(known_on)
     out = []
-    for stream in r.all_streams():
-        row = r.state(stream, as_of, known_on)
+    for stream in s.measure_ids():
+        row = s.state(stream, as_of, known_on)
         for item in (row.state.get("scheduled") or ()) if row else ():
             on = item.get("on") or ""
             if not as_of < on <= end:
@@ -175,7 +171,7 @@ def coming_up(r: Reader, as_of: str, known_on: str | None,
             projected = h is None or on > h
             outcome = None
             if not projected:
-                then = r.state(stream, on, known_on)
+                then = s.state(stream, on, known_on)
                 took = then is not None and all(then.state.get(k) == v for k, v in
                                                 (item.get("set") or {}).items())
                 outcome = "took effect" if took else "did not take effect as scheduled"
@@ -186,7 +182,7 @@ def coming_up(r: Reader, as_of: str, known_on: str | None,
     if as_of >= "9999-12-31":
         return sorted(out, key=lambda d: (d.day, d.measure))  # no day after the calendar's end
     after = (dt.date.fromisoformat(as_of) + dt.timedelta(days=1)).isoformat()
-    for ev in r.effective_between(after, end, known_on=cut,
+    for ev in s.effective_between(after, end, known_on=cut,
                                   exclude_types=("retraction", "correction")):
         out.append(Due(ev.effective, ev.stream, ev.title, [ev.id], False,
                        h is None or ev.effective > h))
@@ -214,36 +210,29 @@ class ProductLine:
     event_ids: list[str] = field(default_factory=list)
 
 
-def product_lines(r: Reader, day: str, known_on: str | None,
+def product_lines(s: Snapshot, day: str, known_on: str | None,
                   groups=HEADLINE_GROUPS) -> list[ProductLine]:
     """Each headline group's first HTS line: its total on `day`, 30 days before, and the
     next change due (as scheduled by the knowledge date)."""
-    from timeline.projections.scopes import hts_digits, hts_render
-    from timeline.query.products import GROUP_PREFIX, Scene, assess, tariff_history
-
-    scene = Scene(r)
-    h = horizon(r, known_on)
+    titles = s.product_groups()
+    h = s.horizon(known_on)
     month = days_before(day, 30)
     end = (dt.date.fromisoformat(day) + dt.timedelta(days=COMING_DAYS)).isoformat() \
         if day < "9999-01-01" else "9999-12-31"
     out = []
     for name in groups:
-        stream = GROUP_PREFIX + name
-        if stream not in scene.groups:
+        if name not in titles:
             continue
-        st = scene.state(stream, day, known_on) or scene.state(stream, "9999-12-31",
-                                                               known_on) or {}
-        lines = [d for d in (hts_digits(str(p)) for p in st.get("hts") or ()) if d][:1]
+        lines = s.group_hts(name, day, known_on)[:1]
         if not lines:
             continue
-        now = assess(scene, lines, "cn", day, known_on, {}, False)[0]
-        then = assess(scene, lines, "cn", month, known_on, {}, False)[0]
-        later = [it for it in tariff_history(scene, lines, "cn", day, end, known_on, {}, False)
+        now = s.tariff_line(lines[0], "cn", day, known_on)
+        then = s.tariff_line(lines[0], "cn", month, known_on)
+        later = [it for it in s.tariff_changes(lines, "cn", day, end, known_on)
                  if it["from"] > day]
-        ids = [i for l in now.layers if l.applies for i in l.events]
-        out.append(ProductLine(name, scene.titles.get(stream), hts_render(lines[0]), now.total,
-                               then.total, now.complete,
-                               h is not None and day > h,
+        ids = [i for l in now["layers"] if l["applies"] for i in l["events"]]
+        out.append(ProductLine(name, titles[name], lines[0], now["total"], then["total"],
+                               now["complete"], h is not None and day > h,
                                later[0]["from"] if later else None,
                                later[0]["total"] if later else None,
                                list(dict.fromkeys(ids))))

@@ -25,12 +25,9 @@ import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from timeline.api import Snapshot, parse, parse_date
 from timeline.errors import TimelineError
 from timeline.files import write_atomic
-from timeline.projections.reader import Reader
-from timeline.query.execute import run
-from timeline.query.parser import parse, parse_date
-from timeline.query.planner import Context
 from timeline.query.syntax import DateExpr, HistoryQuery, Pos, TariffHistoryQuery, TotalQuery
 from timeline.surfaces.common import open_timeline
 
@@ -130,7 +127,7 @@ def _resolve(text: str | None, today: dt.date) -> str | None:
     return parse_date(text).resolve(today).isoformat()
 
 
-def build(r: Reader, query_text: str, *, today: dt.date, known_on=(), start: str | None = None,
+def build(r: Snapshot, query_text: str, *, today: dt.date, known_on=(), start: str | None = None,
           end: str | None = None) -> ChartData:
     """The series, bands and markers of a chart of `query_text` (history or total)."""
     query = parse(query_text)
@@ -156,7 +153,7 @@ def build(r: Reader, query_text: str, *, today: dt.date, known_on=(), start: str
     return data
 
 
-def _titles(r: Reader) -> dict[str, str]:
+def _titles(r: Snapshot) -> dict[str, str]:
     return {e.stream: e.title for e in r.catalogue() if e.title}
 
 
@@ -299,11 +296,10 @@ def offset_overlaps(series: list[Series], end: str) -> None:
                             for sign in (1, -1) if k * OFFSET_PT * sign not in taken)
 
 
-def _build_history(rd: Reader, q, text, today, known, start, end) -> ChartData:
+def _build_history(rd: Snapshot, q, text, today, known, start, end) -> ChartData:
     q = replace(q, start=_iso_expr(start) if start else q.start,
                 end=_iso_expr(end) if end else q.end)
-    ctx = Context(today=today)
-    main = run(rd, q, text, ctx).data
+    main = rd.query(text, parsed=q, today=today).data
     results = main["results"]
     froms = [iv["valid_from"] for r in results for iv in r["intervals"]]
     lo = main["from"] or (min(froms) if froms else today.isoformat())
@@ -348,7 +344,8 @@ def _build_history(rd: Reader, q, text, today, known, start, end) -> ChartData:
         data.disputed += _disputed_history(r, lo, hi)
     offset_overlaps(data.series + data.components, hi)
     for n, k in enumerate(known):
-        other = run(rd, replace(q, known_on=_iso_expr(k)), text, ctx).data["results"]
+        other = rd.query(text, parsed=replace(q, known_on=_iso_expr(k)),
+                         today=today).data["results"]
         other = [r for r in other if r["measure"] in colors]
         for r in other:
             points = _steps(r["intervals"], lo, hi)
@@ -364,7 +361,7 @@ def _build_history(rd: Reader, q, text, today, known, start, end) -> ChartData:
     return data
 
 
-def _default_start(rd: Reader, q, streams: list[str], end: str, known: str | None) -> str:
+def _default_start(rd: Snapshot, q, streams: list[str], end: str, known: str | None) -> str:
     """1 January of the year the first all-goods tariff of the pair took effect."""
     firsts = [r.valid_from for s in streams for r in rd.history(s, None, end, known)
               if r.state.get("status") == "in_force" and r.state.get("scope") == "all goods"
@@ -376,22 +373,22 @@ def _default_start(rd: Reader, q, streams: list[str], end: str, known: str | Non
     return min(firsts)[:4] + "-01-01"
 
 
-def _totals(rd: Reader, q, text, ctx, streams, start, end, known):
+def _totals(rd: Snapshot, q, text, today, streams, start, end, known):
     """[(date, answer data)] at `start` and at every change of any tariff of the imposer."""
     days = {start}
     for s in streams:
         for row in rd.history(s, start, end, known):
             days.update(d for d in (row.valid_from, row.valid_to) if d and start < d < end)
     kq = _iso_expr(known) if known else None
-    return [(d, run(rd, replace(q, as_of=_iso_expr(d), known_on=kq), text, ctx).data)
+    return [(d, rd.query(text, parsed=replace(q, as_of=_iso_expr(d), known_on=kq),
+                         today=today, goods=False).data)
             for d in sorted(days)]
 
 
-def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
-    ctx = Context(today=today, goods=False)
+def _build_total(r: Snapshot, q, text, today, known, start, end) -> ChartData:
     main_known = q.known_on.resolve(today).isoformat() if q.known_on else None
     hi = end or (q.as_of.resolve(today).isoformat() if q.as_of else today.isoformat())
-    streams = r.tariff_streams(q.imposer)
+    streams = r.tariff_ids(q.imposer)
     lo = start or _default_start(r, q, streams, hi, main_known)
     if lo >= hi:
         raise ChartError(f"the chart would start on {lo}, after its end {hi}: give --from")
@@ -399,7 +396,7 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
         f" known on {main_known}" if main_known else "")
     data = ChartData("total", title, lo, hi)
     data.subtitle = "the sum of the all-goods tariffs in force, each stacked beneath"
-    totals = _totals(r, q, text, ctx, streams, lo, hi, main_known)
+    totals = _totals(r, q, text, today, streams, lo, hi, main_known)
     data.horizon = totals[-1][1]["horizon"]["known_through"]
     titles = _titles(r)
     order: list[str] = []  # bands stack in order of first appearance: oldest at the bottom
@@ -417,7 +414,7 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
                               values=True))
     data.disputed += _disputed_total(totals)
     for n, k in enumerate(known):
-        kt = _totals(r, q, text, ctx, streams, lo, hi, k)
+        kt = _totals(r, q, text, today, streams, lo, hi, k)
         if _runs([(day, d["total"]) for day, d in kt]) == _runs(data.series[0].points):
             data.notes.append(f"total as known on {k}: the same as drawn")
             continue
@@ -433,20 +430,16 @@ def _build_total(r: Reader, q, text, today, known, start, end) -> ChartData:
     return data
 
 
-def _build_tariff(r: Reader, q, today, known, start, end) -> ChartData:
+def _build_tariff(r: Snapshot, q, today, known, start, end) -> ChartData:
     """A product's duty: each charged layer a band, the total a line, and the total as known
     on each `--known-on` date dashed over it."""
-    from timeline.query.products import Scene, _lines, tariff_history
-
     main_known = q.known_on.resolve(today).isoformat() if q.known_on else None
     hi = end or (q.end.resolve(today).isoformat() if q.end else today.isoformat())
     lo = start or (q.start.resolve(today).isoformat() if q.start else None)
-    scene = Scene(r)
-    text = q.render()
-    lines, info = _lines(scene, q.product, hi, main_known, text)
+    lines, info = r.product_lines(q.product, hi, main_known, q.render())
     shares = dict(q.shares)
-    items = [it for it in tariff_history(scene, lines[:1], q.origin, lo, hi, main_known, shares,
-                                         q.postal)]
+    items = r.tariff_changes(lines[:1], q.origin, lo, hi, main_known, shares=shares,
+                             postal=q.postal)
     if not items:
         raise ChartError(f"no US tariff on {q.product.render()} changes before {hi}")
     lo = lo or items[0]["from"]
@@ -457,7 +450,7 @@ def _build_tariff(r: Reader, q, today, known, start, end) -> ChartData:
     data = ChartData("total", f"tariff on {label} from {q.origin}" + (
         f" known on {main_known}" if main_known else ""), lo, hi)
     data.subtitle = "additional duties: each charged layer stacked beneath the total"
-    data.horizon = (main_known or r.horizon())
+    data.horizon = r.horizon(main_known)
     titles = _titles(r)
     points_at = [(max(it["from"], lo), it) for it in items]
     order: list[str] = []
@@ -475,7 +468,7 @@ def _build_tariff(r: Reader, q, today, known, start, end) -> ChartData:
                               [(day, None if it["total"] is None else float(it["total"]))
                                for day, it in points_at], "#000000", values=True))
     for n, k in enumerate(known):
-        kt = tariff_history(scene, lines[:1], q.origin, lo, hi, k, shares, q.postal)
+        kt = r.tariff_changes(lines[:1], q.origin, lo, hi, k, shares=shares, postal=q.postal)
         pts = [(max(it["from"], lo), None if it["total"] is None else float(it["total"]))
                for it in kt]
         if _runs(pts) == _runs(data.series[0].points):
@@ -525,13 +518,13 @@ def _num(v) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
-def markers(r: Reader, start: str, end: str, known_on: str | None = None,
+def markers(r: Snapshot, start: str, end: str, known_on: str | None = None,
             measures: list[str] | None = None) -> list[Marker]:
     """Non-rate developments effective in [start, end] (known by `known_on`), numbered;
     with `measures`, only those that touch them (see `touches`)."""
     evs = r.effective_between(start, end, known_on=known_on, types=MARKER_TYPES)
     if measures is not None:
-        linked = {row["position"] for row in r.link_rows() if row["stream"] in measures}
+        linked = {position for position, stream in r.links() if stream in measures}
         cat = {e.stream: e for e in r.catalogue()}
         pairs = {_pair(cat.get(m)) for m in measures} - {None}
         evs = [ev for ev in evs if ev.stream in measures or ev.position in linked
@@ -606,7 +599,7 @@ def _format(path: Path) -> str:
     return suffix[1:]
 
 
-def write_chart(r: Reader, query_text: str, path, *, today: dt.date, known_on=(),
+def write_chart(r: Snapshot, query_text: str, path, *, today: dt.date, known_on=(),
                 start: str | None = None, end: str | None = None) -> ChartData:
     """Draw `query_text` into `path` (.svg or .png), replacing it atomically."""
     path = Path(path)
@@ -621,7 +614,7 @@ def write_chart(r: Reader, query_text: str, path, *, today: dt.date, known_on=()
     return data
 
 
-def chart_to_tempfile(r: Reader, query_text: str, today: dt.date, *, suffix: str = ".svg",
+def chart_to_tempfile(r: Snapshot, query_text: str, today: dt.date, *, suffix: str = ".svg",
                       **options) -> Path:
     """Draw `query_text` into a new temporary file (for the REPL's `\\chart`) and return it;
     `options` are write_chart's (known_on, start, end)."""
@@ -710,8 +703,8 @@ def run_chart(args) -> int:
     path = Path(args.output)
     _format(path)
     _matplotlib()
-    with open_timeline(args, readonly=True) as tl, tl.store.reading() as r:
-        data = write_chart(r, args.query, path, today=dt.date.today(),
+    with open_timeline(args, readonly=True) as tl, tl.snapshot() as s:
+        data = write_chart(s, args.query, path, today=dt.date.today(),
                            known_on=args.known_on, start=args.start, end=args.end)
     for note in data.notes:
         print(f"note: {note}", file=sys.stderr)

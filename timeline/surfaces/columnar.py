@@ -14,12 +14,12 @@ import decimal
 import json
 from pathlib import Path
 
+from timeline import api
 from timeline.errors import TimelineError
-from timeline.log.validation import RATE_DECIMALS
 
 # 18 digits, 6 after the point: any rate the schema admits (it refuses finer ones), checked
 # value by value below for logs written before it did
-RATE_PRECISION, RATE_SCALE = 18, RATE_DECIMALS
+RATE_PRECISION, RATE_SCALE = 18, api.rate_decimals()
 MISSING = "not written: pyarrow is not installed (pip install 'timeline[parquet]')"
 
 

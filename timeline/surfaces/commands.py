@@ -7,8 +7,6 @@ import sys
 
 from timeline import api
 from timeline.errors import IntegrityError, TimelineError
-from timeline.log.migrate import HEAD_REVISION
-from timeline.query.parser import parse
 from timeline.surfaces.common import announce, open_timeline
 from timeline.surfaces.output import FORMATS, add_expanded_option, render, terminal_width
 
@@ -28,7 +26,7 @@ def run_init(args) -> int:
 
     with api.init(args.db, seeds=not args.no_seeds, announce=note) as tl:
         if not notices:  # it existed, at the schema head already
-            announce(f"{tl.where}: schema at {HEAD_REVISION}")
+            announce(f"{tl.where}: schema at {api.HEAD_REVISION}")
         head = tl.head
         print(f"database: {tl.where}\nevents: {head.position}\nhead: {head.hash}")
     return 0
@@ -47,10 +45,10 @@ def run_info(args) -> int:
     if args.path:
         return _print_path(args)
     # no head check: `info` is how one looks at a database that fails it
-    with open_timeline(args, readonly=True) as tl, tl.store.reading(check=False) as r:
-        head = r.head()
-        info = {"database": tl.where, "schema_revision": r.revision(),
-                "events": r.count(), "head_position": head.position, "head_hash": head.hash}
+    with open_timeline(args, readonly=True) as tl, tl.snapshot(check=False) as s:
+        head = s.head()
+        info = {"database": tl.where, "schema_revision": s.revision(),
+                "events": s.count(), "head_position": head.position, "head_hash": head.hash}
     if args.format == "json":
         print(json.dumps(info, indent=2))
     else:
@@ -64,7 +62,7 @@ def _print_path(args) -> int:
     """The file of the database --db / $TIMELINE_DB / the default names (created on first use,
     as `info` creates it); a server database has no file to print."""
     with open_timeline(args, readonly=True) as tl:
-        path = tl.store.path
+        path = tl.path
         if path is None:
             raise TimelineError(f"info --path: {tl.where} is not a database file; "
                                 f"`timeline info` shows where it is")
@@ -158,9 +156,7 @@ def configure_schema(p):
 def run_schema(args) -> int:
     """Print the JSON Schema of the event-file format (or its field tables)."""
     if args.markdown:
-        from timeline.log.validation import field_tables
-
-        print(field_tables())
+        print(api.event_field_tables())
     else:
         print(json.dumps(api.event_schema(), indent=2, ensure_ascii=False))
     return 0
@@ -177,7 +173,7 @@ def configure_query(p):
 
 def run_query(args) -> int:
     """Parse, plan, run and print one query."""
-    q = parse(args.query)  # a malformed query is refused before any database is opened
+    q = api.parse(args.query)  # a malformed query is refused before any database is opened
     with open_timeline(args, readonly=True) as tl:
         result = tl.query(args.query, sql=args.sql, parsed=q)
     out = render(result.answer, args.format, pretty=sys.stdout.isatty(),
@@ -199,8 +195,7 @@ def run_review(args) -> int:
     """Append a `reviewed` event: the knowledge horizon moves to --through."""
     with open_timeline(args) as tl:
         res = tl.review(args.through, args.note, source=args.source)
-        with tl.store.reading() as r:
-            h = r.horizon()
+        h = tl.horizon
     print(f"appended {len(res.appended)} event; known through {h}; "
           f"head {res.head.position} {res.head.hash}")
     return 0
@@ -214,10 +209,12 @@ def run_rebuild(args) -> int:
     """Rebuild every projection from the log."""
     with open_timeline(args) as tl:
         progress = _progress_bar if sys.stderr.isatty() else None
-        n = tl.store.rebuild(progress)
+        n = tl.rebuild(progress)
         if progress:
             print(file=sys.stderr)
-        print(f"rebuilt projections of {n} measures from {tl.store.count()} events")
+        with tl.snapshot() as s:
+            events = s.count()
+        print(f"rebuilt projections of {n} measures from {events} events")
     return 0
 
 

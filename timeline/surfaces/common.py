@@ -27,10 +27,8 @@ def open_timeline(args, *, readonly: bool = False, create: bool = False) -> api.
 
 def resolve_date(text: str, today: dt.date | None = None) -> str:
     """A date in any form queries take (`2025-05-14`, `today - 1 day`) as ISO text."""
-    from timeline.query.parser import parse_date  # only commands with date options pay for it
-
     try:
-        return parse_date(text).resolve(today or dt.date.today()).isoformat()
+        return api.parse_date(text).resolve(today or dt.date.today()).isoformat()
     except QueryError as exc:
         raise TimelineError(f"invalid date {text[:80]!r}: {exc.message}; write YYYY-MM-DD or a "
                             f"date as in queries (today - 1 day)") from None

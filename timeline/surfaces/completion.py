@@ -11,11 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from lark.exceptions import LarkError
-
-from timeline.log.validation import EVENT_TYPES, KINDS, LEGAL_STATUSES, STATUSES
-from timeline.projections.reader import EVENT_COLUMNS, MEASURE_COLUMNS, STATE_COLUMNS, Reader
-from timeline.query.lark_parser import lark_parser, terminal_words
+from timeline import api
+from timeline.api import (EVENT_COLUMNS, EVENT_TYPES, KINDS, LEGAL_STATUSES, MEASURE_COLUMNS,
+                          STATE_COLUMNS, STATUSES)
 
 # Meta-commands and their argument words; repl.py registers the commands themselves and
 # a test keeps the two lists equal.
@@ -128,16 +126,6 @@ def _filter(candidates, word: str, substring=()) -> list[str]:
     return first + second
 
 
-def _accepts(prefix: str) -> set[str] | None:
-    """Terminal names the grammar accepts after `prefix`, or None if the prefix is invalid."""
-    try:
-        ip = lark_parser().parse_interactive(prefix, start="start")
-        ip.exhaust_lexer()
-        return set(ip.accepts())
-    except LarkError:
-        return None
-
-
 def _query_kind(text: str) -> str:
     words = text.split()
     if words and words[0].lower() == "explain":
@@ -148,10 +136,10 @@ def _query_kind(text: str) -> str:
 def _suggest_query(text: str, cat: Catalogue) -> list[str]:
     word = _WORD.search(text).group(0)  # type: ignore[union-attr]  # `*$` always matches
     prefix = text[:len(text) - len(word)]
-    names = _accepts(prefix)
+    names = api.next_terminals(prefix)
     if names is None:
         return []
-    words = terminal_words()
+    words = api.terminal_words()
     keywords, other, anywhere = [], [], []
     for name in sorted(names):
         w = words.get(name, "")
@@ -235,9 +223,9 @@ def _suggest_sql(text: str, cat: Catalogue) -> list[str]:
     return _filter(columns + keywords + tables, word)
 
 
-def load_catalogue(r: Reader) -> Catalogue:
+def load_catalogue(s: api.Snapshot) -> Catalogue:
     """Read measure ids, titles, jurisdictions and the SQL views' columns from the database."""
-    rows = r.catalogue()
+    rows = s.catalogue()
     juris = sorted({j for m in rows for j in (m.imposer, m.target) if j})
     state_fields = list(STATE_COLUMNS) + ["suspended_points", "authority", "value", "unit",
                                           "period", "scope"]
@@ -245,15 +233,15 @@ def load_catalogue(r: Reader) -> Catalogue:
                           | set(state_fields))
     measure_fields = sorted(set(MEASURE_COLUMNS) | set(STATE_COLUMNS) | set(state_fields)
                             | {"measure", "events", "first_effective", "last_change"})
-    tables = r.table_columns()
+    tables = s.table_columns()
     values = {"status": list(STATUSES), "legal_status": list(LEGAL_STATUSES),
               "kind": list(KINDS), "type": list(EVENT_TYPES), "imposer": juris, "target": juris}
-    products, hts = _product_words(r, rows)
+    products, hts = _product_words(s, rows)
     return Catalogue([m.stream for m in rows], {m.stream: m.title or "" for m in rows}, juris,
                      event_fields, measure_fields, values, tables, products, hts)
 
 
-def _product_words(r: Reader, rows) -> tuple[list[str], list[str]]:
+def _product_words(s: api.Snapshot, rows) -> tuple[list[str], list[str]]:
     """Product group names and every HTS prefix a group, tariff or exemption names."""
     names: list[str] = []
     codes: set[str] = set()
@@ -262,7 +250,7 @@ def _product_words(r: Reader, rows) -> tuple[list[str], list[str]]:
             continue
         if m.kind == "product":
             names.append(m.stream.removeprefix("product."))
-        last = r.state_at(m.stream, "9999-12-31")
+        last = s.state(m.stream, "9999-12-31")
         state = last.state if last else {}
         for key in ("hts", "hts_rates", "hts_excluded"):
             value = state.get(key)

@@ -1,7 +1,7 @@
 """`timeline copy --from URL --to URL`: move a whole log between databases (and backends).
 
 The rows are copied as they are — positions, ids, versions, recorded_at and hashes included —
-so the copy carries the same hash chain (`Store.copy_from`); the target must be empty, and
+so the copy carries the same hash chain (`Timeline.copy_from`); the target must be empty, and
 its chain is then verified end to end: both heads must be equal.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ def run_copy(args) -> int:
     with api.open(args.source, readonly=True) as source:
         source.verify()  # triggers present and chain intact before anything is copied
         with api.init(args.target, seeds=False) as target:
-            if target.store.url == source.store.url:
+            if target.url == source.url:
                 raise StoreError("source and target are the same database")
             head, links = target.copy_from(source)
             copied = target.verify()

@@ -15,9 +15,10 @@ pyarrow, as Parquet, report.html (the briefing, compared with the previous night
 manifest that hashes them all.
 
 Hooks:
-- `EXTRA_WRITERS`: callables `(reader, snapshot_tmp_dir, as_of, known_on) -> list[filename]`
+- `EXTRA_WRITERS`: callables `(snapshot, snapshot_tmp_dir, as_of, known_on) -> list[filename]`
   run after the built-in files and before the manifest, so their files are hashed and
-  counted in it. `as_of` is an ISO date, `known_on` one or None.
+  counted in it. `snapshot` is the `timeline.api.Snapshot` every file is read from, `as_of`
+  an ISO date, `known_on` one or None.
 - `TIMELINE_EXPORT_TEST_DELAY` (environment, seconds): sleep after each file is written.
   A test hook only: it lets the tests kill an export part-way through.
 """
@@ -38,16 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from timeline import __version__
+from timeline import __version__, api
+from timeline.api import Snapshot
 from timeline.errors import IntegrityError, QueryError, TimelineError
 from timeline.files import fsync_path, special_kind
-from timeline.log.chain import ChainChecker
-from timeline.log.events import canonical_json
-from timeline.projections.reader import Reader
 from timeline.surfaces.common import date_arg, open_timeline, resolve_date
-from timeline.query.execute import run
-from timeline.query.parser import parse
-from timeline.query.planner import Context
 from timeline.surfaces import columnar
 from timeline.surfaces.manifest import (LATEST, MANIFEST, NIGHTLY_NAME, SNAPSHOT_NAME,  # noqa: F401
                                         read_latest, read_manifest)
@@ -114,9 +110,9 @@ def previous_nightly(out_dir, as_of: str) -> str | None:
     return older[-1] if older else None
 
 
-def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = False,
+def write_snapshot(tl: api.Timeline, out_dir, as_of=None, known_on=None, force: bool = False,
                    keep: int | None = None) -> ExportResult:
-    """Write (or find up to date) the snapshot of `store` for the dates under `out_dir`."""
+    """Write (or find up to date) the snapshot of timeline `tl` for the dates under `out_dir`."""
     if not str(out_dir).strip():
         # Path("") is ".": an empty --out would write into the current directory
         raise TimelineError("--out needs a folder name (it was empty)")
@@ -125,7 +121,7 @@ def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = Fals
         what = special_kind(out) or "a file"
         raise TimelineError(f"--out {out} is {what}, not a folder; nothing was written")
     try:
-        return _write_snapshot(store, out, as_of, known_on, force, keep)
+        return _write_snapshot(tl, out, as_of, known_on, force, keep)
     except OSError as exc:
         # a full or read-only disk: the temporary folder is gone, older snapshots and
         # `latest` are as they were (they are replaced only by renames)
@@ -135,11 +131,10 @@ def write_snapshot(store, out_dir, as_of=None, known_on=None, force: bool = Fals
                             f"unchanged") from exc
 
 
-def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
+def _write_snapshot(tl: api.Timeline, out: Path, as_of, known_on, force: bool,
                     keep: int | None) -> ExportResult:
     as_of = _iso(as_of) or dt.date.today().isoformat()
     known_on = _iso(known_on)
-    store = getattr(store, "store", store)  # a Timeline or its Store
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -155,7 +150,7 @@ def _write_snapshot(store, out: Path, as_of, known_on, force: bool,
                     or as_of > dt.date.today().isoformat())
         name = snapshot_name(as_of, known_on, backfill)
         target = out / name
-        with store.reading() as r:
+        with tl.snapshot() as r:
             # one read transaction: the head and every file describe the same log
             head = r.head()
             current = read_manifest(target)
@@ -270,7 +265,7 @@ def prune(out_dir, keep: int, protect=frozenset()) -> list[str]:
 
 
 # -- the built-in files ---------------------------------------------------------------------
-def write_events(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+def write_events(r: Snapshot, folder: Path, as_of: str, known_on: str | None) -> list[str]:
     """events.jsonl: the whole log in position order, one canonical JSON object a line."""
     with _open(folder / "events.jsonl") as f:
         for ev in r.iter_events():
@@ -279,7 +274,7 @@ def write_events(r: Reader, folder: Path, as_of: str, known_on: str | None) -> l
     return ["events.jsonl"]
 
 
-def _qualifiers(r: Reader, stream: str, row, known_on: str | None, horizon: str | None,
+def _qualifiers(r: Snapshot, stream: str, row, known_on: str | None, horizon: str | None,
                 as_of: str | None = None) -> tuple:
     """The QUALIFIER_COLUMNS of one interval (`as_of`: a state on that day, which is
     projected too when the day itself is past the horizon)."""
@@ -292,12 +287,12 @@ def _qualifiers(r: Reader, stream: str, row, known_on: str | None, horizon: str 
             s.get("confidence"), collects and r.refundable(stream, known_on), past)
 
 
-def interval_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
+def interval_rows(r: Snapshot, as_of: str, known_on: str | None) -> list[tuple]:
     """Rows of intervals.csv (raw values): every interval of every measure, as known on K."""
     cat = _catalogue(r)
     horizon = known_on or r.horizon()
     rows = []
-    for stream in r.all_streams():
+    for stream in r.measure_ids():
         kind, imposer, target = cat.get(stream, (None, None, None))
         for row in r.history(stream, None, None, known_on):
             s = row.state
@@ -307,12 +302,12 @@ def interval_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
     return rows
 
 
-def state_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
+def state_rows(r: Snapshot, as_of: str, known_on: str | None) -> list[tuple]:
     """Rows of state.csv: the state of every measure that has one on `as_of`, as known on K."""
     cat = _catalogue(r)
     horizon = known_on or r.horizon()
     rows = []
-    for stream in r.all_streams():
+    for stream in r.measure_ids():
         row = r.state(stream, as_of, known_on)
         if row is None:
             continue
@@ -325,15 +320,14 @@ def state_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
     return rows
 
 
-def total_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
+def total_rows(r: Snapshot, as_of: str, known_on: str | None) -> list[tuple]:
     """Rows of totals.csv: the total tariff each way on `as_of`, apart from the data rows."""
     rows = []
     for imposer, target in TOTAL_PAIRS:
         text = f"total tariff by {imposer} on {target} as of {as_of}" + (
             f" known on {known_on}" if known_on else "")
         try:
-            ctx = Context(today=dt.date.fromisoformat(as_of), goods=False)
-            ans = run(r, parse(text), text, ctx).data
+            ans = r.query(text, today=dt.date.fromisoformat(as_of), goods=False).data
         except QueryError:
             continue  # a log without one side's measures has no total that way
         rows.append((imposer, target, as_of, known_on, ans["total"],
@@ -343,23 +337,17 @@ def total_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
     return rows
 
 
-def product_rows(r: Reader, as_of: str, known_on: str | None) -> list[tuple]:
+def product_rows(r: Snapshot, as_of: str, known_on: str | None) -> list[tuple]:
     """Rows of products.csv: every product group's lines, each change of the duty they pay
     from goods of China, as known on K (everything in the log without one)."""
-    from timeline.query.planner import horizon
-    from timeline.query.products import GROUP_PREFIX, Scene, tariff_history
-    from timeline.projections.scopes import hts_digits
-
-    scene = Scene(r)
     known = known_on  # like intervals.csv: everything in the log unless a knowledge date
-    h = horizon(r, known_on)
+    h = r.horizon(known_on)
     rows = []
-    for g in scene.groups:
-        last = scene.state(g, "9999-12-31", known) or {}
-        lines = [d for d in (hts_digits(str(p)) for p in last.get("hts") or ()) if d]
-        for it in tariff_history(scene, lines, "cn", None, None, known, {}, False):
+    for g in r.product_groups():
+        lines = r.group_hts(g, "9999-12-31", known)
+        for it in r.tariff_changes(lines, "cn", None, None, known):
             layers = {l["measure"]: l["rate"] for l in it["layers"] if l["applies"]}
-            rows.append((g.removeprefix(GROUP_PREFIX), it["hts"], it["from"], it["until"],
+            rows.append((g, it["hts"], it["from"], it["until"],
                          it["total"], it["complete"], it.get("refundable", 0),
                          layers, it["changed"], h is not None and it["from"] > h, known_on,
                          h))
@@ -371,7 +359,7 @@ TABLES = (("intervals", INTERVAL_COLUMNS, interval_rows), ("state", STATE_COLUMN
           ("totals", TOTAL_COLUMNS, total_rows), ("products", PRODUCT_COLUMNS, product_rows))
 
 
-def write_tables(r: Reader, folder: Path, as_of: str, known_on: str | None) -> list[str]:
+def write_tables(r: Snapshot, folder: Path, as_of: str, known_on: str | None) -> list[str]:
     """The CSV tables, and their Parquet copies when pyarrow is importable."""
     names = []
     parquet = columnar.available()
@@ -389,7 +377,7 @@ def write_tables(r: Reader, folder: Path, as_of: str, known_on: str | None) -> l
     return names
 
 
-def _catalogue(r: Reader) -> dict[str, tuple]:
+def _catalogue(r: Snapshot) -> dict[str, tuple]:
     return {m.stream: (m.kind, m.imposer, m.target) for m in r.catalogue()}
 
 
@@ -439,29 +427,36 @@ def _rows(path: Path) -> int | None:
 def _check_head(events_file: Path, head: dict) -> list[str]:
     """Recompute the hash chain of events.jsonl and compare its end with the manifest's head:
     a snapshot forged with a recomputed manifest is caught where it contains the log."""
-    checker = ChainChecker("events.jsonl")
-    try:
+    n = 0  # the line being checked: the chain check pulls them one at a time
+
+    def stored():
+        nonlocal n
         with events_file.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
+            for n, line in enumerate(f, 1):  # noqa: B007 - `n` is read by the handlers
                 if not line.strip():
                     continue
                 ev = json.loads(line)
                 if not isinstance(ev, dict):
-                    return [f"events.jsonl: line {n} is not an event"]
-                # the stored row is hashed: payload and source as canonical JSON text
-                row = {**ev, "payload": canonical_json(ev.get("payload")),
-                       "source": canonical_json(ev.get("source"))}
-                checker.check(row)
+                    raise _NotAnEvent
+                yield ev
+
+    try:
+        got = api.chain_head(stored(), "events.jsonl")
+    except _NotAnEvent:
+        return [f"events.jsonl: line {n} is not an event"]
     except IntegrityError as exc:
         return [f"{exc} (the hash chain of the snapshot's events is broken)"]
     except (ValueError, KeyError, TypeError) as exc:
         return [f"events.jsonl: line {n} is not a stored event ({exc})"]
-    got = checker.head
     if (got.position, got.hash) != (head.get("position"), head.get("hash")):
         if got.position == 0:
             return ["events.jsonl: empty but head is not"]
         return ["events.jsonl: its last event is not the head named in the manifest"]
     return []
+
+
+class _NotAnEvent(Exception):
+    """A line of events.jsonl holds JSON that is not an object."""
 
 
 def _sha256(path: Path) -> str:

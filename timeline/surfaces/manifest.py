@@ -75,9 +75,9 @@ def check_against_manifest(tl, manifest: str) -> str:
     pos, want = manifest_head(doc, manifest)
     if pos <= 0:
         return f"; manifest {manifest} records an empty log"
-    with tl.store.reading(check=False) as r:  # verify reports a changed head itself
-        got = r.hash_at(pos)
-        last = r.head().position
+    with tl.snapshot(check=False) as s:  # verify reports a changed head itself
+        got = s.hash_at(pos)
+        last = s.head().position
     if got is None:
         raise IntegrityError(f"log truncated at position {last + 1}: manifest {manifest} "
                              f"records head position {pos}, the log ends at {last} "

@@ -15,9 +15,10 @@ import os
 import re
 import shutil
 import textwrap
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from timeline.query.planner import Answer
+if TYPE_CHECKING:  # a type only: rendering needs no module of the query layer
+    from timeline.api import Answer
 
 FORMATS = ("table", "json", "csv")
 MAX_CELL = 80  # without a width to fit (piped output), no cell is longer than this

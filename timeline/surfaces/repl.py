@@ -21,10 +21,6 @@ from typing import TYPE_CHECKING, Callable
 
 from timeline import __version__, api
 from timeline.errors import TimelineError, describe
-from timeline.log.db import user_data_dir
-from timeline.query.parser import parse_date
-from timeline.query.suggest import suggest
-from timeline.query.planner import Context
 from timeline.surfaces.common import open_timeline
 from timeline.surfaces import chart
 from timeline.surfaces.completion import load_catalogue, make_completer
@@ -73,11 +69,9 @@ class Quit(Exception):
 class Session:
     """Session state (format, timing, default dates, mode) and the statement runner."""
 
-    def __init__(self, tl, *, mode: str = "query", fmt: str = "table",
+    def __init__(self, tl: api.Timeline, *, mode: str = "query", fmt: str = "table",
                  today: dt.date | None = None, out=None, err=None, interactive: bool = False):
-        # a Timeline, or a Store (wrapped: the session only asks through the public API)
-        self.tl = tl if isinstance(tl, api.Timeline) else api.Timeline(tl)
-        self.store, self.mode, self.format = self.tl.store, mode, fmt
+        self.tl, self.mode, self.format = tl, mode, fmt
         self.today = today or dt.date.today()
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -102,13 +96,9 @@ class Session:
     def catalogue(self):
         """The completion catalogue, read from the database once and cached."""
         if self._catalogue is None:
-            with self.store.reading() as r:
-                self._catalogue = load_catalogue(r)
+            with self.tl.snapshot() as snap:
+                self._catalogue = load_catalogue(snap)
         return self._catalogue
-
-    def context(self):
-        """The planner Context carrying today's date and the session's default dates."""
-        return Context(today=self.today, as_of=self.as_of, known_on=self.known_on)
 
     # -- running statements --------------------------------------------------------------
     def execute(self, statement: str) -> bool:
@@ -143,7 +133,7 @@ class Session:
         name = ALIASES.get(parts[0].lower(), parts[0].lower()) if parts else ""
         arg = parts[1] if len(parts) > 1 else ""
         if name not in META:
-            guess = suggest(name, META)
+            guess = api.suggest(name, META)
             raise TimelineError(f"unknown command \\{name}"
                                 + (f"; did you mean \\{guess}?" if guess else "; see \\help"))
         META[name].func(self, arg.strip())
@@ -463,7 +453,7 @@ def _date_default(s: Session, arg: str, attr: str, clause: str) -> None:
         setattr(s, attr, None)
         print(f"{clause}: off", file=s.out)
         return
-    expr = parse_date(arg)
+    expr = api.parse_date(arg)
     day = expr.resolve(s.today)
     setattr(s, attr, expr)
     print(f"{clause}: {day.isoformat()} (for queries without '{clause}')", file=s.out)
@@ -501,14 +491,14 @@ def _chart(s: Session, arg: str) -> None:
                             "[--known-on DATE], e.g. \\chart total tariff by us on cn")
     query, opts = chart.parse_chart_args(arg)
     options = {"known_on": opts.known_on, "start": opts.start, "end": opts.end}
-    with s.store.reading() as r:
+    with s.tl.snapshot() as snap:
         if opts.output:
             path = Path(opts.output)
-            data = chart.write_chart(r, query, path, today=s.today, **options)
+            data = chart.write_chart(snap, query, path, today=s.today, **options)
             for note in data.notes:
                 print(f"note: {note}", file=s.err)
         else:
-            path = chart.chart_to_tempfile(r, query, s.today, **options)
+            path = chart.chart_to_tempfile(snap, query, s.today, **options)
     # only a person at a terminal gets a window; a script gets the path alone
     opened = s.interactive and chart.open_in_viewer(path)
     print(f"{path}{' (opened in the viewer)' if opened else ''}", file=s.out)
@@ -541,10 +531,10 @@ def run_repl(args) -> int:
                       interactive=interactive)
     session.expanded = getattr(args, "expanded", None) or "auto"
     if getattr(args, "as_of", None):
-        session.as_of = as_of = parse_date(args.as_of)
+        session.as_of = as_of = api.parse_date(args.as_of)
         as_of.resolve(session.today)
     if getattr(args, "known_on", None):
-        session.known_on = known_on = parse_date(args.known_on)
+        session.known_on = known_on = api.parse_date(args.known_on)
         known_on.resolve(session.today)
     try:
         if not interactive:
@@ -565,7 +555,7 @@ def prompt_toolkit_available() -> bool:
 
 def history_path():
     """The history file in the user data directory (created on demand)."""
-    path = user_data_dir() / "history"
+    path = api.user_data_dir() / "history"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -590,7 +580,7 @@ def interact(session: Session, *, input=None, output=None, history=None) -> int:
         lexer=make_lexer(lambda: session.mode), style=make_style(),
         history=history if history is not None else FileHistory(str(history_path())),
         enable_history_search=True, input=input, output=output)
-    print(f"timeline {__version__} on {session.store.where} ({session.mode} mode). "
+    print(f"timeline {__version__} on {session.tl.where} ({session.mode} mode). "
           f"\\help for help, Ctrl-D to quit.", file=session.out)
     while True:
         try:

@@ -22,12 +22,9 @@ import os
 import re
 from pathlib import Path
 
+from timeline.api import Snapshot, StateRow
 from timeline.errors import TimelineError
 from timeline.files import write_atomic
-from timeline.projections.reader import Reader, StateRow
-from timeline.query.execute import run
-from timeline.query.parser import parse
-from timeline.query.planner import Context, horizon
 from timeline.surfaces import briefing, chart
 from timeline.surfaces.common import date_arg, open_timeline
 
@@ -146,7 +143,7 @@ def _provenance(rows: list[StateRow]) -> dict[str, tuple[str, list[str]]]:
     return prov
 
 
-def _current(r: Reader, stream: str, as_of: str, known_on: str | None):
+def _current(r: Snapshot, stream: str, as_of: str, known_on: str | None):
     """The interval of `stream` in force on `as_of` and the provenance of its fields."""
     hist = r.history(stream, None, as_of, known_on)
     now = [h for h in hist if h.valid_from <= as_of and (h.valid_to is None or h.valid_to > as_of)]
@@ -189,7 +186,7 @@ def _inline_svg(svg: bytes, prefix: str) -> str:
     return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)
 
 
-def _chart_section(r: Reader, imposer: str, target: str, heading: str, as_of: str,
+def _chart_section(r: Snapshot, imposer: str, target: str, heading: str, as_of: str,
                    known_on: str | None, cited: _Cited) -> str:
     query = f"total tariff by {imposer} on {target}" + (
         f" known on {known_on}" if known_on else "")
@@ -206,7 +203,7 @@ def _chart_section(r: Reader, imposer: str, target: str, heading: str, as_of: st
         out.append(f'<p class="note" id="fig-{slug}">Chart not drawn: {_e(exc)}</p>')
     text = f"total tariff by {imposer} on {target} as of {as_of}" + (
         f" known on {known_on}" if known_on else "")
-    ans = run(r, parse(text), text, Context(today=dt.date.fromisoformat(as_of))).data
+    ans = r.query(text, today=dt.date.fromisoformat(as_of)).data
     rows: list[str] = []
     total_ids: list[str] = []
     for c in ans["components"] + ans["also_applies"]:
@@ -233,9 +230,9 @@ def _group_label(kind, imposer, target) -> str:
     return f"{kind or 'other'} · {who}"
 
 
-def _state_section(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
+def _state_section(r: Snapshot, as_of: str, known_on: str | None, cited: _Cited) -> str:
     """Every measure's state, grouped by kind and direction, each group collapsed."""
-    h = horizon(r, known_on)
+    h = r.horizon(known_on)
     groups: dict[tuple, list[str]] = {}
     for m in r.catalogue():
         cur, prov = _current(r, m.stream, as_of, known_on)
@@ -294,7 +291,7 @@ def _delta(now, then) -> str:
            f'(from {_fmt(then)} %)</span>'
 
 
-def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, label: str,
+def _headline_section(r: Snapshot, as_of: str, known_on: str | None, since: str, label: str,
                       counts: tuple[int, int, int], cited: _Cited) -> str:
     month = briefing.days_before(as_of, WINDOW_DAYS)
     rows, totals = [], []
@@ -311,7 +308,7 @@ def _headline_section(r: Reader, as_of: str, known_on: str | None, since: str, l
                     f'<td class="num big">{cited.links(value, now.event_ids)}'
                     f'{PROJECTED if now.projected else ""}{refund}</td>'
                     f'<td>{_delta(now.total, then.total)}</td>{month_cell}</tr>')
-    h = horizon(r, known_on)
+    h = r.horizon(known_on)
     if h is None:
         reach = '<p id="horizon">The log is empty: nothing is known.</p>'
     else:
@@ -353,7 +350,7 @@ def _rests_on(totals: list[tuple[str, "briefing.Total"]], cited: _Cited) -> str:
             f'<ul>{"".join(items)}</ul></div>')
 
 
-def _goods_table(r: Reader, as_of: str, known_on: str | None, cited: _Cited) -> str:
+def _goods_table(r: Snapshot, as_of: str, known_on: str | None, cited: _Cited) -> str:
     """What eight representative goods from China pay: today, 30 days ago, what is due."""
     lines = briefing.product_lines(r, as_of, known_on)
     if not lines:
@@ -394,7 +391,7 @@ def _change_text(c: briefing.Change, title: str | None) -> str:
         f" (+{more} more field{'s' if more > 1 else ''})" if more else "")
 
 
-def _changes_section(r: Reader, changes, fresh, start: str, as_of: str,
+def _changes_section(r: Snapshot, changes, fresh, start: str, as_of: str,
                      cited: _Cited) -> str:
     titles = {m.stream: m.title for m in r.catalogue()}
     out = [f'<p class="muted">Effective after {_e(start)} up to and including {_e(as_of)}; '
@@ -482,7 +479,7 @@ def event_item(number: int, row) -> str:
     return "".join(parts) + "</li>"
 
 
-def _events_section(r: Reader, known_on: str | None, cited: _Cited) -> tuple[str, list[str]]:
+def _events_section(r: Snapshot, known_on: str | None, cited: _Cited) -> tuple[str, list[str]]:
     """Every event known on the briefing's date (and every one the page cites), by effective
     date, and that order (the numbers of the links)."""
     known = [ev.id for ev in r.iter_events() if known_on is None or ev.known <= known_on]
@@ -522,7 +519,7 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-"
        + base64.b64encode(hashlib.sha256(FILTER_SCRIPT.encode()).digest()).decode() + "'")
 
 
-def render_report(r: Reader, as_of: str, known_on: str | None = None,
+def render_report(r: Snapshot, as_of: str, known_on: str | None = None,
                   since: str | None = None, since_label: str | None = None) -> str:
     """The whole briefing page as a string; changes are counted since `since` (by default
     called the previous snapshot's date), else over the WINDOW_DAYS days before `as_of`."""
@@ -596,7 +593,7 @@ and sources</a></nav>
 """, order)
 
 
-def write_report(r: Reader, out_dir, as_of: str, known_on: str | None = None,
+def write_report(r: Snapshot, out_dir, as_of: str, known_on: str | None = None,
                  since: str | None = None) -> list[str]:
     """Write `report.html` into `out_dir` (an export writer) and return its file name."""
     if isinstance(as_of, dt.date):
@@ -633,8 +630,8 @@ def run_report(args) -> int:
         raise TimelineError(f"-o {path} is a folder; name the page to write, e.g. "
                             f"{path / REPORT}")
     as_of = args.as_of or dt.date.today().isoformat()
-    with open_timeline(args, readonly=True) as tl, tl.store.reading() as r:
-        page = render_report(r, as_of, args.known_on, args.since, args.since)
+    with open_timeline(args, readonly=True) as tl, tl.snapshot() as s:
+        page = render_report(s, as_of, args.known_on, args.since, args.since)
     try:
         write_atomic(path, page.encode("utf-8"))
     except OSError as exc:

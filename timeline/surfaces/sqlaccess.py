@@ -1,14 +1,14 @@
 """`timeline sql`: run one read-only SQL statement against the documented views (docs/sql.md).
 
-The guards that keep the statement read-only live in the store layer
-(`timeline.store.readonly_sql`); this module is the command and its output.
+The guards that keep the statement read-only live in the store layer, behind
+`Timeline.sql_stream` and `api.single_statement`; this module is the command and its output.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from timeline.store.readonly_sql import single_statement
+from timeline import api
 from timeline.surfaces.common import open_timeline
 from timeline.surfaces.output import FORMATS, add_expanded_option, terminal_width, write_rows
 from timeline.surfaces.repl import run_repl
@@ -37,7 +37,7 @@ def run_sql(args) -> int:
     if args.query is None:
         args.mode = "sql"
         return run_repl(args)
-    statement = single_statement(args.query)
+    statement = api.single_statement(args.query)
     limit = args.max_rows
     with open_timeline(args, readonly=True) as tl, tl.sql_stream(statement) as stream:
         more: list[tuple] = []

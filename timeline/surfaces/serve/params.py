@@ -34,7 +34,7 @@ def date(params, name: str, today=None) -> str | None:
     value = text(params, name)
     if not value:
         return None
-    from timeline.query.parser import parse_date  # the language's own dates
+    from timeline.api import parse_date  # the language's own dates
 
     try:
         return parse_date(value).resolve(today or dt.date.today()).isoformat()

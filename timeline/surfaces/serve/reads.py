@@ -1,9 +1,9 @@
 """What each page reads, through the public API (`timeline.api.Timeline`).
 
-Every read runs inside the store's read boundary (`Store.reading`: one read-only snapshot,
-the `--timeout`); the pages' row limits are applied here. The briefing's facts and the
-completion catalogue take a Reader: they are reached through `tl.store.reading()`, the
-narrowest door the API offers (as `timeline report` and the REPL do).
+Every read runs inside one read snapshot (`Timeline.snapshot`, or the one a single query
+opens), bounded by `--timeout`; the pages' row limits are applied here. The briefing's
+facts and the completion catalogue read several things from one `tl.snapshot()`, as
+`timeline report` and the REPL do.
 """
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ class Cache:
         head = self.tl.head.hash
         with self._lock:
             if self._facts is None or self._facts.head != head:
-                with self.tl.store.reading() as r:
-                    cat = load_catalogue(r)
-                    firsts = [m.first_effective for m in r.catalogue() if m.first_effective]
-                    self._facts = Facts(head, min(firsts, default="2018-01-01"), r.horizon(),
+                with self.tl.snapshot() as s:
+                    cat = load_catalogue(s)
+                    firsts = [m.first_effective for m in s.catalogue() if m.first_effective]
+                    self._facts = Facts(head, min(firsts, default="2018-01-01"), s.horizon(),
                                         cat, list(cat.values.get("type", ())))
             return self._facts
 
@@ -60,15 +60,15 @@ class Cache:
 def home(tl: api.Timeline, day: str, known: str | None) -> dict:
     """The briefing for `day` as known on `known`: headline totals, goods, changes, due."""
     month = briefing.days_before(day, 30)
-    with tl.store.reading() as r:
-        totals = [(briefing.total(r, a, b, day, known), briefing.total(r, a, b, month, known))
+    with tl.snapshot() as s:
+        totals = [(briefing.total(s, a, b, day, known), briefing.total(s, a, b, month, known))
                   for a, b in briefing.PAIRS]
-        goods = briefing.product_lines(r, day, known)
-        changes = briefing.state_changes(r, month, day, known)
-        fresh = briefing.new_events(r, month, day, known)
-        due = briefing.coming_up(r, day, known)
-        titles = {m.stream: m.title for m in r.catalogue()}
-        horizon = briefing.horizon(r, known)
+        goods = briefing.product_lines(s, day, known)
+        changes = briefing.state_changes(s, month, day, known)
+        fresh = briefing.new_events(s, month, day, known)
+        due = briefing.coming_up(s, day, known)
+        titles = {m.stream: m.title for m in s.catalogue()}
+        horizon = s.horizon(known)
     return {"totals": totals, "goods": goods, "changes": changes, "fresh": fresh, "due": due,
             "titles": titles, "since": month, "horizon": horizon}
 
