@@ -153,17 +153,23 @@ def test_a_read_writes_nothing(seeded_db):
 
 
 def test_explain_lists_the_sql_on_the_driver_as_on_the_engine(seeded_db):
-    import timeline
     from timeline.query import scene
+    from timeline.query.execute import run
+    from timeline.query.parser import parse
+    from timeline.query.planner import Context
 
     q = "explain total tariff by us on cn as of 2025-04-10"
-    with timeline.open(seeded_db, readonly=True) as ro, timeline.open(seeded_db) as rw:
-        assert ro.store._driver is not None and rw.store._driver is None
-        sql = []
-        for tl in (ro, rw):
+    sql = []
+    for readonly in (True, False):
+        store = Store.open(str(seeded_db), readonly=readonly)
+        try:
+            assert (store._driver is not None) == readonly
             scene._CACHE.clear()  # each side builds its product index, and lists its SQL
-            sql.append(tl.query(q).data["sql"])
-        assert sql[0] == sql[1] and any("FROM measures" in s["statement"] for s in sql[0])
+            with store.reading() as r:
+                sql.append(run(r, parse(q), q, Context(today=dt.date(2026, 1, 1))).data["sql"])
+        finally:
+            store.close()
+    assert sql[0] == sql[1] and any("FROM measures" in s["statement"] for s in sql[0])
 
 
 def test_a_core_statement_runs_in_the_drivers_snapshot(seeded_db):
