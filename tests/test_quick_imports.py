@@ -16,11 +16,12 @@ from timeline.log.schema import REVISIONS
 
 # Not one of these serves a plain `state of` read: Lark reads every other query, Alembic
 # migrates, dateutil reads free-text dates, the loader and the validator's refusals serve
-# `load`, explain and the SQL guard their own commands, the ORM and the extensions nothing.
+# `load`, explain and the SQL guard their own commands, the ORM and the extensions nothing;
+# a query reads a SQLite file on the driver alone: no SQLAlchemy at all (issue 25).
 NOT_ON_A_QUICK_READ = ("lark", "timeline.query.lark_parser", "alembic", "dateutil",
                        "timeline.log.loader", "difflib", "timeline.query.explain",
                        "timeline.store.readonly_sql", "sqlalchemy.orm", "sqlalchemy.ext",
-                       "timeline.log.validation")
+                       "timeline.log.validation", "sqlalchemy", "timeline.projections.maintain")
 PROBE = ("import sys\n"
          "from timeline.surfaces.cli import main\n"
          "rc = main(sys.argv[1:])\n"
@@ -61,7 +62,20 @@ def test_any_other_query_still_reads_through_lark(seeded_db):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["results"]
     assert {"lark", "timeline.query.lark_parser"} <= loaded
-    assert "alembic" not in loaded
+    assert "alembic" not in loaded and "sqlalchemy" not in loaded
+
+
+@pytest.mark.parametrize("query", ["total tariff by us on cn as of 2025-04-10",
+                                   "explain total tariff by us on cn as of 2025-04-10",
+                                   "diff us.tariff.section-301.cn between 2024-01-01 and "
+                                   "2025-06-01",
+                                   "learned between 2025-01-01 and 2025-03-01"])
+def test_a_query_on_a_sqlite_file_imports_neither_sqlalchemy_nor_alembic(seeded_db, query):
+    # the CLI cold-start figure's query (benchmarks/coldstart.py) and other forms
+    r, loaded = _run(seeded_db, query)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)
+    assert not {"sqlalchemy", "alembic"} & loaded, loaded
 
 
 @pytest.mark.parametrize("revision, words", [("9999", ("'9999'", "upgrade timeline")),

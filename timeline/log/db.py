@@ -1,4 +1,8 @@
-"""Where the database is, how to connect to it, and how driver errors become ours."""
+"""Where the database is, how to connect to it, and how driver errors become ours.
+
+SQLAlchemy is imported only where an engine is made or a URL parsed: the read path of a
+SQLite file (`timeline.log.driver`) runs on the driver alone, through the same helpers.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -9,14 +13,12 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import create_engine, event
-from sqlalchemy.pool import QueuePool
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from typing import TYPE_CHECKING, Any
 
 from timeline.errors import ImmutableLogError, ReadOnlyError, SchemaError, StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
@@ -71,6 +73,9 @@ def resolve(db: str | None) -> tuple[str, Path | None, bool]:
 
 def _parse_url(db: str):
     """A SQLAlchemy URL, or a StoreError naming what is wrong with it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(db)
     except ArgumentError:
@@ -100,6 +105,7 @@ def _fork_safe(engine: Engine) -> Engine:
     prepared statement, or hung. SQLAlchemy's recipe: a connection remembers the process
     that opened it, and one checked out in another process is dropped — without closing it,
     which would end the parent's session too — and replaced by a new one."""
+    from sqlalchemy import event
     from sqlalchemy import exc as sa_exc
 
     @event.listens_for(engine, "connect")
@@ -117,6 +123,10 @@ def _fork_safe(engine: Engine) -> Engine:
 
 
 def _make_engine(url: str, *, readonly: bool = False) -> Engine:
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.exc import NoSuchModuleError
+    from sqlalchemy.pool import QueuePool
+
     u = _parse_url(url)
     if u.get_backend_name() != "sqlite":
         kwargs = {}
@@ -133,26 +143,18 @@ def _make_engine(url: str, *, readonly: bool = False) -> Engine:
                              f"'timeline[postgres]'") from None
     if readonly and u.database and u.database != ":memory:":
         # SQLite's own read-only mode: the file is opened O_RDONLY, so no write can happen
-        ro = Path(u.database).resolve().as_uri() + "?mode=ro"
+        ro = ro_uri(Path(u.database))
         # an explicit QueuePool: the "sqlite://" URL would get SingletonThreadPool, which
         # hands every connection of a thread the same driver connection (so a second
         # reader would join the first one's transaction)
-        engine = create_engine("sqlite://", creator=lambda: _ro_connect(ro),
+        engine = create_engine("sqlite://", creator=lambda: ro_connect(ro),
                                poolclass=QueuePool)
     else:
         engine = create_engine(url)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
-        if readonly:
-            cur.execute("PRAGMA query_only = ON")
-        else:
-            cur.execute("PRAGMA journal_mode = WAL")
-            cur.execute("PRAGMA synchronous = FULL")
-        cur.close()
+        sqlite_pragmas(dbapi_conn, readonly)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
@@ -164,8 +166,35 @@ def _make_engine(url: str, *, readonly: bool = False) -> Engine:
     return engine
 
 
-def _ro_connect(uri: str):
+def ro_uri(path: Path) -> str:
+    """The URI that opens `path` in SQLite's own read-only mode (O_RDONLY: no write can
+    happen, not even a checkpoint of its WAL)."""
+    return path.resolve().as_uri() + "?mode=ro"
+
+
+def ro_connect(uri: str) -> sqlite3.Connection:
+    """A driver connection on a `ro_uri`, usable from any thread (pools hand it around)."""
     return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+def sqlite_pragmas(dbapi_conn, readonly: bool) -> None:
+    """What every SQLite connection of the store is set up with, by engine or driver alone."""
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _make_engine)
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
+    if readonly:
+        cur.execute("PRAGMA query_only = ON")
+    else:
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+    cur.close()
+
+
+def _sa_error(exc: BaseException, name: str) -> bool:
+    """Whether `exc` is SQLAlchemy's exception class `name` (DBAPIError, SQLAlchemyError);
+    asked without importing SQLAlchemy, which cannot have raised it if nothing imported it."""
+    mod = sys.modules.get("sqlalchemy.exc")
+    return mod is not None and isinstance(exc, getattr(mod, name))
 
 
 @contextlib.contextmanager
@@ -238,8 +267,10 @@ def time_limit(conn, seconds: float | None, what: str = "database"):
             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(int(seconds * 1000), 1)}")
         try:
             yield budget
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
+        except Exception as exc:
+            if not _sa_error(exc, "DBAPIError"):
+                raise
+            if getattr(exc.orig, "sqlstate", None) == "57014":  # type: ignore[attr-defined]
                 raise StoreError(stopped or f"{what}: statement cancelled") from None
             raise
         return
@@ -259,7 +290,9 @@ def time_limit(conn, seconds: float | None, what: str = "database"):
     raw.set_progress_handler(progress, PROGRESS_STEPS)
     try:
         yield budget
-    except (StoreError, DBAPIError, sqlite3.Error) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (StoreError, sqlite3.Error)) and not _sa_error(exc, "DBAPIError"):
+            raise
         if "timeout" in why:
             raise StoreError(stopped) from None
         if "interrupt" in why or "interrupted" in str(exc):
@@ -280,13 +313,13 @@ def driver_errors(what: str = "database"):
     """
     try:
         yield
-    except DBAPIError as exc:
-        raise translate(exc, what) from exc
-    except SQLAlchemyError as exc:
-        raise StoreError(f"{what}: {exc}") from exc
     except sqlite3.Error as exc:
         raise translate(exc, what) from exc
     except Exception as exc:
+        if _sa_error(exc, "DBAPIError"):
+            raise translate(exc, what) from exc
+        if _sa_error(exc, "SQLAlchemyError"):
+            raise StoreError(f"{what}: {exc}") from exc
         # psycopg's own errors, from the statements run on its cursor (imported only by
         # PostgreSQL users, so recognised by module rather than by class)
         if type(exc).__module__.split(".")[0] == "psycopg":
@@ -380,6 +413,11 @@ class _Rows:
         row = self._cur.fetchone()
         self._cur.close()
         return row
+
+    def scalar(self):
+        """The first column of the first row, or None."""
+        row = self.first()
+        return row[0] if row else None
 
     def scalar_one(self):
         """The single value of a one-row, one-column result."""

@@ -1,11 +1,17 @@
-"""Schema management: Alembic upgrades/downgrades and a cheap revision check."""
+"""Schema management: Alembic upgrades/downgrades and a cheap revision check.
+
+The check (`current_revision`, `check`) runs on a SQLAlchemy connection or on the read
+path's driver connection (`timeline.log.driver`), so importing this module imports
+neither SQLAlchemy nor Alembic."""
 from __future__ import annotations
 
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, Engine
+from typing import TYPE_CHECKING
 
 from timeline.errors import SchemaError
-from timeline.log.schema import HEAD_REVISION, REVISIONS
+from timeline.log.revisions import HEAD_REVISION, REVISIONS
+
+if TYPE_CHECKING:  # the check below runs on the driver alone: no SQLAlchemy at import
+    from sqlalchemy.engine import Connection, Engine
 
 
 def _config(connection: Connection):
@@ -55,10 +61,12 @@ def current_revision(conn: Connection) -> str | None:
         exists = conn.exec_driver_sql("SELECT to_regclass('alembic_version')").scalar() \
             is not None
     else:
+        from sqlalchemy import inspect
+
         exists = inspect(conn).has_table("alembic_version")
     if not exists:
         return None
-    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def check_known(rev: str, where: str) -> None:

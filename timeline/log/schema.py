@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
-metadata = MetaData()
+# the revisions live where checking them needs neither SQLAlchemy nor Alembic
+from timeline.log.revisions import HEAD_REVISION, REVISIONS  # noqa: F401
 
-# Every revision this code knows, oldest first. Kept here so commands can check the schema
-# without importing Alembic (start-up time); a test keeps it equal to migrations/versions.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009",
-             "0010", "0011")
-HEAD_REVISION = REVISIONS[-1]
+metadata = MetaData()
 
 events = Table(
     "events", metadata,

@@ -9,60 +9,55 @@ one definition of the semantics.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import (JSON, Float, Integer, Numeric, String, and_, bindparam, case, cast,
-                        event, func, inspect, not_, or_, select, text, type_coerce)
-from sqlalchemy.engine import Connection
-
-from timeline.errors import TimelineError
 from timeline.log.chain import Head
 from timeline.log.db import IN_CHUNK, TRACE, run_sql
 from timeline.log.events import GENESIS_HASH, Event, loads, row_to_event
 from timeline.log.migrate import current_revision
-from timeline.log.schema import events, intervals, measures
 from timeline.log.vocabulary import SUPERSEDING_TYPES
+# The fields queries may filter on, by where they live (filters.py reads them too).
+from timeline.projections.fields import (EVENT_COLUMNS, EVENT_FIELDS, INTERVAL_FIELDS,  # noqa: F401
+                                         MEASURE_COLUMNS, MEASURE_FIELDS, STATE_COLUMNS)
 from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
 from timeline.projections.touching import touching_events
 
-# The fields queries may filter on, by where they live. Completion offers the same names.
-EVENT_COLUMNS = ("position", "id", "stream", "version", "type", "effective", "announced",
-                 "known", "recorded_at")
-MEASURE_COLUMNS = ("kind", "imposer", "target", "scope", "title")
-STATE_COLUMNS = ("rate", "status", "legal_status")
-# Every name a `where` may use besides JSON keys of the log, per query form.
-EVENT_FIELDS = EVENT_COLUMNS + MEASURE_COLUMNS + ("source", "quote", "title")
-MEASURE_FIELDS = MEASURE_COLUMNS + ("measure", "stream", "events", "first_effective",
-                                    "last_change") + STATE_COLUMNS
-# What a `where` on a measure's state may name besides MEASURE_FIELDS and its state's keys:
-# the bounds of the interval in force, `since` and `until`
-INTERVAL_FIELDS = ("since", "until")
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 # Fields whose values form a closed set: `kind = tarif` is a mistake to report, not a filter.
 # after every valid date: the state a stream ends in
 LAST_DAY = "9999-12-31"
 ENUM_FIELDS = ("kind", "imposer", "target", "type", "status", "legal_status")
 
-# Hot-path statements are built once so SQLAlchemy's compiled cache is hit every time.
-SQL_HISTORY = text(
-    "SELECT valid_from, valid_to, state, event_ids FROM intervals WHERE stream = :s "
-    "AND (:end IS NULL OR valid_from <= :end) AND (:start IS NULL OR valid_to IS NULL "
-    "OR valid_to > :start) ORDER BY valid_from").bindparams(
-    # typed, so PostgreSQL can tell what `:end IS NULL` compares
-    bindparam("start", type_=String), bindparam("end", type_=String))
-SQL_STREAM_EXISTS = text("SELECT 1 FROM measures WHERE stream = :s")
-SQL_STREAMS_LIKE = text(
-    "SELECT stream FROM measures WHERE stream LIKE :p ESCAPE '\\' ORDER BY stream")
-SQL_ALL_STREAMS = text("SELECT stream FROM measures ORDER BY stream")
+# Every statement is plain SQL with `?` placeholders, run through the driver (db.run_sql):
+# the same code on SQLAlchemy's connections and on the driver-only read path of a SQLite
+# file (timeline.log.driver). Statements `explain --sql` lists keep the text they had when
+# SQLAlchemy Core wrote them.
+_EVENT_ROW = ("events.position, events.id, events.stream, events.version, events.type, "
+              "events.schema_version, events.effective, events.announced, events.known, "
+              "events.recorded_at, events.payload, events.source, events.prev_hash, "
+              "events.hash")
+_EVENT_NAMES = tuple(c.split(".")[1] for c in _EVENT_ROW.split(", "))
+_SELECT_EVENTS = f"SELECT {_EVENT_ROW} FROM events"
+SQL_HISTORY = (
+    "SELECT valid_from, valid_to, state, event_ids FROM intervals WHERE stream = ? "
+    "AND (? IS NULL OR valid_from <= ?) AND (? IS NULL OR valid_to IS NULL "
+    "OR valid_to > ?) ORDER BY valid_from")
+# typed, so PostgreSQL can tell what `? IS NULL` compares
+_PG_HISTORY = SQL_HISTORY.replace("(? IS NULL", "(CAST(? AS VARCHAR) IS NULL")
+SQL_STREAM_EXISTS = "SELECT 1 FROM measures WHERE stream = ?"
+SQL_STREAMS_LIKE = "SELECT stream FROM measures WHERE stream LIKE ? ESCAPE '\\' ORDER BY stream"
+SQL_ALL_STREAMS = "SELECT stream FROM measures ORDER BY stream"
 # ORDER BY … LIMIT 1, so that each walks an index of migration 0006 from its end
-SQL_LATEST_KNOWN = text("SELECT known FROM events WHERE type != 'reviewed' "
-                        "ORDER BY known DESC LIMIT 1")
-SQL_LATEST_REVIEW = text("SELECT effective FROM events WHERE type = 'reviewed' "
-                         "ORDER BY effective DESC LIMIT 1")
+SQL_LATEST_KNOWN = ("SELECT known FROM events WHERE type != 'reviewed' "
+                    "ORDER BY known DESC LIMIT 1")
+SQL_LATEST_REVIEW = ("SELECT effective FROM events WHERE type = 'reviewed' "
+                     "ORDER BY effective DESC LIMIT 1")
 _UNREAD = object()
-SQL_HEAD = text("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+SQL_HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 # `known on`: the rows of migration 0008's index that held on the knowledge day
 _HELD = "stream = ? AND known_from <= ? AND (known_to IS NULL OR known_to > ?)"
 _KNOWN_AT = ("SELECT valid_from, state, event_ids FROM known_intervals WHERE " + _HELD +
@@ -150,6 +145,26 @@ def _confidence(state) -> str | None:
     return state.get("confidence") if isinstance(state, dict) else None
 
 
+def _marks(items: Sequence) -> str:
+    return ", ".join("?" * len(items))
+
+
+def _event(row: Sequence) -> Event:
+    """Event from a row of `_EVENT_ROW`'s columns."""
+    return row_to_event(dict(zip(_EVENT_NAMES, row)))
+
+
+def _batches(rows, names: Sequence[str], batch: int) -> Iterator[dict]:
+    """The rows of a statement as dicts, fetched `batch` at a time (memory stays bounded)."""
+    cur = rows._cur if hasattr(rows, "_cur") else rows.cursor
+    while True:
+        got = cur.fetchmany(batch)
+        if not got:
+            return
+        for r in got:
+            yield dict(zip(names, r))
+
+
 def chunks(items: Sequence, size: int = IN_CHUNK) -> Iterator[list]:
     """`items` in lists of at most `size`: bound IN lists stay under the drivers' limits."""
     items = list(items)
@@ -178,7 +193,7 @@ class Reader:
 
     def count(self) -> int:
         """Number of events in the log."""
-        return self.conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
+        return run_sql(self.conn, "SELECT COUNT(*) FROM events").scalar_one()
 
     def revision(self) -> str | None:
         """The schema revision recorded in the database."""
@@ -186,42 +201,40 @@ class Reader:
 
     def hash_at(self, position: int) -> str | None:
         """The stored hash of the event at `position`, or None past the end."""
-        return self.conn.execute(select(events.c.hash).where(events.c.position == position)
-                                 ).scalar()
+        return run_sql(self.conn, "SELECT events.hash FROM events WHERE events.position = ?",
+                       (position,)).scalar()
 
     def event_rows(self, batch: int = 5000) -> Iterator[dict]:
         """Every row of the events table as stored, in position order (for chain checks)."""
-        for r in self.conn.execute(select(events).order_by(events.c.position),
-                                   execution_options={"yield_per": batch}):
-            yield r._asdict()
+        yield from _batches(run_sql(self.conn, f"{_SELECT_EVENTS} ORDER BY events.position"),
+                            _EVENT_NAMES, batch)
 
     def link_rows(self, batch: int = 5000) -> Iterator[dict]:
         """Every row of the event_links table, in (position, stream) order."""
-        from timeline.log.schema import event_links
-
-        for r in self.conn.execute(select(event_links).order_by(event_links.c.position,
-                                                                event_links.c.stream),
-                                   execution_options={"yield_per": batch}):
-            yield r._asdict()
+        yield from _batches(run_sql(self.conn, "SELECT event_links.stream, event_links.position, "
+                                               "event_links.role FROM event_links ORDER BY "
+                                               "event_links.position, event_links.stream"),
+                            ("stream", "position", "role"), batch)
 
     def iter_events(self, *, after: int = 0, batch: int = 5000) -> Iterator[Event]:
         """Every event in position order, read in batches."""
         pos = after
         while True:
-            rows = self.conn.execute(select(events).where(events.c.position > pos)
-                                     .order_by(events.c.position).limit(batch)).all()
+            rows = run_sql(self.conn, f"{_SELECT_EVENTS} WHERE events.position > ? ORDER BY "
+                                      f"events.position LIMIT ?", (pos, batch)).all()
             if not rows:
                 return
             for r in rows:
-                yield row_to_event(r)
-            pos = rows[-1].position
+                yield _event(r)
+            pos = rows[-1][0]
 
     def events_by_id(self, ids: Iterable[str]) -> dict[str, Event]:
         """Stored events by id (ids not in the log are absent from the result)."""
         out: dict[str, Event] = {}
         for part in chunks(list(dict.fromkeys(ids))):
-            for r in self.conn.execute(select(events).where(events.c.id.in_(part))):
-                out[r.id] = row_to_event(r)
+            for r in run_sql(self.conn, f"{_SELECT_EVENTS} WHERE events.id IN ({_marks(part)})",
+                             tuple(part)):
+                out[r[1]] = _event(r)
         return out
 
     def horizon(self) -> str | None:
@@ -230,34 +243,42 @@ class Reader:
 
         Read once per Reader (one snapshot: it cannot change), by two index walks."""
         if self._horizon is _UNREAD:
-            known = self.conn.execute(SQL_LATEST_KNOWN).scalar()
-            reviewed = self.conn.execute(SQL_LATEST_REVIEW).scalar()
+            known = run_sql(self.conn, SQL_LATEST_KNOWN).scalar()
+            reviewed = run_sql(self.conn, SQL_LATEST_REVIEW).scalar()
             self._horizon = max((d for d in (known, reviewed) if d), default=None)
         return self._horizon  # type: ignore[return-value]  # read above: no longer _UNREAD
 
     def withdrawn_ids(self, known_on: str | None = None) -> set[str]:
         """Ids withdrawn by retractions and corrections (those known by `known_on`)."""
-        e = events.c
-        stmt = select(e.payload).where(e.type.in_(SUPERSEDING_TYPES))
+        kinds = tuple(sorted(SUPERSEDING_TYPES))
+        sql = f"SELECT events.payload FROM events WHERE events.type IN ({_marks(kinds)})"
+        params: tuple = kinds
         if known_on:
-            stmt = stmt.where(e.known <= known_on)
-        return {i for (p,) in self.conn.execute(stmt) for i in json.loads(p).get("supersedes", ())}
+            sql, params = sql + " AND events.known <= ?", params + (known_on,)
+        return {i for (p,) in run_sql(self.conn, sql, params)
+                for i in json.loads(p).get("supersedes", ())}
 
     def effective_between(self, start: str, end: str, *, known_on: str | None = None,
                           types: Sequence[str] | None = None,
                           exclude_types: Sequence[str] = ()) -> list[Event]:
         """Events effective in [start, end] (known by `known_on`), withdrawn ones left out."""
-        e = events.c
-        stmt = select(events).where(e.effective >= start, e.effective <= end)
+        sql = f"{_SELECT_EVENTS} WHERE events.effective >= ? AND events.effective <= ?"
+        params: list = [start, end]
         if types is not None:
-            stmt = stmt.where(e.type.in_(list(types)))
+            # an empty list: SQLAlchemy's "empty IN", which holds for no row
+            sql += (f" AND events.type IN ({_marks(types)})" if types else
+                    " AND events.type IN (NULL) AND (1 != 1)")
+            params += types
         if exclude_types:
-            stmt = stmt.where(e.type.notin_(list(exclude_types)))
+            sql += f" AND (events.type NOT IN ({_marks(exclude_types)}))"
+            params += exclude_types
         if known_on:
-            stmt = stmt.where(e.known <= known_on)
+            sql += " AND events.known <= ?"
+            params.append(known_on)
         gone = self.withdrawn_ids(known_on)
-        return [row_to_event(r) for r in self.conn.execute(
-            stmt.order_by(e.effective, e.known, e.position)) if r.id not in gone]
+        return [_event(r) for r in run_sql(
+            self.conn, sql + " ORDER BY events.effective, events.known, events.position",
+            tuple(params)) if r[1] not in gone]
 
     def touching_events(self, stream: str, *, until: str | None = None,
                         known_on: str | None = None) -> list[FoldEvent]:
@@ -269,48 +290,25 @@ class Reader:
                limit: int | None = None, order: tuple[str, bool] | None = None) -> list[Event]:
         """The `events` query: filters as bound parameters, ordered by `order` (a column of
         EVENT_FIELDS, descending or not) and then by effective, known, position."""
-        e, m = events.c, measures.c
-        stmt = select(events).outerjoin(measures, m.stream == e.stream)
-        if streams is not None:
-            stmt = stmt.where(e.stream.in_(list(streams)))
-        if start:
-            stmt = stmt.where(e.effective >= start)
-        if end:
-            stmt = stmt.where(e.effective <= end)
-        cols = {c: e[c] for c in EVENT_COLUMNS}
-        cols.update({c: m[c] for c in MEASURE_COLUMNS})
-        source, payload = self._json_col(e.source), self._json_col(e.payload)
-        cols["source"] = _json_path(source, ["name"], False)
-        cols["quote"] = _json_path(source, ["quote"], False)
-        cols["title"] = _json_path(payload, ["title"], False)
-        for cond in conditions:
-            stmt = stmt.where(_tree(cond, lambda c: _condition(c, cols, payload, ["set"],
-                                                               self.dialect)))
-        if order is not None:
-            key = cols[order[0].lower()]
-            # NULLs last both ways and on both backends (they differ by default)
-            stmt = stmt.order_by((key.desc() if order[1] else key.asc()).nulls_last())
-        stmt = stmt.order_by(e.effective, e.known, e.position)
-        if limit is not None:
-            stmt = stmt.limit(_in_range(limit, "events limit"))
+        from timeline.projections import filters  # Core compiles the `where`: imported here
+
+        stmt = filters.events_statement(self.dialect, streams, start, end, conditions, limit,
+                                        order)
         return [row_to_event(r) for r in self.conn.execute(stmt)]
 
     def learned(self, after: str, through: str) -> list[tuple[Event, list[str]]]:
         """Events that became known in (after, through], by known date and position, each
         with the streams it touches (its own first, then those it links to)."""
-        from timeline.log.schema import event_links
-        e = events.c
-        evs = [row_to_event(r) for r in self.conn.execute(
-            select(events).where(e.known > after, e.known <= through)
-            .order_by(e.known, e.position))]
+        evs = [_event(r) for r in run_sql(
+            self.conn, f"{_SELECT_EVENTS} WHERE events.known > ? AND events.known <= ? "
+                       f"ORDER BY events.known, events.position", (after, through))]
         linked: dict[int, list[str]] = {}
-        positions = [ev.position for ev in evs]
-        for i in range(0, len(positions), IN_CHUNK):
-            chunk = positions[i:i + IN_CHUNK]
-            for pos, stream in self.conn.execute(
-                    select(event_links.c.position, event_links.c.stream)
-                    .where(event_links.c.position.in_(chunk))
-                    .order_by(event_links.c.position, event_links.c.stream)):
+        for chunk in chunks([ev.position for ev in evs]):
+            for pos, stream in run_sql(
+                    self.conn, f"SELECT event_links.position, event_links.stream FROM "
+                               f"event_links WHERE event_links.position IN ({_marks(chunk)}) "
+                               f"ORDER BY event_links.position, event_links.stream",
+                    tuple(chunk)):
                 linked.setdefault(pos, []).append(stream)
         return [(ev, [ev.stream] + [s for s in linked.get(ev.position, ()) if s != ev.stream])
                 for ev in evs]
@@ -361,7 +359,8 @@ class Reader:
                 known_on: str | None = None) -> list[StateRow]:
         """Intervals of `stream` overlapping [start, end], as known on `known_on`."""
         if known_on is None:
-            rows = self.conn.execute(SQL_HISTORY, {"s": stream, "start": start, "end": end})
+            sql = SQL_HISTORY if self.dialect == "sqlite" else _PG_HISTORY
+            rows = run_sql(self.conn, sql, (stream, end, end, start, start))
             return [StateRow(stream, r[0], r[1], r[2], r[3]) for r in rows]
         rows = run_sql(self.conn, _KNOWN_ALL, (stream, known_on, known_on)).all()
         out = []
@@ -392,7 +391,7 @@ class Reader:
 
     def stream_exists(self, stream: str) -> bool:
         """Whether the catalogue knows `stream`."""
-        return self.conn.execute(SQL_STREAM_EXISTS, {"s": stream}).first() is not None
+        return run_sql(self.conn, SQL_STREAM_EXISTS, (stream,)).first() is not None
 
     def match_streams(self, pattern: str) -> list[str]:
         """Streams matching a glob (`*` matches any run of characters, dots included)."""
@@ -400,62 +399,51 @@ class Reader:
             return self.all_streams()
         like = (pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 .replace("*", "%"))
-        return list(self.conn.execute(SQL_STREAMS_LIKE, {"p": like}).scalars())
+        return [r[0] for r in run_sql(self.conn, SQL_STREAMS_LIKE, (like,))]
 
     def all_streams(self) -> list[str]:
         """Every stream in the catalogue."""
-        return list(self.conn.execute(SQL_ALL_STREAMS).scalars())
+        return [r[0] for r in run_sql(self.conn, SQL_ALL_STREAMS)]
 
     def catalogue(self) -> list[CatalogueEntry]:
         """Every measure of the catalogue, by id."""
-        m = measures.c
-        return [CatalogueEntry(r.stream, r.kind, r.imposer, r.target, r.scope, r.title,
-                               r.version, r.first_effective, r.tail_date)
-                for r in self.conn.execute(select(measures).order_by(m.stream))]
+        # every column, as Core's `select(measures)` read them (`explain --sql` lists it)
+        return [CatalogueEntry(*r[:9]) for r in run_sql(
+            self.conn, "SELECT measures.stream, measures.kind, measures.imposer, "
+                       "measures.target, measures.scope, measures.title, measures.version, "
+                       "measures.first_effective, measures.tail_date, measures.tail_state, "
+                       "measures.pending, measures.known_through FROM measures "
+                       "ORDER BY measures.stream")]
 
     def tariff_streams(self, imposer: str) -> list[str]:
         """Ids of the tariff measures `imposer` imposes."""
-        m = measures.c
-        return list(self.conn.execute(select(m.stream).where(
-            m.kind == "tariff", m.imposer == imposer).order_by(m.stream)).scalars())
+        return [r[0] for r in run_sql(
+            self.conn, "SELECT measures.stream FROM measures WHERE measures.kind = ? AND "
+                       "measures.imposer = ? ORDER BY measures.stream", ("tariff", imposer))]
 
     def measures_on(self, day: str, conditions: Sequence[tuple[str, str, Any]] = ()) -> list[dict]:
         """The catalogue joined with each measure's interval in force on `day`, filtered."""
-        m, i = measures.c, intervals.c
-        cur = select(intervals).where(i.valid_from <= day,
-                                      or_(i.valid_to.is_(None), i.valid_to > day)).subquery()
-        stmt = select(measures, cur.c.rate, cur.c.status, cur.c.legal_status, cur.c.state,
-                      cur.c.valid_from) \
-            .outerjoin(cur, cur.c.stream == m.stream)
-        cols: dict[str, Any] = {c: m[c] for c in MEASURE_COLUMNS}
-        cols.update({"measure": m.stream, "stream": m.stream, "events": m.version,
-                     "first_effective": m.first_effective, "last_change": m.tail_date})
-        cols.update({c: cur.c[c] for c in STATE_COLUMNS})
-        state = self._json_col(cur.c.state)
-        # the interval's bounds, and the date of the next scheduled change (the planner's
-        # in-memory filter reads the same: timeline.query.planner._record)
-        cols.update({"since": cur.c.valid_from, "until": cur.c.valid_to,
-                     "scheduled": _json_path(state, ["scheduled", 0, "on"], False)})
-        for cond in conditions:
-            stmt = stmt.where(_tree(cond, lambda c: _condition(c, cols, state, [], self.dialect)))
+        from timeline.projections import filters  # Core compiles the `where`: imported here
+
+        stmt = filters.measures_statement(self.dialect, day, conditions)
         return [{"measure": r.stream, "kind": r.kind, "imposer": r.imposer, "target": r.target,
                  "scope": r.scope, "title": r.title, "events": r.version,
                  "first_effective": r.first_effective, "last_change": r.tail_date,
                  "rate": r.rate, "status": r.status, "legal_status": r.legal_status,
                  "since": r.valid_from, "confidence": _confidence(r.state)}
-                for r in self.conn.execute(stmt.order_by(m.stream))]
+                for r in self.conn.execute(stmt)]
 
     def field_values(self, name: str) -> list[str]:
         """The distinct values an enumerated field (ENUM_FIELDS) takes in this log."""
         if name in ("kind", "imposer", "target"):
-            col = measures.c[name]
+            col = f"measures.{name} FROM measures"
         elif name == "type":
-            col = events.c.type
+            col = "events.type FROM events"
         elif name in ("status", "legal_status"):
-            col = intervals.c[name]
+            col = f"intervals.{name} FROM intervals"
         else:
             raise ValueError(f"not an enumerated field: {name}")
-        return sorted(v for v in self.conn.execute(select(col).distinct()).scalars()
+        return sorted(v for (v,) in run_sql(self.conn, f"SELECT DISTINCT {col}")
                       if v is not None)
 
     def json_keys(self, where: str) -> set[str]:
@@ -463,10 +451,10 @@ class Reader:
         events set) or 'state' (measure states). A full scan: only asked on a miss."""
         keys: set[str] = set()
         if where == "state":
-            for (raw,) in self.conn.execute(select(intervals.c.state).distinct()):
+            for (raw,) in run_sql(self.conn, "SELECT DISTINCT intervals.state FROM intervals"):
                 keys.update(json.loads(raw) if isinstance(raw, str) else raw or {})
             return keys
-        for (raw,) in self.conn.execute(select(events.c.payload).distinct()):
+        for (raw,) in run_sql(self.conn, "SELECT DISTINCT events.payload FROM events"):
             p = json.loads(raw) if isinstance(raw, str) else raw or {}
             if where == "payload":
                 keys.update(p)
@@ -478,7 +466,9 @@ class Reader:
 
     def table_columns(self) -> dict[str, list[str]]:
         """Columns of every table and view (for SQL completion), alembic's own left out."""
-        insp = inspect(self.conn)
+        from sqlalchemy import inspect  # SQL completion only
+
+        insp = inspect(self.conn.core() if hasattr(self.conn, "core") else self.conn)
         out: dict[str, list[str]] = {}
         for name in list(insp.get_view_names()) + list(insp.get_table_names()):
             if name != "alembic_version":
@@ -490,15 +480,6 @@ class Reader:
         """A context that records every SQL statement this reader runs (for `explain`)."""
         return SqlRecorder(self.conn)
 
-    def _json_col(self, col):
-        """A JSON-text column as JSON: PostgreSQL needs the text cast to jsonb for paths."""
-        if self.dialect != "postgresql":
-            return col
-        # imported here: the PostgreSQL dialect package costs SQLite users ~40 ms of start-up
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        return cast(col, JSONB)
-
 
 class SqlRecorder:
     """Collects the SQL statements (with parameters) run on a connection."""
@@ -508,105 +489,30 @@ class SqlRecorder:
         self.statements: list[tuple[str, Any]] = []
 
     def __enter__(self):
-        event.listen(self.conn, "before_cursor_execute", self._hook)
+        hooks = getattr(self.conn, "hooks", None)
+        if hooks is not None:  # the driver-only read path (timeline.log.driver)
+            hooks.append(self._record)
+        else:
+            from sqlalchemy import event
+
+            event.listen(self.conn, "before_cursor_execute", self._hook)
         self.conn.info[TRACE] = True
         return self
 
     def __exit__(self, *exc):
-        event.remove(self.conn, "before_cursor_execute", self._hook)
+        hooks = getattr(self.conn, "hooks", None)
+        if hooks is not None:
+            hooks.remove(self._record)
+        else:
+            from sqlalchemy import event
+
+            event.remove(self.conn, "before_cursor_execute", self._hook)
         self.conn.info.pop(TRACE, None)
 
     def _hook(self, conn, cursor, statement, parameters, context, executemany):
+        self._record(statement, parameters)
+
+    def _record(self, statement: str, parameters) -> None:
         self.statements.append((" ".join(statement.split()), parameters))
 
 
-# -- filters: `where` conditions compiled to bound SQL expressions ----------------------------
-def _json_path(col, path: Sequence[str | int], numeric: bool):
-    expr = type_coerce(col, JSON)[tuple(path)] if len(path) > 1 else type_coerce(col, JSON)[path[0]]
-    if numeric and getattr(col.type, "__visit_name__", "") == "JSONB":
-        # PostgreSQL refuses to cast a non-number to float: such values compare as NULL
-        return case((func.jsonb_typeof(expr) == "number", expr.as_float()))
-    return expr.as_float() if numeric else expr.as_string()
-
-
-_UPPER, _LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
-
-
-def _ascii_lower(expr, dialect: str):
-    """`expr` with A-Z folded to a-z and nothing else: SQLite's lower() does exactly that,
-    PostgreSQL's folds every script, so there the same is spelled with translate()."""
-    if dialect == "postgresql":
-        return func.translate(expr, _UPPER, _LOWER)
-    return func.lower(expr)
-
-
-def _contains(expr, value: Any, dialect: str):
-    """`contains`: a substring test that ignores the case of ASCII letters, the same on
-    every backend (docs/query-language.md)."""
-    text_ = str(value).translate(str.maketrans(_UPPER, _LOWER))
-    return _ascii_lower(expr, dialect).contains(text_, autoescape=True)
-
-
-def _compare(expr, op: str, value: Any):
-    return {"=": expr.__eq__, "!=": expr.__ne__, "<": expr.__lt__, "<=": expr.__le__,
-            ">": expr.__gt__, ">=": expr.__ge__}[op](value)
-
-
-# Whole numbers the databases can bind: SQLite and PostgreSQL integers are 64-bit.
-INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
-INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1  # position, version: INTEGER columns
-
-
-def _in_range(value, what: str):
-    """`value`, or a TimelineError naming it when it is a whole number no backend can bind."""
-    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
-        raise TimelineError(f"{what} {value} is out of range: whole numbers must be between "
-                            f"{INT_MIN} and {INT_MAX}")
-    return value
-
-
-def _tree(node, leaf):
-    """A `where` tree — (field, op, value) leaves under ('and'|'or'|'not', [nodes]) — as SQL;
-    NULLs follow SQL's three-valued logic, which the planner's in-memory filter mirrors."""
-    if len(node) == 2:
-        op, items = node
-        parts = [_tree(i, leaf) for i in items]
-        return not_(parts[0]) if op == "not" else (and_(*parts) if op == "and" else or_(*parts))
-    return leaf(node)
-
-
-def _condition(cond, columns: dict, json_col, json_prefix: list[str], dialect: str):
-    """One (field, op, value) condition as a SQL expression; user text is only ever bound."""
-    field_, op, value = cond
-    value = value.isoformat() if isinstance(value, dt.date) else value
-    value = _in_range(value, f"the value compared with {field_}:")
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    name = field_.lower()  # keywords are case-insensitive, so field names are too
-    if name in columns:
-        expr = columns[name]
-    else:
-        parts = name.split(".")
-        if parts[0] == "payload":
-            parts, prefix = parts[1:], []
-            if not parts:
-                raise TimelineError(f"{field_} needs a field name after it, e.g. "
-                                    f"payload.set.rate (the whole payload cannot be compared)")
-        else:
-            prefix = json_prefix
-        expr = _json_path(json_col, prefix + parts, numeric)
-    if op == "present":  # a bare field: it has a value (never unknown)
-        return expr.is_not(None)
-    number_col = field_ in columns and isinstance(expr.type, (Integer, Float, Numeric))
-    if number_col and (op == "contains" or not numeric):
-        # a number column against text compares as text (PostgreSQL has no implicit cast)
-        expr, number_col = cast(expr, String), False
-    if number_col and isinstance(expr.type, Integer) and isinstance(value, int) \
-            and not INT32_MIN <= value <= INT32_MAX:
-        # these columns are 32-bit on PostgreSQL: one range on every backend
-        raise TimelineError(f"the value compared with {field_}: {value} is out of range: "
-                            f"{field_} is a whole number between {INT32_MIN} and {INT32_MAX}")
-    if op == "contains":
-        return _contains(expr, value, dialect)
-    if numeric and field_ in columns and not number_col:
-        value = str(value)
-    return _compare(expr, op, value)

@@ -6,11 +6,14 @@ Neither side imports the other for it.
 """
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
 
 from timeline.log.db import run_sql
 from timeline.log.events import loads
 from timeline.projections.fold import FoldEvent
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 # the columns `to_fold_event` reads, in its order
 FOLD_EVENT_COLS = "e.position, e.id, e.stream, e.type, e.effective, e.known, e.payload, e.source"

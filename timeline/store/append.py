@@ -8,7 +8,6 @@ touched measure up to date. A dry run reports the state changes it would make.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
@@ -23,6 +22,7 @@ from timeline.store.admission import (check_references, check_resolved,
                                       check_supersession_cycles, existing, same_as_stored,
                                       superseded)
 from timeline.store.checks import log_head
+from timeline.store.results import AppendResult, StateChange
 
 __all__ = ["AppendResult", "StateChange", "append_in", "EVENT_COLS"]
 
@@ -30,26 +30,6 @@ EVENT_COLS = ("position", "id", "stream", "version", "type", "schema_version", "
               "announced", "known", "recorded_at", "payload", "source", "prev_hash", "hash")
 INSERT_EVENT = (f"INSERT INTO events ({', '.join(EVENT_COLS)}) "
                 f"VALUES ({', '.join('?' * len(EVENT_COLS))})")
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    """What an append did (or, for a dry run, would do): the events written, how many
-    offered ones were already there, and for a dry run the state changes it would make."""
-
-    appended: list[Event]
-    skipped: int
-    changes: list["StateChange"] = field(default_factory=list)
-    dry_run: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """How one measure's state over valid time would change: (date, field, before, after)."""
-
-    stream: str
-    new: bool
-    differences: list[tuple[str, str, object, object]]
 
 
 def histories(conn: Connection, streams: list[str]) -> dict[str, list[tuple[str, dict]]]:

@@ -6,18 +6,18 @@ against today's schema. `verify` runs them all and names every finding.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ContextManager
-
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from timeline.errors import EventValidationError, IntegrityError
 from timeline.log.chain import ChainChecker, Head
 from timeline.log.db import run_sql
 from timeline.log.events import NewEvent, row_to_event
-from timeline.projections import maintain
-from timeline.projections.reader import Reader
-from timeline.store.definitions import expected_definitions, squash
+from timeline.projections.head import FOLD_VERSION, recorded_head
+
+if TYPE_CHECKING:  # the head check runs on every read, on the driver alone (log.driver)
+    from sqlalchemy.engine import Connection
+
+    from timeline.projections.reader import Reader
 
 
 def log_head(conn: Connection) -> Head:
@@ -29,13 +29,13 @@ def log_head(conn: Connection) -> Head:
 def check_projection_head(conn: Connection, where: str, head: Head | None = None) -> None:
     """Refuse when the projections were not brought up to the log's head (see 0005)."""
     head = head or log_head(conn)
-    recorded = maintain.recorded_head(conn)
+    recorded = recorded_head(conn)
     if recorded is not None and recorded[:2] == (head.position, head.hash) \
-            and recorded[2] != maintain.FOLD_VERSION:
+            and recorded[2] != FOLD_VERSION:
         raise IntegrityError(
             f"{where}: the projections were built by fold version {recorded[2] or 'unknown'} "
             f"(an earlier version of timeline); this version folds with version "
-            f"{maintain.FOLD_VERSION}, and its answers may differ: run `timeline init` or "
+            f"{FOLD_VERSION}, and its answers may differ: run `timeline init` or "
             f"`timeline rebuild` to recompute them", None)
     if recorded is None or recorded[:2] != (head.position, head.hash):
         pos = "nothing" if recorded is None else f"position {recorded[0]}"
@@ -70,6 +70,8 @@ def check_stored(row: dict) -> None:
 def check_links(conn: Connection, quick: bool) -> None:
     """event_links holds exactly the links the chained events imply (quick: no row that no
     event implies, asked of the database; full: both ways, from the payloads)."""
+    from timeline.projections import maintain
+
     if quick:
         forged = maintain.forged_links(conn)
         diff = (f"a link no event implies ({forged[0][0]!r} at position {forged[0][1]}, role "
@@ -83,6 +85,10 @@ def check_links(conn: Connection, quick: bool) -> None:
 
 def check_triggers(conn: Connection, dialect: str) -> None:
     """Each immutability trigger exists, is enabled and does what migration 0001 made it do."""
+    from sqlalchemy import text
+
+    from timeline.store.definitions import expected_definitions, squash
+
     want = expected_definitions(dialect)["triggers"]
     bad: list[str] = []
     have: dict[str, Any]
@@ -121,6 +127,10 @@ def check_triggers(conn: Connection, dialect: str) -> None:
 
 def check_views(conn: Connection, dialect: str) -> None:
     """The documented views are the ones migrations 0003 and 0007 made (readers trust them)."""
+    from sqlalchemy import text
+
+    from timeline.store.definitions import expected_definitions, squash
+
     want = expected_definitions(dialect)["views"]
     bad: list[str] = []
     if dialect == "sqlite":
@@ -170,6 +180,8 @@ def verify(reading: Callable[..., ContextManager[Reader]], dialect: str, where: 
     chain, each stored event against today's schema, and the projections against a fresh
     fold of the log.
     """
+    from timeline.projections import maintain
+
     checker = ChainChecker()
     findings: list[IntegrityError] = []
 

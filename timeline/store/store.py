@@ -17,24 +17,24 @@ import contextlib
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
-
-from sqlalchemy.engine import Connection, Engine
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 from timeline.errors import ReadOnlyError, StoreError
 from timeline.files import kind_of_mode
 from timeline.log import db as dbmod
 from timeline.log import migrate
 from timeline.log.chain import Head
+from timeline.log.driver import ReadOnlyPool
 from timeline.log.events import NewEvent, uuid7
-from timeline.projections import maintain
 from timeline.projections.reader import Reader
-from timeline.store.admission import check_batch_ids
-from timeline.store.append import AppendResult, StateChange, append_in
-from timeline.store.checks import check_projection_head, verify
-from timeline.store.copy_log import copy_log
-from timeline.store.creation import build_atomically, seed_events
-from timeline.store.locking import write_lock
+from timeline.store.checks import check_projection_head
+from timeline.store.results import AppendResult, StateChange
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+# The write side (append, rebuild, copy, verify, creation) is imported when it is used: it
+# needs SQLAlchemy, which a read of a SQLite file opened read-only never imports (below).
 
 __all__ = ["Store", "AppendResult", "StateChange", "Head"]
 
@@ -42,13 +42,27 @@ Announce = Callable[[str], None]
 
 
 class Store:
-    """An open timeline database."""
+    """An open timeline database.
+
+    A SQLite file opened read-only is read on the driver alone (`timeline.log.driver`):
+    its reads, revision check and projection-head check import no SQLAlchemy; its
+    `engine` is made on first use (`timeline sql`, `verify`). Other stores read and write
+    through a SQLAlchemy engine."""
 
     # seconds a read may run before it is stopped (None: no limit); the CLI's --timeout
     timeout: float | None = None
 
-    def __init__(self, engine: Engine, url: str, path: Path | None, readonly: bool = False):
-        self.engine, self.url, self.path, self.readonly = engine, url, path, readonly
+    def __init__(self, engine: Engine | None, url: str, path: Path | None,
+                 readonly: bool = False):
+        self._engine, self.url, self.path, self.readonly = engine, url, path, readonly
+        self._driver = ReadOnlyPool(path) if readonly and path is not None else None
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (made on first use by a driver-read store)."""
+        if self._engine is None:
+            self._engine = dbmod.make_engine(self.url, readonly=self.readonly)
+        return self._engine
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -78,7 +92,9 @@ class Store:
             if not readonly:
                 return store
             store.close()
-            return cls(dbmod.make_engine(url, readonly=True), url, path, True)
+            return cls._read_only(url, path)
+        if readonly and path is not None:
+            return cls._read_only(url, path)
         store = cls(dbmod.make_engine(url, readonly=readonly), url, path, readonly)
         # every read, and a writer that may neither create nor upgrade: one look at the
         # revision, on one connection, refused unless it is the code's
@@ -105,10 +121,29 @@ class Store:
                     and store.count() == 0:
                 # a log with a schema and no events: what a creation killed before its
                 # seeds committed left behind (before creation became atomic)
+                from timeline.store.creation import seed_events
+
                 n = len(store.append(seed_events()).appended)
                 if announce:
                     announce(f"timeline: {store.where} held a schema but no events; "
                              f"completed it with the {n} bundled seed events")
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _read_only(cls, url: str, path: Path) -> "Store":
+        """A SQLite file opened read-only, on the driver alone; its revision checked as an
+        engine's open checks it (one look, refused unless it is the code's)."""
+        store = cls(None, url, path, True)
+        try:
+            with dbmod.driver_errors(store.where):
+                conn = store._driver.acquire()  # type: ignore[union-attr]  # set: a path
+                try:
+                    migrate.check(conn, store.where)  # type: ignore[arg-type]  # its part
+                finally:
+                    store._driver.give_back(conn)  # type: ignore[union-attr]
         except BaseException:
             store.close()
             raise
@@ -126,6 +161,8 @@ class Store:
                      seeds: bool) -> "Store":
         """Create a new SQLite file with the schema and (by default) the bundled seeds,
         atomically (creation.build_atomically)."""
+        from timeline.store.creation import build_atomically
+
         def build(tmp_url: str, tmp: Path) -> int:
             building = cls(dbmod.make_engine(tmp_url), tmp_url, tmp)
             try:
@@ -143,6 +180,8 @@ class Store:
         """Run migrations to head and load the bundled seeds; returns events appended."""
         with dbmod.driver_errors(self.where):
             migrate.upgrade(self.engine)
+        from timeline.store.creation import seed_events
+
         n = len(self.append(seed_events()).appended) if seeds else 0
         if announce:
             announce(f"timeline: created {self.where} (schema {migrate.HEAD_REVISION}, "
@@ -151,6 +190,9 @@ class Store:
 
     def _refold_if_stale(self, announce: Announce | None) -> None:
         """Rebuild projections another fold version built (see maintain.refold_if_stale)."""
+        from timeline.projections import maintain
+        from timeline.store.locking import write_lock
+
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
             write_lock(conn, self.where)
             found = maintain.refold_if_stale(conn)
@@ -167,11 +209,14 @@ class Store:
     @property
     def dialect(self) -> str:
         """The SQLAlchemy dialect name (sqlite, postgresql)."""
-        return self.engine.dialect.name
+        return "sqlite" if self._driver is not None else self.engine.dialect.name
 
     def close(self) -> None:
         """Release connections."""
-        self.engine.dispose()
+        if self._driver is not None:
+            self._driver.close()
+        if self._engine is not None:
+            self._engine.dispose()
 
     # -- reading -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -181,6 +226,10 @@ class Store:
         With `check` (every query), the snapshot is refused when the projections do not
         reflect the log's head: the log was changed behind the store's back.
         """
+        if self._driver is not None:
+            with self._reading_driver(check) as r:
+                yield r
+            return
         with dbmod.driver_errors(self.where):
             with self.engine.connect() as conn:
                 with dbmod.read_transaction(conn), \
@@ -188,6 +237,21 @@ class Store:
                     if check:
                         check_projection_head(conn, self.where)
                     yield Reader(conn, self.where)
+
+    @contextlib.contextmanager
+    def _reading_driver(self, check: bool) -> Iterator[Reader]:
+        """`reading()` on the driver alone: the same snapshot (one deferred BEGIN on a
+        read-only connection), time limit, head check and error translation."""
+        with dbmod.driver_errors(self.where):
+            conn = self._driver.acquire()  # type: ignore[union-attr]  # a driver store
+            try:
+                conn.raw.execute("BEGIN")
+                with dbmod.time_limit(conn, self.timeout, self.where):
+                    if check:
+                        check_projection_head(conn, self.where)  # type: ignore[arg-type]
+                    yield Reader(conn, self.where)  # type: ignore[arg-type]
+            finally:
+                self._driver.give_back(conn)  # type: ignore[union-attr]
 
     def head(self) -> Head:
         """Position and hash of the last event."""
@@ -227,6 +291,9 @@ class Store:
             raise ReadOnlyError(f"{self.where} is open read-only")
         # imported on a write: a read (the CLI's queries) need not load the schema's structs
         from timeline.log.validation import admit
+        from timeline.store.admission import check_batch_ids
+        from timeline.store.append import append_in
+        from timeline.store.locking import write_lock
 
         # the one admission of each event: what a loader admitted is taken as it is
         checked = [admit(ev) for ev in new]
@@ -252,11 +319,15 @@ class Store:
         """Copy `source`'s whole log, hash chain intact, into this empty store (copy_log)."""
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
+        from timeline.store.copy_log import copy_log
+
         return copy_log(self.engine, self.where, source.reading)
 
     # -- verification --------------------------------------------------------------------
     def verify(self, *, quick: bool = False) -> Head:
         """Check everything a reader trusts; raise IntegrityError naming every finding."""
+        from timeline.store.checks import verify
+
         return verify(self.reading, self.dialect, self.where, quick=quick)
 
     def rebuild(self, progress=None) -> int:
@@ -264,6 +335,9 @@ class Store:
         streams folded."""
         if self.readonly:
             raise ReadOnlyError(f"{self.where} is open read-only")
+        from timeline.projections import maintain
+        from timeline.store.locking import write_lock
+
         with dbmod.driver_errors(self.where), self.engine.begin() as conn:
             write_lock(conn, self.where)
             return maintain.rebuild(conn, progress)
