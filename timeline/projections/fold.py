@@ -146,13 +146,13 @@ def apply_event(state: dict, ev: FoldEvent, stream: str, known_on: str | None = 
     # an uncertain change still waiting for its latest day is kept: it is not the
     # stream's schedule but the rest of an event already applied; so is a court's deadline
     # (only the court's next word, or the measure's end, replaces it)
-    pending = state.get("scheduled") or ()
-    kept = [it for it in pending if it.get("settles")
-            or (it.get("affects") and ev.type not in TERMINAL_TYPES)]
-    if "schedule" in p:
-        kept += [{"on": it["on"], "set": it.get("set", {}), "unset": it.get("unset", []),
-                  "by": ev.id} for it in p["schedule"]]
     if "schedule" in p or ev.type in TERMINAL_TYPES:
+        pending = state.get("scheduled") or ()
+        kept = [it for it in pending if it.get("settles")
+                or (it.get("affects") and ev.type not in TERMINAL_TYPES)]
+        if "schedule" in p:
+            kept += [{"on": it["on"], "set": it.get("set", {}), "unset": it.get("unset", []),
+                      "by": ev.id} for it in p["schedule"]]
         _set_scheduled(state, kept)
 
 
@@ -284,7 +284,7 @@ def settle_rate(state: dict) -> None:
         if "rate" in state:
             state[PENDING_RATES[status]] = state.pop("rate")
         return
-    if ended(state):
+    if status in ENDED_STATUSES:
         if "rate" in state:
             state["last_rate"] = state.pop("rate")
         return

@@ -61,7 +61,8 @@ def known_fold(stream: str, evs: Iterable[FoldEvent], *, since: str | None = Non
     `evs` every event touching it (and every retraction and correction), `excluded` the ids
     withdrawn before `since`; rows come back for the window only.
 
-    `changes` is `epoch_changes(evs)` when the caller has it already; `encode` writes
+    `changes` is `epoch_changes` of `evs` in `order_key` order, when the caller has it
+    already (each day's events in that order); `encode` writes
     states and ids as canonical JSON (`canonical_json`; the rebuild passes a faster
     encoder for streams whose values it has checked encode the same by it).
     """
@@ -83,7 +84,7 @@ def known_fold(stream: str, evs: Iterable[FoldEvent], *, since: str | None = Non
     while x < len(ks):
         k = ks[x]
         touched = changes[k]
-        if _simple(touched) and ((days and min(e.effective for e in touched) > days[-1])
+        if _simple(touched) and ((days and touched[0].effective > days[-1])
                                  or (not days and since is None)):
             # an epoch that only adds events after every interval known so far
             x = _append_epochs(stream, ks, x, changes, current, days,
@@ -122,6 +123,10 @@ def known_fold(stream: str, evs: Iterable[FoldEvent], *, since: str | None = Non
     return out, [(day, *current[day][1:]) for day in days]
 
 
+# the payload keys that make the fold schedule a change (fold.apply_event, _open_uncertain)
+_SCHEDULING = frozenset({"schedule", "affects_schedule", "effective_between"})
+
+
 def _simple(touched: list[FoldEvent]) -> bool:
     """Whether an epoch's changes are plain events known on it: no retraction or correction
     (nothing withdrawn) and no day of knowledge given as a range."""
@@ -151,15 +156,18 @@ def _append_epochs(stream: str, ks: list[str], x: int, changes: dict[str, list[F
     run: list[FoldEvent] = []
     top = ""
     end = x
+    scheduling = bool(start and start.get("scheduled"))
     while end < len(ks):
-        touched = changes[ks[end]]
-        d0 = min(e.effective for e in touched)
+        touched = changes[ks[end]]  # in order_key order: the first is the earliest
+        d0 = touched[0].effective
         if end > x and (d0 <= top or not _simple(touched)):
             break
         starts.append(d0)
-        top = max(top, max(e.effective for e in touched))
+        top = max(top, touched[-1].effective)
         run.extend(touched)
         end += 1
+        if not scheduling:
+            scheduling = any(not _SCHEDULING.isdisjoint(e.payload) for e in touched)
     prev: list = [start or {}]
     nxt = [1]  # the next cut (index into starts) the fold has not reached
 
@@ -174,8 +182,9 @@ def _append_epochs(stream: str, ks: list[str], x: int, changes: dict[str, list[F
         prev[0] = state
         return False
 
+    # without a schedule in the run nothing can be pending at a cut
     res = fold(stream, run, start_state=start, excluded=excluded, known_on=ks[end - 1],
-               converge=cut if len(starts) > 1 else None)
+               converge=cut if len(starts) > 1 and scheduling else None)
     ivs = res.intervals
     last = x + len(starts) - 1
     if res.converged_at is not None:

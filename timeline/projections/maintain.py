@@ -16,12 +16,12 @@ from sqlalchemy.engine import Connection
 from timeline.log.db import IN_CHUNK, TRACE, run_sql
 from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.vocabulary import SUPERSEDING_TYPES
-from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
+from timeline.projections.fold import FoldEvent, Interval, fold, order_key, superseded_ids
 from timeline.projections.touching import FOLD_EVENT_COLS as _EVENT_COLS
 from timeline.projections.touching import touching_events
 from timeline.projections.knowledge import (KNOWN_COLS, epoch_changes, holding_before,
                                             known_fold, known_rows, window_bounds)
-from timeline.log.schema import intervals, known_intervals, measures
+from timeline.log.schema import known_intervals
 
 # The version of the fold's meaning (fold.py, knowledge.py, this module's rows). Bump it when
 # a change makes the same log fold into other projection rows: every database built by
@@ -614,6 +614,7 @@ def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int,
     knowledge rows) exactly as a rebuild writes them: one definition for `rebuild` and
     `verify`'s comparison."""
     for stream, evs, plain in _scan_streams(conn):
+        evs.sort(key=order_key)  # as known_fold takes them (then its sort finds them sorted)
         own = [e for e in evs if e.stream == stream]
         changes = epoch_changes(evs)
         # the knowledge fold's last epoch is the plain fold: one pass gives both
@@ -697,42 +698,83 @@ def _show(row, field_: str) -> str:
     return repr(row[INTERVAL_COLS.index(field_)]) if field_ in INTERVAL_COLS else "present"
 
 
+# what a rebuild writes: each projection table, its columns (the rows `fresh_rows` gives)
+# and how many of the first are its key
+_REBUILT = (("intervals", INTERVAL_COLS, 2), ("known_intervals", KNOWN_COLS, 3),
+            ("measures", MEASURE_COLS, 1))
+_REBUILD_BATCH = 5000  # rows of a table buffered before the streams so far are written
+
+
 def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None) -> int:
-    """Drop and recompute every projection row from the log; returns the number of streams."""
+    """Recompute every projection row from the log; returns the number of streams.
+
+    The projections end equal to `fresh_rows`, as if dropped and rewritten, but only the rows
+    that differ are written: batch by batch of streams (in stream order), the stored rows of
+    those streams are read and compared with the fresh ones, and only changed, missing or
+    extra rows are deleted and inserted. Rewriting every row was most of SQLite's share of
+    a rebuild; projections that already equal the log are read, not written again. One
+    transaction (the caller's), so a rebuild killed half way leaves the old projections."""
     repair_links(conn)  # the links too are recomputed from the events, never trusted
-    conn.execute(delete(intervals))
-    conn.execute(delete(measures))
-    conn.execute(delete(known_intervals))
     total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
     done, streams = 0, 0
-    iv_buf, m_buf, k_buf = [], [], []
-    for _stream, ivs, mrow, n_own, krows in fresh_rows(conn):
-        iv_buf.extend(ivs)
-        m_buf.append(mrow)
-        k_buf.extend(krows)
+    bufs: tuple[list[tuple], list[tuple], list[tuple]] = ([], [], [])
+    after: str | None = None  # the last stream written
+    for stream, ivs, mrow, n_own, krows in fresh_rows(conn):
+        bufs[0].extend(ivs)
+        bufs[1].extend(krows)
+        bufs[2].append(mrow)
         done += n_own
         streams += 1
-        if len(iv_buf) >= 5000:
-            run_sql(conn, INSERT_INTERVAL, iv_buf)
-            iv_buf.clear()
+        if max(len(b) for b in bufs) >= _REBUILD_BATCH:
+            _converge(conn, bufs, after, stream)
+            after = stream
             if progress:
                 progress(done, total)
-        if len(m_buf) >= 5000:
-            run_sql(conn, INSERT_MEASURE, m_buf)
-            m_buf.clear()
-        if len(k_buf) >= 5000:
-            run_sql(conn, INSERT_KNOWN, k_buf)
-            k_buf.clear()
-    for statement, buf in ((INSERT_INTERVAL, iv_buf), (INSERT_MEASURE, m_buf),
-                           (INSERT_KNOWN, k_buf)):
-        if buf:
-            run_sql(conn, statement, buf)
+    _converge(conn, bufs, after, None)
     head = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
                              "LIMIT 1")).first()
     record_head(conn, *(tuple(head) if head else (0, GENESIS_HASH)))
     if progress:
         progress(total, total)
     return streams
+
+
+def _converge(conn: Connection, bufs: tuple[list[tuple], ...], after: str | None,
+              upto: str | None) -> None:
+    """Make the rows of the streams after `after` up to `upto` (inclusive; None: no bound)
+    of each rebuilt table equal the rows of `bufs`, writing only the differences, and empty
+    the buffers."""
+    bounds, params = [], []
+    if after is not None:
+        bounds.append("stream > ?")
+        params.append(after)
+    if upto is not None:
+        bounds.append("stream <= ?")
+        params.append(upto)
+    where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
+    for (table, cols, n), want in zip(_REBUILT, bufs):
+        stored = [tuple(r) for r in run_sql(
+            conn, f"SELECT {', '.join(cols)} FROM {table}{where} ORDER BY "
+                  f"{', '.join(cols[:n])}", tuple(params))]
+        if stored == want:  # the usual case: nothing to write
+            want.clear()
+            continue
+        have = {r[:n]: r for r in stored}
+        gone, added = [], []
+        for row in want:
+            old = have.pop(row[:n], None)
+            if old != row:
+                if old is not None:
+                    gone.append(row[:n])
+                added.append(row)
+        gone.extend(have)  # rows of streams or days the log no longer gives
+        if gone:
+            run_sql(conn, f"DELETE FROM {table} WHERE "
+                          + " AND ".join(f"{c} = ?" for c in cols[:n]), gone)
+        if added:
+            run_sql(conn, f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({_marks(len(cols))})",
+                    added)
+        want.clear()
 
 
 def refold_if_stale(conn: Connection) -> int | None:
