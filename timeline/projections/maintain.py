@@ -744,18 +744,13 @@ def _converge(conn: Connection, bufs: tuple[list[tuple], ...], after: str | None
     """Make the rows of the streams after `after` up to `upto` (inclusive; None: no bound)
     of each rebuilt table equal the rows of `bufs`, writing only the differences, and empty
     the buffers."""
-    bounds, params = [], []
-    if after is not None:
-        bounds.append("stream > ?")
-        params.append(after)
-    if upto is not None:
-        bounds.append("stream <= ?")
-        params.append(upto)
-    where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
+    bounds = [(c, v) for c, v in (("stream > ?", after), ("stream <= ?", upto)) if v is not None]
+    where = (" WHERE " + " AND ".join(c for c, _ in bounds)) if bounds else ""
+    params = tuple(v for _, v in bounds)
     for (table, cols, n), want in zip(_REBUILT, bufs):
         stored = [tuple(r) for r in run_sql(
             conn, f"SELECT {', '.join(cols)} FROM {table}{where} ORDER BY "
-                  f"{', '.join(cols[:n])}", tuple(params))]
+                  f"{', '.join(cols[:n])}", params)]
         if stored == want:  # the usual case: nothing to write
             want.clear()
             continue
