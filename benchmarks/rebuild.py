@@ -1,7 +1,7 @@
 """The rebuild figure alone: timeline's full rebuild against the raw scan + decode, side by side.
 
     python -m benchmarks.rebuild [--events N] [--streams S] [--seed SEED] [--rounds R]
-                                 [--workdir DIR]
+                                 [--workdir DIR] [--empty] [--json OUT]
 
 Builds (or reuses, from --workdir) the harness's N-event timeline database and the raw
 events table of the same rows, then runs the harness's two child tasks alternately R times
@@ -60,24 +60,28 @@ def build(ours: Path, raw: Path, events: int, streams: int, seed: int, log=print
         conn.close()
 
 
-def measure(ours: Path, raw: Path, rounds: int, log=print) -> dict:
-    """`rounds` alternated child runs of the raw scan and our rebuild; medians and ratio."""
-    scans, rebuilds = [], []
+def measure(ours: Path, raw: Path, rounds: int, log=print, empty: bool = False) -> dict:
+    """`rounds` alternated child runs of the raw scan and our rebuild (and, with `empty`,
+    of our rebuild into emptied projection tables); medians and ratios."""
+    tasks = ["scan", "rebuild"] + (["rebuild-empty"] if empty else [])
+    runs: dict[str, list[dict]] = {t: [] for t in tasks}
     for i in range(rounds):
-        scans.append(run_child("scan", raw))
-        rebuilds.append(run_child("rebuild", ours))
-        s, r = scans[-1], rebuilds[-1]
-        log(f"round {i + 1}: raw scan {s['events'] / s['seconds']:,.0f} ev/s, rebuild "
-            f"{r['events'] / r['seconds']:,.0f} ev/s, peak RSS {r['peak_rss_kb'] / 1024:,.0f} MB")
-    scan_eps = median(s["events"] / s["seconds"] for s in scans)
-    ours_eps = median(r["events"] / r["seconds"] for r in rebuilds)
-    return {"events": rebuilds[0]["events"], "rounds": rounds,
-            "ours_eps": ours_eps, "scan_eps": scan_eps, "ratio": ours_eps / scan_eps,
-            "ours_seconds": median(r["seconds"] for r in rebuilds),
-            "scan_seconds": median(s["seconds"] for s in scans),
-            "ours_rss_mb": max(r["peak_rss_kb"] for r in rebuilds) / 1024,
-            "scan_rss_mb": max(s["peak_rss_kb"] for s in scans) / 1024,
-            "streams": rebuilds[0].get("streams")}
+        for t in tasks:
+            runs[t].append(run_child(t, raw if t == "scan" else ours))
+        log(f"round {i + 1}: " + ", ".join(
+            f"{t} {r['events'] / r['seconds']:,.0f} ev/s ({r['peak_rss_kb'] / 1024:,.0f} MB)"
+            for t, r in ((t, runs[t][-1]) for t in tasks)))
+    out: dict = {"events": runs["scan"][0]["events"], "rounds": rounds,
+                 "streams": runs["rebuild"][0].get("streams")}
+    for t, key in (("scan", "scan"), ("rebuild", "ours"), ("rebuild-empty", "ours_empty")):
+        if t in runs:
+            out[f"{key}_eps"] = median(r["events"] / r["seconds"] for r in runs[t])
+            out[f"{key}_seconds"] = median(r["seconds"] for r in runs[t])
+            out[f"{key}_rss_mb"] = max(r["peak_rss_kb"] for r in runs[t]) / 1024
+    out["ratio"] = out["ours_eps"] / out["scan_eps"]
+    if empty:
+        out["ratio_empty"] = out["ours_empty_eps"] / out["scan_eps"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workdir", help="where the databases are built or reused")
     p.add_argument("--json", help="write the result here too")
+    p.add_argument("--empty", action="store_true",
+                   help="also time the rebuild into emptied projection tables (every row "
+                        "written), as after a migration or a change of the fold")
     a = p.parse_args(argv)
     tmp = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="timeline-rebuild-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -97,14 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     build(ours, raw, a.events, a.streams, a.seed, log)
     log(f"databases ready in {time.monotonic() - t0:.0f} s")
-    r = measure(ours, raw, a.rounds, log)
+    r = measure(ours, raw, a.rounds, log, a.empty)
     print(f"rebuild of {r['events']:,} events ({r['streams']:,} streams), medians of "
           f"{r['rounds']} alternated rounds:")
     print(f"  ours (full rebuild)  {r['ours_eps']:>10,.0f} ev/s  {r['ours_seconds']:7.2f} s  "
           f"peak RSS {r['ours_rss_mb']:,.0f} MB")
+    if a.empty:
+        print(f"  ours, empty tables   {r['ours_empty_eps']:>10,.0f} ev/s  "
+              f"{r['ours_empty_seconds']:7.2f} s  peak RSS {r['ours_empty_rss_mb']:,.0f} MB")
     print(f"  raw scan + decode    {r['scan_eps']:>10,.0f} ev/s  {r['scan_seconds']:7.2f} s  "
           f"peak RSS {r['scan_rss_mb']:,.0f} MB")
-    print(f"  ratio                {r['ratio']:.3f}x (target >= 0.4x)")
+    print(f"  ratio                {r['ratio']:.3f}x (target >= 0.4x)"
+          + (f"; empty tables {r['ratio_empty']:.3f}x" if a.empty else ""))
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=2))
     return 0

@@ -67,12 +67,9 @@ class FoldResult:
     converged_at: str | None = None
 
 
-def order_key(ev: FoldEvent) -> tuple:
-    """Same-day ordering: effective date, then known date, then log position."""
-    return (ev.effective, ev.known, ev.position)
-
-
-_ORDER = attrgetter("effective", "known", "position")  # order_key, without a Python call
+# Same-day ordering: effective date, then known date, then log position (`order_key(ev)`
+# is that tuple; an attrgetter, so that sorting calls no Python function per event).
+order_key = attrgetter("effective", "known", "position")
 
 
 def superseded_ids(events: Iterable[FoldEvent], known_on: str | None = None) -> set[str]:
@@ -341,7 +338,7 @@ def fold(stream: str, events: Iterable[FoldEvent], *, start_state: dict | None =
         evs = [e for e in events if e.type != "retraction" and e.id not in excluded]
     else:
         evs = [e for e in events if e.type != "retraction"]
-    evs.sort(key=_ORDER)
+    evs.sort(key=order_key)
     state = dict(start_state) if start_state else {}
     intervals: list[Interval] = []
     tail_date, tail_state = None, None

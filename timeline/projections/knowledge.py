@@ -156,18 +156,22 @@ def _append_epochs(stream: str, ks: list[str], x: int, changes: dict[str, list[F
     run: list[FoldEvent] = []
     top = ""
     end = x
-    scheduling = bool(start and start.get("scheduled"))
     while end < len(ks):
         touched = changes[ks[end]]  # in order_key order: the first is the earliest
         d0 = touched[0].effective
         if end > x and (d0 <= top or not _simple(touched)):
             break
         starts.append(d0)
-        top = max(top, touched[-1].effective)
+        if touched[-1].effective > top:
+            top = touched[-1].effective
         run.extend(touched)
         end += 1
-        if not scheduling:
-            scheduling = any(not _SCHEDULING.isdisjoint(e.payload) for e in touched)
+    scheduling = bool(start and start.get("scheduled"))
+    if len(starts) > 1 and not scheduling:
+        for e in run:
+            if not _SCHEDULING.isdisjoint(e.payload):
+                scheduling = True
+                break
     prev: list = [start or {}]
     nxt = [1]  # the next cut (index into starts) the fold has not reached
 

@@ -748,13 +748,12 @@ def _converge(conn: Connection, bufs: tuple[list[tuple], ...], after: str | None
     where = (" WHERE " + " AND ".join(c for c, _ in bounds)) if bounds else ""
     params = tuple(v for _, v in bounds)
     for (table, cols, n), want in zip(_REBUILT, bufs):
-        stored = [tuple(r) for r in run_sql(
-            conn, f"SELECT {', '.join(cols)} FROM {table}{where} ORDER BY "
-                  f"{', '.join(cols[:n])}", params)]
+        stored = run_sql(conn, f"SELECT {', '.join(cols)} FROM {table}{where} ORDER BY "
+                               f"{', '.join(cols[:n])}", params).all()
         if stored == want:  # the usual case: nothing to write
             want.clear()
             continue
-        have = {r[:n]: r for r in stored}
+        have = {tuple(r[:n]): tuple(r) for r in stored}
         gone, added = [], []
         for row in want:
             old = have.pop(row[:n], None)
