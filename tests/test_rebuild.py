@@ -5,6 +5,7 @@ that generates every feature the benchmark's workload has, those rows equal the 
 appends maintained. No timing here: `python -m benchmarks.rebuild` measures."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -136,3 +137,17 @@ def test_fast_json_is_canonical_json_for_plain_values():
     with pytest.raises(ValueError):
         maintain._plain_float("1e16")
     assert maintain._plain_float("0.5") == 0.5
+
+
+def test_the_rebuild_benchmark_runs(tmp_path, monkeypatch, capsys):
+    """`python -m benchmarks.rebuild` end to end on a tiny log (no timing assertions)."""
+    from benchmarks import rebuild as bench
+
+    monkeypatch.setenv("TIMELINE_KNOWN_MARGIN_DAYS", "3650")  # what build() sets, restored
+    out = tmp_path / "r.json"
+    assert bench.main(["--events", "400", "--streams", "40", "--rounds", "1", "--empty",
+                       "--workdir", str(tmp_path), "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["events"] == 400 and r["streams"] == 40
+    assert r["ours_eps"] > 0 and r["ours_empty_eps"] > 0 and r["scan_eps"] > 0
+    assert "ratio" in capsys.readouterr().out

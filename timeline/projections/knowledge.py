@@ -61,10 +61,13 @@ def known_fold(stream: str, evs: Iterable[FoldEvent], *, since: str | None = Non
     `evs` every event touching it (and every retraction and correction), `excluded` the ids
     withdrawn before `since`; rows come back for the window only.
 
-    `changes` is `epoch_changes` of `evs` in `order_key` order, when the caller has it
-    already (each day's events in that order); `encode` writes
-    states and ids as canonical JSON (`canonical_json`; the rebuild passes a faster
-    encoder for streams whose values it has checked encode the same by it).
+    `changes` is `epoch_changes` of `evs` in `order_key` order when the caller has it
+    already (each day's events in that order). `encode` writes states and ids as canonical
+    JSON: `canonical_json`, or the rebuild's faster encoder for streams whose values it has
+    checked that encoder writes the same.
+
+    Epochs that only add events after every known interval are folded together
+    (`_append_epochs`); the others re-fold from the earliest day they touch.
     """
     evs = sorted(evs, key=order_key)
     effs = [e.effective for e in evs]
