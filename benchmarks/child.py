@@ -1,6 +1,7 @@
 """Work done in a child process so its peak RSS (VmHWM) is its own.
 
-`python -m benchmarks.child rebuild|scan|replay DB` prints one JSON line:
+`python -m benchmarks.child rebuild|rebuild-empty|scan|replay DB` prints one JSON line
+(rebuild-empty: the rebuild after the projection rows were deleted, untimed):
 {"seconds": …, "events": …, "peak_rss_kb": …, "baseline_rss_kb": …} where baseline is the
 peak after imports and opening, before the measured work.
 """
@@ -16,11 +17,17 @@ def main(argv: list[str]) -> int:
     what, db = argv[0], Path(argv[1])
     from benchmarks.measure import vm_hwm_kb
 
-    if what == "rebuild":
+    if what in ("rebuild", "rebuild-empty"):
+        from sqlalchemy import text
+
         from timeline.store.store import Store
 
         store = Store.open(str(db))
         events = store.count()
+        if what == "rebuild-empty":  # every projection row to write, none to compare
+            with store.engine.begin() as c:
+                for table in ("intervals", "known_intervals", "measures"):
+                    c.execute(text(f"DELETE FROM {table}"))
         base = vm_hwm_kb()
         t0 = time.perf_counter_ns()
         streams = store.rebuild()

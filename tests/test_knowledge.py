@@ -136,3 +136,80 @@ def test_recomputing_a_window_after_an_append_equals_recomputing_the_stream(evs,
     rows, _ = known_fold(S, window_evs, since=since, start_state=start, window=window,
                          excluded=excluded)
     assert sorted(kept + rows, key=lambda r: (r[1], r[2])) == want
+
+
+def rows_by_definition(evs) -> list[tuple]:
+    """The knowledge rows straight from their definition: the `known on` fold on every epoch
+    day, a row per interval for as long as it stays the same (valid_from, state, ids)."""
+    open_: dict[str, tuple[str, str, str]] = {}  # valid_from -> (known_from, state, ids)
+    out = []
+    for k in sorted(epoch_changes(evs)):
+        now = {vf: (s, i) for vf, _, s, i in expected_slice(evs, k)}
+        for vf, (kf, s, i) in list(open_.items()):
+            if now.get(vf) != (s, i):
+                out.append((S, vf, kf, k, s, i))
+                del open_[vf]
+        for vf, (s, i) in now.items():
+            if vf not in open_:
+                open_[vf] = (k, s, i)
+    out += [(S, vf, kf, None, s, i) for vf, (kf, s, i) in open_.items()]
+    return sorted(out, key=lambda r: (r[1], r[2]))
+
+
+@st.composite
+def mostly_in_order(draw):
+    """Streams whose knowledge mostly follows valid time (each event known on its day, days
+    rising), with frequent schedules that later events overtake or not, and now and then an
+    event out of order, a known range, a ruling or a retraction: the epochs a rebuild folds
+    together, and every way such a run is cut."""
+    n = draw(st.integers(1, 16))
+    evs: list[FoldEvent] = []
+    eff = 0
+    for pos in range(1, n + 1):
+        eff += draw(st.sampled_from([0, 1, 1, 2, 3, 5]))
+        e, known = eff, eff
+        kind = draw(st.sampled_from(["amended", "amended", "schedule", "schedule", "lifted",
+                                     "late", "back", "ranged", "link", "retract", "confident"]))
+        payload: dict = {"title": kind, "set": {"rate": draw(st.integers(0, 3))}}
+        etype, stream = "amended", S
+        if kind == "schedule":
+            payload["schedule"] = [{"on": day(e + draw(st.integers(1, 6))),
+                                    "set": {"rate": draw(st.integers(0, 3))}}]
+        elif kind == "lifted":
+            etype = "lifted"
+            payload = {"title": kind}
+        elif kind == "late":
+            known = e + draw(st.integers(1, 6))
+        elif kind == "back":
+            e = max(0, eff - draw(st.integers(1, 6)))
+        elif kind == "ranged":
+            payload["known_between"] = [day(known), day(known + draw(st.integers(1, 5)))]
+        elif kind == "confident":
+            payload["confidence"] = "single-source"
+        elif kind == "link":
+            etype, stream = "ruling", "x.case.c"
+            payload = {"title": kind, "affects": [S], "affects_set": {"legal_status": "stayed"}}
+        elif kind == "retract":
+            if not evs:
+                continue
+            etype = "retraction"
+            payload = {"title": kind, "supersedes": [draw(st.sampled_from(evs)).id]}
+        if pos == 1:
+            etype, e, known = "imposed", 0, 0
+        evs.append(FoldEvent(pos, f"e{pos}", stream, etype, day(e), day(known), payload))
+    return evs
+
+
+@settings(max_examples=int(__import__("os").environ.get("TIMELINE_PROPERTY_EXAMPLES", "300")),
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(stream_events(), mostly_in_order()))
+def test_rows_equal_their_definition_and_the_last_epoch_is_the_plain_fold(evs):
+    """The epochs that only add events after all known ones are folded together (one fold
+    resumed from the last known state, cut where a change is still scheduled): the rows
+    are exactly those of a `known on` fold on every epoch, and the final intervals those of
+    the plain fold."""
+    rows, final = known_fold(S, evs)
+    assert rows == rows_by_definition(evs)
+    plain = fold(S, evs, excluded=superseded_ids(evs))
+    assert final == [(iv.valid_from, iv.state, canonical_json(iv.state),
+                      canonical_json(iv.event_ids)) for iv in plain.intervals]

@@ -9,18 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+import msgspec
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
 from timeline.log.db import IN_CHUNK, TRACE, run_sql
 from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.vocabulary import SUPERSEDING_TYPES
-from timeline.projections.fold import FoldEvent, Interval, fold, superseded_ids
+from timeline.projections.fold import FoldEvent, Interval, fold, order_key, superseded_ids
 from timeline.projections.touching import FOLD_EVENT_COLS as _EVENT_COLS
-from timeline.projections.touching import to_fold_event, touching_events
+from timeline.projections.touching import touching_events
 from timeline.projections.knowledge import (KNOWN_COLS, epoch_changes, holding_before,
                                             known_fold, known_rows, window_bounds)
-from timeline.log.schema import intervals, known_intervals, measures
+from timeline.log.schema import known_intervals
 
 # The version of the fold's meaning (fold.py, knowledge.py, this module's rows). Bump it when
 # a change makes the same log fold into other projection rows: every database built by
@@ -425,6 +426,39 @@ def _last_event_day(conn: Connection, stream: str, before: str, excluded: set[st
 
 def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
     """Every stream with the events touching it, streamed in stream order."""
+    for stream, evs, _plain in _scan_streams(conn):
+        yield stream, evs
+
+
+def _plain_float(literal: str) -> float:
+    """A payload's float whose JSON msgspec writes as the `json` encoder does (no exponent,
+    finite); any other refuses the fast encoder for the stream."""
+    value = float(literal)
+    text_ = repr(value)  # what `json` writes
+    if "e" in text_ or "n" in text_:
+        raise ValueError(text_)
+    return value
+
+
+_CHECKED = msgspec.json.Decoder(float_hook=_plain_float)
+_ENCODE = msgspec.json.Encoder(order="sorted").encode
+
+
+def fast_json(value: Any) -> str:
+    """Canonical JSON of a value built from payloads `_scan_streams` found plain: msgspec
+    writes such values exactly as `canonical_json` (strings, integers, key order, and
+    floats without an exponent), without its check of decoding the text again."""
+    try:
+        return _ENCODE(value).decode("utf-8")
+    except Exception:  # noqa: BLE001 - whatever msgspec refuses is canonical_json's to judge
+        return canonical_json(value)
+
+
+def _scan_streams(conn: Connection) -> Iterator[tuple[str, list[FoldEvent], bool]]:
+    """Every stream with the events touching it, streamed in stream order, and whether all
+    their payloads are plain: decoded by msgspec with every float one `json` writes without
+    an exponent, so that the fold's states and ids (payload values, event ids and names)
+    can be written by `fast_json`."""
     sql = (f"SELECT e.stream AS k, {_EVENT_COLS} FROM events e UNION ALL "
            f"SELECT l.stream AS k, {_EVENT_COLS} FROM event_links l "
            f"JOIN events e ON e.position = l.position ORDER BY 1")
@@ -437,16 +471,24 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
         # statement on this connection (the inserts too) to server-side cursors
         rows = conn.execute(text(sql), execution_options={"stream_results": True,
                                                           "yield_per": 5000})
+    decode = _CHECKED.decode
     batch: list[FoldEvent]
-    current, batch = None, []
-    for r in rows:
-        if r[0] != current:
+    current, batch, plain = None, [], True
+    for k, position, id_, stream, type_, effective, known, payload, source in rows:
+        if k != current:
             if current is not None:
-                yield current, batch
-            current, batch = r[0], []
-        batch.append(to_fold_event(r, 1))
+                yield current, batch, plain
+            current, batch, plain = k, [], True
+        if isinstance(payload, dict):
+            plain = False
+        else:
+            try:
+                payload = decode(payload)
+            except (msgspec.DecodeError, ValueError):
+                plain, payload = False, loads(payload)
+        batch.append(FoldEvent(position, id_, stream, type_, effective, known, payload, source))
     if current is not None:
-        yield current, batch
+        yield current, batch, plain
 
 
 def record_head(conn: Connection, position: int, hash_: str) -> None:
@@ -571,27 +613,32 @@ def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int,
     """Per stream, in stream order: (stream, interval rows, measure row, own events,
     knowledge rows) exactly as a rebuild writes them: one definition for `rebuild` and
     `verify`'s comparison."""
-    for stream, evs in _all_touching(conn):
+    for stream, evs, plain in _scan_streams(conn):
+        evs.sort(key=order_key)  # as known_fold takes them (then its sort finds them sorted)
         own = [e for e in evs if e.stream == stream]
+        changes = epoch_changes(evs)
         # the knowledge fold's last epoch is the plain fold: one pass gives both
-        krows, final = known_fold(stream, evs)
+        krows, final = known_fold(stream, evs, changes=changes,
+                                  encode=fast_json if plain else canonical_json)
         gone = superseded_ids(evs)
         tail_date = max((e.effective for e in evs if e.type != "retraction" and e.id not in gone),
                         default=None)
-        ivs, memo, tail_state = [], {}, None
+        ivs, memo, tail_state, pending = [], {}, None, 0
+        last = len(final) - 1
         for i, (day, state, state_json, ids_json) in enumerate(final):
-            ivs.append(_interval_row(stream, day, final[i + 1][0] if i + 1 < len(final) else None,
+            ivs.append(_interval_row(stream, day, final[i + 1][0] if i < last else None,
                                      state, state_json, ids_json))
             if day == tail_date:
                 tail_state, memo[id(state)] = state, state_json
+            elif tail_date is not None and day > tail_date:
+                pending += 1
         non_retraction = [e.effective for e in own if e.type != "retraction"]
         mr = MeasureRow(
             stream, version=len(own),
             title=catalogue_title(own),
             first_effective=min(non_retraction) if non_retraction else None,
             tail_date=tail_date, tail_state=tail_state,
-            known_through=max(epoch_changes(evs), default=None),
-            pending=sum(1 for f in final if tail_date is not None and f[0] > tail_date),
+            known_through=max(changes, default=None), pending=pending,
         )
         yield stream, ivs, _measure_row(mr, memo), len(own), krows
 
@@ -651,42 +698,77 @@ def _show(row, field_: str) -> str:
     return repr(row[INTERVAL_COLS.index(field_)]) if field_ in INTERVAL_COLS else "present"
 
 
+# what a rebuild writes: each projection table, its columns (the rows `fresh_rows` gives)
+# and how many of the first are its key
+_REBUILT = (("intervals", INTERVAL_COLS, 2), ("known_intervals", KNOWN_COLS, 3),
+            ("measures", MEASURE_COLS, 1))
+_REBUILD_BATCH = 5000  # rows of a table buffered before the streams so far are written
+
+
 def rebuild(conn: Connection, progress: Callable[[int, int], None] | None = None) -> int:
-    """Drop and recompute every projection row from the log; returns the number of streams."""
+    """Recompute every projection row from the log; returns the number of streams.
+
+    The projections end equal to `fresh_rows`, as if dropped and rewritten, but only the rows
+    that differ are written: batch by batch of streams (in stream order), the stored rows of
+    those streams are read and compared with the fresh ones, and only changed, missing or
+    extra rows are deleted and inserted. Rewriting every row was most of SQLite's share of
+    a rebuild; projections that already equal the log are read, not written again. One
+    transaction (the caller's), so a rebuild killed half way leaves the old projections."""
     repair_links(conn)  # the links too are recomputed from the events, never trusted
-    conn.execute(delete(intervals))
-    conn.execute(delete(measures))
-    conn.execute(delete(known_intervals))
     total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
     done, streams = 0, 0
-    iv_buf, m_buf, k_buf = [], [], []
-    for _stream, ivs, mrow, n_own, krows in fresh_rows(conn):
-        iv_buf.extend(ivs)
-        m_buf.append(mrow)
-        k_buf.extend(krows)
+    bufs: tuple[list[tuple], list[tuple], list[tuple]] = ([], [], [])
+    after: str | None = None  # the last stream written
+    for stream, ivs, mrow, n_own, krows in fresh_rows(conn):
+        bufs[0].extend(ivs)
+        bufs[1].extend(krows)
+        bufs[2].append(mrow)
         done += n_own
         streams += 1
-        if len(iv_buf) >= 5000:
-            run_sql(conn, INSERT_INTERVAL, iv_buf)
-            iv_buf.clear()
+        if max(len(b) for b in bufs) >= _REBUILD_BATCH:
+            _converge(conn, bufs, after, stream)
+            after = stream
             if progress:
                 progress(done, total)
-        if len(m_buf) >= 5000:
-            run_sql(conn, INSERT_MEASURE, m_buf)
-            m_buf.clear()
-        if len(k_buf) >= 5000:
-            run_sql(conn, INSERT_KNOWN, k_buf)
-            k_buf.clear()
-    for statement, buf in ((INSERT_INTERVAL, iv_buf), (INSERT_MEASURE, m_buf),
-                           (INSERT_KNOWN, k_buf)):
-        if buf:
-            run_sql(conn, statement, buf)
+    _converge(conn, bufs, after, None)
     head = conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC "
                              "LIMIT 1")).first()
     record_head(conn, *(tuple(head) if head else (0, GENESIS_HASH)))
     if progress:
         progress(total, total)
     return streams
+
+
+def _converge(conn: Connection, bufs: tuple[list[tuple], ...], after: str | None,
+              upto: str | None) -> None:
+    """Make the rows of the streams after `after` up to `upto` (inclusive; None: no bound)
+    of each rebuilt table equal the rows of `bufs`, writing only the differences, and empty
+    the buffers."""
+    bounds = [(c, v) for c, v in (("stream > ?", after), ("stream <= ?", upto)) if v is not None]
+    where = (" WHERE " + " AND ".join(c for c, _ in bounds)) if bounds else ""
+    params = tuple(v for _, v in bounds)
+    for (table, cols, n), want in zip(_REBUILT, bufs):
+        stored = run_sql(conn, f"SELECT {', '.join(cols)} FROM {table}{where} ORDER BY "
+                               f"{', '.join(cols[:n])}", params).all()
+        if stored == want:  # the usual case: nothing to write
+            want.clear()
+            continue
+        have = {tuple(r[:n]): tuple(r) for r in stored}
+        gone, added = [], []
+        for row in want:
+            old = have.pop(row[:n], None)
+            if old != row:
+                if old is not None:
+                    gone.append(row[:n])
+                added.append(row)
+        gone.extend(have)  # rows of streams or days the log no longer gives
+        if gone:
+            run_sql(conn, f"DELETE FROM {table} WHERE "
+                          + " AND ".join(f"{c} = ?" for c in cols[:n]), gone)
+        if added:
+            run_sql(conn, f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({_marks(len(cols))})",
+                    added)
+        want.clear()
 
 
 def refold_if_stale(conn: Connection) -> int | None:
