@@ -20,7 +20,6 @@ import pytest
 from timeline.errors import IntegrityError, SchemaError, StoreError
 from timeline.log.db import run_sql
 from timeline.log.driver import DriverConnection
-from timeline.projections import head, maintain
 from timeline.store.store import Store
 
 STATE = "state of us.tariff.section-301.cn as of 2025-01-01"
@@ -48,10 +47,6 @@ def test_a_read_only_sqlite_store_reads_on_the_driver(seeded_db):
         assert store._engine is None  # no engine was made
     finally:
         store.close()
-
-
-def test_the_read_side_fold_version_is_the_writers():
-    assert head.FOLD_VERSION == maintain.FOLD_VERSION
 
 
 def test_a_log_changed_behind_the_stores_back_is_refused(seeded_db):

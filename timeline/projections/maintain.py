@@ -17,17 +17,13 @@ from timeline.log.db import IN_CHUNK, TRACE, run_sql
 from timeline.log.events import GENESIS_HASH, canonical_json, loads
 from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, order_key, superseded_ids
+from timeline.projections.head import FOLD_VERSION, recorded_head
 from timeline.projections.touching import FOLD_EVENT_COLS as _EVENT_COLS
 from timeline.projections.touching import touching_events
 from timeline.projections.knowledge import (KNOWN_COLS, epoch_changes, holding_before,
                                             known_fold, known_rows, window_bounds)
 from timeline.log.schema import known_intervals
 
-# The version of the fold's meaning (fold.py, knowledge.py, this module's rows). Bump it when
-# a change makes the same log fold into other projection rows: every database built by
-# another version is then rebuilt by `timeline init` and refused by reads until it is
-# (projection_head.fold_version, migration 0011).
-FOLD_VERSION = 2
 INTERVAL_COLS = ("stream", "valid_from", "valid_to", "rate", "status", "legal_status", "state",
                  "event_ids")
 MEASURE_COLS = ("stream", "kind", "imposer", "target", "scope", "title", "version",
@@ -496,15 +492,6 @@ def record_head(conn: Connection, position: int, hash_: str) -> None:
     fold version that made them."""
     run_sql(conn, "UPDATE projection_head SET position = ?, hash = ?, fold_version = ? "
                   "WHERE id = 1", (position, hash_, FOLD_VERSION))
-
-
-def recorded_head(conn: Connection) -> tuple[int, str, int | None] | None:
-    """The log head the projections were last brought up to and the fold version that
-    built them (None: no record)."""
-    # every append asks: through the driver, not Core's per-statement machinery
-    row = run_sql(conn, "SELECT position, hash, fold_version FROM projection_head "
-                        "WHERE id = 1").first()
-    return (row[0], row[1], row[2]) if row else None
 
 
 # -- event_links: derived from the chained events, never trusted as stored (issue 24) -------
