@@ -131,7 +131,8 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
     touching = {s: evs + [e for e in (reach or {}).get(s, ()) if e not in evs]
                 for s, evs in by_stream.items()}
 
-    fast_updates, fast_inserts, fast_deletes = [], [], []
+    iw = IntervalWrites()
+    fast_inserts: list[Interval] = []
     # stream -> (known day, or valid_from -> known day when several epochs, tail, pending)
     extended: dict[str, tuple[str | dict[str, str], str | None, int]] = {}
     windowed: list[tuple] = []  # (stream, old tail, its state, pending): later knowledge only
@@ -166,9 +167,9 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
                     windowed.append((stream, mr.tail_date, mr.tail_state, pending))
                 mr.known_through = max(days)
             if mr.pending:
-                fast_deletes.append((stream, mr.tail_date))
+                iw.after.append((stream, mr.tail_date))
             if not brand_new:
-                fast_updates.append((res.intervals[0].valid_from, stream, mr.tail_date))
+                iw.closes.append((res.intervals[0].valid_from, stream, mr.tail_date))
             fast_inserts.extend(res.intervals)
             mr.tail_date, mr.tail_state = res.tail_date, res.tail_state
             # a fold of new events has a tail
@@ -176,24 +177,48 @@ def apply_batch(conn: Connection, new: list[FoldEvent], rows: dict[str, MeasureR
                              if iv.valid_from > res.tail_date)  # type: ignore[operator]  # folded
         else:
             recomputed.append((stream, brand_new))
-            _refold_from(conn, stream, d0, max(own_dates + withdrawn), mr)
+            _refold_from(conn, iw, stream, d0, max(own_dates + withdrawn), mr)
     kw = KnownWrites()
     for stream, brand_new in recomputed:
         _recompute_known(conn, kw, stream, touching[stream], brand_new, rows[stream])
     for stream, tail, tail_state, pending in windowed:
         _later_known(conn, kw, stream, touching[stream], tail, tail_state, pending)
-    if fast_deletes:
-        run_sql(conn, "DELETE FROM intervals WHERE stream = ? AND valid_from > ?", fast_deletes)
-    if fast_updates:
-        run_sql(conn, "UPDATE intervals SET valid_to = ? WHERE stream = ? AND valid_from = ?",
-                fast_updates)
     memo: dict[int, str] = {}
     if fast_inserts:
         iv_rows = _interval_rows(fast_inserts, memo)
-        run_sql(conn, INSERT_INTERVAL, iv_rows)
+        iw.added.extend(iv_rows)
         _extend_known(conn, kw, extended, iv_rows)
+    iw.flush(conn)
     kw.flush(conn)
     _save_measures(conn, [rows[s] for s in by_stream], memo)
+
+
+@dataclass(slots=True)
+class IntervalWrites:
+    """The batch's changes to `intervals`, written together at its end: a statement per
+    re-folded stream cost a round trip each on PostgreSQL (three for each stream a
+    retroactive event reaches). Each stream is written once a batch, and what the batch
+    reads of `intervals` afterwards lies before the rows it changes (the day before a
+    re-fold, a tail before it), so no read of the batch needs a buffered change."""
+
+    after: list = field(default_factory=list)    # (stream, day): rows after the day go
+    spans: list = field(default_factory=list)    # (stream, from, to): rows in [from, to) go
+    froms: list = field(default_factory=list)    # (stream, from): rows from the day on go
+    closes: list = field(default_factory=list)   # (valid_to, stream, valid_from)
+    added: list = field(default_factory=list)    # INTERVAL_COLS rows
+
+    def flush(self, conn: Connection) -> None:
+        """Delete, close, then insert (an interval deleted may come back re-folded)."""
+        for sql, params in (
+                ("DELETE FROM intervals WHERE stream = ? AND valid_from > ?", self.after),
+                ("DELETE FROM intervals WHERE stream = ? AND valid_from >= ? AND "
+                 "valid_from < ?", self.spans),
+                ("DELETE FROM intervals WHERE stream = ? AND valid_from >= ?", self.froms),
+                ("UPDATE intervals SET valid_to = ? WHERE stream = ? AND valid_from = ?",
+                 self.closes),
+                (INSERT_INTERVAL, self.added)):
+            if params:
+                run_sql(conn, sql, params)
 
 
 @dataclass(slots=True)
@@ -345,8 +370,10 @@ def _save_measures(conn: Connection, mrs: list[MeasureRow], memo: dict | None = 
         mr.exists = True
 
 
-def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: MeasureRow) -> None:
-    """Re-fold one stream from day `d0`, starting from the state in force the day before.
+def _refold_from(conn: Connection, iw: IntervalWrites, stream: str, d0: str, horizon: str,
+                 mr: MeasureRow) -> None:
+    """Re-fold one stream from day `d0`, starting from the state in force the day before;
+    its writes go to `iw`, written at the end of the batch.
 
     `horizon` is the latest day any changed event touches; past it the re-fold stops at the
     first interval equal to the stored one, so a retroactive event rewrites only the
@@ -373,16 +400,14 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
                converge=same_as_stored, converge_after=horizon)
     stop = res.converged_at
     if stop:
-        run_sql(conn, "DELETE FROM intervals WHERE stream = ? AND valid_from >= ? AND "
-                      "valid_from < ?", (stream, d0, stop))
+        iw.spans.append((stream, d0, stop))
     else:
-        run_sql(conn, "DELETE FROM intervals WHERE stream = ? AND valid_from >= ?", (stream, d0))
+        iw.froms.append((stream, d0))
     if prev is not None:
         first = res.intervals[0].valid_from if res.intervals else stop
-        run_sql(conn, "UPDATE intervals SET valid_to = ? WHERE stream = ? AND valid_from = ?",
-                (first, stream, prev[0]))
+        iw.closes.append((first, stream, prev[0]))
     if res.intervals:
-        run_sql(conn, INSERT_INTERVAL, _interval_rows(res.intervals))
+        iw.added.extend(_interval_rows(res.intervals))
     if stop and mr.tail_date is not None and mr.tail_date >= stop:
         pass  # the stored tail lies in the unchanged part
     elif res.tail_date is not None:
@@ -402,10 +427,13 @@ def _refold_from(conn: Connection, stream: str, d0: str, horizon: str, mr: Measu
         mr.pending = 0
     elif starts and mr.tail_date >= starts[0]:
         mr.pending = sum(1 for d in starts if d > mr.tail_date)
-    else:  # the tail lies before what was read: count what follows it
+    else:  # the tail lies before what was read: count what follows it, the stored rows
+        # before those read (the buffered writes change none of them) and the ones above
+        before = rows[0][0] if rows else d0
         mr.pending = run_sql(
-            conn, "SELECT COUNT(*) FROM intervals WHERE stream = ? AND valid_from > ?",
-            (stream, mr.tail_date)).scalar_one()
+            conn, "SELECT COUNT(*) FROM intervals WHERE stream = ? AND valid_from > ? AND "
+                  "valid_from < ?", (stream, mr.tail_date, before)).scalar_one() + \
+            sum(1 for d in starts if d > mr.tail_date)
 
 
 def _last_event_day(conn: Connection, stream: str, before: str, excluded: set[str]) -> str | None:
