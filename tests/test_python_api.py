@@ -27,7 +27,8 @@ def test_the_documented_examples_run_as_written(seeded_db, monkeypatch):
 def test_every_public_name_is_importable_and_listed():
     for name in timeline.__all__:
         assert getattr(timeline, name) is not None, name
-    assert {"open", "init", "Timeline", "Result", "QueryError"} <= set(dir(timeline))
+    assert {"open", "init", "Timeline", "Snapshot", "Result", "QueryError"} <= set(dir(timeline))
+    assert timeline.Snapshot is timeline.api.Snapshot  # a snapshot is typed from the root
 
 
 def test_help_shows_the_api():

@@ -19,7 +19,7 @@ from timeline.errors import (ConcurrencyError, EventValidationError, ImmutableLo
 __version__ = "0.1.0"
 
 __all__ = [
-    "open", "init", "Timeline", "Result", "LoadResult", "Head", "NewEvent",
+    "open", "init", "Timeline", "Snapshot", "Result", "LoadResult", "Head", "NewEvent",
     "TimelineError", "QueryError", "EventValidationError", "StoreError", "SchemaError",
     "ReadOnlyError", "IntegrityError", "ImmutableLogError", "ConcurrencyError",
     "__version__",
@@ -29,8 +29,8 @@ __all__ = [
 # start-up included) runs this file, and most commands never need SQLAlchemy's ORM-free
 # core, Lark and the planner all at once just to print --help.
 _LAZY = {"open": "timeline.api", "init": "timeline.api", "Timeline": "timeline.api",
-         "Result": "timeline.api", "LoadResult": "timeline.api", "Head": "timeline.log.chain",
-         "NewEvent": "timeline.log.events"}
+         "Snapshot": "timeline.api", "Result": "timeline.api", "LoadResult": "timeline.api",
+         "Head": "timeline.log.chain", "NewEvent": "timeline.log.events"}
 
 
 def __getattr__(name: str):
