@@ -364,13 +364,13 @@ def measure_queries(sides, pairs: list, es_on: bool, rounds: int, e2e_samples: i
 def measure_postgres(url: str, a, es_on: bool, log: Log, known_samples: int) -> dict:
     """Figures 1-3 and 5 (API) on PostgreSQL: a workload of `a.pg_events` rows (same seed and
     streams), in a scratch database created and dropped here."""
-    from .postgres import PgRun, PgSides, es_postgres_available
+    from .postgres import PgRun, PgSides, es_postgres_unusable
 
     n = min(a.pg_events, a.events)
-    es_pg = es_on and es_postgres_available()
-    if es_on and not es_pg:
-        log("  eventsourcing.postgres is not importable (pip install psycopg-pool): its "
-            "PostgreSQL columns are skipped")
+    why_not = es_postgres_unusable() if es_on else None
+    es_pg = es_on and why_not is None
+    if why_not:
+        log(f"  {why_not}: eventsourcing's PostgreSQL columns are skipped")
     run = PgRun(url)
     log(f"  PostgreSQL {run.settings['server_version']}, scratch "
         f"{'database ' + run.database if run.database else 'schemas ' + run.prefix + '*'}, "

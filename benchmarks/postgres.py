@@ -18,13 +18,21 @@ RAW_AS_OF = ref.RAW_AS_OF.replace("?", "%s")
 RAW_KNOWN_ON = ref.RAW_KNOWN_ON.replace("?", "%s")
 
 
-def es_postgres_available() -> bool:
-    """Whether eventsourcing's PostgreSQL module imports (it needs psycopg_pool)."""
+def es_postgres_unusable(psycopg_version: str | None = None) -> str | None:
+    """Why eventsourcing's PostgreSQL recorder cannot be this run's reference, or None."""
     try:
         import eventsourcing.postgres  # noqa: F401
+        import psycopg
     except Exception:
-        return False
-    return True
+        return "eventsourcing.postgres is not importable (pip install psycopg-pool)"
+    version = psycopg_version or psycopg.__version__
+    if tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) == (3, 3):
+        # seen 2026-12-07: 3.3.9 never returned from the first 10,000-event insert_events
+        # (client in Pipeline.sync, server in ClientRead), every time; 3.2.13 took 0.4 s
+        return (f"with psycopg {version}, eventsourcing's PostgresApplicationRecorder hangs "
+                f"in its first 10,000-event insert (a pipeline deadlock); for these columns "
+                f"run with pip install 'psycopg[binary]<3.3'")
+    return None
 
 
 def check_server(url: str) -> str | None:

@@ -205,3 +205,14 @@ def test_the_every_row_reference_replays_exactly_what_the_append_wrote(tmp_path)
         a, b = (sqlite3.connect(sides.path(n)).execute(f"SELECT * FROM {t} ORDER BY 1, 2")
                 .fetchall() for n in ("ours", "full"))
         assert a == b, t
+
+
+def test_eventsourcing_on_postgres_is_skipped_with_the_psycopg_that_hangs_it():
+    pytest.importorskip("eventsourcing.postgres", reason="eventsourcing's PostgreSQL module "
+                        "needs psycopg-pool (pip install '.[bench]')")
+    from benchmarks.postgres import es_postgres_unusable
+
+    why = es_postgres_unusable("3.3.9")
+    assert why is not None and "3.3.9" in why and "psycopg[binary]<3.3" in why
+    assert es_postgres_unusable("3.2.13") is None
+    assert es_postgres_unusable("3.4.0") is None  # a later release is tried again
