@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from timeline.log.events import canonical_json
+from timeline.log.events import canonical_json, canonical_json_plain, plain_float
 from timeline.projections import maintain
 from timeline.store.store import Store
 
@@ -127,16 +127,15 @@ def test_a_float_json_writes_with_an_exponent_takes_the_canonical_encoder(make_d
         store.close()
 
 
-def test_fast_json_is_canonical_json_for_plain_values():
+def test_the_plain_encoder_is_canonical_json_for_plain_values():
     values = [{"b": [1, 2.5, "x"], "a": {"é": None, "z": True}}, ["ids", "é\u2028\"\\"],
               {"rate": 123456789012345.6, "low": 0.0001, "neg": -0.0}]
     for v in values:
-        assert maintain.fast_json(v) == canonical_json(v)
-    with pytest.raises(ValueError):
-        maintain._plain_float("1e-05")
-    with pytest.raises(ValueError):
-        maintain._plain_float("1e16")
-    assert maintain._plain_float("0.5") == 0.5
+        assert canonical_json_plain(v) == canonical_json(v)
+    for literal in ("1e-05", "1e16", "0.00001", "10000000000000000.0", "1E3"):
+        with pytest.raises(ValueError):
+            plain_float(literal)
+    assert plain_float("0.5") == 0.5
 
 
 def test_the_rebuild_benchmark_runs(tmp_path, monkeypatch, capsys):

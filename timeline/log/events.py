@@ -118,20 +118,24 @@ def canonical_json(value: Any) -> str:
         raise EventValidationError(f"cannot store a non-finite number ({exc})") from None
 
 
-class _NotCanonical(Exception):
-    """A float msgspec writes differently from `json` (exponent form): use the slow path."""
+def plain_float(literal: str) -> float:
+    """A JSON number whose text msgspec and `json` write alike (ValueError for any other).
 
-
-def _plain_float(literal: str) -> float:
-    # Python's repr switches to an exponent below 1e-4 and from 1e16, with a sign and two
-    # digits ("1e+16", "1e-05"); msgspec writes "1e16", "0.00001": those take the slow path
-    if "e" in literal or "E" in literal or literal.lstrip("-").startswith("0.0000"):
-        raise _NotCanonical
-    return float(literal)
+    Python's repr (what `json` writes) switches to an exponent below 1e-4 and from 1e16
+    ("1e+16", "1e-05"); msgspec writes "1e16", "0.00001". A literal in exponent form, or a
+    value whose repr has one (or is not finite), is refused: the decoder hook of both fast
+    paths (`_fast_canonical`'s check, and payloads read for `canonical_json_plain`)."""
+    if "e" in literal or "E" in literal:
+        raise ValueError(literal)
+    value = float(literal)
+    text = repr(value)
+    if "e" in text or "n" in text:
+        raise ValueError(literal)
+    return value
 
 
 _FAST_ENCODER = msgspec.json.Encoder(order="sorted")
-_CHECK_DECODER = msgspec.json.Decoder(float_hook=_plain_float)
+_CHECK_DECODER = msgspec.json.Decoder(float_hook=plain_float)
 
 
 def _fast_canonical(value: Any) -> str | None:
@@ -151,6 +155,16 @@ def _fast_canonical(value: Any) -> str | None:
     except Exception:  # noqa: BLE001 - anything msgspec refuses is the json encoder's to judge
         return None
     return out.decode("utf-8")
+
+
+def canonical_json_plain(value: Any) -> str:
+    """`canonical_json` of a value whose floats all passed `plain_float` (decoded through
+    it), by msgspec without `_fast_canonical`'s decode-again check: strings, integers, key
+    order and such floats are written alike by both encoders."""
+    try:
+        return _FAST_ENCODER.encode(value).decode("utf-8")
+    except Exception:  # noqa: BLE001 - whatever msgspec refuses is canonical_json's to judge
+        return canonical_json(value)
 
 
 def loads(text: str | bytes) -> Any:

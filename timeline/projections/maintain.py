@@ -14,7 +14,8 @@ from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
 
 from timeline.log.db import IN_CHUNK, TRACE, run_sql
-from timeline.log.events import GENESIS_HASH, canonical_json, loads
+from timeline.log.events import (GENESIS_HASH, canonical_json, canonical_json_plain,
+                                 loads, plain_float)
 from timeline.log.vocabulary import SUPERSEDING_TYPES
 from timeline.projections.fold import FoldEvent, Interval, fold, order_key, superseded_ids
 from timeline.projections.head import FOLD_VERSION, recorded_head
@@ -454,35 +455,14 @@ def _all_touching(conn: Connection) -> Iterator[tuple[str, list[FoldEvent]]]:
         yield stream, evs
 
 
-def _plain_float(literal: str) -> float:
-    """A payload's float whose JSON msgspec writes as the `json` encoder does (no exponent,
-    finite); any other refuses the fast encoder for the stream."""
-    value = float(literal)
-    text_ = repr(value)  # what `json` writes
-    if "e" in text_ or "n" in text_:
-        raise ValueError(text_)
-    return value
-
-
-_CHECKED = msgspec.json.Decoder(float_hook=_plain_float)
-_ENCODE = msgspec.json.Encoder(order="sorted").encode
-
-
-def fast_json(value: Any) -> str:
-    """Canonical JSON of a value built from payloads `_scan_streams` found plain: msgspec
-    writes such values exactly as `canonical_json` (strings, integers, key order, and
-    floats without an exponent), without its check of decoding the text again."""
-    try:
-        return _ENCODE(value).decode("utf-8")
-    except Exception:  # noqa: BLE001 - whatever msgspec refuses is canonical_json's to judge
-        return canonical_json(value)
+_CHECKED = msgspec.json.Decoder(float_hook=plain_float)
 
 
 def _scan_streams(conn: Connection) -> Iterator[tuple[str, list[FoldEvent], bool]]:
     """Every stream with the events touching it, streamed in stream order, and whether all
     their payloads are plain: decoded by msgspec with every float one `json` writes without
     an exponent, so that the fold's states and ids (payload values, event ids and names)
-    can be written by `fast_json`."""
+    can be written by `canonical_json_plain`."""
     sql = (f"SELECT e.stream AS k, {_EVENT_COLS} FROM events e UNION ALL "
            f"SELECT l.stream AS k, {_EVENT_COLS} FROM event_links l "
            f"JOIN events e ON e.position = l.position ORDER BY 1")
@@ -634,7 +614,7 @@ def fresh_rows(conn: Connection) -> Iterator[tuple[str, list[tuple], tuple, int,
         changes = epoch_changes(evs)
         # the knowledge fold's last epoch is the plain fold: one pass gives both
         krows, final = known_fold(stream, evs, changes=changes,
-                                  encode=fast_json if plain else canonical_json)
+                                  encode=canonical_json_plain if plain else canonical_json)
         gone = superseded_ids(evs)
         tail_date = max((e.effective for e in evs if e.type != "retraction" and e.id not in gone),
                         default=None)
