@@ -45,12 +45,12 @@ def same_as_stored(ev: NewEvent, stored: tuple) -> None:
 
 def check_batch_ids(offered: Sequence[NewEvent]) -> None:
     """Within one append, an id offered twice must carry the same content both times."""
-    first: dict[str | None, tuple[NewEvent, tuple]] = {}
+    first: dict[str | None, NewEvent] = {}
     for ev in offered:
-        other, other_identity = first.setdefault(ev.id, (ev, identity(ev)))
+        other = first.setdefault(ev.id, ev)
         if other is ev:
-            continue
-        differs = identity_differences(ev, other_identity)
+            continue  # identities are worked out only for an id offered twice
+        differs = identity_differences(ev, identity(other))
         if differs:
             where = other.origin or "earlier in the batch"
             reject(ev, "id", f"conflict: id {ev.id} is also used at {where} with other "
